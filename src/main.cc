@@ -1,1 +1,198 @@
-int main() { return 0; }
+// ringmaster: wiring only — parse flags, build the static target snapshot, start the
+// reactors, wait for SIGTERM/SIGINT, drain, exit. Bad flags exit 2 with one line.
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "ringmaster/base/log.h"
+#include "ringmaster/config/config.h"
+#include "ringmaster/discovery/agent.h"
+#include "ringmaster/proxy/admin.h"
+#include "ringmaster/proxy/server.h"
+
+namespace {
+
+using namespace ringmaster;
+
+constexpr const char* kUsage =
+    "usage: ringmaster proxy --listen HOST:PORT (--zk HOSTS[/chroot] | --target HOST:PORT ...) [flags]\n"
+    "       ringmaster agent --zk HOSTS[/chroot] --target HOST:PORT [flags]\n"
+    "see README.md for every flag\n";
+
+int fail_usage(const char* message) {
+  std::fprintf(stderr, "ringmaster: %s\n", message);
+  return 2;
+}
+
+proxy::ServerOptions server_options(const config::ProxyConfig& cfg) {
+  proxy::ServerOptions o;
+  auto address = base::resolve(cfg.listen);
+  if (!address) throw config::ConfigError("--listen: cannot resolve \"" + cfg.listen.to_string() + "\"");
+  o.listen = *address;
+  o.threads = cfg.threads;
+  o.limits.request_line_bytes_max = cfg.request_line_bytes_max;
+  o.limits.header_bytes_max = cfg.header_bytes_max;
+  o.limits.header_count_max = cfg.header_count_max;
+  o.limits.body_bytes_max = cfg.body_bytes_max;
+  o.header_timeout_ms = cfg.header_timeout_ms;
+  o.idle_timeout_ms = cfg.idle_timeout_ms;
+  o.client_timeout_ms = cfg.client_timeout_ms;
+  o.connect_timeout_ms = cfg.connect_timeout_ms;
+  o.upstream_timeout_ms = cfg.upstream_timeout_ms;
+  o.shutdown_timeout_ms = cfg.shutdown_timeout_ms;
+  o.max_connections = cfg.max_connections;
+  o.upstream_idle_max = cfg.upstream_idle_max;
+  return o;
+}
+
+std::unique_ptr<const upstream::TargetSnapshot> static_snapshot(const config::ProxyConfig& cfg) {
+  auto snapshot = std::make_unique<upstream::TargetSnapshot>();
+  snapshot->version = 1;
+  for (const base::HostPort& hp : cfg.targets) {
+    auto address = base::resolve(hp);
+    if (!address) throw config::ConfigError("--target: cannot resolve \"" + hp.to_string() + "\"");
+    upstream::Target t;
+    t.state = std::make_shared<upstream::TargetState>(hp.to_string(), *address, cfg.threads);
+    snapshot->targets.push_back(std::move(t));
+  }
+  return snapshot;
+}
+
+// JSON for GET /targets in static mode (the snapshot never changes, so reading it from the
+// admin thread is safe).
+std::string static_targets_json(const upstream::TargetSnapshot& snapshot) {
+  std::string out = "{\"mode\":\"static\",\"targets\":[";
+  for (size_t i = 0; i < snapshot.targets.size(); ++i) {
+    const upstream::Target& t = snapshot.targets[i];
+    if (i) out += ",";
+    out += "{\"name\":\"" + t.state->name + "\",\"requests\":" + std::to_string(t.state->requests_total()) + "}";
+  }
+  return out + "]}\n";
+}
+
+int run_proxy(const std::vector<std::string_view>& args) {
+  config::ProxyConfig cfg;
+  proxy::ServerOptions options;
+  std::unique_ptr<const upstream::TargetSnapshot> snapshot;
+  try {
+    cfg = config::parse_proxy_args(args);
+    if (!cfg.zk.empty()) throw config::ConfigError("--zk: ZooKeeper discovery is not built yet; use --target");
+    options = server_options(cfg);
+    snapshot = static_snapshot(cfg);
+  } catch (const config::ConfigError& e) {
+    return fail_usage(e.what());
+  }
+  if (cfg.verbose) base::set_log_level(base::LogLevel::debug);
+
+  // Block the stop signals before any thread exists, so only sigwait() below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  upstream::SnapshotCell cell(options.threads);
+  size_t target_count = snapshot->targets.size();
+  cell.publish(std::move(snapshot));
+  proxy::Server server(options, &cell);
+  std::unique_ptr<proxy::AdminServer> admin;
+  try {
+    server.start();
+    if (cfg.admin) {
+      auto address = base::resolve(*cfg.admin);
+      if (!address) throw std::runtime_error("--admin: cannot resolve " + cfg.admin->to_string());
+      admin = std::make_unique<proxy::AdminServer>(*address);
+      admin->route("GET", "/metrics", [&server](const proxy::AdminRequest&) {
+        metrics::TextWriter w;
+        server.write_metrics(w);
+        return proxy::AdminResponse{200, "text/plain; version=0.0.4", w.text()};
+      });
+      admin->route("GET", "/targets", [&cell](const proxy::AdminRequest&) {
+        return proxy::AdminResponse{200, "application/json", static_targets_json(*cell.load())};
+      });
+      admin->start();
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ringmaster: %s\n", e.what());
+    return 1;
+  }
+  RM_LOG_INFO("listening on %s with %u reactors, %zu static targets", cfg.listen.to_string().c_str(), options.threads,
+              target_count);
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  RM_LOG_INFO("%s: draining (up to %u ms)", strsignal(sig), options.shutdown_timeout_ms);
+  server.request_stop();
+  server.wait();
+  if (admin) admin->stop();
+  RM_LOG_INFO("stopped");
+  return 0;
+}
+
+// `ringmaster agent`: flags -> AgentOptions, a sigwait thread turning SIGTERM/SIGINT into
+// the stop flag, then the agent loop on this thread until it returns.
+int run_agent_command(const std::vector<std::string_view>& args) {
+  config::AgentConfig cfg;
+  try {
+    cfg = config::parse_agent_args(args);
+  } catch (const config::ConfigError& e) {
+    return fail_usage(e.what());
+  }
+  if (cfg.verbose) base::set_log_level(base::LogLevel::debug);
+  discovery::AgentOptions options;
+  options.zk = cfg.zk;
+  options.target = cfg.target;
+  options.targets_path = cfg.targets_path;
+  options.cache_version_path = cfg.cache_version_path;
+  options.health_path = cfg.health_path;
+  options.health_interval_ms = cfg.health_interval_ms;
+  options.health_timeout_ms = cfg.health_timeout_ms;
+  options.health_rise = cfg.health_rise;
+  options.health_fall = cfg.health_fall;
+  options.content_version = cfg.content_version;
+  options.session_timeout_ms = cfg.session_timeout_ms;
+
+  // Blocked before any thread exists (ZooKeeper's client starts two), so only the sigwait
+  // thread below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  std::atomic<bool> stop{false};
+  std::thread signal_thread([&stop, stop_signals] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    RM_LOG_INFO("%s: stopping", strsignal(sig));
+    stop.store(true, std::memory_order_release);
+  });
+  int code = discovery::run_agent(options, stop);
+  // run_agent only returns once stop is set, so the thread has already returned.
+  signal_thread.join();
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  std::string_view command = argv[1];
+  std::vector<std::string_view> args(argv + 2, argv + argc);
+  if (command == "--help" || command == "-h" || command == "help") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (command == "proxy") return run_proxy(args);
+  if (command == "agent") return run_agent_command(args);
+  return fail_usage(("unknown command \"" + std::string(command) + "\" (expected proxy or agent)").c_str());
+}

@@ -1,1 +1,337 @@
-// placeholder, being written
+// The client side of a worker: receive, parse, validate, answer locally or hand the request
+// to an upstream connection, and send responses back in order.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "ringmaster/base/log.h"
+#include "worker.h"
+
+namespace ringmaster::proxy {
+
+void Worker::arm_client_recv(ClientConn* c) {
+  io_uring_sqe* sqe = ring_->get_sqe();
+  io_uring_prep_recv_multishot(sqe, c->fd, nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = buffers_->group_id();
+  io_uring_sqe_set_data64(sqe, io::pack_user_data(c, io::OpTag::client_recv));
+  c->recv_armed = true;
+  ++c->in_flight;
+}
+
+void Worker::update_client_recv(ClientConn* c) {
+  if (c->state == ClientState::closed || c->peer_eof || c->starved || c->recv_cancel_pending) return;
+  bool want = c->held.size() < kClientHeldMax;
+  if (want && !c->recv_armed) {
+    arm_client_recv(c);
+  } else if (!want && c->recv_armed) {
+    // Too much unparsed input: stop the multishot receive; the kernel keeps the rest and TCP
+    // pushes back on the client.
+    cancel(io::pack_user_data(c, io::OpTag::client_recv));
+    c->recv_cancel_pending = true;
+  }
+}
+
+void Worker::on_client_recv(ClientConn* c, io_uring_cqe* cqe) {
+  bool more = cqe->flags & IORING_CQE_F_MORE;
+  if (!more) {
+    c->recv_armed = false;
+    c->recv_cancel_pending = false;
+    --c->in_flight;
+  }
+  int res = cqe->res;
+  bool has_buffer = cqe->flags & IORING_CQE_F_BUFFER;
+  uint16_t buffer_id = has_buffer ? static_cast<uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT) : 0;
+  if (has_buffer) buffers_->on_picked();
+  bool keep = has_buffer && res > 0 && c->state != ClientState::closed && c->state != ClientState::lingering;
+  if (has_buffer && !keep) buffers_->recycle(buffer_id);
+  if (c->state == ClientState::closed) return;
+  if (res == -ENOBUFS) {
+    c->starved = true;
+    starved_.push_back(c);
+    return;
+  }
+  if (res == -ECANCELED) {
+    update_client_recv(c);
+    return;
+  }
+  if (res <= 0) {
+    client_input_ended(c, res);
+    return;
+  }
+  if (c->state == ClientState::lingering) {
+    if (!more) update_client_recv(c);
+    return;
+  }
+  c->held.push_back(HeldBuffer{buffer_id, 0, static_cast<uint32_t>(res)});
+  if (c->state == ClientState::idle) {
+    // First byte of the next request: the whole head must now arrive within the deadline.
+    c->state = ClientState::reading_head;
+    header_timers_.arm(&c->timer, now_ms_);
+  } else if (c->state == ClientState::exchanging) {
+    client_timers_.arm(&c->timer, now_ms_);
+  }
+  pump_client(c);
+}
+
+void Worker::consume_held(ClientConn* c, size_t bytes) {
+  HeldBuffer& h = c->held.front();
+  h.offset += static_cast<uint32_t>(bytes);
+  h.length -= static_cast<uint32_t>(bytes);
+  if (h.length == 0) {
+    buffers_->recycle(h.buffer_id);
+    c->held.erase(c->held.begin());
+  }
+}
+
+void Worker::release_held(ClientConn* c) {
+  for (const HeldBuffer& h : c->held) buffers_->recycle(h.buffer_id);
+  c->held.clear();
+}
+
+void Worker::pump_client(ClientConn* c) {
+  // Handlers reached from inside the loop (a local response finishing an exchange, say) only
+  // change state; the loop picks that up, so pipelined requests never recurse.
+  if (c->pumping) return;
+  c->pumping = true;
+  while (c->state != ClientState::closed && pump_client_once(c)) {
+  }
+  c->pumping = false;
+  update_client_recv(c);
+}
+
+// One step of parsing; false when no progress is possible until more I/O completes.
+bool Worker::pump_client_once(ClientConn* c) {
+  if (c->held.empty()) return false;
+  HeldBuffer& h = c->held.front();
+  const char* data = buffers_->buffer(h.buffer_id) + h.offset;
+  switch (c->state) {
+    case ClientState::idle:
+      c->state = ClientState::reading_head;
+      header_timers_.arm(&c->timer, now_ms_);
+      return true;
+    case ClientState::reading_head: {
+      if (!c->parser) {
+        if (!spare_parsers_.empty()) {
+          c->parser = std::move(spare_parsers_.back());
+          spare_parsers_.pop_back();
+        } else {
+          c->parser = std::make_unique<http::RequestParser>(options_.limits);
+        }
+      }
+      http::ParseResult r = c->parser->parse_head(data, h.length);
+      consume_held(c, r.consumed);
+      if (r.status == http::ParseStatus::error) {
+        stats_.rejected.add();
+        RM_LOG_DEBUG("rejected request from %s: %u %.*s", c->ip, c->parser->error_status(),
+                     static_cast<int>(c->parser->error_reason().size()), c->parser->error_reason().data());
+        c->keep_alive = false;
+        c->request_done = false;
+        c->method = http::Method::get;
+        c->state = ClientState::exchanging;
+        local_response(c, c->parser->error_status());
+        return true;
+      }
+      if (r.status == http::ParseStatus::head_done) on_request_head(c);
+      return true;
+    }
+    case ClientState::exchanging: {
+      if (c->request_done || c->upstream == nullptr) return false;
+      base::ByteBuffer& out = c->upstream->out.pending();
+      size_t queued = c->upstream->out.size();
+      // Each parse_body call may add up to 32 framing bytes to what it consumes.
+      if (queued + 64 >= kOutSoftLimit) return false;
+      size_t take = std::min<size_t>(h.length, kOutSoftLimit - queued - 32);
+      http::ParseResult r = c->parser->parse_body(data, take, out);
+      consume_held(c, r.consumed);
+      kick_upstream_send(c->upstream);
+      if (r.status == http::ParseStatus::error) {
+        stats_.rejected.add();
+        c->keep_alive = false;
+        if (c->response_started) {
+          close_client(c);
+        } else {
+          local_response(c, c->parser->error_status());
+        }
+        return true;
+      }
+      if (r.status == http::ParseStatus::message_done) {
+        c->request_done = true;
+        if (c->response_done) finish_exchange(c);
+      }
+      return r.consumed > 0 || r.status == http::ParseStatus::message_done;
+    }
+    case ClientState::closing:
+    case ClientState::lingering:
+    case ClientState::closed:
+      return false;
+  }
+  return false;
+}
+
+void Worker::on_request_head(ClientConn* c) {
+  const http::RequestHead& head = c->parser->head();
+  stats_.requests.add();
+  c->state = ClientState::exchanging;
+  client_timers_.arm(&c->timer, now_ms_);
+  c->method = head.method;
+  c->version_minor = head.version_minor;
+  c->keep_alive = head.keep_alive && !draining_;
+  c->request_done = c->parser->body_done();
+  c->response_started = false;
+  c->response_done = false;
+  c->tried = upstream::TriedSet{};
+  if (head.expect_continue && !c->request_done) {
+    // We will read the body ourselves, so we invite it (as nginx does) rather than relaying
+    // the backend's 100 Continue.
+    http::write_continue(c->out.pending());
+    kick_client_send(c);
+  }
+  start_attempt(c, nullptr);
+}
+
+void Worker::local_response(ClientConn* c, uint16_t status) {
+  if (c->upstream) {
+    UpstreamConn* u = c->upstream;
+    detach(c);
+    close_upstream(u);
+  }
+  if (status == 502) stats_.responses_502.add();
+  if (status == 503) stats_.responses_503.add();
+  if (status == 504) stats_.responses_504.add();
+  // Unread request body bytes make the connection's next request boundary unknown: close.
+  if (!c->request_done) c->keep_alive = false;
+  http::write_error_response(status, !c->keep_alive, c->method == http::Method::head, c->out.pending());
+  c->response_started = true;
+  c->response_done = true;
+  kick_client_send(c);
+  finish_exchange(c);
+}
+
+void Worker::finish_exchange(ClientConn* c) {
+  if (draining_) c->keep_alive = false;
+  if (!c->keep_alive) {
+    c->state = ClientState::closing;
+    client_timers_.arm(&c->timer, now_ms_);
+    // Pipelined requests after a closing response are never forwarded.
+    release_held(c);
+    if (c->out.empty()) begin_linger(c);
+    return;
+  }
+  c->parser->reset();
+  c->state = ClientState::idle;
+  idle_timers_.arm(&c->timer, now_ms_);
+  if (c->held.empty()) {
+    // Idle keep-alive connections hold no parser: thousands of them cost little memory.
+    spare_parsers_.push_back(std::move(c->parser));
+  }
+  if (!c->pumping) pump_client(c);
+}
+
+void Worker::kick_client_send(ClientConn* c) {
+  const char* data;
+  size_t len;
+  if (c->state == ClientState::closed || !c->out.next_send(&data, &len)) return;
+  io_uring_sqe* sqe = ring_->get_sqe();
+  io_uring_prep_send(sqe, c->fd, data, len, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, io::pack_user_data(c, io::OpTag::client_send));
+  ++c->in_flight;
+}
+
+void Worker::on_client_send(ClientConn* c, int res) {
+  --c->in_flight;
+  if (c->state == ClientState::closed) return;
+  if (res < 0) {
+    close_client(c);
+    return;
+  }
+  c->out.on_sent(static_cast<size_t>(res));
+  if (c->state == ClientState::exchanging || c->state == ClientState::closing) client_timers_.arm(&c->timer, now_ms_);
+  kick_client_send(c);
+  if (c->upstream && c->upstream->state == UpstreamState::busy) pump_upstream(c->upstream);
+  if (c->state == ClientState::closing && c->out.empty()) begin_linger(c);
+}
+
+void Worker::on_client_timer(ClientConn* c) {
+  switch (c->state) {
+    case ClientState::reading_head:
+      // Slow or stalled head (slowloris): 408 and close.
+      RM_LOG_DEBUG("header timeout from %s", c->ip);
+      c->keep_alive = false;
+      c->request_done = false;
+      c->state = ClientState::exchanging;
+      local_response(c, 408);
+      return;
+    case ClientState::exchanging:
+      if (!c->response_started) {
+        c->keep_alive = false;
+        local_response(c, 408);
+        return;
+      }
+      close_client(c);
+      return;
+    default:
+      close_client(c);
+  }
+}
+
+void Worker::client_input_ended(ClientConn* c, int res) {
+  c->peer_eof = true;
+  switch (c->state) {
+    case ClientState::exchanging:
+      // A client may half-close after sending a complete request; wait for the response.
+      if (res == 0 && c->request_done) {
+        c->keep_alive = false;
+        return;
+      }
+      close_client(c);
+      return;
+    case ClientState::closing:
+      if (res == 0) return;  // still sending our last response
+      close_client(c);
+      return;
+    default:
+      close_client(c);
+  }
+}
+
+void Worker::begin_linger(ClientConn* c) {
+  release_held(c);
+  if (c->peer_eof) {
+    close_client(c);
+    return;
+  }
+  ::shutdown(c->fd, SHUT_WR);
+  c->state = ClientState::lingering;
+  linger_timers_.arm(&c->timer, now_ms_);
+  update_client_recv(c);
+}
+
+void Worker::close_client(ClientConn* c) {
+  if (c->state == ClientState::closed) return;
+  if (c->upstream) {
+    UpstreamConn* u = c->upstream;
+    detach(c);
+    close_upstream(u);
+  }
+  c->state = ClientState::closed;
+  TimerList::disarm(&c->timer);
+  release_held(c);
+  if (c->parser) {
+    c->parser->reset();
+    spare_parsers_.push_back(std::move(c->parser));
+  }
+  // shutdown() completes any outstanding receive or send at once; the descriptor itself is
+  // closed when the last completion has arrived (bury_dead).
+  if (c->in_flight > 0) ::shutdown(c->fd, SHUT_RDWR);
+  if (c->recv_armed) cancel(io::pack_user_data(c, io::OpTag::client_recv));
+  if (c->starved) starved_.erase(std::find(starved_.begin(), starved_.end(), c));
+  c->starved = false;
+  --clients_;
+  stats_.connections_open.set(clients_);
+  dead_clients_.push_back(c);
+}
+
+}  // namespace ringmaster::proxy

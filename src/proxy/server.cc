@@ -1,1 +1,107 @@
-// placeholder, being written
+#include "ringmaster/proxy/server.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <stdexcept>
+
+#include "ringmaster/base/log.h"
+#include "ringmaster/io/socket.h"
+#include "worker.h"
+
+namespace ringmaster::proxy {
+
+Server::Server(const ServerOptions& options, upstream::SnapshotCell* cell) : options_(options), cell_(cell) {}
+
+Server::~Server() {
+  request_stop();
+  wait();
+}
+
+void Server::start() {
+  // Every listener is bound here, on the calling thread, so "address in use" is reported
+  // before anything runs; each worker then gets its own SO_REUSEPORT socket.
+  std::vector<int> fds;
+  try {
+    for (unsigned i = 0; i < options_.threads; ++i) fds.push_back(io::listen_tcp(options_.listen, 4096));
+  } catch (...) {
+    for (int fd : fds) ::close(fd);
+    throw;
+  }
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  for (unsigned i = 0; i < options_.threads; ++i) {
+    workers_.push_back(std::make_unique<Worker>(options_, static_cast<int>(i), fds[i], cell_, &stop_requested_));
+  }
+  for (unsigned i = 0; i < options_.threads; ++i) {
+    Worker* w = workers_[i].get();
+    threads_.emplace_back([w, i, cpus, pin = options_.pin_threads] {
+      char name[16];
+      std::snprintf(name, sizeof name, "reactor-%u", i);
+      base::set_thread_name(name);
+      if (pin && cpus > 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(static_cast<int>(i % static_cast<unsigned>(cpus)), &set);
+        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+      }
+      try {
+        w->run();
+      } catch (const std::exception& e) {
+        // Only ring creation throws, before any connection exists.
+        RM_LOG_ERROR("reactor %u failed to start: %s", i, e.what());
+        std::_Exit(1);
+      }
+    });
+  }
+}
+
+void Server::write_metrics(metrics::TextWriter& out) const {
+  struct Family {
+    const char* name;
+    const char* help;
+    const metrics::Counter WorkerStats::*counter;
+  };
+  static const Family kFamilies[] = {
+      {"ringmaster_connections_accepted_total", "Client connections accepted.", &WorkerStats::connections_accepted},
+      {"ringmaster_connections_refused_total", "Client connections refused over --max-connections or while draining.",
+       &WorkerStats::connections_refused},
+      {"ringmaster_requests_total", "Request heads parsed and accepted.", &WorkerStats::requests},
+      {"ringmaster_requests_rejected_total", "Requests answered 4xx by the proxy's own validation.",
+       &WorkerStats::rejected},
+      {"ringmaster_upstream_connects_total", "Upstream connections opened.", &WorkerStats::upstream_connects},
+      {"ringmaster_upstream_connect_failures_total", "Upstream connects refused or timed out.",
+       &WorkerStats::upstream_connect_failures},
+      {"ringmaster_upstream_reused_total", "Requests sent on a pooled keep-alive upstream connection.",
+       &WorkerStats::upstream_reused},
+      {"ringmaster_upstream_retries_total", "Idempotent requests resent after a stale pooled connection closed.",
+       &WorkerStats::upstream_retries},
+      {"ringmaster_responses_502_total", "502 answers (no reachable target, bad upstream response).",
+       &WorkerStats::responses_502},
+      {"ringmaster_responses_503_total", "503 answers (no target configured).", &WorkerStats::responses_503},
+      {"ringmaster_responses_504_total", "504 answers (upstream timeout).", &WorkerStats::responses_504},
+      {"ringmaster_responses_truncated_total", "Responses cut off by the backend; the client connection was closed.",
+       &WorkerStats::truncated},
+  };
+  for (const Family& f : kFamilies) {
+    uint64_t sum = 0;
+    for (const auto& w : workers_) sum += (w->stats().*f.counter).get();
+    out.family(f.name, "counter", f.help);
+    out.sample(f.name, "", sum);
+  }
+  int64_t open = 0;
+  for (const auto& w : workers_) open += w->stats().connections_open.get();
+  out.family("ringmaster_connections_open", "gauge", "Client connections open now.");
+  out.sample("ringmaster_connections_open", "", open);
+}
+
+void Server::wait() {
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+  workers_.clear();
+}
+
+}  // namespace ringmaster::proxy

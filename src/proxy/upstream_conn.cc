@@ -1,1 +1,358 @@
-// placeholder, being written
+// The upstream side of a worker: pick a target, reuse or open a connection, forward the
+// request, parse the response and stream it to the client; fail over on refused or timed-out
+// connects; keep healthy connections in a per-target pool.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "ringmaster/base/log.h"
+#include "ringmaster/io/socket.h"
+#include "worker.h"
+
+namespace ringmaster::proxy {
+
+void Worker::start_attempt(ClientConn* c, base::ByteBuffer* carried) {
+  for (;;) {
+    int index = balancer_.pick(c->tried, now_ms_);
+    if (index < 0) {
+      // No target at all is "unavailable"; every target tried and failed is a bad gateway.
+      local_response(c, balancer_.size() == 0 ? 503 : 502);
+      return;
+    }
+    upstream::TargetState* target = balancer_.state(index);
+    c->tried.add(target);
+    balancer_.on_request(target);
+    UpstreamConn* u = take_idle(target);
+    if (u == nullptr) u = open_upstream(target);
+    if (u == nullptr) continue;  // no socket: count it as that target failing
+    attach(c, u);
+    if (carried != nullptr) {
+      // Failover after a failed connect: nothing was sent, so the queued head and body
+      // bytes move to the new connection unchanged.
+      std::swap(u->out.pending(), *carried);
+    } else {
+      http::ForwardContext ctx;
+      ctx.client_ip = c->ip;
+      http::serialize_request_head(c->parser->head(), ctx, u->out.pending());
+    }
+    if (u->state == UpstreamState::busy) {
+      kick_upstream_send(u);
+      upstream_timers_.arm(&u->timer, now_ms_);
+    }
+    return;
+  }
+}
+
+UpstreamConn* Worker::take_idle(upstream::TargetState* target) {
+  auto& pool = idle_pool(target);
+  if (pool.empty()) return nullptr;
+  UpstreamConn* u = pool.back();
+  pool.pop_back();
+  u->state = UpstreamState::busy;
+  u->reused = true;
+  stats_.upstream_reused.add();
+  return u;
+}
+
+UpstreamConn* Worker::open_upstream(upstream::TargetState* target) {
+  int fd = io::connect_socket(target->address);
+  if (fd < 0) {
+    RM_LOG_WARN("socket for %s: %s", target->name.c_str(), std::strerror(-fd));
+    balancer_.on_connect_failure(target, now_ms_);
+    return nullptr;
+  }
+  stats_.upstream_connects.add();
+  ++upstreams_;
+  auto* u = new UpstreamConn{};
+  u->worker = this;
+  u->fd = fd;
+  u->target = target;
+  u->read_buffer = std::make_unique<char[]>(kUpstreamReadBytes);
+  u->live_index = live_upstreams_.size();
+  live_upstreams_.push_back(u);
+  // Connect with a linked timeout: a target that does not answer SYNs fails over after
+  // --connect-timeout-ms instead of the kernel's minutes.
+  io_uring_sqe* sqe = ring_->get_sqe();
+  io_uring_prep_connect(sqe, fd, target->address.get(), target->address.length);
+  sqe->flags |= IOSQE_IO_LINK;
+  io_uring_sqe_set_data64(sqe, io::pack_user_data(u, io::OpTag::upstream_connect));
+  io_uring_sqe* timeout = ring_->get_sqe();
+  io_uring_prep_link_timeout(timeout, &connect_timeout_, 0);
+  io_uring_sqe_set_data64(timeout, io::pack_user_data(nullptr, io::OpTag::ignore));
+  ++u->in_flight;
+  return u;
+}
+
+void Worker::attach(ClientConn* c, UpstreamConn* u) {
+  c->upstream = u;
+  u->client = c;
+  u->got_bytes = false;
+  u->parser.reset(c->method);
+}
+
+void Worker::detach(ClientConn* c) {
+  if (c->upstream == nullptr) return;
+  c->upstream->client = nullptr;
+  TimerList::disarm(&c->upstream->timer);
+  c->upstream = nullptr;
+}
+
+void Worker::on_upstream_connect(UpstreamConn* u, int res) {
+  --u->in_flight;
+  if (u->state == UpstreamState::closed) return;
+  if (res == 0) {
+    u->state = UpstreamState::busy;
+    if (u->target) balancer_.on_connect_success(u->target);
+    arm_upstream_recv(u);
+    kick_upstream_send(u);
+    if (u->client) upstream_timers_.arm(&u->timer, now_ms_);
+    return;
+  }
+  // Refused, unreachable, or cancelled by the linked timeout: eject the target for a while
+  // and move the request, untouched, to the next least-used target.
+  stats_.upstream_connect_failures.add();
+  RM_LOG_DEBUG("connect to %s failed: %s", target_name(u), res == -ECANCELED ? "timeout" : std::strerror(-res));
+  if (u->target) balancer_.on_connect_failure(u->target, now_ms_);
+  ClientConn* c = u->client;
+  base::ByteBuffer carried;
+  std::swap(carried, u->out.pending());
+  if (c) detach(c);
+  close_upstream(u);
+  if (c) start_attempt(c, &carried);
+  if (c && c->state != ClientState::closed) pump_client(c);
+}
+
+void Worker::arm_upstream_recv(UpstreamConn* u) {
+  if (u->recv_armed || u->state == UpstreamState::closed) return;
+  if (u->read_begin > 0) {
+    std::memmove(u->read_buffer.get(), u->read_buffer.get() + u->read_begin, u->unparsed());
+    u->read_end -= u->read_begin;
+    u->read_begin = 0;
+  }
+  if (u->read_end >= kUpstreamReadBytes) return;  // full: the client is slow, TCP pushes back
+  io_uring_sqe* sqe = ring_->get_sqe();
+  io_uring_prep_recv(sqe, u->fd, u->read_buffer.get() + u->read_end, kUpstreamReadBytes - u->read_end, 0);
+  io_uring_sqe_set_data64(sqe, io::pack_user_data(u, io::OpTag::upstream_recv));
+  u->recv_armed = true;
+  ++u->in_flight;
+}
+
+void Worker::kick_upstream_send(UpstreamConn* u) {
+  const char* data;
+  size_t len;
+  if (u->state != UpstreamState::busy || !u->out.next_send(&data, &len)) return;
+  io_uring_sqe* sqe = ring_->get_sqe();
+  io_uring_prep_send(sqe, u->fd, data, len, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, io::pack_user_data(u, io::OpTag::upstream_send));
+  ++u->in_flight;
+}
+
+void Worker::on_upstream_send(UpstreamConn* u, int res) {
+  --u->in_flight;
+  if (u->state == UpstreamState::closed) return;
+  if (res < 0) {
+    // The backend stopped reading (it may already have answered): let the receive side
+    // decide; just stop sending.
+    upstream_ended(u, res);
+    return;
+  }
+  u->out.on_sent(static_cast<size_t>(res));
+  kick_upstream_send(u);
+  ClientConn* c = u->client;
+  if (c) {
+    upstream_timers_.arm(&u->timer, now_ms_);
+    pump_client(c);  // resume a body paused on backpressure
+  }
+}
+
+void Worker::on_upstream_recv(UpstreamConn* u, int res) {
+  --u->in_flight;
+  u->recv_armed = false;
+  if (u->state == UpstreamState::closed) return;
+  if (res <= 0) {
+    upstream_ended(u, res);
+    return;
+  }
+  if (u->client == nullptr) {
+    // Bytes from an idle pooled connection answer nothing we asked: never reuse it.
+    remove_from_idle_pool(u);
+    close_upstream(u);
+    return;
+  }
+  u->read_end += static_cast<uint32_t>(res);
+  u->got_bytes = true;
+  upstream_timers_.arm(&u->timer, now_ms_);
+  pump_upstream(u);
+}
+
+void Worker::pump_upstream(UpstreamConn* u) {
+  ClientConn* c = u->client;
+  const char* buf = u->read_buffer.get();
+  size_t off = u->read_begin;
+  while (off < u->read_end && !c->response_done) {
+    const char* data = buf + off;
+    size_t len = u->read_end - off;
+    if (!c->response_started) {
+      http::ParseResult r = u->parser.parse_head(data, len);
+      off += r.consumed;
+      if (r.status == http::ParseStatus::error) {
+        RM_LOG_WARN("bad response head from %s: %.*s", target_name(u),
+                    static_cast<int>(u->parser.error_reason().size()), u->parser.error_reason().data());
+        upstream_failed(c, 502);
+        return;
+      }
+      if (r.status != http::ParseStatus::head_done) break;
+      const http::ResponseHead& head = u->parser.head();
+      c->framing = http::choose_response_framing(head, c->method, c->version_minor, c->keep_alive && !draining_);
+      if (c->framing.close) c->keep_alive = false;
+      http::serialize_response_head(head, c->framing, c->version_minor, "ringmaster", c->out.pending());
+      c->response_started = true;
+      if (u->parser.body_done()) c->response_done = true;
+      continue;
+    }
+    size_t queued = c->out.size();
+    if (queued + 64 >= kOutSoftLimit) break;  // the client is slow: leave the rest in our buffer
+    size_t take = std::min(len, kOutSoftLimit - queued - 32);
+    http::ParseResult r = u->parser.parse_body(data, take, c->out.pending(), c->framing.rechunk);
+    off += r.consumed;
+    if (r.status == http::ParseStatus::error) {
+      upstream_failed(c, 502);
+      return;
+    }
+    if (r.status == http::ParseStatus::message_done) c->response_done = true;
+    if (r.consumed == 0) break;
+  }
+  u->read_begin = static_cast<uint32_t>(off);
+  kick_client_send(c);
+  if (c->response_done) {
+    on_response_done(c);
+    return;
+  }
+  arm_upstream_recv(u);
+}
+
+void Worker::on_response_done(ClientConn* c) {
+  UpstreamConn* u = c->upstream;
+  if (u != nullptr) {
+    // Reuse only a connection whose request and response both ended cleanly with nothing
+    // left over on either side.
+    bool reusable = u->parser.head().keep_alive && c->request_done && u->out.empty() && u->unparsed() == 0 &&
+                    !draining_ && options_.upstream_idle_max > 0;
+    detach(c);
+    if (reusable) {
+      release_upstream(u);
+    } else {
+      close_upstream(u);
+    }
+  }
+  // A backend may answer before the whole request body arrived; the rest cannot be
+  // forwarded anywhere, so the client connection closes after this response.
+  if (!c->request_done) c->keep_alive = false;
+  finish_exchange(c);
+}
+
+void Worker::upstream_ended(UpstreamConn* u, int res) {
+  ClientConn* c = u->client;
+  if (c == nullptr) {
+    if (u->state == UpstreamState::idle) remove_from_idle_pool(u);
+    close_upstream(u);
+    return;
+  }
+  if (!c->response_started && !u->got_bytes && retry_on_fresh_connection(c, u)) return;
+  if (c->response_started && res == 0) {
+    // A close-delimited body ends here; anything else unfinished is a truncated response.
+    http::ParseResult r = u->parser.finish(c->out.pending(), c->framing.rechunk);
+    if (r.status == http::ParseStatus::message_done) {
+      c->response_done = true;
+      kick_client_send(c);
+      detach(c);
+      close_upstream(u);
+      on_response_done(c);
+      return;
+    }
+  }
+  upstream_failed(c, 502);
+}
+
+bool Worker::retry_on_fresh_connection(ClientConn* c, UpstreamConn* stale) {
+  // A pooled connection the backend closed just as we reused it: the request never reached
+  // it, so an idempotent bodiless request is resent once on a new connection.
+  const http::RequestHead& head = c->parser->head();
+  if (!stale->reused || !head.is_idempotent() || head.framing != http::BodyFraming::none) return false;
+  stats_.upstream_retries.add();
+  upstream::TargetState* target = stale->target;
+  detach(c);
+  close_upstream(stale);
+  if (target == nullptr) return false;
+  UpstreamConn* u = open_upstream(target);
+  if (u == nullptr) return false;
+  u->reused = true;  // never retry twice
+  attach(c, u);
+  http::ForwardContext ctx;
+  ctx.client_ip = c->ip;
+  http::serialize_request_head(head, ctx, u->out.pending());
+  return true;
+}
+
+void Worker::upstream_failed(ClientConn* c, uint16_t status) {
+  if (!c->response_started) {
+    local_response(c, status);
+    return;
+  }
+  // Part of the response already went out: closing is the only honest signal left.
+  stats_.truncated.add();
+  close_client(c);
+}
+
+void Worker::on_upstream_timer(UpstreamConn* u) {
+  ClientConn* c = u->client;
+  if (c == nullptr) {
+    close_upstream(u);
+    return;
+  }
+  RM_LOG_DEBUG("upstream %s timed out", target_name(u));
+  upstream_failed(c, 504);
+}
+
+void Worker::release_upstream(UpstreamConn* u) {
+  if (u->target == nullptr || idle_pool(u->target).size() >= options_.upstream_idle_max) {
+    close_upstream(u);
+    return;
+  }
+  u->state = UpstreamState::idle;
+  u->out.release();
+  idle_pool(u->target).push_back(u);
+  // An idle connection keeps a receive posted: it notices the backend closing it.
+  arm_upstream_recv(u);
+}
+
+void Worker::remove_from_idle_pool(UpstreamConn* u) {
+  if (u->target == nullptr) return;
+  auto& pool = idle_pool(u->target);
+  auto it = std::find(pool.begin(), pool.end(), u);
+  if (it != pool.end()) pool.erase(it);
+}
+
+void Worker::close_upstream(UpstreamConn* u) {
+  if (u->state == UpstreamState::closed) return;
+  RM_CHECK(u->client == nullptr);
+  u->state = UpstreamState::closed;
+  TimerList::disarm(&u->timer);
+  // Swap-remove from the live list; from here on the connection only waits to be buried.
+  UpstreamConn* last = live_upstreams_.back();
+  live_upstreams_[u->live_index] = last;
+  last->live_index = u->live_index;
+  live_upstreams_.pop_back();
+  --upstreams_;
+  if (u->in_flight > 0) {
+    ::shutdown(u->fd, SHUT_RDWR);
+    // shutdown() does not end a pending connect; cancelling it fires its linked timeout too.
+    cancel(io::pack_user_data(u, io::OpTag::upstream_connect));
+  }
+  dead_upstreams_.push_back(u);
+}
+
+}  // namespace ringmaster::proxy

@@ -1,1 +1,112 @@
-// placeholder, being written
+#include "ringmaster/upstream/targets.h"
+
+#include <algorithm>
+
+#include "ringmaster/base/check.h"
+
+namespace ringmaster::upstream {
+
+TargetState::TargetState(std::string name_in, const base::SocketAddress& address_in, unsigned reactors_in)
+    : name(std::move(name_in)), address(address_in), slots(new ReactorSlot[reactors_in]), reactors(reactors_in) {}
+
+uint64_t TargetState::requests_total() const {
+  uint64_t sum = 0;
+  for (unsigned r = 0; r < reactors; ++r) sum += slots[r].requests.load(std::memory_order_relaxed);
+  return sum;
+}
+
+// ---- SnapshotCell ----
+
+SnapshotCell::SnapshotCell(unsigned reactors) : epochs_(new Epoch[reactors]), reactors_(reactors) {}
+
+SnapshotCell::~SnapshotCell() {
+  for (Retired& r : retired_) delete r.snapshot;
+  delete current_.load();
+}
+
+void SnapshotCell::publish(std::unique_ptr<const TargetSnapshot> next) {
+  const TargetSnapshot* old = current_.exchange(next.release(), std::memory_order_seq_cst);
+  if (old != nullptr) {
+    Retired r{old, std::vector<uint64_t>(reactors_)};
+    for (unsigned i = 0; i < reactors_; ++i) r.epochs[i] = epochs_[i].value.load(std::memory_order_seq_cst);
+    retired_.push_back(std::move(r));
+  }
+  reclaim();
+}
+
+void SnapshotCell::reclaim() {
+  auto safe = [this](const Retired& r) {
+    for (unsigned i = 0; i < reactors_; ++i) {
+      uint64_t now = epochs_[i].value.load(std::memory_order_acquire);
+      if (now != kOffline && now < r.epochs[i] + 2) return false;
+    }
+    return true;
+  };
+  size_t keep = 0;
+  for (Retired& r : retired_) {
+    if (safe(r)) {
+      delete r.snapshot;
+    } else {
+      retired_[keep++] = std::move(r);
+    }
+  }
+  retired_.resize(keep);
+}
+
+// ---- TriedSet ----
+
+bool TriedSet::contains(const TargetState* state) const {
+  return std::find(states, states + size, state) != states + size;
+}
+
+void TriedSet::add(const TargetState* state) {
+  RM_CHECK(size < kAttemptsMax);
+  states[size++] = state;
+}
+
+// ---- Balancer ----
+
+void Balancer::adopt(const TargetSnapshot* snapshot) {
+  if (snapshot == snapshot_) return;
+  snapshot_ = snapshot;
+  local_.clear();
+  if (snapshot == nullptr) return;
+  local_.reserve(snapshot->targets.size());
+  for (const Target& t : snapshot->targets) {
+    TargetState* s = t.state.get();
+    local_.push_back(Local{s, t.balance_base, s->slots[reactor_].requests.load(std::memory_order_relaxed)});
+  }
+}
+
+int Balancer::pick(const TriedSet& tried, int64_t now_ms) {
+  int n = static_cast<int>(local_.size());
+  if (n == 0 || tried.size >= kAttemptsMax) return -1;
+  int best = -1;
+  bool best_ejected = true;
+  uint64_t best_score = 0;
+  // Start the scan at a rotating offset so ties do not always land on the first target.
+  int start = static_cast<int>(rotate_++ % static_cast<uint32_t>(n));
+  for (int k = 0; k < n; ++k) {
+    int i = start + k < n ? start + k : start + k - n;
+    const Local& l = local_[i];
+    if (tried.contains(l.state)) continue;
+    bool is_ejected = ejected(l.state, now_ms);
+    uint64_t own = l.state->slots[reactor_].requests.load(std::memory_order_relaxed) - l.requests_at_adopt;
+    uint64_t score = l.balance_base + own;
+    bool better = best < 0 || (best_ejected && !is_ejected) || (best_ejected == is_ejected && score < best_score);
+    if (better) {
+      best = i;
+      best_ejected = is_ejected;
+      best_score = score;
+    }
+  }
+  return best;
+}
+
+void Balancer::on_connect_failure(TargetState* state, int64_t now_ms) {
+  ReactorSlot& s = slot(state);
+  s.consecutive_failures = std::min<uint32_t>(s.consecutive_failures + 1, 16);
+  s.ejected_until_ms = now_ms + std::min(kEjectMaxMs, kEjectBaseMs << (s.consecutive_failures - 1));
+}
+
+}  // namespace ringmaster::upstream

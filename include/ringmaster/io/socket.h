@@ -1,0 +1,16 @@
+#pragma once
+
+#include "ringmaster/base/host_port.h"
+
+namespace ringmaster::io {
+
+// A non-blocking TCP listener with SO_REUSEPORT (one per reactor: the kernel spreads new
+// connections across them) and TCP_NODELAY (inherited by accepted sockets). Throws
+// std::runtime_error with the reason (startup only).
+int listen_tcp(const base::SocketAddress& address, int backlog);
+// A non-blocking TCP socket for connecting to `address`, with TCP_NODELAY. -errno on failure.
+int connect_socket(const base::SocketAddress& address);
+// The peer IP of a connected socket ("" when unknown).
+void peer_ip(int fd, char* out, size_t out_bytes);
+
+}  // namespace ringmaster::io

@@ -1,0 +1,63 @@
+// proxy: the data plane. One Worker per reactor thread (pinned, its own io_uring, its own
+// SO_REUSEPORT listener); each worker owns its client connections, its upstream connection
+// pools and its Balancer outright, so the request path shares no mutable state and takes no
+// lock. Server is the handle main() holds: it starts the workers and stops them on SIGTERM.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ringmaster/base/host_port.h"
+#include "ringmaster/http/message.h"
+#include "ringmaster/metrics/metrics.h"
+#include "ringmaster/upstream/targets.h"
+
+namespace ringmaster::proxy {
+
+struct ServerOptions {
+  base::SocketAddress listen;
+  unsigned threads = 1;
+  bool pin_threads = true;
+  http::Limits limits;
+  uint32_t header_timeout_ms = 10000;
+  uint32_t idle_timeout_ms = 60000;
+  uint32_t client_timeout_ms = 60000;
+  uint32_t connect_timeout_ms = 3000;
+  uint32_t upstream_timeout_ms = 60000;
+  uint32_t shutdown_timeout_ms = 10000;
+  uint32_t max_connections = 10000;
+  uint32_t upstream_idle_max = 64;
+};
+
+class Worker;
+
+class Server {
+ public:
+  // `cell` must outlive the server and have one reactor slot per thread; whoever owns the
+  // targets (main in static mode, the discovery coordinator otherwise) publishes into it.
+  Server(const ServerOptions& options, upstream::SnapshotCell* cell);
+  ~Server();
+
+  // Binds every listener and starts the workers; throws std::runtime_error with the reason
+  // (address in use, io_uring refused) before any traffic is served.
+  void start();
+  // Async-signal-safe: asks every worker to stop accepting and drain.
+  void request_stop() { stop_requested_.store(true, std::memory_order_relaxed); }
+  // Joins the workers (they exit once drained or at the shutdown deadline).
+  void wait();
+  // Prometheus samples summed over reactors; callable from any thread while running.
+  void write_metrics(metrics::TextWriter& out) const;
+
+ private:
+  ServerOptions options_;
+  upstream::SnapshotCell* cell_;
+  std::atomic<bool> stop_requested_{false};
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace ringmaster::proxy

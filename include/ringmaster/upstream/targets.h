@@ -1,0 +1,152 @@
+// upstream: which backend a request goes to.
+//
+// A TargetSnapshot is an immutable list of targets, built by whoever knows the targets (main
+// from --target, or the discovery coordinator from ZooKeeper) and published to the reactors
+// through a SnapshotCell (RCU with quiescent-state reclamation). A reactor reads the cell
+// once per loop turn — one acquire load, no lock, no reference count — and its Balancer then
+// picks targets from that snapshot privately.
+//
+// Each target has a TargetState that outlives snapshots (the same "host:port" keeps the same
+// state while it stays known), holding one cache-line slot per reactor. A slot is written by
+// its reactor only: the request counter (read by the coordinator to batch increments into
+// ZooKeeper) and the reactor's private failure/ejection bookkeeping.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ringmaster/base/host_port.h"
+
+namespace ringmaster::upstream {
+
+struct alignas(64) ReactorSlot {
+  // Requests this reactor sent to the target (single writer: relaxed load + store).
+  std::atomic<uint64_t> requests{0};
+  // Private to the reactor.
+  uint32_t consecutive_failures = 0;
+  int64_t ejected_until_ms = 0;
+
+  void count_request() { requests.store(requests.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+};
+
+struct TargetState {
+  TargetState(std::string name_in, const base::SocketAddress& address_in, unsigned reactors);
+  std::string name;  // "host:port", the znode name in discovery mode
+  base::SocketAddress address;
+  std::unique_ptr<ReactorSlot[]> slots;
+  unsigned reactors;
+
+  // Sum over reactors (any thread; a relaxed snapshot of monotonic counters).
+  uint64_t requests_total() const;
+};
+
+struct Target {
+  std::shared_ptr<TargetState> state;
+  uint64_t count = 0;         // cumulative requests recorded in ZooKeeper (for display)
+  // What least-requests compares, before this reactor's own increments since it adopted the
+  // snapshot: the coordinator normalises it so a target that just joined starts level with
+  // the others instead of at its (low) cumulative count.
+  uint64_t balance_base = 0;
+};
+
+struct TargetSnapshot {
+  uint64_t version = 0;
+  std::vector<Target> targets;
+};
+
+// The RCU cell between one publisher thread and the reactors.
+class SnapshotCell {
+ public:
+  explicit SnapshotCell(unsigned reactors);
+  ~SnapshotCell();
+  SnapshotCell(const SnapshotCell&) = delete;
+  SnapshotCell& operator=(const SnapshotCell&) = delete;
+
+  // Reactor: the current snapshot (never null once something was published).
+  const TargetSnapshot* load() const { return current_.load(std::memory_order_acquire); }
+  // Reactor: called once per loop turn, after it dropped every pointer into snapshots it no
+  // longer uses. Single writer per slot.
+  void quiescent(unsigned reactor) {
+    auto& e = epochs_[reactor].value;
+    e.store(e.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  }
+  // Reactor: it will never read again (it exited).
+  void offline(unsigned reactor) { epochs_[reactor].value.store(kOffline, std::memory_order_release); }
+
+  // Publisher: makes `next` current; the previous one is freed once every reactor has
+  // passed two quiescent points (the first may belong to a turn that loaded the old pointer).
+  void publish(std::unique_ptr<const TargetSnapshot> next);
+  // Publisher: frees what no reactor can still see. Call periodically; publish() calls it.
+  void reclaim();
+  size_t retired() const { return retired_.size(); }
+
+ private:
+  static constexpr uint64_t kOffline = UINT64_MAX;
+  struct alignas(64) Epoch {
+    std::atomic<uint64_t> value{0};
+  };
+  struct Retired {
+    const TargetSnapshot* snapshot;
+    std::vector<uint64_t> epochs;
+  };
+  std::atomic<const TargetSnapshot*> current_{nullptr};
+  std::unique_ptr<Epoch[]> epochs_;
+  unsigned reactors_;
+  std::vector<Retired> retired_;  // publisher thread only
+};
+
+// Attempts one request makes across targets (first try + failovers).
+inline constexpr int kAttemptsMax = 8;
+
+// The targets a request has already tried (by state, so it survives a snapshot change).
+struct TriedSet {
+  const TargetState* states[kAttemptsMax];
+  int size = 0;
+  bool contains(const TargetState* state) const;
+  void add(const TargetState* state);
+};
+
+// One per reactor. Not thread-safe; never shared.
+class Balancer {
+ public:
+  // A target that fails to connect is ejected for a backoff that starts here and doubles per
+  // consecutive failure up to the max; it is tried again afterwards.
+  static constexpr int64_t kEjectBaseMs = 1000;
+  static constexpr int64_t kEjectMaxMs = 30000;
+
+  explicit Balancer(unsigned reactor) : reactor_(reactor) {}
+  // Switches to `snapshot` (which may be the same one again: then nothing happens).
+  void adopt(const TargetSnapshot* snapshot);
+  const TargetSnapshot* snapshot() const { return snapshot_; }
+  size_t size() const { return local_.size(); }
+  TargetState* state(int index) const { return local_[index].state; }
+
+  // The target with the lowest balance_base + own requests since adoption, among those not
+  // tried and not ejected (ejected ones only when nothing else is left). Ties rotate.
+  // -1 when every target was tried (or there is none).
+  int pick(const TriedSet& tried, int64_t now_ms);
+  void on_request(TargetState* state) { slot(state).count_request(); }
+  void on_connect_failure(TargetState* state, int64_t now_ms);
+  void on_connect_success(TargetState* state) { slot(state).consecutive_failures = 0; }
+  bool ejected(const TargetState* state, int64_t now_ms) const {
+    return state->slots[reactor_].ejected_until_ms > now_ms;
+  }
+
+ private:
+  struct Local {
+    TargetState* state;
+    uint64_t balance_base;
+    uint64_t requests_at_adopt;
+  };
+  ReactorSlot& slot(TargetState* state) const { return state->slots[reactor_]; }
+
+  unsigned reactor_;
+  const TargetSnapshot* snapshot_ = nullptr;
+  std::vector<Local> local_;
+  uint32_t rotate_ = 0;
+};
+
+}  // namespace ringmaster::upstream

@@ -1,0 +1,144 @@
+#include "ringmaster/proxy/admin.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <stdexcept>
+
+#include "ringmaster/base/byte_buffer.h"
+#include "ringmaster/base/log.h"
+#include "ringmaster/http/message.h"
+#include "ringmaster/io/socket.h"
+
+namespace ringmaster::proxy {
+namespace {
+
+constexpr int kAdminIoTimeoutMs = 2000;
+constexpr size_t kAdminBodyBytesMax = 64 * 1024;
+
+void send_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n <= 0) return;
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+void send_response(int fd, const AdminResponse& r) {
+  std::string head = "HTTP/1.1 " + std::to_string(r.status) + " " +
+                     std::string(http::reason_phrase(static_cast<uint16_t>(r.status))) +
+                     "\r\nContent-Type: " + r.content_type + "\r\nContent-Length: " + std::to_string(r.body.size()) +
+                     "\r\nConnection: close\r\n\r\n";
+  send_all(fd, head);
+  send_all(fd, r.body);
+}
+
+}  // namespace
+
+AdminServer::AdminServer(const base::SocketAddress& address) {
+  listen_fd_ = io::listen_tcp(address, 64);
+  stop_fd_ = eventfd(0, EFD_CLOEXEC);
+  if (stop_fd_ < 0) throw std::runtime_error("eventfd failed");
+}
+
+AdminServer::~AdminServer() {
+  stop();
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  if (stop_fd_ >= 0) ::close(stop_fd_);
+}
+
+void AdminServer::route(std::string method, std::string path, AdminHandler handler) {
+  routes_.push_back(Route{std::move(method), std::move(path), std::move(handler)});
+}
+
+void AdminServer::start() {
+  thread_ = std::thread([this] {
+    base::set_thread_name("admin");
+    serve();
+  });
+}
+
+void AdminServer::stop() {
+  if (!thread_.joinable()) return;
+  uint64_t one = 1;
+  (void)!::write(stop_fd_, &one, sizeof one);
+  thread_.join();
+}
+
+void AdminServer::serve() {
+  for (;;) {
+    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) continue;
+    if (fds[1].revents) return;
+    if (!(fds[0].revents & POLLIN)) continue;
+    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    // Blocking with timeouts: a stuck admin client can delay other admin clients, never
+    // the data plane.
+    ::fcntl(fd, F_SETFL, 0);
+    timeval tv{kAdminIoTimeoutMs / 1000, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    handle(fd);
+    ::close(fd);
+  }
+}
+
+void AdminServer::handle(int fd) {
+  http::Limits limits;
+  limits.body_bytes_max = kAdminBodyBytesMax;
+  http::RequestParser parser(limits);
+  base::ByteBuffer body;
+  char buf[4096];
+  bool head_done = false;
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return;
+    const char* p = buf;
+    size_t left = static_cast<size_t>(n);
+    if (!head_done) {
+      http::ParseResult r = parser.parse_head(p, left);
+      if (r.status == http::ParseStatus::error) {
+        send_response(fd, AdminResponse{parser.error_status(), "text/plain", "bad request\n"});
+        return;
+      }
+      p += r.consumed;
+      left -= r.consumed;
+      if (r.status != http::ParseStatus::head_done) continue;
+      head_done = true;
+    }
+    if (!parser.body_done()) {
+      http::ParseResult r = parser.parse_body(p, left, body);
+      if (r.status == http::ParseStatus::error) {
+        send_response(fd, AdminResponse{parser.error_status(), "text/plain", "bad request body\n"});
+        return;
+      }
+    }
+    if (parser.body_done()) break;
+  }
+  const http::RequestHead& head = parser.head();
+  AdminRequest req;
+  req.method = std::string(head.method_text);
+  std::string_view target = head.target;
+  size_t q = target.find('?');
+  req.path = std::string(target.substr(0, q));
+  if (q != std::string_view::npos) req.query = std::string(target.substr(q + 1));
+  req.body = std::string(body.view());
+  bool path_known = false;
+  for (const Route& r : routes_) {
+    if (r.path != req.path) continue;
+    path_known = true;
+    if (r.method == req.method) {
+      send_response(fd, r.handler(req));
+      return;
+    }
+  }
+  send_response(fd, path_known ? AdminResponse{405, "text/plain", "method not allowed\n"}
+                               : AdminResponse{404, "text/plain", "not found\n"});
+}
+
+}  // namespace ringmaster::proxy

@@ -1,0 +1,305 @@
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+
+#include "ringmaster/base/clock.h"
+#include "ringmaster/base/log.h"
+#include "ringmaster/io/socket.h"
+#include "worker.h"
+
+namespace ringmaster::proxy {
+
+// ---- TimerList ----
+
+TimerList::TimerList(int64_t duration_ms) : duration_ms_(duration_ms) {
+  sentinel_.prev = sentinel_.next = &sentinel_;
+}
+
+void TimerList::arm(TimerNode* node, int64_t now_ms) {
+  disarm(node);
+  node->deadline_ms = now_ms + duration_ms_;
+  node->list = this;
+  node->prev = sentinel_.prev;
+  node->next = &sentinel_;
+  sentinel_.prev->next = node;
+  sentinel_.prev = node;
+}
+
+void TimerList::disarm(TimerNode* node) {
+  if (node->list == nullptr) return;
+  node->prev->next = node->next;
+  node->next->prev = node->prev;
+  node->prev = node->next = nullptr;
+  node->list = nullptr;
+}
+
+TimerNode* TimerList::pop_expired(int64_t now_ms) {
+  TimerNode* first = sentinel_.next;
+  if (first == &sentinel_ || first->deadline_ms > now_ms) return nullptr;
+  disarm(first);
+  return first;
+}
+
+// ---- OutQueue ----
+
+bool OutQueue::next_send(const char** data, size_t* len) {
+  if (sending_) return false;
+  if (inflight_.empty()) {
+    if (pending_.empty()) return false;
+    std::swap(pending_, inflight_);
+  }
+  *data = inflight_.data();
+  *len = inflight_.size();
+  sending_ = true;
+  return true;
+}
+
+void OutQueue::on_sent(size_t bytes) {
+  sending_ = false;
+  inflight_.consume(bytes);
+}
+
+void OutQueue::release() {
+  if (!sending_) inflight_.release();
+  pending_.release();
+}
+
+// ---- Worker ----
+
+namespace {
+template <typename T>
+T* container_of_timer(TimerNode* node) {
+  return reinterpret_cast<T*>(reinterpret_cast<char*>(node) - offsetof(T, timer));
+}
+}  // namespace
+
+Worker::Worker(const ServerOptions& options, int index, int listen_fd, upstream::SnapshotCell* cell,
+               const std::atomic<bool>* stop_requested)
+    : options_(options),
+      index_(index),
+      listen_fd_(listen_fd),
+      stop_requested_(stop_requested),
+      cell_(cell),
+      balancer_(static_cast<unsigned>(index)),
+      header_timers_(options.header_timeout_ms),
+      idle_timers_(options.idle_timeout_ms),
+      client_timers_(options.client_timeout_ms),
+      linger_timers_(kLingerMs),
+      upstream_timers_(options.upstream_timeout_ms),
+      clients_max_(std::max<uint32_t>(1, options.max_connections / std::max(1u, options.threads))) {
+  connect_timeout_.tv_sec = options.connect_timeout_ms / 1000;
+  connect_timeout_.tv_nsec = static_cast<long long>(options.connect_timeout_ms % 1000) * 1000000;
+}
+
+Worker::~Worker() {
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+}
+
+void Worker::run() {
+  // The ring must be created by the thread that drives it (SINGLE_ISSUER).
+  ring_ = std::make_unique<io::Ring>(4096);
+  buffers_ = std::make_unique<io::BufferRing>(*ring_, 0, kRecvBufferCount, kRecvBufferBytes);
+  now_ms_ = base::now_ms();
+  adopt_snapshot();
+  arm_accept();
+  for (;;) {
+    ring_->submit_and_wait(kTickMs);
+    now_ms_ = base::now_ms();
+    adopt_snapshot();
+    ring_->drain([this](io_uring_cqe* cqe) { dispatch(cqe); });
+    // Receives that ran out of provided buffers start again once buffers came back.
+    if (!starved_.empty() && buffers_->available() > kRecvBufferCount / 4) {
+      std::vector<ClientConn*> retry;
+      retry.swap(starved_);
+      for (ClientConn* c : retry) {
+        c->starved = false;
+        update_client_recv(c);
+      }
+    }
+    run_timers();
+    if (!draining_ && stop_requested_->load(std::memory_order_relaxed)) begin_drain();
+    if (draining_) drain_tick();
+    bury_dead();
+    // Nothing from an older snapshot is referenced past this point of the turn.
+    cell_->quiescent(static_cast<unsigned>(index_));
+    if (draining_ && clients_ == 0 && upstreams_ == 0 && dead_clients_.empty() && dead_upstreams_.empty()) break;
+  }
+  cell_->offline(static_cast<unsigned>(index_));
+  ring_->submit();
+}
+
+void Worker::adopt_snapshot() {
+  const upstream::TargetSnapshot* next = cell_->load();
+  if (next == balancer_.snapshot()) return;
+  balancer_.adopt(next);
+  // Connections to targets that left: idle ones close now, busy ones finish their exchange
+  // and close afterwards; none keeps a pointer into the state the old snapshot owned.
+  std::unordered_map<const upstream::TargetState*, bool> present;
+  for (size_t i = 0; i < balancer_.size(); ++i) present[balancer_.state(static_cast<int>(i))] = true;
+  for (auto it = idle_pools_.begin(); it != idle_pools_.end();) {
+    if (present.count(it->first)) {
+      ++it;
+      continue;
+    }
+    std::vector<UpstreamConn*> conns;
+    conns.swap(it->second);
+    it = idle_pools_.erase(it);
+    for (UpstreamConn* u : conns) {
+      u->target = nullptr;
+      close_upstream(u);
+    }
+  }
+  for (UpstreamConn* u : live_upstreams_) {
+    if (u->target != nullptr && !present.count(u->target)) u->target = nullptr;
+  }
+}
+
+void Worker::dispatch(io_uring_cqe* cqe) {
+  uint64_t ud = cqe->user_data;
+  switch (io::tag_of(ud)) {
+    case io::OpTag::ignore:
+    case io::OpTag::wake:
+      return;
+    case io::OpTag::accept:
+      on_accept(cqe);
+      return;
+    case io::OpTag::client_recv:
+      on_client_recv(io::owner_of<ClientConn>(ud), cqe);
+      return;
+    case io::OpTag::client_send:
+      on_client_send(io::owner_of<ClientConn>(ud), cqe->res);
+      return;
+    case io::OpTag::upstream_connect:
+      on_upstream_connect(io::owner_of<UpstreamConn>(ud), cqe->res);
+      return;
+    case io::OpTag::upstream_recv:
+      on_upstream_recv(io::owner_of<UpstreamConn>(ud), cqe->res);
+      return;
+    case io::OpTag::upstream_send:
+      on_upstream_send(io::owner_of<UpstreamConn>(ud), cqe->res);
+      return;
+  }
+}
+
+void Worker::run_timers() {
+  for (TimerList* list : {&header_timers_, &idle_timers_, &client_timers_, &linger_timers_}) {
+    while (TimerNode* node = list->pop_expired(now_ms_)) on_client_timer(container_of_timer<ClientConn>(node));
+  }
+  while (TimerNode* node = upstream_timers_.pop_expired(now_ms_)) {
+    on_upstream_timer(container_of_timer<UpstreamConn>(node));
+  }
+}
+
+void Worker::cancel(uint64_t user_data) {
+  io_uring_sqe* sqe = ring_->get_sqe();
+  io_uring_prep_cancel64(sqe, user_data, 0);
+  io_uring_sqe_set_data64(sqe, io::pack_user_data(nullptr, io::OpTag::ignore));
+}
+
+void Worker::arm_accept() {
+  io_uring_sqe* sqe = ring_->get_sqe();
+  io_uring_prep_multishot_accept(sqe, listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(sqe, io::pack_user_data(this, io::OpTag::accept));
+  accept_armed_ = true;
+}
+
+void Worker::on_accept(io_uring_cqe* cqe) {
+  if (!(cqe->flags & IORING_CQE_F_MORE)) {
+    accept_armed_ = false;
+    // The multishot accept ended (an error such as EMFILE, or our own cancel): re-arm
+    // unless we are draining.
+    if (!draining_ && listen_fd_ >= 0) arm_accept();
+  }
+  if (cqe->res < 0) {
+    if (cqe->res != -ECANCELED) RM_LOG_DEBUG("accept: %d", cqe->res);
+    return;
+  }
+  int fd = cqe->res;
+  if (draining_ || clients_ >= clients_max_) {
+    // Over --max-connections: refuse at once rather than queue; existing clients are unharmed.
+    stats_.connections_refused.add();
+    ::close(fd);
+    return;
+  }
+  stats_.connections_accepted.add();
+  auto* c = new ClientConn{};
+  c->worker = this;
+  c->fd = fd;
+  io::peer_ip(fd, c->ip, sizeof c->ip);
+  ++clients_;
+  stats_.connections_open.set(clients_);
+  // The first request's head must be complete within the header deadline, counted from accept.
+  c->state = ClientState::reading_head;
+  header_timers_.arm(&c->timer, now_ms_);
+  arm_client_recv(c);
+}
+
+void Worker::begin_drain() {
+  draining_ = true;
+  drain_deadline_ms_ = now_ms_ + options_.shutdown_timeout_ms;
+  RM_LOG_INFO("worker %d: draining (%u clients)", index_, clients_);
+  if (accept_armed_) cancel(io::pack_user_data(this, io::OpTag::accept));
+  // Closing our descriptor stops new connections once the accept above is cancelled; the
+  // other workers close theirs too, so the port refuses from then on.
+  ::close(listen_fd_);
+  listen_fd_ = -1;
+  for (auto& [state, pool] : idle_pools_) {
+    std::vector<UpstreamConn*> conns;
+    conns.swap(pool);
+    for (UpstreamConn* u : conns) close_upstream(u);
+  }
+}
+
+void Worker::drain_tick() {
+  // Idle keep-alive clients go now; busy ones finish their exchange and then close (their
+  // keep_alive is cleared in finish_exchange while draining).
+  bool past_deadline = now_ms_ >= drain_deadline_ms_;
+  std::vector<ClientConn*> to_close;
+  // Every idle client sits on the idle list; past the deadline, every client on any list.
+  auto collect = [&](TimerList& list) {
+    while (TimerNode* node = list.pop_expired(INT64_MAX)) to_close.push_back(container_of_timer<ClientConn>(node));
+  };
+  collect(idle_timers_);
+  if (past_deadline) {
+    collect(header_timers_);
+    collect(client_timers_);
+    collect(linger_timers_);
+  }
+  for (ClientConn* c : to_close) close_client(c);
+  if (past_deadline) {
+    while (TimerNode* node = upstream_timers_.pop_expired(INT64_MAX)) {
+      UpstreamConn* u = container_of_timer<UpstreamConn>(node);
+      if (u->client) close_client(u->client);
+      close_upstream(u);
+    }
+  }
+}
+
+void Worker::bury_dead() {
+  // Destroy only what is closed and has nothing in flight; the rest waits for its last
+  // completion (cancellations and shutdown() make those arrive promptly).
+  size_t keep = 0;
+  for (ClientConn* c : dead_clients_) {
+    if (c->in_flight == 0) {
+      ::close(c->fd);
+      delete c;
+    } else {
+      dead_clients_[keep++] = c;
+    }
+  }
+  dead_clients_.resize(keep);
+  keep = 0;
+  for (UpstreamConn* u : dead_upstreams_) {
+    if (u->in_flight == 0) {
+      ::close(u->fd);
+      delete u;
+    } else {
+      dead_upstreams_[keep++] = u;
+    }
+  }
+  dead_upstreams_.resize(keep);
+}
+
+}  // namespace ringmaster::proxy

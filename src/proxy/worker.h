@@ -1,0 +1,273 @@
+// Private to the proxy module: one reactor thread's state and its connection state machines.
+//
+// Ownership: a Worker owns every ClientConn and UpstreamConn it creates; a connection is
+// destroyed only after it is closed and its last in-flight io_uring operation has completed
+// (in_flight == 0), and only at the end of a loop turn (the graveyard), so no handler ever
+// runs on freed memory.
+//
+// Backpressure: each direction moves through one bounded output queue. A side stops feeding
+// its parser when the other side's queue passes kOutSoftLimit and resumes when a send
+// completes; a client whose unparsed input piles up gets its multishot receive cancelled
+// (the kernel then holds the data and TCP pushes back), an upstream whose read buffer is full
+// simply gets no new receive.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "ringmaster/base/byte_buffer.h"
+#include "ringmaster/http/message.h"
+#include "ringmaster/io/buffer_ring.h"
+#include "ringmaster/io/ring.h"
+#include "ringmaster/metrics/metrics.h"
+#include "ringmaster/proxy/server.h"
+#include "ringmaster/upstream/targets.h"
+
+namespace ringmaster::proxy {
+
+// Bytes queued toward one socket before the producing side pauses.
+inline constexpr size_t kOutSoftLimit = 256 * 1024;
+// Upstream read buffer; responses are parsed from it in place.
+inline constexpr uint32_t kUpstreamReadBytes = 64 * 1024;
+// Provided receive buffers per reactor (power of two) and their size.
+inline constexpr uint32_t kRecvBufferCount = 1024;
+inline constexpr uint32_t kRecvBufferBytes = 16 * 1024;
+// Unparsed receive buffers a client may hold before its receive is cancelled.
+inline constexpr size_t kClientHeldMax = 4;
+// How long a closing client is read from (and discarded) after our last byte, so that the
+// kernel does not answer its in-flight bytes with a RST that would destroy our response.
+inline constexpr int64_t kLingerMs = 2000;
+// The loop wakes at least this often to run timers and notice a stop request.
+inline constexpr int kTickMs = 50;
+
+struct TimerNode {
+  TimerNode* prev = nullptr;
+  TimerNode* next = nullptr;
+  int64_t deadline_ms = 0;
+  class TimerList* list = nullptr;
+};
+
+// All entries of one list share one duration, so appending keeps deadlines sorted: arm,
+// re-arm and expiry are O(1) with no heap.
+class TimerList {
+ public:
+  explicit TimerList(int64_t duration_ms);
+  void arm(TimerNode* node, int64_t now_ms);
+  static void disarm(TimerNode* node);
+  // The oldest expired node, unlinked; null when none has expired.
+  TimerNode* pop_expired(int64_t now_ms);
+  int64_t duration_ms() const { return duration_ms_; }
+
+ private:
+  int64_t duration_ms_;
+  TimerNode sentinel_;
+};
+
+// A socket's outgoing bytes. The kernel reads `inflight_` while a send is outstanding, so it
+// must not move; new bytes go to `pending_`, which is swapped in when the send completes.
+class OutQueue {
+ public:
+  base::ByteBuffer& pending() { return pending_; }
+  size_t size() const { return pending_.size() + inflight_.size(); }
+  bool sending() const { return sending_; }
+  bool empty() const { return size() == 0; }
+  // The bytes to send next (and marks a send outstanding); false when idle or empty.
+  bool next_send(const char** data, size_t* len);
+  void on_sent(size_t bytes);
+  void release();
+
+ private:
+  base::ByteBuffer pending_;
+  base::ByteBuffer inflight_;
+  bool sending_ = false;
+};
+
+// A receive buffer picked by the kernel and not yet fully parsed.
+struct HeldBuffer {
+  uint16_t buffer_id;
+  uint32_t offset;
+  uint32_t length;
+};
+
+struct UpstreamConn;
+
+enum class ClientState : uint8_t {
+  idle,          // keep-alive: waiting for the first byte of the next request
+  reading_head,  // a request head is arriving (whole-head deadline running)
+  exchanging,    // head forwarded; request body and/or response in flight
+  closing,       // last response queued; close (lingering) once it is sent
+  lingering,     // our side shut down; discarding input until EOF or the linger deadline
+  closed,
+};
+
+struct ClientConn {
+  Worker* worker;
+  int fd;
+  ClientState state = ClientState::idle;
+  uint32_t in_flight = 0;  // io_uring operations not yet completed
+  bool recv_armed = false;
+  bool recv_cancel_pending = false;
+  bool peer_eof = false;
+  bool pumping = false;
+  bool starved = false;  // receive stopped for lack of provided buffers
+
+  std::vector<HeldBuffer> held;
+  std::unique_ptr<http::RequestParser> parser;
+  OutQueue out;
+  TimerNode timer;
+
+  // The current exchange.
+  UpstreamConn* upstream = nullptr;
+  upstream::TriedSet tried;
+  http::Method method = http::Method::get;
+  uint8_t version_minor = 1;
+  bool keep_alive = true;
+  bool request_done = false;   // whole request body parsed (and queued upstream)
+  bool response_started = false;
+  bool response_done = false;
+  http::ResponseFraming framing{};
+
+  char ip[46] = "";
+};
+
+enum class UpstreamState : uint8_t { connecting, busy, idle, closed };
+
+struct UpstreamConn {
+  Worker* worker;
+  int fd;
+  // Null once the target left the snapshot: the connection finishes its exchange, then closes.
+  upstream::TargetState* target;
+  size_t live_index = 0;  // position in Worker::live_upstreams_
+  UpstreamState state = UpstreamState::connecting;
+  uint32_t in_flight = 0;
+  bool recv_armed = false;
+  bool reused = false;         // served a request before this one
+  bool got_bytes = false;      // response bytes arrived for the current request
+  ClientConn* client = nullptr;
+  // Unparsed response bytes are [read_begin, read_end). A posted receive writes at read_end,
+  // so the bytes are only slid to the front when no receive is in flight.
+  std::unique_ptr<char[]> read_buffer;
+  uint32_t read_begin = 0;
+  uint32_t read_end = 0;
+  uint32_t unparsed() const { return read_end - read_begin; }
+  http::ResponseParser parser;
+  OutQueue out;
+  TimerNode timer;
+};
+
+// Single writer (the worker), read by the admin thread.
+struct WorkerStats {
+  metrics::Counter connections_accepted;
+  metrics::Counter connections_refused;
+  metrics::Counter requests;
+  metrics::Counter rejected;
+  metrics::Counter upstream_connects;
+  metrics::Counter upstream_connect_failures;
+  metrics::Counter upstream_reused;
+  metrics::Counter upstream_retries;
+  metrics::Counter responses_502;
+  metrics::Counter responses_503;
+  metrics::Counter responses_504;
+  metrics::Counter truncated;
+  metrics::Gauge connections_open;
+};
+
+class Worker {
+ public:
+  Worker(const ServerOptions& options, int index, int listen_fd, upstream::SnapshotCell* cell,
+         const std::atomic<bool>* stop_requested);
+  ~Worker();
+
+  // The reactor loop; returns once drained after a stop request.
+  void run();
+  const WorkerStats& stats() const { return stats_; }
+
+ private:
+  // Loop plumbing (worker.cc).
+  void dispatch(io_uring_cqe* cqe);
+  void run_timers();
+  void begin_drain();
+  void drain_tick();
+  void bury_dead();
+  void adopt_snapshot();
+  void arm_accept();
+  void on_accept(io_uring_cqe* cqe);
+  void cancel(uint64_t user_data);
+
+  // Client side (client_conn.cc).
+  void arm_client_recv(ClientConn* c);
+  void update_client_recv(ClientConn* c);
+  void on_client_recv(ClientConn* c, io_uring_cqe* cqe);
+  void on_client_send(ClientConn* c, int res);
+  void on_client_timer(ClientConn* c);
+  void pump_client(ClientConn* c);
+  bool pump_client_once(ClientConn* c);
+  void consume_held(ClientConn* c, size_t bytes);
+  void on_request_head(ClientConn* c);
+  void local_response(ClientConn* c, uint16_t status);
+  void finish_exchange(ClientConn* c);
+  void kick_client_send(ClientConn* c);
+  void client_input_ended(ClientConn* c, int res);
+  void begin_linger(ClientConn* c);
+  void close_client(ClientConn* c);
+  void release_held(ClientConn* c);
+
+  // Upstream side (upstream_conn.cc).
+  void start_attempt(ClientConn* c, base::ByteBuffer* carried);
+  UpstreamConn* open_upstream(upstream::TargetState* target);
+  UpstreamConn* take_idle(upstream::TargetState* target);
+  std::vector<UpstreamConn*>& idle_pool(upstream::TargetState* target) { return idle_pools_[target]; }
+  void remove_from_idle_pool(UpstreamConn* u);
+  const char* target_name(const UpstreamConn* u) const { return u->target ? u->target->name.c_str() : "(gone)"; }
+  void attach(ClientConn* c, UpstreamConn* u);
+  void on_upstream_connect(UpstreamConn* u, int res);
+  void on_upstream_recv(UpstreamConn* u, int res);
+  void on_upstream_send(UpstreamConn* u, int res);
+  void on_upstream_timer(UpstreamConn* u);
+  void arm_upstream_recv(UpstreamConn* u);
+  void kick_upstream_send(UpstreamConn* u);
+  void pump_upstream(UpstreamConn* u);
+  void on_response_done(ClientConn* c);
+  void upstream_ended(UpstreamConn* u, int res);
+  void upstream_failed(ClientConn* c, uint16_t status);
+  bool retry_on_fresh_connection(ClientConn* c, UpstreamConn* stale);
+  void release_upstream(UpstreamConn* u);
+  void close_upstream(UpstreamConn* u);
+  void detach(ClientConn* c);
+
+  const ServerOptions& options_;
+  int index_;
+  int listen_fd_;
+  const std::atomic<bool>* stop_requested_;
+  std::unique_ptr<io::Ring> ring_;
+  std::unique_ptr<io::BufferRing> buffers_;
+  upstream::SnapshotCell* cell_;
+  upstream::Balancer balancer_;
+  // Idle keep-alive connections per target, most recently used last.
+  std::unordered_map<const upstream::TargetState*, std::vector<UpstreamConn*>> idle_pools_;
+  std::vector<UpstreamConn*> live_upstreams_;  // every open upstream connection
+
+  TimerList header_timers_;
+  TimerList idle_timers_;
+  TimerList client_timers_;
+  TimerList linger_timers_;
+  TimerList upstream_timers_;
+  __kernel_timespec connect_timeout_{};
+
+  std::vector<ClientConn*> starved_;
+  std::vector<ClientConn*> dead_clients_;
+  std::vector<UpstreamConn*> dead_upstreams_;
+  std::vector<std::unique_ptr<http::RequestParser>> spare_parsers_;
+  uint32_t clients_ = 0;
+  uint32_t upstreams_ = 0;
+  uint32_t clients_max_;
+  bool accept_armed_ = false;
+  bool draining_ = false;
+  int64_t drain_deadline_ms_ = 0;
+  int64_t now_ms_ = 0;
+  WorkerStats stats_;
+};
+
+}  // namespace ringmaster::proxy
