@@ -329,6 +329,10 @@ const FlagSpec<ProxyConfig> kProxyFlags[] = {
      [](ProxyConfig& c, const FlagArg& a) { c.max_connections = uint_value(a, 1, kMaxConnectionsMax); }},
     {"--upstream-idle-max", true,
      [](ProxyConfig& c, const FlagArg& a) { c.upstream_idle_max = uint_value(a, 0, kUpstreamIdleMax); }},
+    {"--session-timeout-ms", true,
+     [](ProxyConfig& c, const FlagArg& a) {
+       c.session_timeout_ms = uint_value(a, kSessionTimeoutMsMin, kSessionTimeoutMsMax);
+     }},
 };
 
 void check_proxy(ProxyConfig& config, const SeenFlags& seen) {

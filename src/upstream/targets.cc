@@ -43,11 +43,12 @@ void SnapshotCell::reclaim() {
     return true;
   };
   size_t keep = 0;
-  for (Retired& r : retired_) {
-    if (safe(r)) {
-      delete r.snapshot;
+  for (size_t i = 0; i < retired_.size(); ++i) {
+    if (safe(retired_[i])) {
+      delete retired_[i].snapshot;
     } else {
-      retired_[keep++] = std::move(r);
+      if (keep != i) retired_[keep] = std::move(retired_[i]);
+      ++keep;
     }
   }
   retired_.resize(keep);

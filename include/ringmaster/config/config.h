@@ -30,6 +30,7 @@ struct ProxyConfig {
   uint32_t flush_interval_ms = 100;      // --flush-interval-ms (1..60000)
   uint64_t cache_bytes = 256ull << 20;   // --cache-bytes SIZE (0 disables)
   uint32_t cache_ttl_s = 120;            // --cache-ttl SECONDS
+  uint32_t session_timeout_ms = 10000;   // --session-timeout-ms: ZooKeeper session (1000..120000)
 
   // Request limits (see http::Limits).
   uint32_t request_line_bytes_max = 8192;  // --request-line-bytes-max SIZE

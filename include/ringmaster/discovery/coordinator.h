@@ -1,0 +1,110 @@
+// discovery coordinator: the one thread of `ringmaster proxy --zk` that talks to ZooKeeper.
+// It owns the session; watches the targets path (children) and the cache version node
+// (data); publishes immutable target snapshots into the reactors' SnapshotCell; and every
+// flush interval turns the reactors' per-target request counters into at most one
+// version-checked setData per target. Reactors never call ZooKeeper and never wait for it:
+// when ZooKeeper is down, slow or expired, they keep the last snapshot and keep counting, and
+// the coordinator writes what accumulated once it is back.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ringmaster/metrics/metrics.h"
+#include "ringmaster/upstream/targets.h"
+
+namespace ringmaster::discovery {
+
+struct CoordinatorOptions {
+  std::string zk;  // "host:port,...[/chroot]"
+  std::string targets_path = "/targets";
+  std::string cache_version_path = "/cacheAge";
+  uint32_t flush_interval_ms = 100;
+  uint32_t session_timeout_ms = 10000;
+  // Other proxies' increments are learned by re-reading counts this often.
+  uint32_t refresh_interval_ms = 1000;
+  unsigned reactors = 1;
+};
+
+class ZkSession;
+class TargetBook;
+struct CountWrite;
+
+class Coordinator {
+ public:
+  Coordinator(const CoordinatorOptions& options, upstream::SnapshotCell* cell);
+  ~Coordinator();
+
+  void start();
+  // Writes what is still unflushed (bounded by one session timeout), closes the session and
+  // joins the thread. Call after the reactors stopped, so every request is counted.
+  void stop();
+
+  // Bumped each time the cache version node changes value (not on a rewrite of the same value).
+  const std::atomic<uint64_t>& cache_epoch() const { return cache_epoch_; }
+  // Blocks until the first snapshot was published or the timeout passed; true if published.
+  bool wait_first_snapshot(int64_t timeout_ms);
+
+  // For the admin listener (any thread).
+  std::string targets_json() const;
+  void write_metrics(metrics::TextWriter& out) const;
+
+ private:
+  void run();
+  void handle_session_change();
+  void full_read();
+  bool read_members();
+  void read_target(const std::string& name);
+  void read_cache_version();
+  void flush();
+  void resolve_uncertain_write(const CountWrite& w);
+  void refresh_counts();
+  void publish();
+  std::string target_path(const std::string& name) const;
+
+  CoordinatorOptions options_;
+  upstream::SnapshotCell* cell_;
+  std::unique_ptr<ZkSession> session_;
+  std::unique_ptr<TargetBook> book_;  // coordinator thread only
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> cache_epoch_{0};
+  std::vector<CountWrite> uncertain_;  // writes lost to CONNECTIONLOSS, resolved next flush
+  bool need_full_read_ = true;
+  bool have_cache_version_ = false;
+  std::string cache_version_;
+  uint64_t snapshot_version_ = 0;
+  bool published_nonempty_ = false;
+  int64_t empty_since_ms_ = 0;
+
+  mutable std::mutex view_mutex_;  // guards the admin view below
+  std::string targets_json_;
+  std::condition_variable first_snapshot_cv_;
+  bool first_snapshot_ = false;
+
+  // Metrics (single writer: the coordinator thread).
+  metrics::Counter zk_reads_;
+  metrics::Counter zk_writes_;
+  metrics::Counter zk_children_reads_;
+  metrics::Counter zk_other_ops_;
+  metrics::Counter zk_bad_version_;
+  metrics::Counter zk_errors_;
+  metrics::Counter flush_batches_;
+  metrics::Counter flushed_requests_;
+  metrics::Counter ambiguous_writes_;
+  metrics::Counter sessions_started_;
+  metrics::Counter cache_invalidations_;
+  metrics::Gauge session_connected_;
+  metrics::Gauge snapshot_version_gauge_;
+  metrics::Gauge targets_gauge_;
+  metrics::Gauge unflushed_gauge_;
+  metrics::Gauge skipped_gauge_;
+};
+
+}  // namespace ringmaster::discovery

@@ -1,0 +1,363 @@
+#include "ringmaster/discovery/coordinator.h"
+
+#include <chrono>
+#include <map>
+
+#include "ringmaster/base/clock.h"
+#include "ringmaster/base/log.h"
+#include "target_book.h"
+#include "zk_session.h"
+
+namespace ringmaster::discovery {
+namespace {
+
+// Attempts per target per flush when other proxies keep winning the version race.
+constexpr int kWriteAttemptsMax = 5;
+// Delay before reopening a session that could not even be opened.
+constexpr int64_t kReopenDelayMs = 500;
+// A target that left is forgotten this long after its last count was written.
+constexpr int64_t kLeftTargetLingerMs = 5000;
+
+std::string json_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+Coordinator::Coordinator(const CoordinatorOptions& options, upstream::SnapshotCell* cell)
+    : options_(options),
+      cell_(cell),
+      session_(std::make_unique<ZkSession>(ZkSessionOptions{options.zk, options.session_timeout_ms, 4096})),
+      book_(std::make_unique<TargetBook>(options.reactors, [](const base::HostPort& hp) { return base::resolve(hp); })) {}
+
+Coordinator::~Coordinator() { stop(); }
+
+void Coordinator::start() {
+  thread_ = std::thread([this] {
+    base::set_thread_name("coordinator");
+    run();
+  });
+}
+
+void Coordinator::stop() {
+  if (!thread_.joinable()) return;
+  stop_.store(true);
+  session_->interrupt();
+  thread_.join();
+}
+
+bool Coordinator::wait_first_snapshot(int64_t timeout_ms) {
+  std::unique_lock lock(view_mutex_);
+  return first_snapshot_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return first_snapshot_; });
+}
+
+std::string Coordinator::target_path(const std::string& name) const { return options_.targets_path + "/" + name; }
+
+void Coordinator::run() {
+  int64_t now = base::now_ms();
+  int64_t next_flush = now + options_.flush_interval_ms;
+  int64_t next_refresh = now + options_.refresh_interval_ms;
+  int64_t next_open = now;
+  while (!stop_.load()) {
+    if (!session_->is_open() && base::now_ms() >= next_open) {
+      if (session_->open() == ZkCode::ok) {
+        sessions_started_.add();
+      } else {
+        next_open = base::now_ms() + kReopenDelayMs;
+      }
+    }
+    int64_t wait_ms = std::max<int64_t>(0, next_flush - base::now_ms());
+    while (auto event = session_->wait_event(wait_ms)) {
+      wait_ms = 0;
+      switch (event->type) {
+        case ZkEvent::Type::session:
+          handle_session_change();
+          break;
+        case ZkEvent::Type::child:
+          if (event->path == options_.targets_path) read_members();
+          break;
+        case ZkEvent::Type::created:
+        case ZkEvent::Type::deleted:
+        case ZkEvent::Type::changed:
+          if (event->path == options_.cache_version_path) read_cache_version();
+          break;
+        case ZkEvent::Type::not_watching:
+        case ZkEvent::Type::lost_events:
+          need_full_read_ = true;
+          break;
+      }
+    }
+    if (need_full_read_ && session_->connected()) full_read();
+    now = base::now_ms();
+    if (empty_since_ms_ != 0 && now - empty_since_ms_ >= options_.session_timeout_ms) read_members();
+    if (now >= next_flush) {
+      if (session_->connected()) {
+        if (now >= next_refresh) {
+          refresh_counts();
+          next_refresh = now + options_.refresh_interval_ms;
+        }
+        flush();
+      }
+      book_->prune(now, kLeftTargetLingerMs);
+      publish();
+      next_flush = now + options_.flush_interval_ms;
+    }
+  }
+  // Final flush: the reactors have stopped, so this writes every request they counted.
+  if (session_->connected()) flush();
+  if (book_->unflushed_total() > 0) {
+    RM_LOG_WARN("stopping with %llu requests not written to ZooKeeper",
+                static_cast<unsigned long long>(book_->unflushed_total()));
+  }
+  session_->close();
+}
+
+void Coordinator::handle_session_change() {
+  SessionState state = session_->state();
+  session_connected_.set(state == SessionState::connected);
+  RM_LOG_INFO("zookeeper session %s", session_state_name(state));
+  switch (state) {
+    case SessionState::connected:
+      // Re-read everything on every (re)connect: watches may have fired while away.
+      need_full_read_ = true;
+      break;
+    case SessionState::expired:
+    case SessionState::auth_failed:
+      // The session is gone for good: a new one, new watches, everything read again. The
+      // reactors keep routing with the last snapshot and keep counting meanwhile.
+      if (session_->reopen() == ZkCode::ok) sessions_started_.add();
+      need_full_read_ = true;
+      break;
+    default:
+      break;
+  }
+}
+
+void Coordinator::full_read() {
+  ZkCode rc = session_->ensure_path(options_.targets_path);
+  zk_other_ops_.add();
+  if (rc != ZkCode::ok) {
+    zk_errors_.add();
+    return;
+  }
+  if (!read_members()) return;
+  read_cache_version();
+  need_full_read_ = false;
+}
+
+bool Coordinator::read_members() {
+  std::vector<std::string> names;
+  ZkCode rc = session_->get_children(options_.targets_path, &names, true);
+  zk_children_reads_.add();
+  if (rc == ZkCode::no_node) {
+    // Someone removed the targets path: recreate it (whoever comes first) and watch again.
+    session_->ensure_path(options_.targets_path);
+    rc = session_->get_children(options_.targets_path, &names, true);
+    zk_children_reads_.add();
+  }
+  if (rc != ZkCode::ok) {
+    // A fault never wipes the routing table: keep the last snapshot.
+    zk_errors_.add();
+    if (zk_connection_problem(rc)) need_full_read_ = true;
+    return false;
+  }
+  int64_t now = base::now_ms();
+  if (names.empty() && published_nonempty_) {
+    // Every target vanished at once: after a ZooKeeper outage the agents' sessions may
+    // expire together and come back seconds later. Keep routing to the last targets for one
+    // session timeout; only then believe the empty list.
+    if (empty_since_ms_ == 0) {
+      empty_since_ms_ = now;
+      RM_LOG_WARN("every target left %s; keeping the last %zu for up to %u ms", options_.targets_path.c_str(),
+                  book_->member_count(), options_.session_timeout_ms);
+      return true;
+    }
+    if (now - empty_since_ms_ < options_.session_timeout_ms) return true;
+  }
+  empty_since_ms_ = 0;
+  for (const std::string& name : book_->set_members(names, now)) read_target(name);
+  publish();
+  return true;
+}
+
+void Coordinator::read_target(const std::string& name) {
+  std::string data;
+  ZkStat stat;
+  ZkCode rc = session_->get(target_path(name), &data, &stat, false);
+  zk_reads_.add();
+  if (rc == ZkCode::ok) {
+    book_->on_read(name, data, stat.version);
+  } else if (rc == ZkCode::no_node) {
+    book_->on_missing(name);
+  } else {
+    zk_errors_.add();
+  }
+}
+
+void Coordinator::read_cache_version() {
+  std::string data;
+  ZkStat stat;
+  ZkCode rc = session_->get(options_.cache_version_path, &data, &stat, true);
+  zk_reads_.add();
+  if (rc == ZkCode::no_node) {
+    // Watch for its creation instead.
+    session_->exists(options_.cache_version_path, nullptr, true);
+    zk_other_ops_.add();
+    return;
+  }
+  if (rc != ZkCode::ok) {
+    zk_errors_.add();
+    return;
+  }
+  if (have_cache_version_ && data != cache_version_) {
+    RM_LOG_INFO("content version changed to \"%s\": cache invalidated", data.c_str());
+    cache_epoch_.fetch_add(1, std::memory_order_release);
+    cache_invalidations_.add();
+  }
+  cache_version_ = data;
+  have_cache_version_ = true;
+}
+
+void Coordinator::refresh_counts() {
+  // Other proxies' increments reach us here (and on every BADVERSION).
+  for (const TargetBook::Row& row : book_->rows()) {
+    if (row.member) read_target(row.name);
+  }
+}
+
+void Coordinator::flush() {
+  // Writes whose outcome is still unknown are settled first, or their requests would be
+  // planned (and written) a second time.
+  std::vector<CountWrite> unsettled;
+  unsettled.swap(uncertain_);
+  for (const CountWrite& w : unsettled) resolve_uncertain_write(w);
+  if (!uncertain_.empty()) return;
+  std::vector<TargetBook::Write> writes = book_->plan_flush();
+  if (writes.empty()) return;
+  flush_batches_.add();
+  for (TargetBook::Write w : writes) {
+    for (int attempt = 0; attempt < kWriteAttemptsMax; ++attempt) {
+      ZkStat stat;
+      ZkCode rc = session_->set(target_path(w.name), std::to_string(w.count), w.expected_version, &stat);
+      zk_writes_.add();
+      if (rc == ZkCode::ok) {
+        flushed_requests_.add(w.requests_total - w.written_before);
+        book_->on_written(w, stat.version);
+        break;
+      }
+      if (rc == ZkCode::bad_version) {
+        // Another proxy wrote first: read its count and add ours on top.
+        zk_bad_version_.add();
+        read_target(w.name);
+        auto again = book_->plan_one(w.name);
+        if (!again) break;
+        w = *again;
+        continue;
+      }
+      if (rc == ZkCode::no_node) {
+        // The node is gone (agent stopped or its session expired): keep the requests and
+        // write them when the node is back.
+        book_->on_missing(w.name);
+        break;
+      }
+      zk_errors_.add();
+      if (rc == ZkCode::connection_loss) resolve_uncertain_write(w);
+      return;  // the connection is in trouble: the rest waits for the next flush
+    }
+  }
+}
+
+void Coordinator::resolve_uncertain_write(const CountWrite& w) {
+  // CONNECTIONLOSS after a write says nothing about whether it landed. Read the node back:
+  // our exact value one version up means it did; an unchanged version means it did not.
+  // Anything else is ambiguous and counted as written, so a retry can never count twice.
+  std::string data;
+  ZkStat stat;
+  ZkCode rc = session_->get(target_path(w.name), &data, &stat, false);
+  zk_reads_.add();
+  if (rc != ZkCode::ok) {
+    uncertain_.push_back(w);
+    return;
+  }
+  if (stat.version == w.expected_version) {
+    book_->on_read(w.name, data, stat.version);
+    return;
+  }
+  if (!(stat.version == w.expected_version + 1 && data == std::to_string(w.count))) ambiguous_writes_.add();
+  book_->on_assumed_written(w);
+  book_->on_read(w.name, data, stat.version);
+}
+
+void Coordinator::publish() {
+  auto snapshot = book_->build_snapshot(++snapshot_version_);
+  size_t targets = snapshot->targets.size();
+  if (targets > 0) published_nonempty_ = true;
+  if (targets == 0 && empty_since_ms_ == 0) published_nonempty_ = false;
+  cell_->publish(std::move(snapshot));
+  snapshot_version_gauge_.set(static_cast<int64_t>(snapshot_version_));
+  targets_gauge_.set(static_cast<int64_t>(targets));
+  unflushed_gauge_.set(static_cast<int64_t>(book_->unflushed_total()));
+  skipped_gauge_.set(static_cast<int64_t>(book_->skipped_names() + book_->skipped_data()));
+
+  std::string json = "{\"mode\":\"zookeeper\",\"session\":\"";
+  json += session_state_name(session_->state());
+  json += "\",\"snapshot_version\":" + std::to_string(snapshot_version_) + ",\"targets\":[";
+  bool first = true;
+  for (const TargetBook::Row& row : book_->rows()) {
+    if (!first) json += ",";
+    first = false;
+    json += "{\"name\":\"" + json_escape(row.name) + "\",\"state\":\"" +
+            (row.member ? (row.readable ? "routing" : "unreadable") : "left") +
+            "\",\"count\":" + std::to_string(row.count) + ",\"unflushed\":" + std::to_string(row.unflushed) +
+            ",\"version\":" + std::to_string(row.version) + "}";
+  }
+  json += "]}\n";
+  std::lock_guard lock(view_mutex_);
+  targets_json_ = std::move(json);
+  if (!first_snapshot_ && (targets > 0 || !need_full_read_)) {
+    first_snapshot_ = true;
+    first_snapshot_cv_.notify_all();
+  }
+}
+
+std::string Coordinator::targets_json() const {
+  std::lock_guard lock(view_mutex_);
+  return targets_json_;
+}
+
+void Coordinator::write_metrics(metrics::TextWriter& out) const {
+  auto counter = [&out](const char* name, const char* help, const metrics::Counter& c) {
+    out.family(name, "counter", help);
+    out.sample(name, "", c.get());
+  };
+  out.family("ringmaster_zk_operations_total", "counter", "ZooKeeper operations by kind.");
+  out.sample("ringmaster_zk_operations_total", "kind=\"get\"", zk_reads_.get());
+  out.sample("ringmaster_zk_operations_total", "kind=\"set\"", zk_writes_.get());
+  out.sample("ringmaster_zk_operations_total", "kind=\"get_children\"", zk_children_reads_.get());
+  out.sample("ringmaster_zk_operations_total", "kind=\"other\"", zk_other_ops_.get());
+  counter("ringmaster_zk_bad_version_total", "Versioned writes that lost a race and were retried.", zk_bad_version_);
+  counter("ringmaster_zk_errors_total", "ZooKeeper operations that failed.", zk_errors_);
+  counter("ringmaster_zk_sessions_total", "ZooKeeper sessions opened.", sessions_started_);
+  counter("ringmaster_flush_batches_total", "Flush intervals that wrote at least one count.", flush_batches_);
+  counter("ringmaster_flushed_requests_total", "Requests written to ZooKeeper counts.", flushed_requests_);
+  counter("ringmaster_zk_ambiguous_writes_total", "Writes whose outcome was unknown and assumed applied.",
+          ambiguous_writes_);
+  counter("ringmaster_cache_invalidations_total", "Content version changes seen.", cache_invalidations_);
+  auto gauge = [&out](const char* name, const char* help, const metrics::Gauge& g) {
+    out.family(name, "gauge", help);
+    out.sample(name, "", g.get());
+  };
+  gauge("ringmaster_zk_session_connected", "1 while the ZooKeeper session is connected.", session_connected_);
+  gauge("ringmaster_snapshot_version", "Version of the last published target snapshot.", snapshot_version_gauge_);
+  gauge("ringmaster_targets", "Targets in the last published snapshot.", targets_gauge_);
+  gauge("ringmaster_unflushed_requests", "Requests counted but not yet written to ZooKeeper.", unflushed_gauge_);
+  gauge("ringmaster_targets_skipped", "Children whose name or data did not parse.", skipped_gauge_);
+}
+
+}  // namespace ringmaster::discovery

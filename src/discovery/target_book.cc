@@ -1,0 +1,174 @@
+#include "target_book.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace ringmaster::discovery {
+
+std::optional<uint64_t> parse_count(std::string_view data) {
+  if (data.empty() || data.size() > 20) return std::nullopt;
+  uint64_t value = 0;
+  for (char c : data) {
+    if (c < '0' || c > '9') return std::nullopt;
+    uint64_t digit = static_cast<uint64_t>(c - '0');
+    if (value > (std::numeric_limits<uint64_t>::max() - digit) / 10) return std::nullopt;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
+TargetBook::TargetBook(unsigned reactors, Resolver resolver) : reactors_(reactors), resolver_(std::move(resolver)) {}
+
+std::vector<std::string> TargetBook::set_members(const std::vector<std::string>& names, int64_t now_ms) {
+  for (auto& [name, e] : entries_) {
+    if (e.member) e.left_ms = now_ms;  // provisional: reset below for those still present
+    e.member = false;
+  }
+  std::vector<std::string> to_read;
+  for (const std::string& name : names) {
+    auto it = entries_.find(name);
+    if (it == entries_.end()) {
+      auto hp = base::parse_host_port(name);
+      std::optional<base::SocketAddress> address = hp ? resolver_(*hp) : std::nullopt;
+      if (!address) {
+        ++skipped_names_;
+        continue;
+      }
+      Entry e;
+      e.state = std::make_shared<upstream::TargetState>(name, *address, reactors_);
+      it = entries_.emplace(name, std::move(e)).first;
+    }
+    it->second.member = true;
+    if (!it->second.readable) to_read.push_back(name);
+  }
+  return to_read;
+}
+
+void TargetBook::prune(int64_t now_ms, int64_t linger_ms) {
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    const Entry& e = it->second;
+    bool idle = e.state->requests_total() == e.written_total;
+    if (!e.member && idle && now_ms - e.left_ms >= linger_ms) {
+      it = entries_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void TargetBook::on_read(const std::string& name, std::string_view data, int32_t version) {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) return;
+  Entry& e = it->second;
+  std::optional<uint64_t> count = parse_count(data);
+  if (!count) {
+    ++skipped_data_;
+    e.readable = false;
+    return;
+  }
+  e.count = *count;
+  e.version = version;
+  if (!e.offset_set) {
+    // Joining: level with the least-loaded member, whatever the cumulative count says, so a
+    // fresh target (count 0 next to 100000s) gets an even share instead of a flood.
+    int64_t level = min_normalised();
+    e.offset = static_cast<int64_t>(e.count) - level;
+    e.offset_set = true;
+  }
+  e.readable = true;
+}
+
+void TargetBook::on_missing(const std::string& name) {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) return;
+  it->second.readable = false;
+}
+
+int64_t TargetBook::min_normalised() const {
+  bool any = false;
+  int64_t best = 0;
+  for (const auto& [name, e] : entries_) {
+    if (!e.member || !e.readable || !e.offset_set) continue;
+    uint64_t pending = e.state->requests_total() - e.written_total;
+    int64_t norm = static_cast<int64_t>(e.count + pending) - e.offset;
+    if (!any || norm < best) best = norm;
+    any = true;
+  }
+  return any ? best : 0;
+}
+
+namespace {
+std::optional<CountWrite> plan_entry(const std::string& name, uint64_t count, int32_t version, uint64_t written,
+                                     uint64_t total) {
+  if (total == written) return std::nullopt;
+  return CountWrite{name, count + (total - written), version, total, written};
+}
+}  // namespace
+
+std::vector<TargetBook::Write> TargetBook::plan_flush() const {
+  std::vector<Write> writes;
+  for (const auto& [name, e] : entries_) {
+    if (!e.member || !e.readable) continue;
+    if (auto w = plan_entry(name, e.count, e.version, e.written_total, e.state->requests_total())) writes.push_back(*w);
+  }
+  return writes;
+}
+
+std::optional<TargetBook::Write> TargetBook::plan_one(const std::string& name) const {
+  auto it = entries_.find(name);
+  if (it == entries_.end() || !it->second.member || !it->second.readable) return std::nullopt;
+  const Entry& e = it->second;
+  return plan_entry(name, e.count, e.version, e.written_total, e.state->requests_total());
+}
+
+void TargetBook::on_assumed_written(const Write& write) {
+  auto it = entries_.find(write.name);
+  if (it != entries_.end()) it->second.written_total = write.requests_total;
+}
+
+void TargetBook::on_written(const Write& write, int32_t new_version) {
+  auto it = entries_.find(write.name);
+  if (it == entries_.end()) return;
+  Entry& e = it->second;
+  e.count = write.count;
+  e.version = new_version;
+  e.written_total = write.requests_total;
+}
+
+std::unique_ptr<upstream::TargetSnapshot> TargetBook::build_snapshot(uint64_t version) const {
+  auto snapshot = std::make_unique<upstream::TargetSnapshot>();
+  snapshot->version = version;
+  for (const auto& [name, e] : entries_) {
+    if (!e.member || !e.readable) continue;
+    uint64_t pending = e.state->requests_total() - e.written_total;
+    int64_t norm = static_cast<int64_t>(e.count + pending) - e.offset;
+    upstream::Target t;
+    t.state = e.state;
+    t.count = e.count;
+    t.balance_base = norm > 0 ? static_cast<uint64_t>(norm) : 0;
+    snapshot->targets.push_back(std::move(t));
+  }
+  return snapshot;
+}
+
+size_t TargetBook::member_count() const {
+  size_t n = 0;
+  for (const auto& [name, e] : entries_) n += e.member && e.readable;
+  return n;
+}
+
+uint64_t TargetBook::unflushed_total() const {
+  uint64_t sum = 0;
+  for (const auto& [name, e] : entries_) sum += e.state->requests_total() - e.written_total;
+  return sum;
+}
+
+std::vector<TargetBook::Row> TargetBook::rows() const {
+  std::vector<Row> out;
+  for (const auto& [name, e] : entries_) {
+    out.push_back(Row{name, e.member, e.readable, e.count, e.state->requests_total() - e.written_total, e.version});
+  }
+  return out;
+}
+
+}  // namespace ringmaster::discovery

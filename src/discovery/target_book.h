@@ -1,0 +1,102 @@
+// TargetBook: the coordinator's bookkeeping, free of ZooKeeper I/O so it can be unit-tested.
+// It knows every target seen under the targets path, its last read count and znode version,
+// how many of its requests this proxy has already written, and how to normalise counts for
+// balancing. Coordinator thread only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ringmaster/base/host_port.h"
+#include "ringmaster/upstream/targets.h"
+
+namespace ringmaster::discovery {
+
+using Resolver = std::function<std::optional<base::SocketAddress>(const base::HostPort&)>;
+
+// Decimal ASCII, digits only, at most 20 of them, no overflow.
+std::optional<uint64_t> parse_count(std::string_view data);
+
+// One versioned count write planned by the coordinator.
+struct CountWrite {
+  std::string name;
+  uint64_t count;            // the value to write
+  int32_t expected_version;
+  uint64_t requests_total;   // this proxy's total for the target once the write lands
+  uint64_t written_before;   // this proxy's total already in ZooKeeper before it
+};
+
+class TargetBook {
+ public:
+  TargetBook(unsigned reactors, Resolver resolver);
+
+  // A new children list. Names that do not parse as host:port (or do not resolve) are
+  // skipped and counted. Returns the names whose count must be read (new ones).
+  std::vector<std::string> set_members(const std::vector<std::string>& names, int64_t now_ms);
+  // Forgets targets that left at least `linger_ms` ago and have nothing left to write (a
+  // request counted just before the reactors saw it leave still gets written).
+  void prune(int64_t now_ms, int64_t linger_ms);
+  // A fresh read of a member's node. Data that does not parse skips the target (counted)
+  // until a later read parses.
+  void on_read(const std::string& name, std::string_view data, int32_t version);
+  // The node is gone (NONODE on read or write): it stays known, with its unflushed requests,
+  // until it reappears in a children list (an agent re-creating it after session expiry).
+  void on_missing(const std::string& name);
+
+  using Write = CountWrite;
+  // One write per member with requests not yet written; empty when nothing changed.
+  std::vector<Write> plan_flush() const;
+  // The write for one target after a fresh read (nullopt: nothing to write or not readable).
+  std::optional<Write> plan_one(const std::string& name) const;
+  void on_written(const Write& write, int32_t new_version);
+  // The write's outcome is unknown and is counted as applied: only the requests move to
+  // "written"; count and version come from the read that follows.
+  void on_assumed_written(const Write& write);
+
+  // The routing view: members with a readable count, sorted by name, with balance bases
+  // normalised so a member's base starts level with the least-loaded one when it joins.
+  std::unique_ptr<upstream::TargetSnapshot> build_snapshot(uint64_t version) const;
+
+  size_t member_count() const;
+  uint64_t skipped_names() const { return skipped_names_; }
+  uint64_t skipped_data() const { return skipped_data_; }
+  // Requests counted locally and not yet written, over all targets.
+  uint64_t unflushed_total() const;
+
+  struct Row {
+    std::string name;
+    bool member;
+    bool readable;
+    uint64_t count;        // last known count in ZooKeeper
+    uint64_t unflushed;    // this proxy's requests not yet written
+    int32_t version;
+  };
+  std::vector<Row> rows() const;
+
+ private:
+  struct Entry {
+    std::shared_ptr<upstream::TargetState> state;
+    bool member = false;
+    bool readable = false;   // a count was read and parsed
+    uint64_t count = 0;
+    int32_t version = 0;
+    uint64_t written_total = 0;  // this proxy's requests already included in ZooKeeper
+    int64_t offset = 0;          // balance normalisation: base = count - offset
+    bool offset_set = false;
+    int64_t left_ms = 0;  // when it stopped being a member
+  };
+  int64_t min_normalised() const;
+
+  unsigned reactors_;
+  Resolver resolver_;
+  std::map<std::string, Entry> entries_;
+  uint64_t skipped_names_ = 0;
+  uint64_t skipped_data_ = 0;
+};
+
+}  // namespace ringmaster::discovery

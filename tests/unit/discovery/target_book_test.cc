@@ -1,0 +1,160 @@
+#include "discovery/target_book.h"
+
+#include <gtest/gtest.h>
+
+namespace ringmaster::discovery {
+namespace {
+
+std::optional<base::SocketAddress> fake_resolve(const base::HostPort& hp) {
+  return base::resolve(base::HostPort{"127.0.0.1", hp.port});
+}
+
+upstream::TargetState* state_of(const upstream::TargetSnapshot& s, const std::string& name) {
+  for (const auto& t : s.targets) {
+    if (t.state->name == name) return t.state.get();
+  }
+  return nullptr;
+}
+
+uint64_t base_of(const upstream::TargetSnapshot& s, const std::string& name) {
+  for (const auto& t : s.targets) {
+    if (t.state->name == name) return t.balance_base;
+  }
+  return UINT64_MAX;
+}
+
+TEST(ParseCount, AcceptsDecimalDigitsOnly) {
+  EXPECT_EQ(parse_count("0"), 0u);
+  EXPECT_EQ(parse_count("1234"), 1234u);
+  EXPECT_EQ(parse_count("18446744073709551615"), UINT64_MAX);
+  EXPECT_FALSE(parse_count(""));
+  EXPECT_FALSE(parse_count("18446744073709551616"));
+  EXPECT_FALSE(parse_count("-1"));
+  EXPECT_FALSE(parse_count("12 "));
+  EXPECT_FALSE(parse_count("0x10"));
+}
+
+TEST(TargetBook, SkipsAndCountsChildrenWhoseNameDoesNotParse) {
+  TargetBook book(1, fake_resolve);
+  auto to_read = book.set_members({"a:1", "garbage", "b:0", "c:2"}, 0);
+  EXPECT_EQ(to_read, (std::vector<std::string>{"a:1", "c:2"}));
+  EXPECT_EQ(book.skipped_names(), 2u);
+}
+
+TEST(TargetBook, SkipsATargetWhoseDataDoesNotParseUntilItDoes) {
+  TargetBook book(1, fake_resolve);
+  book.set_members({"a:1"}, 0);
+  book.on_read("a:1", "not a number", 3);
+  EXPECT_EQ(book.build_snapshot(1)->targets.size(), 0u);
+  EXPECT_EQ(book.skipped_data(), 1u);
+  book.on_read("a:1", "7", 4);
+  EXPECT_EQ(book.build_snapshot(2)->targets.size(), 1u);
+}
+
+TEST(TargetBook, PlansOneVersionedWriteWithTheDeltaOnTopOfTheKnownCount) {
+  TargetBook book(2, fake_resolve);
+  book.set_members({"a:1"}, 0);
+  book.on_read("a:1", "100", 5);
+  auto snap = book.build_snapshot(1);
+  upstream::TargetState* s = state_of(*snap, "a:1");
+  s->slots[0].count_request();
+  s->slots[1].count_request();
+  s->slots[1].count_request();
+  auto writes = book.plan_flush();
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_EQ(writes[0].count, 103u);
+  EXPECT_EQ(writes[0].expected_version, 5);
+  book.on_written(writes[0], 6);
+  EXPECT_TRUE(book.plan_flush().empty());
+  s->slots[0].count_request();
+  writes = book.plan_flush();
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_EQ(writes[0].count, 104u);
+  EXPECT_EQ(writes[0].expected_version, 6);
+}
+
+TEST(TargetBook, AfterAFreshReadTheDeltaGoesOnTopOfTheOtherProxysCount) {
+  TargetBook book(1, fake_resolve);
+  book.set_members({"a:1"}, 0);
+  book.on_read("a:1", "100", 1);
+  auto snap = book.build_snapshot(1);
+  state_of(*snap, "a:1")->slots[0].count_request();
+  book.on_read("a:1", "150", 2);  // another proxy wrote 50 (BADVERSION, re-read)
+  auto w = book.plan_one("a:1");
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->count, 151u);
+  EXPECT_EQ(w->expected_version, 2);
+}
+
+TEST(TargetBook, AMissingNodeKeepsItsUnwrittenRequestsUntilItReturns) {
+  TargetBook book(1, fake_resolve);
+  book.set_members({"a:1"}, 0);
+  book.on_read("a:1", "10", 1);
+  auto snap = book.build_snapshot(1);
+  state_of(*snap, "a:1")->slots[0].count_request();
+  book.on_missing("a:1");
+  EXPECT_TRUE(book.plan_flush().empty());
+  EXPECT_EQ(book.unflushed_total(), 1u);
+  // The agent re-creates the node (session expiry) with the last count it saw.
+  book.set_members({"a:1"}, 10);
+  book.on_read("a:1", "10", 0);
+  auto w = book.plan_flush();
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].count, 11u);
+  EXPECT_EQ(w[0].expected_version, 0);
+}
+
+TEST(TargetBook, ANewTargetJoinsLevelWithTheLeastLoadedInsteadOfAtItsLowCount) {
+  TargetBook book(1, fake_resolve);
+  book.set_members({"a:1", "b:2"}, 0);
+  book.on_read("a:1", "100000", 1);
+  book.on_read("b:2", "100400", 1);
+  auto snap = book.build_snapshot(1);
+  // Targets first seen together start level too: history before this proxy saw them says
+  // nothing about the load they can take now.
+  EXPECT_EQ(base_of(*snap, "a:1"), 0u);
+  EXPECT_EQ(base_of(*snap, "b:2"), 0u);
+  book.on_read("b:2", "100400", 1);
+  book.on_read("a:1", "100300", 2);  // a took 300 requests since
+  snap = book.build_snapshot(2);
+  EXPECT_EQ(base_of(*snap, "a:1"), 300u);
+  book.set_members({"a:1", "b:2", "c:3"}, 0);
+  book.on_read("c:3", "0", 0);
+  snap = book.build_snapshot(3);
+  EXPECT_EQ(base_of(*snap, "c:3"), 0u);  // level with the least loaded (b:2), not 100000 below
+  // Later growth of the counts moves the bases one for one.
+  book.on_read("c:3", "50", 1);
+  snap = book.build_snapshot(4);
+  EXPECT_EQ(base_of(*snap, "c:3"), 50u);
+}
+
+TEST(TargetBook, AssumedWriteMovesRequestsWithoutTouchingTheCount) {
+  TargetBook book(1, fake_resolve);
+  book.set_members({"a:1"}, 0);
+  book.on_read("a:1", "5", 1);
+  auto snap = book.build_snapshot(1);
+  state_of(*snap, "a:1")->slots[0].count_request();
+  auto w = book.plan_flush();
+  ASSERT_EQ(w.size(), 1u);
+  book.on_assumed_written(w[0]);
+  book.on_read("a:1", "9", 3);
+  EXPECT_TRUE(book.plan_flush().empty());  // never written twice
+  auto rows = book.rows();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].count, 9u);
+  EXPECT_EQ(rows[0].version, 3);
+}
+
+TEST(TargetBook, ForgetsALeftTargetOnlyAfterItsRequestsAreWrittenAndTheLingerPassed) {
+  TargetBook book(1, fake_resolve);
+  book.set_members({"a:1"}, 0);
+  book.on_read("a:1", "5", 1);
+  book.set_members({}, 1000);
+  book.prune(1500, 1000);
+  EXPECT_EQ(book.rows().size(), 1u);
+  book.prune(2000, 1000);
+  EXPECT_EQ(book.rows().size(), 0u);
+}
+
+}  // namespace
+}  // namespace ringmaster::discovery

@@ -1,0 +1,185 @@
+#include "ringmaster/upstream/targets.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <thread>
+
+namespace ringmaster::upstream {
+namespace {
+
+base::SocketAddress loopback(uint16_t port) {
+  return *base::resolve(base::HostPort{"127.0.0.1", port});
+}
+
+std::unique_ptr<TargetSnapshot> snapshot_of(const std::vector<std::shared_ptr<TargetState>>& states,
+                                            std::vector<uint64_t> bases = {}) {
+  auto s = std::make_unique<TargetSnapshot>();
+  for (size_t i = 0; i < states.size(); ++i) {
+    Target t;
+    t.state = states[i];
+    t.balance_base = i < bases.size() ? bases[i] : 0;
+    s->targets.push_back(t);
+  }
+  return s;
+}
+
+std::vector<std::shared_ptr<TargetState>> make_states(int n, unsigned reactors = 1) {
+  std::vector<std::shared_ptr<TargetState>> out;
+  for (int i = 0; i < n; ++i) {
+    out.push_back(std::make_shared<TargetState>("127.0.0.1:" + std::to_string(9000 + i),
+                                                loopback(static_cast<uint16_t>(9000 + i)), reactors));
+  }
+  return out;
+}
+
+TEST(Balancer, SplitsRequestsEvenlyAcrossEqualTargets) {
+  auto states = make_states(3);
+  auto snap = snapshot_of(states);
+  Balancer b(0);
+  b.adopt(snap.get());
+  std::map<std::string, int> hits;
+  for (int i = 0; i < 3000; ++i) {
+    int idx = b.pick(TriedSet{}, 0);
+    ASSERT_GE(idx, 0);
+    b.on_request(b.state(idx));
+    ++hits[b.state(idx)->name];
+  }
+  for (auto& [name, n] : hits) EXPECT_EQ(n, 1000) << name;
+}
+
+TEST(Balancer, PrefersTheTargetWithTheLowestBalanceBase) {
+  auto states = make_states(2);
+  auto snap = snapshot_of(states, {100, 0});
+  Balancer b(0);
+  b.adopt(snap.get());
+  // The second target gets every request until it catches up with the first.
+  for (int i = 0; i < 100; ++i) {
+    int idx = b.pick(TriedSet{}, 0);
+    EXPECT_EQ(b.state(idx), states[1].get());
+    b.on_request(b.state(idx));
+  }
+}
+
+TEST(Balancer, SkipsTriedTargetsAndReturnsMinusOneWhenAllTried) {
+  auto states = make_states(2);
+  auto snap = snapshot_of(states);
+  Balancer b(0);
+  b.adopt(snap.get());
+  TriedSet tried;
+  int first = b.pick(tried, 0);
+  tried.add(b.state(first));
+  int second = b.pick(tried, 0);
+  EXPECT_NE(first, second);
+  tried.add(b.state(second));
+  EXPECT_EQ(b.pick(tried, 0), -1);
+}
+
+TEST(Balancer, EjectsAFailingTargetWithDoublingBackoff) {
+  auto states = make_states(2);
+  auto snap = snapshot_of(states);
+  Balancer b(0);
+  b.adopt(snap.get());
+  TargetState* bad = states[0].get();
+  b.on_connect_failure(bad, 0);
+  EXPECT_TRUE(b.ejected(bad, Balancer::kEjectBaseMs - 1));
+  EXPECT_FALSE(b.ejected(bad, Balancer::kEjectBaseMs));
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(b.state(b.pick(TriedSet{}, 10)), states[1].get());
+  b.on_connect_failure(bad, 0);
+  EXPECT_TRUE(b.ejected(bad, 2 * Balancer::kEjectBaseMs - 1));
+  b.on_connect_success(bad);
+  b.on_connect_failure(bad, 0);
+  EXPECT_FALSE(b.ejected(bad, Balancer::kEjectBaseMs));  // success reset the backoff
+}
+
+TEST(Balancer, PicksAnEjectedTargetWhenNothingElseIsLeft) {
+  auto states = make_states(1);
+  auto snap = snapshot_of(states);
+  Balancer b(0);
+  b.adopt(snap.get());
+  b.on_connect_failure(states[0].get(), 0);
+  EXPECT_EQ(b.pick(TriedSet{}, 1), 0);
+}
+
+TEST(Balancer, EmptySnapshotPicksNothing) {
+  TargetSnapshot empty;
+  Balancer b(0);
+  b.adopt(&empty);
+  EXPECT_EQ(b.pick(TriedSet{}, 0), -1);
+  b.adopt(nullptr);
+  EXPECT_EQ(b.pick(TriedSet{}, 0), -1);
+}
+
+TEST(TargetState, SumsRequestsOverReactorSlots) {
+  TargetState s("a:1", loopback(1), 4);
+  for (unsigned r = 0; r < 4; ++r) {
+    for (unsigned i = 0; i <= r; ++i) s.slots[r].count_request();
+  }
+  EXPECT_EQ(s.requests_total(), 1u + 2 + 3 + 4);
+}
+
+TEST(SnapshotCell, FreesAnOldSnapshotOnlyAfterEveryReactorPassedTwoQuiescentPoints) {
+  SnapshotCell cell(2);
+  auto states = make_states(1);
+  cell.publish(snapshot_of(states));
+  cell.publish(snapshot_of(states));
+  EXPECT_EQ(cell.retired(), 1u);
+  cell.quiescent(0);
+  cell.quiescent(0);
+  cell.reclaim();
+  EXPECT_EQ(cell.retired(), 1u);  // reactor 1 may still hold it
+  cell.quiescent(1);
+  cell.reclaim();
+  EXPECT_EQ(cell.retired(), 1u);  // one point may belong to a turn that loaded the old pointer
+  cell.quiescent(1);
+  cell.reclaim();
+  EXPECT_EQ(cell.retired(), 0u);
+}
+
+TEST(SnapshotCell, AnOfflineReactorNeverHoldsBackReclamation) {
+  SnapshotCell cell(2);
+  auto states = make_states(1);
+  cell.publish(snapshot_of(states));
+  cell.publish(snapshot_of(states));
+  cell.offline(1);
+  cell.quiescent(0);
+  cell.quiescent(0);
+  cell.reclaim();
+  EXPECT_EQ(cell.retired(), 0u);
+}
+
+// Reactors reading while a publisher replaces snapshots: run under TSan/ASan, this is the
+// coordinator/reactor boundary. Each reader checks that what it loaded is intact.
+TEST(SnapshotCell, ReadersSeeIntactSnapshotsWhilePublisherReplacesThem) {
+  constexpr unsigned kReaders = 2;
+  SnapshotCell cell(kReaders);
+  auto states = make_states(3, kReaders);
+  cell.publish(snapshot_of(states));
+  std::atomic<bool> done{false};
+  std::vector<std::thread> readers;
+  for (unsigned r = 0; r < kReaders; ++r) {
+    readers.emplace_back([&, r] {
+      Balancer b(r);
+      while (!done.load()) {
+        b.adopt(cell.load());
+        int idx = b.pick(TriedSet{}, 0);
+        ASSERT_GE(idx, 0);
+        b.on_request(b.state(idx));
+        ASSERT_EQ(b.snapshot()->targets.size(), 3u);
+        cell.quiescent(r);
+      }
+      cell.offline(r);
+    });
+  }
+  for (int i = 0; i < 2000; ++i) cell.publish(snapshot_of(states, {static_cast<uint64_t>(i), 0, 0}));
+  done.store(true);
+  for (auto& t : readers) t.join();
+  cell.reclaim();
+  EXPECT_EQ(cell.retired(), 0u);
+  uint64_t total = 0;
+  for (auto& s : states) total += s->requests_total();
+  EXPECT_GT(total, 0u);
+}
+
+}  // namespace
+}  // namespace ringmaster::upstream
