@@ -93,7 +93,7 @@ enum class ParseStatus : uint8_t {
 
 struct ParseResult {
   ParseStatus status;
-  size_t consumed;  // bytes of the input that belong to this message stage
+  size_t consumed;  // bytes of the input that belong to this message stage (0 after error)
 };
 
 // Parses one request at a time from a client connection. Usage per request:
@@ -174,6 +174,8 @@ struct ForwardContext {
 // Canonical head for the backend: "METHOD target HTTP/1.1", Host, the end-to-end fields,
 // framing (Content-Length: N or Transfer-Encoding: chunked), X-Forwarded-For,
 // X-Forwarded-Proto, Via. No Connection header (HTTP/1.1 keep-alive is the default).
+// No Host line when head.host is empty (an HTTP/1.0 client sent none); a caller that wants
+// one passes a copy of the head with host set.
 void serialize_request_head(const RequestHead& head, const ForwardContext& ctx, base::ByteBuffer& out);
 
 // How the proxy frames a response to the client.
@@ -186,7 +188,8 @@ struct ResponseFraming {
 // Chooses framing for the client: Content-Length stays; chunked stays for HTTP/1.1 clients;
 // close-delimited bodies become chunked for HTTP/1.1 clients; for HTTP/1.0 clients anything
 // without Content-Length is sent raw and the connection closes. A HEAD request gets the
-// Content-Length header (if any) but no body.
+// Content-Length header (if any) but no body: framing is then content_length although the
+// parser reports body_done() (the same for a 304; a 204 never gets Content-Length).
 ResponseFraming choose_response_framing(const ResponseHead& response, Method request_method,
                                         uint8_t client_version_minor, bool client_keep_alive);
 
