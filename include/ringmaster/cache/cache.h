@@ -1,0 +1,223 @@
+// cache: the shared response cache. One Cache per proxy, used by every reactor: it is split
+// into shards (each a hash table + SIEVE eviction queue under its own small mutex), so two
+// reactors only meet on a lock when they touch keys of the same shard, and the critical
+// sections are a hash lookup and a reference-count bump. A stored response is immutable and
+// reference-counted: a hit hands the reactor an EntryRef and the reactor sends the stored
+// head and body bytes straight from the entry (no copy per request); eviction or
+// invalidation only drops the cache's own reference.
+//
+// HTTP semantics (RFC 9111, shared cache) live here as pure functions over header fields,
+// so the proxy only glues them to its parser: whether a request may be served from / stored
+// into the cache, whether and for how long a response may be stored, Vary matching, Age,
+// and conditional requests (304). This module depends on base only.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ringmaster::cache {
+
+struct HeaderField {
+  std::string_view name;   // as received (compare case-insensitively)
+  std::string_view value;  // trimmed
+};
+using Fields = std::vector<HeaderField>;
+
+// ---- Request side ----
+
+struct RequestInfo {
+  bool is_get = false;
+  bool is_head = false;
+  std::string_view host;
+  std::string_view target;  // origin-form path + query
+  const Fields* fields = nullptr;  // end-to-end request fields (Host etc. already removed)
+};
+
+struct RequestPolicy {
+  bool lookup = false;        // may be answered from the cache (GET/HEAD, no Authorization,
+                              // no "Cache-Control: no-cache"/"Pragma: no-cache", no Range)
+  bool store = false;         // its response may be stored (GET only; with Authorization only
+                              // when the response says public / s-maxage — checked later)
+  bool has_authorization = false;
+};
+RequestPolicy classify_request(const RequestInfo& request);
+
+// The primary key: "<host>\n<target>" (GET and HEAD share entries: a HEAD is answered from
+// a stored GET response). Written into `out` (reused by the caller, no allocation once warm).
+void primary_key(const RequestInfo& request, std::string& out);
+uint64_t hash_key(std::string_view key);
+
+// ---- Response side ----
+
+struct StoreDecision {
+  bool store = false;
+  const char* reason = "";        // why not (metrics/logs): "no-store", "private", "set-cookie", ...
+  int64_t freshness_ms = 0;       // lifetime: s-maxage > max-age > Expires - Date > default TTL
+  int64_t initial_age_ms = 0;     // from the response's Age header
+};
+// status + end-to-end response fields. default_ttl_ms applies when the response has no
+// explicit freshness. Never stores: statuses outside the heuristically cacheable set
+// (200 203 204 300 301 308 404 405 410 414 501), no-store, private, no-cache, Set-Cookie,
+// "Vary: *", requests with Authorization unless public / s-maxage / must-revalidate.
+StoreDecision classify_response(uint16_t status, const Fields& response_fields, bool request_has_authorization,
+                                int64_t default_ttl_ms, int64_t now_unix_ms);
+
+// ---- Entries ----
+
+// An immutable stored response.
+struct Entry {
+  std::atomic<uint32_t> refs{1};
+  std::string key;            // primary key
+  uint64_t key_hash = 0;
+  // Vary: the lowercase request header names the response varies on, and the request's
+  // values for them when it was stored (absent header = empty value).
+  std::vector<std::string> vary_names;
+  std::vector<std::string> vary_values;
+  uint16_t status = 0;
+  std::string head;           // "HTTP/1.1 200 OK\r\n" + stored fields, each "Name: value\r\n";
+                              // without framing, Connection, Age and the final blank line
+  std::string body;
+  std::string etag;           // for If-None-Match
+  std::string last_modified;  // for If-Modified-Since
+  int64_t stored_at_ms = 0;   // monotonic
+  int64_t freshness_ms = 0;
+  int64_t initial_age_ms = 0;
+  uint64_t epoch = 0;         // the cache epoch when stored (stamped by Cache::insert)
+  // Bytes counted against the cache size: key + head + body + Vary strings + overhead_bytes
+  // (the Entry itself, its vectors, the allocator's headers, the shard's table slot).
+  static constexpr size_t overhead_bytes = 256;
+  size_t charge() const;
+  // Shard bookkeeping (under the shard's mutex).
+  bool visited = false;        // SIEVE: hit since the hand last passed
+  Entry* queue_prev = nullptr;  // SIEVE queue, toward the head (newer)
+  Entry* queue_next = nullptr;  // toward the tail (older)
+  Entry* bucket_next = nullptr;  // the shard's hash chain (variants of a key share a chain)
+};
+
+// A counted reference to an entry; empty when default-constructed. Move-only.
+class EntryRef {
+ public:
+  EntryRef() = default;
+  explicit EntryRef(Entry* e) : entry_(e) {}  // adopts one reference
+  EntryRef(const EntryRef&) = delete;
+  EntryRef& operator=(const EntryRef&) = delete;
+  EntryRef(EntryRef&& o) noexcept : entry_(o.entry_) { o.entry_ = nullptr; }
+  EntryRef& operator=(EntryRef&& o) noexcept;
+  ~EntryRef() { reset(); }
+  void reset();
+  EntryRef share() const;  // another reference to the same entry
+  Entry* release();        // gives up holding the reference without dropping it (now the caller's)
+  Entry* get() const { return entry_; }
+  Entry* operator->() const { return entry_; }
+  Entry& operator*() const { return *entry_; }
+  explicit operator bool() const { return entry_ != nullptr; }
+
+ private:
+  Entry* entry_ = nullptr;
+};
+
+// Age in seconds as sent in the Age header of a hit.
+int64_t age_seconds(const Entry& e, int64_t now_ms);
+bool is_fresh(const Entry& e, int64_t now_ms);
+
+// Conditional request against a fresh entry: true when the client's validators match
+// (If-None-Match with weak comparison against the ETag; else If-Modified-Since not before
+// Last-Modified) — the answer is then 304.
+bool not_modified(const Entry& e, const Fields& request_fields);
+// The head fields a 304 carries from the stored response (ETag, Cache-Control, Expires,
+// Vary, Content-Location, Date, Last-Modified): "Name: value\r\n" lines, appended to out.
+void append_304_fields(const Entry& e, std::string& out);
+
+// Builds an entry while the response streams to the client. The stored head's status line
+// carries `reason` when given (the upstream's own reason phrase, as the miss sent it),
+// otherwise the standard phrase for the status (RFC 9110 section 15; empty if unknown).
+// An abandoned builder (decision.store false, "Vary: *", or the body outgrew
+// object_bytes_max) frees what it held and finishes empty.
+class EntryBuilder {
+ public:
+  EntryBuilder(std::string key, uint64_t key_hash, const RequestInfo& request, uint16_t status,
+               const Fields& response_fields, const StoreDecision& decision, size_t object_bytes_max,
+               std::string_view reason = {});
+  // False once the body outgrew object_bytes_max (the builder is then abandoned).
+  bool append_body(const char* data, size_t len);
+  bool abandoned() const { return abandoned_; }
+  // The finished entry (one reference), or empty if abandoned.
+  EntryRef finish(int64_t now_ms);
+  Entry& entry() { return *entry_; }
+
+ private:
+  std::unique_ptr<Entry> entry_;
+  size_t object_bytes_max_;
+  bool abandoned_ = false;
+};
+
+// ---- The cache ----
+
+// Updated under shard locks or on rare admin paths; the per-request counters (hits, misses,
+// collapsed waits) are the reactors' own, in their WorkerStats.
+struct CacheStats {
+  std::atomic<uint64_t> stores{0}, evictions{0}, invalidations{0}, purged{0};
+  std::atomic<int64_t> bytes{0}, entries{0};
+};
+
+class Cache {
+ public:
+  // capacity_bytes > 0; shards a power of two.
+  Cache(uint64_t capacity_bytes, unsigned shards);
+  ~Cache();
+  Cache(const Cache&) = delete;
+  Cache& operator=(const Cache&) = delete;
+
+  // A fresh entry for the key whose Vary-ed request headers match `request`, stored in the
+  // current epoch; empty on miss (stale and old-epoch entries are misses, and are dropped).
+  EntryRef lookup(std::string_view key, uint64_t key_hash, const RequestInfo& request, int64_t now_ms);
+  // Stores (replacing an entry of the same key and Vary values); evicts with SIEVE until
+  // the total charge fits capacity. Entries larger than a shard's share are not stored.
+  // epoch_at_request_start is epoch() read when the request that fetched this response
+  // arrived: if the cache was invalidated since, the response may predate the new content
+  // and is dropped (it would otherwise look fresh in the new epoch). Returns whether it was
+  // stored; the entry is stamped with that epoch.
+  bool insert(EntryRef entry, uint64_t epoch_at_request_start);
+
+  // Miss collapsing. The first reactor to miss a key claims it and goes upstream; later
+  // misses for the same key (any reactor) are told to wait, and their reactor is recorded so
+  // that release() can return the set of reactors to wake. A claim older than
+  // claim_timeout_ms is void (its owner is presumed stuck): the next miss takes it over,
+  // keeping the waiters. reactor < 64. Bounded: a shard tracks at most 4096 claimed keys;
+  // when full (and none has lapsed) a miss is told pass, i.e. to go upstream uncollapsed.
+  enum class Claim { owner, wait, pass };
+  Claim claim(std::string_view key, uint64_t key_hash, unsigned reactor, int64_t now_ms, int64_t claim_timeout_ms);
+  // Ends the owner's claim. stored=false marks the key "pass" for pass_ms: misses for it then
+  // go upstream at once (the response was not cacheable; don't serialise clients on it).
+  // Returns a bitmask of reactors that have waiters to wake. The pass set forgets expired
+  // keys lazily and keeps at most 4096 per shard (the oldest go first). A release for a key
+  // nobody claims (e.g. by an owner that was taken over) just ends whatever claim is there.
+  uint64_t release(std::string_view key, uint64_t key_hash, bool stored, int64_t now_ms, int64_t pass_ms);
+
+  // Every entry stored before now becomes invalid at once (an epoch bump, no walk).
+  void invalidate_all();
+  uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
+  // Removes every entry whose target's path (before '?') equals `path`, any host. Walks the
+  // shards (admin only). Returns how many were removed.
+  size_t purge_path(std::string_view path);
+
+  uint64_t capacity_bytes() const { return capacity_bytes_; }
+  const CacheStats& stats() const { return stats_; }
+  CacheStats& stats() { return stats_; }
+
+ private:
+  struct Shard;
+  Shard& shard_for(uint64_t hash) const;
+
+  uint64_t capacity_bytes_;
+  unsigned shard_mask_;
+  std::unique_ptr<Shard[]> shards_;
+  std::atomic<uint64_t> epoch_{1};
+  CacheStats stats_;
+};
+
+}  // namespace ringmaster::cache

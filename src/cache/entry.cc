@@ -1,0 +1,241 @@
+// Stored responses: building one while the response streams, counting references to it,
+// and its age. An Entry is immutable once finish() hands it out, so any number of reactors
+// read it without locks; the last EntryRef to go deletes it.
+#include <string>
+#include <utility>
+
+#include "cache/semantics.h"
+#include "ringmaster/base/check.h"
+#include "ringmaster/cache/cache.h"
+
+namespace ringmaster::cache {
+
+using detail::iequals;
+
+size_t Entry::charge() const {
+  size_t bytes = overhead_bytes + key.size() + head.size() + body.size() + etag.size() + last_modified.size();
+  for (const std::string& s : vary_names) bytes += s.size();
+  for (const std::string& s : vary_values) bytes += s.size();
+  return bytes;
+}
+
+// ---- References ----
+
+EntryRef& EntryRef::operator=(EntryRef&& o) noexcept {
+  if (this != &o) {
+    reset();
+    entry_ = o.entry_;
+    o.entry_ = nullptr;
+  }
+  return *this;
+}
+
+void EntryRef::reset() {
+  Entry* e = entry_;
+  entry_ = nullptr;
+  // acq_rel: the last holder must see every other holder's reads finished before it deletes.
+  if (e != nullptr && e->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete e;
+}
+
+EntryRef EntryRef::share() const {
+  if (entry_ == nullptr) return EntryRef();
+  entry_->refs.fetch_add(1, std::memory_order_relaxed);
+  return EntryRef(entry_);
+}
+
+Entry* EntryRef::release() {
+  Entry* e = entry_;
+  entry_ = nullptr;
+  return e;
+}
+
+// ---- Age and freshness (RFC 9111 4.2.3, with the Age header as the initial age) ----
+
+int64_t age_seconds(const Entry& e, int64_t now_ms) {
+  int64_t age_ms = e.initial_age_ms + (now_ms - e.stored_at_ms);
+  return age_ms > 0 ? age_ms / 1000 : 0;
+}
+
+bool is_fresh(const Entry& e, int64_t now_ms) {
+  return e.initial_age_ms + (now_ms - e.stored_at_ms) < e.freshness_ms;
+}
+
+// ---- Reason phrases (RFC 9110 section 15) ----
+
+namespace detail {
+
+std::string_view reason_phrase(uint16_t status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
+    case 204: return "No Content";
+    case 205: return "Reset Content";
+    case 206: return "Partial Content";
+    case 300: return "Multiple Choices";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 421: return "Misdirected Request";
+    case 422: return "Unprocessable Content";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "";
+  }
+}
+
+}  // namespace detail
+
+// ---- Building ----
+
+namespace {
+
+// Fields a cache never replays: hop-by-hop (RFC 9110 7.6.1), framing (the proxy writes its
+// own Content-Length), Age (recomputed per hit) and Set-Cookie (never stored anyway).
+bool never_stored(std::string_view name) {
+  static constexpr std::string_view kNames[] = {"age",     "content-length", "transfer-encoding", "connection",
+                                                "keep-alive", "proxy-connection", "te",           "trailer",
+                                                "upgrade", "set-cookie"};
+  for (std::string_view n : kNames) {
+    if (iequals(name, n)) return true;
+  }
+  return false;
+}
+
+// Whether a Connection field of the response nominates `name` as hop-by-hop.
+bool nominated_by_connection(const Fields& fields, std::string_view name) {
+  bool found = false;
+  for (const HeaderField& f : fields) {
+    if (!iequals(f.name, "connection")) continue;
+    detail::for_each_element(f.value, [&](std::string_view option) {
+      if (iequals(option, name)) found = true;
+    });
+  }
+  return found;
+}
+
+bool printable_reason(std::string_view reason) {
+  for (char c : reason) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && u != '\t') || u == 0x7f) return false;
+  }
+  return true;
+}
+
+void append_decimal(std::string& out, unsigned v) {
+  char digits[10];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  while (n > 0) out.push_back(digits[--n]);
+}
+
+}  // namespace
+
+EntryBuilder::EntryBuilder(std::string key, uint64_t key_hash, const RequestInfo& request, uint16_t status,
+                           const Fields& response_fields, const StoreDecision& decision, size_t object_bytes_max,
+                           std::string_view reason)
+    : entry_(std::make_unique<Entry>()), object_bytes_max_(object_bytes_max) {
+  Entry& e = *entry_;
+  e.key = std::move(key);
+  e.key_hash = key_hash;
+  e.status = status;
+  e.freshness_ms = decision.freshness_ms;
+  e.initial_age_ms = decision.initial_age_ms;
+  if (!decision.store) abandoned_ = true;
+
+  bool has_connection = false;
+  for (const HeaderField& f : response_fields) {
+    if (iequals(f.name, "connection")) has_connection = true;
+    if (iequals(f.name, "vary")) {
+      detail::for_each_element(f.value, [&](std::string_view name) {
+        if (name == "*") abandoned_ = true;  // classify_response refuses these; be safe anyway
+        std::string lower;
+        lower.reserve(name.size());
+        for (char c : name) lower.push_back(detail::ascii_lower(c));
+        for (const std::string& known : e.vary_names) {
+          if (known == lower) return;
+        }
+        e.vary_names.push_back(std::move(lower));
+      });
+    } else if (iequals(f.name, "etag")) {
+      if (e.etag.empty()) e.etag = detail::trim(f.value);
+    } else if (iequals(f.name, "last-modified")) {
+      if (e.last_modified.empty()) e.last_modified = detail::trim(f.value);
+    }
+  }
+  e.vary_values.resize(e.vary_names.size());
+  for (size_t i = 0; i < e.vary_names.size(); ++i) {
+    detail::join_field_values(request.fields, e.vary_names[i], e.vary_values[i]);
+  }
+
+  if (reason.empty() || !printable_reason(reason)) reason = detail::reason_phrase(status);
+  e.head.append("HTTP/1.1 ");
+  append_decimal(e.head, status);
+  e.head.push_back(' ');
+  e.head.append(reason);
+  e.head.append("\r\n");
+  for (const HeaderField& f : response_fields) {
+    if (never_stored(f.name)) continue;
+    if (has_connection && nominated_by_connection(response_fields, f.name)) continue;
+    e.head.append(f.name);
+    e.head.append(": ");
+    e.head.append(f.value);
+    e.head.append("\r\n");
+  }
+  if (abandoned_) e.head.clear();
+}
+
+bool EntryBuilder::append_body(const char* data, size_t len) {
+  if (abandoned_) return false;
+  std::string& body = entry_->body;
+  if (len > object_bytes_max_ || body.size() > object_bytes_max_ - len) {
+    abandoned_ = true;
+    std::string().swap(body);  // give the memory back now, the response may stream on for long
+    return false;
+  }
+  body.append(data, len);
+  return true;
+}
+
+EntryRef EntryBuilder::finish(int64_t now_ms) {
+  if (abandoned_ || entry_ == nullptr) return EntryRef();
+  Entry& e = *entry_;
+  e.stored_at_ms = now_ms;
+  // The body grew by doubling: trim the slack so what we charge is what we hold.
+  if (e.body.capacity() - e.body.size() > 4096 + e.body.size() / 16) e.body.shrink_to_fit();
+  return EntryRef(entry_.release());
+}
+
+}  // namespace ringmaster::cache
