@@ -12,6 +12,7 @@
 
 #include "ringmaster/base/log.h"
 #include "ringmaster/config/config.h"
+#include "ringmaster/discovery/coordinator.h"
 #include "ringmaster/discovery/agent.h"
 #include "ringmaster/proxy/admin.h"
 #include "ringmaster/proxy/server.h"
@@ -48,6 +49,9 @@ proxy::ServerOptions server_options(const config::ProxyConfig& cfg) {
   o.shutdown_timeout_ms = cfg.shutdown_timeout_ms;
   o.max_connections = cfg.max_connections;
   o.upstream_idle_max = cfg.upstream_idle_max;
+  o.cache_ttl_ms = cfg.cache_ttl_s * 1000;
+  o.cache_object_bytes_max = cfg.cache_object_max;
+  o.cache_lock_timeout_ms = cfg.cache_lock_timeout_ms;
   return o;
 }
 
@@ -76,15 +80,30 @@ std::string static_targets_json(const upstream::TargetSnapshot& snapshot) {
   return out + "]}\n";
 }
 
+// POST /cache/purge: everything, or ?path=/x for every cached variant of one path.
+proxy::AdminResponse purge_cache(cache::Cache* c, const proxy::AdminRequest& req) {
+  if (c == nullptr) return {409, "text/plain", "cache disabled (--cache-bytes 0)\n"};
+  if (req.query.empty()) {
+    c->invalidate_all();
+    return {200, "application/json", "{\"purged\":\"all\"}\n"};
+  }
+  if (req.query.rfind("path=", 0) != 0 || req.query.size() == 5 || req.query[5] != '/') {
+    return {400, "text/plain", "expected ?path=/some/path\n"};
+  }
+  std::string path = req.query.substr(5);
+  if (path.find_first_of("&%") != std::string::npos) return {400, "text/plain", "path must be plain\n"};
+  size_t n = c->purge_path(path);
+  return {200, "application/json", "{\"purged\":" + std::to_string(n) + "}\n"};
+}
+
 int run_proxy(const std::vector<std::string_view>& args) {
   config::ProxyConfig cfg;
   proxy::ServerOptions options;
   std::unique_ptr<const upstream::TargetSnapshot> snapshot;
   try {
     cfg = config::parse_proxy_args(args);
-    if (!cfg.zk.empty()) throw config::ConfigError("--zk: ZooKeeper discovery is not built yet; use --target");
     options = server_options(cfg);
-    snapshot = static_snapshot(cfg);
+    if (cfg.zk.empty()) snapshot = static_snapshot(cfg);
   } catch (const config::ConfigError& e) {
     return fail_usage(e.what());
   }
@@ -98,9 +117,36 @@ int run_proxy(const std::vector<std::string_view>& args) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // Shards: enough that reactors rarely meet on one lock.
+  std::unique_ptr<cache::Cache> response_cache;
+  if (cfg.cache_bytes > 0) {
+    unsigned shards = 16;
+    while (shards < 8 * options.threads) shards *= 2;
+    response_cache = std::make_unique<cache::Cache>(cfg.cache_bytes, shards);
+    options.cache = response_cache.get();
+  }
   upstream::SnapshotCell cell(options.threads);
-  size_t target_count = snapshot->targets.size();
-  cell.publish(std::move(snapshot));
+  std::unique_ptr<discovery::Coordinator> coordinator;
+  if (snapshot) {
+    RM_LOG_INFO("static mode: %zu targets", snapshot->targets.size());
+    cell.publish(std::move(snapshot));
+  } else {
+    discovery::CoordinatorOptions co;
+    co.zk = cfg.zk;
+    co.targets_path = cfg.targets_path;
+    co.cache_version_path = cfg.cache_version_path;
+    co.flush_interval_ms = cfg.flush_interval_ms;
+    co.session_timeout_ms = cfg.session_timeout_ms;
+    co.reactors = options.threads;
+    if (response_cache) co.on_content_version_change = [c = response_cache.get()] { c->invalidate_all(); };
+    coordinator = std::make_unique<discovery::Coordinator>(co, &cell);
+    coordinator->start();
+    // Serve at once either way; waiting briefly only spares the first clients a 503 while
+    // the first read of the targets is under way.
+    if (!coordinator->wait_first_snapshot(cfg.session_timeout_ms)) {
+      RM_LOG_WARN("no target snapshot from ZooKeeper yet; answering 503 until one arrives");
+    }
+  }
   proxy::Server server(options, &cell);
   std::unique_ptr<proxy::AdminServer> admin;
   try {
@@ -109,13 +155,19 @@ int run_proxy(const std::vector<std::string_view>& args) {
       auto address = base::resolve(*cfg.admin);
       if (!address) throw std::runtime_error("--admin: cannot resolve " + cfg.admin->to_string());
       admin = std::make_unique<proxy::AdminServer>(*address);
-      admin->route("GET", "/metrics", [&server](const proxy::AdminRequest&) {
+      admin->route("GET", "/metrics", [&server, &coordinator](const proxy::AdminRequest&) {
         metrics::TextWriter w;
         server.write_metrics(w);
+        server.write_cache_metrics(w);
+        if (coordinator) coordinator->write_metrics(w);
         return proxy::AdminResponse{200, "text/plain; version=0.0.4", w.text()};
       });
-      admin->route("GET", "/targets", [&cell](const proxy::AdminRequest&) {
-        return proxy::AdminResponse{200, "application/json", static_targets_json(*cell.load())};
+      admin->route("GET", "/targets", [&cell, &coordinator](const proxy::AdminRequest&) {
+        return proxy::AdminResponse{200, "application/json",
+                                    coordinator ? coordinator->targets_json() : static_targets_json(*cell.load())};
+      });
+      admin->route("POST", "/cache/purge", [&response_cache](const proxy::AdminRequest& req) {
+        return purge_cache(response_cache.get(), req);
       });
       admin->start();
     }
@@ -123,13 +175,14 @@ int run_proxy(const std::vector<std::string_view>& args) {
     std::fprintf(stderr, "ringmaster: %s\n", e.what());
     return 1;
   }
-  RM_LOG_INFO("listening on %s with %u reactors, %zu static targets", cfg.listen.to_string().c_str(), options.threads,
-              target_count);
+  RM_LOG_INFO("listening on %s with %u reactors", cfg.listen.to_string().c_str(), options.threads);
   int sig = 0;
   sigwait(&stop_signals, &sig);
   RM_LOG_INFO("%s: draining (up to %u ms)", strsignal(sig), options.shutdown_timeout_ms);
   server.request_stop();
   server.wait();
+  // After the reactors: the coordinator's last flush then includes every request they counted.
+  if (coordinator) coordinator->stop();
   if (admin) admin->stop();
   RM_LOG_INFO("stopped");
   return 0;

@@ -189,10 +189,12 @@ void Worker::on_request_head(ClientConn* c) {
     http::write_continue(c->out.pending());
     kick_client_send(c);
   }
+  if (try_cache(c)) return;
   start_attempt(c, nullptr);
 }
 
 void Worker::local_response(ClientConn* c, uint16_t status) {
+  c->fill.reset();  // an error answer is never stored
   if (c->upstream) {
     UpstreamConn* u = c->upstream;
     detach(c);
@@ -211,6 +213,7 @@ void Worker::local_response(ClientConn* c, uint16_t status) {
 }
 
 void Worker::finish_exchange(ClientConn* c) {
+  end_cache_claim(c);
   if (draining_) c->keep_alive = false;
   if (!c->keep_alive) {
     c->state = ClientState::closing;
@@ -231,11 +234,11 @@ void Worker::finish_exchange(ClientConn* c) {
 }
 
 void Worker::kick_client_send(ClientConn* c) {
-  const char* data;
-  size_t len;
-  if (c->state == ClientState::closed || !c->out.next_send(&data, &len)) return;
+  if (c->state == ClientState::closed) return;
+  const msghdr* msg = c->out.next_send();
+  if (msg == nullptr) return;
   io_uring_sqe* sqe = ring_->get_sqe();
-  io_uring_prep_send(sqe, c->fd, data, len, MSG_NOSIGNAL);
+  io_uring_prep_sendmsg(sqe, c->fd, msg, MSG_NOSIGNAL);
   io_uring_sqe_set_data64(sqe, io::pack_user_data(c, io::OpTag::client_send));
   ++c->in_flight;
 }
@@ -316,6 +319,9 @@ void Worker::close_client(ClientConn* c) {
     detach(c);
     close_upstream(u);
   }
+  if (c->cache_waiting) unpark_cache_waiter(c);
+  c->fill.reset();  // a response cut short is never stored
+  end_cache_claim(c);
   c->state = ClientState::closed;
   TimerList::disarm(&c->timer);
   release_held(c);

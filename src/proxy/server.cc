@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -32,7 +33,13 @@ void Server::start() {
   }
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   for (unsigned i = 0; i < options_.threads; ++i) {
-    workers_.push_back(std::make_unique<Worker>(options_, static_cast<int>(i), fds[i], cell_, &stop_requested_));
+    int wake = eventfd(0, EFD_CLOEXEC);
+    if (wake < 0) throw std::runtime_error("eventfd failed");
+    wake_fds_.push_back(wake);
+  }
+  for (unsigned i = 0; i < options_.threads; ++i) {
+    workers_.push_back(
+        std::make_unique<Worker>(options_, static_cast<int>(i), fds[i], cell_, &stop_requested_, &wake_fds_));
   }
   for (unsigned i = 0; i < options_.threads; ++i) {
     Worker* w = workers_[i].get();
@@ -96,12 +103,54 @@ void Server::write_metrics(metrics::TextWriter& out) const {
   out.sample("ringmaster_connections_open", "", open);
 }
 
+void Server::write_cache_metrics(metrics::TextWriter& out) const {
+  struct Family {
+    const char* name;
+    const char* help;
+    const metrics::Counter WorkerStats::*counter;
+  };
+  static const Family kFamilies[] = {
+      {"ringmaster_cache_hits_total", "Requests answered from the cache.", &WorkerStats::cache_hits},
+      {"ringmaster_cache_misses_total", "Cacheable lookups that found nothing fresh.", &WorkerStats::cache_misses},
+      {"ringmaster_cache_not_modified_total", "Hits answered 304 to a conditional request.",
+       &WorkerStats::cache_not_modified},
+      {"ringmaster_cache_collapsed_waits_total", "Misses that waited for another request's fetch of the same key.",
+       &WorkerStats::cache_collapsed_waits},
+      {"ringmaster_cache_not_stored_total", "Responses to storable requests that were not stored.",
+       &WorkerStats::cache_not_stored},
+  };
+  for (const Family& f : kFamilies) {
+    uint64_t sum = 0;
+    for (const auto& w : workers_) sum += (w->stats().*f.counter).get();
+    out.family(f.name, "counter", f.help);
+    out.sample(f.name, "", sum);
+  }
+  if (options_.cache == nullptr) return;
+  const cache::CacheStats& s = options_.cache->stats();
+  out.family("ringmaster_cache_stores_total", "counter", "Responses stored.");
+  out.sample("ringmaster_cache_stores_total", "", s.stores.load());
+  out.family("ringmaster_cache_evictions_total", "counter", "Entries evicted to stay within --cache-bytes.");
+  out.sample("ringmaster_cache_evictions_total", "", s.evictions.load());
+  out.family("ringmaster_cache_invalidations_total", "counter", "Whole-cache invalidations (content version, purge).");
+  out.sample("ringmaster_cache_invalidations_total", "", s.invalidations.load());
+  out.family("ringmaster_cache_purged_total", "counter", "Entries removed by a purge of one path.");
+  out.sample("ringmaster_cache_purged_total", "", s.purged.load());
+  out.family("ringmaster_cache_bytes", "gauge", "Bytes held by cache entries.");
+  out.sample("ringmaster_cache_bytes", "", s.bytes.load());
+  out.family("ringmaster_cache_entries", "gauge", "Entries in the cache.");
+  out.sample("ringmaster_cache_entries", "", s.entries.load());
+  out.family("ringmaster_cache_capacity_bytes", "gauge", "--cache-bytes.");
+  out.sample("ringmaster_cache_capacity_bytes", "", options_.cache->capacity_bytes());
+}
+
 void Server::wait() {
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }
   threads_.clear();
   workers_.clear();
+  for (int fd : wake_fds_) ::close(fd);
+  wake_fds_.clear();
 }
 
 }  // namespace ringmaster::proxy

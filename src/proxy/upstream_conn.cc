@@ -34,9 +34,7 @@ void Worker::start_attempt(ClientConn* c, base::ByteBuffer* carried) {
       // bytes move to the new connection unchanged.
       std::swap(u->out.pending(), *carried);
     } else {
-      http::ForwardContext ctx;
-      ctx.client_ip = c->ip;
-      http::serialize_request_head(c->parser->head(), ctx, u->out.pending());
+      write_request_head(c, u);
     }
     if (u->state == UpstreamState::busy) {
       kick_upstream_send(u);
@@ -44,6 +42,21 @@ void Worker::start_attempt(ClientConn* c, base::ByteBuffer* carried) {
     }
     return;
   }
+}
+
+void Worker::write_request_head(ClientConn* c, UpstreamConn* u) {
+  http::ForwardContext ctx;
+  ctx.client_ip = c->ip;
+  const http::RequestHead& head = c->parser->head();
+  if (!head.host.empty() || u->target == nullptr) {
+    http::serialize_request_head(head, ctx, u->out.pending());
+    return;
+  }
+  // An HTTP/1.0 client may omit Host; HTTP/1.1 backends require one: name the target (as
+  // nginx's default proxy_set_header Host does). Rare, so the copy is fine.
+  http::RequestHead with_host = head;
+  with_host.host = u->target->name;
+  http::serialize_request_head(with_host, ctx, u->out.pending());
 }
 
 UpstreamConn* Worker::take_idle(upstream::TargetState* target) {
@@ -141,11 +154,11 @@ void Worker::arm_upstream_recv(UpstreamConn* u) {
 }
 
 void Worker::kick_upstream_send(UpstreamConn* u) {
-  const char* data;
-  size_t len;
-  if (u->state != UpstreamState::busy || !u->out.next_send(&data, &len)) return;
+  if (u->state != UpstreamState::busy) return;
+  const msghdr* msg = u->out.next_send();
+  if (msg == nullptr) return;
   io_uring_sqe* sqe = ring_->get_sqe();
-  io_uring_prep_send(sqe, u->fd, data, len, MSG_NOSIGNAL);
+  io_uring_prep_sendmsg(sqe, u->fd, msg, MSG_NOSIGNAL);
   io_uring_sqe_set_data64(sqe, io::pack_user_data(u, io::OpTag::upstream_send));
   ++u->in_flight;
 }
@@ -210,13 +223,15 @@ void Worker::pump_upstream(UpstreamConn* u) {
       if (c->framing.close) c->keep_alive = false;
       http::serialize_response_head(head, c->framing, c->version_minor, "ringmaster", c->out.pending());
       c->response_started = true;
+      if (c->cache_owner) start_fill(c, u);
       if (u->parser.body_done()) c->response_done = true;
       continue;
     }
     size_t queued = c->out.size();
     if (queued + 64 >= kOutSoftLimit) break;  // the client is slow: leave the rest in our buffer
     size_t take = std::min(len, kOutSoftLimit - queued - 32);
-    http::ParseResult r = u->parser.parse_body(data, take, c->out.pending(), c->framing.rechunk);
+    http::ParseResult r = c->fill ? parse_body_filling(c, u, data, take)
+                                  : u->parser.parse_body(data, take, c->out.pending(), c->framing.rechunk);
     off += r.consumed;
     if (r.status == http::ParseStatus::error) {
       upstream_failed(c, 502);
@@ -291,13 +306,12 @@ bool Worker::retry_on_fresh_connection(ClientConn* c, UpstreamConn* stale) {
   if (u == nullptr) return false;
   u->reused = true;  // never retry twice
   attach(c, u);
-  http::ForwardContext ctx;
-  ctx.client_ip = c->ip;
-  http::serialize_request_head(head, ctx, u->out.pending());
+  write_request_head(c, u);
   return true;
 }
 
 void Worker::upstream_failed(ClientConn* c, uint16_t status) {
+  c->fill.reset();
   if (!c->response_started) {
     local_response(c, status);
     return;

@@ -42,30 +42,6 @@ TimerNode* TimerList::pop_expired(int64_t now_ms) {
   return first;
 }
 
-// ---- OutQueue ----
-
-bool OutQueue::next_send(const char** data, size_t* len) {
-  if (sending_) return false;
-  if (inflight_.empty()) {
-    if (pending_.empty()) return false;
-    std::swap(pending_, inflight_);
-  }
-  *data = inflight_.data();
-  *len = inflight_.size();
-  sending_ = true;
-  return true;
-}
-
-void OutQueue::on_sent(size_t bytes) {
-  sending_ = false;
-  inflight_.consume(bytes);
-}
-
-void OutQueue::release() {
-  if (!sending_) inflight_.release();
-  pending_.release();
-}
-
 // ---- Worker ----
 
 namespace {
@@ -76,7 +52,7 @@ T* container_of_timer(TimerNode* node) {
 }  // namespace
 
 Worker::Worker(const ServerOptions& options, int index, int listen_fd, upstream::SnapshotCell* cell,
-               const std::atomic<bool>* stop_requested)
+               const std::atomic<bool>* stop_requested, const std::vector<int>* wake_fds)
     : options_(options),
       index_(index),
       listen_fd_(listen_fd),
@@ -88,6 +64,8 @@ Worker::Worker(const ServerOptions& options, int index, int listen_fd, upstream:
       client_timers_(options.client_timeout_ms),
       linger_timers_(kLingerMs),
       upstream_timers_(options.upstream_timeout_ms),
+      cache_wait_timers_(options.cache_lock_timeout_ms),
+      wake_fds_(wake_fds),
       clients_max_(std::max<uint32_t>(1, options.max_connections / std::max(1u, options.threads))) {
   connect_timeout_.tv_sec = options.connect_timeout_ms / 1000;
   connect_timeout_.tv_nsec = static_cast<long long>(options.connect_timeout_ms % 1000) * 1000000;
@@ -104,11 +82,16 @@ void Worker::run() {
   now_ms_ = base::now_ms();
   adopt_snapshot();
   arm_accept();
+  arm_wake_read();
   for (;;) {
     ring_->submit_and_wait(kTickMs);
     now_ms_ = base::now_ms();
     adopt_snapshot();
     ring_->drain([this](io_uring_cqe* cqe) { dispatch(cqe); });
+    if (local_wake_pending_) {
+      local_wake_pending_ = false;
+      wake_cache_waiters();
+    }
     // Receives that ran out of provided buffers start again once buffers came back.
     if (!starved_.empty() && buffers_->available() > kRecvBufferCount / 4) {
       std::vector<ClientConn*> retry;
@@ -160,7 +143,11 @@ void Worker::dispatch(io_uring_cqe* cqe) {
   uint64_t ud = cqe->user_data;
   switch (io::tag_of(ud)) {
     case io::OpTag::ignore:
+      return;
     case io::OpTag::wake:
+      // Another reactor stored (or gave up on) a key some of our clients wait for.
+      if (!draining_ || clients_ > 0) arm_wake_read();
+      local_wake_pending_ = true;
       return;
     case io::OpTag::accept:
       on_accept(cqe);
@@ -189,6 +176,9 @@ void Worker::run_timers() {
   }
   while (TimerNode* node = upstream_timers_.pop_expired(now_ms_)) {
     on_upstream_timer(container_of_timer<UpstreamConn>(node));
+  }
+  while (TimerNode* node = cache_wait_timers_.pop_expired(now_ms_)) {
+    on_cache_wait_timer(container_of_timer<ClientConn>(node));
   }
 }
 
@@ -266,6 +256,7 @@ void Worker::drain_tick() {
     collect(header_timers_);
     collect(client_timers_);
     collect(linger_timers_);
+    collect(cache_wait_timers_);
   }
   for (ClientConn* c : to_close) close_client(c);
   if (past_deadline) {

@@ -24,6 +24,7 @@
 #include "ringmaster/metrics/metrics.h"
 #include "ringmaster/proxy/server.h"
 #include "ringmaster/upstream/targets.h"
+#include "out_queue.h"
 
 namespace ringmaster::proxy {
 
@@ -65,24 +66,6 @@ class TimerList {
   TimerNode sentinel_;
 };
 
-// A socket's outgoing bytes. The kernel reads `inflight_` while a send is outstanding, so it
-// must not move; new bytes go to `pending_`, which is swapped in when the send completes.
-class OutQueue {
- public:
-  base::ByteBuffer& pending() { return pending_; }
-  size_t size() const { return pending_.size() + inflight_.size(); }
-  bool sending() const { return sending_; }
-  bool empty() const { return size() == 0; }
-  // The bytes to send next (and marks a send outstanding); false when idle or empty.
-  bool next_send(const char** data, size_t* len);
-  void on_sent(size_t bytes);
-  void release();
-
- private:
-  base::ByteBuffer pending_;
-  base::ByteBuffer inflight_;
-  bool sending_ = false;
-};
 
 // A receive buffer picked by the kernel and not yet fully parsed.
 struct HeldBuffer {
@@ -129,6 +112,15 @@ struct ClientConn {
   bool response_done = false;
   http::ResponseFraming framing{};
 
+  // Cache state of the current exchange.
+  cache::RequestPolicy cache_policy{};
+  bool cache_owner = false;    // this client holds the key's miss claim: others wait on it
+  bool cache_waiting = false;  // parked until the owner's response is stored (or a timeout)
+  uint64_t cache_hash = 0;
+  uint64_t cache_epoch = 0;    // the cache epoch when the request arrived
+  std::string cache_key;
+  std::unique_ptr<cache::EntryBuilder> fill;  // the response being stored as it streams
+
   char ip[46] = "";
 };
 
@@ -171,13 +163,18 @@ struct WorkerStats {
   metrics::Counter responses_503;
   metrics::Counter responses_504;
   metrics::Counter truncated;
+  metrics::Counter cache_hits;
+  metrics::Counter cache_misses;
+  metrics::Counter cache_not_modified;
+  metrics::Counter cache_collapsed_waits;
+  metrics::Counter cache_not_stored;
   metrics::Gauge connections_open;
 };
 
 class Worker {
  public:
   Worker(const ServerOptions& options, int index, int listen_fd, upstream::SnapshotCell* cell,
-         const std::atomic<bool>* stop_requested);
+         const std::atomic<bool>* stop_requested, const std::vector<int>* wake_fds);
   ~Worker();
 
   // The reactor loop; returns once drained after a stop request.
@@ -214,6 +211,19 @@ class Worker {
   void close_client(ClientConn* c);
   void release_held(ClientConn* c);
 
+  // Cache glue (cache_glue.cc).
+  const cache::RequestInfo& cache_request_info(ClientConn* c);
+  bool try_cache(ClientConn* c);
+  void serve_hit(ClientConn* c, cache::EntryRef entry);
+  void park_cache_waiter(ClientConn* c);
+  void unpark_cache_waiter(ClientConn* c);
+  void wake_cache_waiters();
+  void on_cache_wait_timer(ClientConn* c);
+  void start_fill(ClientConn* c, UpstreamConn* u);
+  http::ParseResult parse_body_filling(ClientConn* c, UpstreamConn* u, const char* data, size_t len);
+  void end_cache_claim(ClientConn* c);
+  void arm_wake_read();
+
   // Upstream side (upstream_conn.cc).
   void start_attempt(ClientConn* c, base::ByteBuffer* carried);
   UpstreamConn* open_upstream(upstream::TargetState* target);
@@ -222,6 +232,7 @@ class Worker {
   void remove_from_idle_pool(UpstreamConn* u);
   const char* target_name(const UpstreamConn* u) const { return u->target ? u->target->name.c_str() : "(gone)"; }
   void attach(ClientConn* c, UpstreamConn* u);
+  void write_request_head(ClientConn* c, UpstreamConn* u);
   void on_upstream_connect(UpstreamConn* u, int res);
   void on_upstream_recv(UpstreamConn* u, int res);
   void on_upstream_send(UpstreamConn* u, int res);
@@ -254,6 +265,16 @@ class Worker {
   TimerList client_timers_;
   TimerList linger_timers_;
   TimerList upstream_timers_;
+  TimerList cache_wait_timers_;
+  // Cross-reactor wake-ups for collapsed cache misses.
+  const std::vector<int>* wake_fds_;
+  uint64_t wake_value_ = 0;
+  bool local_wake_pending_ = false;
+  std::vector<ClientConn*> cache_waiters_;
+  cache::Fields cache_fields_;            // scratch: the request's fields as the cache sees them
+  cache::RequestInfo cache_info_;         // scratch
+  cache::Fields cache_response_fields_;   // scratch
+  base::ByteBuffer fill_scratch_;         // decoded body bytes on their way to a fill
   __kernel_timespec connect_timeout_{};
 
   std::vector<ClientConn*> starved_;

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <condition_variable>
 #include <mutex>
@@ -30,6 +31,8 @@ struct CoordinatorOptions {
   // Other proxies' increments are learned by re-reading counts this often.
   uint32_t refresh_interval_ms = 1000;
   unsigned reactors = 1;
+  // Called on the coordinator thread when the cache version node changes value.
+  std::function<void()> on_content_version_change;
 };
 
 class ZkSession;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ringmaster/base/host_port.h"
+#include "ringmaster/cache/cache.h"
 #include "ringmaster/http/message.h"
 #include "ringmaster/metrics/metrics.h"
 #include "ringmaster/upstream/targets.h"
@@ -31,6 +32,12 @@ struct ServerOptions {
   uint32_t shutdown_timeout_ms = 10000;
   uint32_t max_connections = 10000;
   uint32_t upstream_idle_max = 64;
+  // The shared response cache; null disables caching (--cache-bytes 0).
+  cache::Cache* cache = nullptr;
+  uint32_t cache_ttl_ms = 120000;            // freshness when a response states none
+  uint64_t cache_object_bytes_max = 8 << 20;  // larger responses stream through unstored
+  uint32_t cache_lock_timeout_ms = 5000;     // a collapsed miss waits this long, then goes upstream
+  uint32_t cache_pass_ms = 1000;             // after an unstorable response, misses don't wait
 };
 
 class Worker;
@@ -49,6 +56,8 @@ class Server {
   void request_stop() { stop_requested_.store(true, std::memory_order_relaxed); }
   // Joins the workers (they exit once drained or at the shutdown deadline).
   void wait();
+  // Cache hits/misses/waits summed over reactors plus the cache's own gauges.
+  void write_cache_metrics(metrics::TextWriter& out) const;
   // Prometheus samples summed over reactors; callable from any thread while running.
   void write_metrics(metrics::TextWriter& out) const;
 
@@ -57,6 +66,7 @@ class Server {
   upstream::SnapshotCell* cell_;
   std::atomic<bool> stop_requested_{false};
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<int> wake_fds_;  // one eventfd per worker: cache fills wake other reactors' waiters
   std::vector<std::thread> threads_;
 };
 

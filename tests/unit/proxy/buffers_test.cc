@@ -35,28 +35,73 @@ TEST(TimerList, DisarmedNodesNeverExpireAndMayMoveBetweenLists) {
   EXPECT_EQ(longer.pop_expired(1000), &b);
 }
 
+std::string gather(const msghdr* msg) {
+  std::string out;
+  for (size_t i = 0; i < msg->msg_iovlen; ++i) {
+    out.append(static_cast<const char*>(msg->msg_iov[i].iov_base), msg->msg_iov[i].iov_len);
+  }
+  return out;
+}
+
 TEST(OutQueue, BytesAppendedDuringASendAreSentAfterItInOrder) {
   OutQueue q;
   q.pending().append("hello ");
-  const char* data;
-  size_t len;
-  ASSERT_TRUE(q.next_send(&data, &len));
-  EXPECT_EQ(std::string(data, len), "hello ");
-  const char* inflight = data;
-  EXPECT_FALSE(q.next_send(&data, &len));  // one send at a time
+  const msghdr* msg = q.next_send();
+  ASSERT_NE(msg, nullptr);
+  EXPECT_EQ(gather(msg), "hello ");
+  const char* inflight = static_cast<const char*>(msg->msg_iov[0].iov_base);
+  EXPECT_EQ(q.next_send(), nullptr);  // one send at a time
   // Appends while the kernel reads `inflight` must not move it.
   for (int i = 0; i < 1000; ++i) q.pending().append("world ");
   EXPECT_EQ(std::string(inflight, 6), "hello ");
   q.on_sent(2);  // partial send
-  ASSERT_TRUE(q.next_send(&data, &len));
-  EXPECT_EQ(std::string(data, len), "llo ");
-  q.on_sent(len);
-  ASSERT_TRUE(q.next_send(&data, &len));
-  EXPECT_EQ(len, 6000u);
-  EXPECT_EQ(q.size(), 6000u);
-  q.on_sent(len);
+  msg = q.next_send();
+  ASSERT_NE(msg, nullptr);
+  std::string next = gather(msg);
+  EXPECT_EQ(next.substr(0, 4), "llo ");
+  EXPECT_EQ(next.size(), 4u + 6000u);
+  q.on_sent(next.size());
   EXPECT_TRUE(q.empty());
-  EXPECT_FALSE(q.next_send(&data, &len));
+  EXPECT_EQ(q.next_send(), nullptr);
+}
+
+TEST(OutQueue, SharedSegmentsAreSentFromTheirOwnerWithoutCopyAndKeptAliveUntilSent) {
+  auto* entry = new cache::Entry();
+  entry->body = "0123456789";
+  OutQueue q;
+  q.pending().append("head\r\n");
+  q.append_shared(cache::EntryRef(entry), entry->body.data(), entry->body.size());
+  q.pending().append("tail");
+  EXPECT_EQ(q.size(), 6u + 10u + 4u);
+  const msghdr* msg = q.next_send();
+  ASSERT_NE(msg, nullptr);
+  ASSERT_EQ(msg->msg_iovlen, 3u);
+  EXPECT_EQ(msg->msg_iov[1].iov_base, entry->body.data());  // the entry's own bytes
+  EXPECT_EQ(gather(msg), "head\r\n0123456789tail");
+  EXPECT_EQ(entry->refs.load(), 1u);  // the queue holds the only reference
+  q.on_sent(6 + 3);
+  msg = q.next_send();
+  EXPECT_EQ(gather(msg), "3456789tail");
+  q.on_sent(11);
+  EXPECT_TRUE(q.empty());  // the reference was dropped (ASan would flag a leak otherwise)
+}
+
+TEST(OutQueue, AnEmptyOpenChunkBeforeASharedOneDoesNotStallTheQueue) {
+  auto* entry = new cache::Entry();
+  entry->body = "body";
+  OutQueue q;
+  q.pending();  // opened, nothing written (a cache hit writes its head into the entry's bytes)
+  q.append_shared(cache::EntryRef(entry), entry->body.data(), entry->body.size());
+  const msghdr* msg = q.next_send();
+  ASSERT_NE(msg, nullptr);
+  EXPECT_EQ(gather(msg), "body");
+  q.pending().append("next");  // appended while the send is outstanding
+  q.on_sent(4);
+  msg = q.next_send();
+  ASSERT_NE(msg, nullptr);
+  EXPECT_EQ(gather(msg), "next");
+  q.on_sent(4);
+  EXPECT_TRUE(q.empty());
 }
 
 }  // namespace

@@ -1,0 +1,221 @@
+// The cache on the request path: lookup before routing, miss collapsing across reactors, and
+// filling an entry while the response streams to the client.
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+
+#include "ringmaster/base/log.h"
+#include "worker.h"
+
+namespace ringmaster::proxy {
+namespace {
+
+int64_t unix_now_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+void to_cache_fields(const std::vector<http::Field>& in, cache::Fields& out) {
+  out.clear();
+  for (const http::Field& f : in) out.push_back(cache::HeaderField{f.name, f.value});
+}
+
+}  // namespace
+
+const cache::RequestInfo& Worker::cache_request_info(ClientConn* c) {
+  const http::RequestHead& head = c->parser->head();
+  to_cache_fields(head.fields, cache_fields_);
+  cache_info_.is_get = head.method == http::Method::get;
+  cache_info_.is_head = head.method == http::Method::head;
+  cache_info_.host = head.host;
+  cache_info_.target = head.target;
+  cache_info_.fields = &cache_fields_;
+  return cache_info_;
+}
+
+bool Worker::try_cache(ClientConn* c) {
+  cache::Cache* cache = options_.cache;
+  c->cache_owner = false;
+  c->cache_policy = {};
+  if (cache == nullptr || c->parser->head().framing != http::BodyFraming::none) return false;
+  const cache::RequestInfo& info = cache_request_info(c);
+  c->cache_policy = cache::classify_request(info);
+  if (!c->cache_policy.lookup && !c->cache_policy.store) return false;
+  cache::primary_key(info, c->cache_key);
+  c->cache_hash = cache::hash_key(c->cache_key);
+  c->cache_epoch = cache->epoch();
+  if (c->cache_policy.lookup) {
+    cache::EntryRef hit = cache->lookup(c->cache_key, c->cache_hash, info, now_ms_);
+    if (hit) {
+      stats_.cache_hits.add();
+      serve_hit(c, std::move(hit));
+      return true;
+    }
+    stats_.cache_misses.add();
+  }
+  if (!c->cache_policy.store) return false;
+  switch (cache->claim(c->cache_key, c->cache_hash, static_cast<unsigned>(index_), now_ms_,
+                       options_.cache_lock_timeout_ms)) {
+    case cache::Cache::Claim::owner:
+      c->cache_owner = true;
+      return false;
+    case cache::Cache::Claim::wait:
+      // Someone is already fetching this key: wait for its response instead of sending the
+      // backend one more identical request (a cleared cache under load is no thundering herd).
+      stats_.cache_collapsed_waits.add();
+      park_cache_waiter(c);
+      return true;
+    case cache::Cache::Claim::pass:
+      return false;
+  }
+  return false;
+}
+
+void Worker::serve_hit(ClientConn* c, cache::EntryRef entry) {
+  const cache::Entry& e = *entry;
+  base::ByteBuffer* out = &c->out.pending();
+  bool close = !c->keep_alive;
+  // cache_fields_ holds this request's fields (try_cache filled it just before).
+  bool not_modified = cache::not_modified(e, cache_fields_);
+  if (not_modified) {
+    stats_.cache_not_modified.add();
+    std::string extra;
+    cache::append_304_fields(e, extra);
+    out->append("HTTP/1.1 304 Not Modified\r\n");
+    out->append(extra);
+  } else {
+    c->out.append_shared(entry.share(), e.head.data(), e.head.size());
+    out = &c->out.pending();
+    out->append("Content-Length: ");
+    out->append_decimal(e.body.size());
+    out->append("\r\n");
+  }
+  out->append("Age: ");
+  out->append_decimal(static_cast<uint64_t>(cache::age_seconds(e, now_ms_)));
+  out->append("\r\nVia: 1.1 ringmaster\r\n");
+  if (close) {
+    out->append("Connection: close\r\n");
+  } else if (c->version_minor == 0) {
+    out->append("Connection: keep-alive\r\n");
+  }
+  out->append("\r\n");
+  if (!not_modified && c->method != http::Method::head) {
+    c->out.append_shared(std::move(entry), e.body.data(), e.body.size());
+  }
+  c->response_started = true;
+  c->response_done = true;
+  kick_client_send(c);
+  finish_exchange(c);
+}
+
+void Worker::park_cache_waiter(ClientConn* c) {
+  c->cache_waiting = true;
+  cache_wait_timers_.arm(&c->timer, now_ms_);
+  cache_waiters_.push_back(c);
+}
+
+void Worker::unpark_cache_waiter(ClientConn* c) {
+  c->cache_waiting = false;
+  auto it = std::find(cache_waiters_.begin(), cache_waiters_.end(), c);
+  if (it != cache_waiters_.end()) {
+    *it = cache_waiters_.back();
+    cache_waiters_.pop_back();
+  }
+  if (c->state == ClientState::exchanging) client_timers_.arm(&c->timer, now_ms_);
+}
+
+void Worker::wake_cache_waiters() {
+  // Every waiter looks again: the entry it waited for is there (a hit), or the owner gave up
+  // (it claims the key itself, or goes upstream unclaimed for a key marked pass).
+  std::vector<ClientConn*> waiters;
+  waiters.swap(cache_waiters_);
+  for (ClientConn* c : waiters) {
+    c->cache_waiting = false;
+    if (c->state != ClientState::exchanging) continue;
+    client_timers_.arm(&c->timer, now_ms_);
+    if (!try_cache(c)) start_attempt(c, nullptr);
+  }
+}
+
+void Worker::on_cache_wait_timer(ClientConn* c) {
+  // The owner is slow: stop waiting and fetch for ourselves, without a claim.
+  unpark_cache_waiter(c);
+  c->cache_owner = false;
+  start_attempt(c, nullptr);
+}
+
+void Worker::start_fill(ClientConn* c, UpstreamConn* u) {
+  const http::ResponseHead& head = u->parser.head();
+  to_cache_fields(head.fields, cache_response_fields_);
+  cache::StoreDecision decision =
+      cache::classify_response(head.status, cache_response_fields_, c->cache_policy.has_authorization,
+                               options_.cache_ttl_ms, unix_now_ms());
+  if (!decision.store || (head.framing == http::BodyFraming::content_length &&
+                          head.content_length > options_.cache_object_bytes_max)) {
+    stats_.cache_not_stored.add();
+    return;
+  }
+  const cache::RequestInfo& info = cache_request_info(c);
+  c->fill = std::make_unique<cache::EntryBuilder>(c->cache_key, c->cache_hash, info, head.status,
+                                                  cache_response_fields_, decision,
+                                                  options_.cache_object_bytes_max);
+}
+
+http::ParseResult Worker::parse_body_filling(ClientConn* c, UpstreamConn* u, const char* data, size_t len) {
+  // The decoded body goes to the entry and to the client; re-chunking for the client is done
+  // here because the entry needs the bytes without framing.
+  fill_scratch_.clear();
+  http::ParseResult r = u->parser.parse_body(data, len, fill_scratch_, false);
+  if (!fill_scratch_.empty()) {
+    if (!c->fill->abandoned() && !c->fill->append_body(fill_scratch_.data(), fill_scratch_.size())) {
+      stats_.cache_not_stored.add();
+    }
+    base::ByteBuffer& out = c->out.pending();
+    if (c->framing.rechunk) {
+      out.append_hex(fill_scratch_.size());
+      out.append("\r\n");
+      out.append(fill_scratch_.view());
+      out.append("\r\n");
+    } else {
+      out.append(fill_scratch_.view());
+    }
+  }
+  if (r.status == http::ParseStatus::message_done && c->framing.rechunk) c->out.pending().append("0\r\n\r\n");
+  return r;
+}
+
+void Worker::end_cache_claim(ClientConn* c) {
+  bool stored = false;
+  if (c->fill) {
+    if (c->response_done && !c->fill->abandoned()) {
+      cache::EntryRef entry = c->fill->finish(now_ms_);
+      if (entry) {
+        stored = options_.cache->insert(std::move(entry), c->cache_epoch);
+      }
+    }
+    c->fill.reset();
+  }
+  if (!c->cache_owner) return;
+  c->cache_owner = false;
+  uint64_t reactors = options_.cache->release(c->cache_key, c->cache_hash, stored, now_ms_, options_.cache_pass_ms);
+  for (unsigned r = 0; reactors != 0; ++r, reactors >>= 1) {
+    if (!(reactors & 1)) continue;
+    if (static_cast<int>(r) == index_) {
+      local_wake_pending_ = true;
+    } else if (r < wake_fds_->size()) {
+      uint64_t one = 1;
+      (void)!::write((*wake_fds_)[r], &one, sizeof one);
+    }
+  }
+}
+
+void Worker::arm_wake_read() {
+  io_uring_sqe* sqe = ring_->get_sqe();
+  io_uring_prep_read(sqe, (*wake_fds_)[index_], &wake_value_, sizeof wake_value_, 0);
+  io_uring_sqe_set_data64(sqe, io::pack_user_data(this, io::OpTag::wake));
+}
+
+}  // namespace ringmaster::proxy

@@ -1,0 +1,91 @@
+#include "out_queue.h"
+
+#include "ringmaster/base/check.h"
+
+namespace ringmaster::proxy {
+
+OutQueue::Chunk& OutQueue::open_owned_chunk() {
+  if (!chunks_.empty() && !chunks_.back().is_shared && !chunks_.back().sealed) return chunks_.back();
+  chunks_.emplace_back();
+  if (!spare_.empty()) {
+    chunks_.back().owned = std::move(spare_.back());
+    spare_.pop_back();
+  }
+  return chunks_.back();
+}
+
+base::ByteBuffer& OutQueue::pending() { return open_owned_chunk().owned; }
+
+void OutQueue::append_shared(cache::EntryRef owner, const char* data, size_t len) {
+  if (len == 0) return;
+  Chunk& c = chunks_.emplace_back();
+  c.shared = std::move(owner);
+  c.shared_data = data;
+  c.shared_len = len;
+  c.is_shared = true;
+}
+
+size_t OutQueue::size() const {
+  size_t total = 0;
+  for (const Chunk& c : chunks_) total += c.length();
+  return total;
+}
+
+const msghdr* OutQueue::next_send() {
+  if (sending_) return nullptr;
+  int n = 0;
+  for (Chunk& c : chunks_) {
+    if (n == kIovMax) break;
+    // Sealed even when empty: on_sent then walks sealed chunks only, in order.
+    c.sealed = true;
+    size_t len = c.length();
+    if (len == 0) continue;
+    iov_[n].iov_base = const_cast<char*>(c.is_shared ? c.shared_data : c.owned.data());
+    iov_[n].iov_len = len;
+    ++n;
+  }
+  if (n == 0) return nullptr;
+  msg_ = msghdr{};
+  msg_.msg_iov = iov_;
+  msg_.msg_iovlen = static_cast<size_t>(n);
+  sending_ = true;
+  return &msg_;
+}
+
+void OutQueue::on_sent(size_t bytes) {
+  RM_CHECK(sending_);
+  sending_ = false;
+  while (!chunks_.empty()) {
+    Chunk& c = chunks_.front();
+    if (!c.sealed) {
+      // Bytes queued after the send was built: they go out next time.
+      RM_CHECK(bytes == 0);
+      return;
+    }
+    size_t len = c.length();
+    if (bytes < len) {
+      if (c.is_shared) {
+        c.shared_data += bytes;
+        c.shared_len -= bytes;
+      } else {
+        c.owned.consume(bytes);
+      }
+      // Partly sent: the rest goes out next, still from the same memory.
+      return;
+    }
+    bytes -= len;
+    if (!c.is_shared && spare_.size() < 2) {
+      c.owned.clear();
+      spare_.push_back(std::move(c.owned));
+    }
+    chunks_.pop_front();
+  }
+}
+
+void OutQueue::release() {
+  if (sending_) return;
+  chunks_.clear();
+  spare_.clear();
+}
+
+}  // namespace ringmaster::proxy

@@ -1,0 +1,65 @@
+// OutQueue: the bytes waiting to go out on one socket, as a queue of chunks. A chunk is
+// either bytes the connection owns (a ByteBuffer it appends to) or a shared, immutable
+// segment of a cache entry, kept alive by an EntryRef until it is sent — that is how a cache
+// hit's head and body reach the socket without being copied per request.
+//
+// The kernel reads every chunk of an outstanding send, so those chunks are sealed: nothing
+// appends to them and nothing moves them; new bytes open a new chunk at the back. One send
+// (sendmsg over up to kIovMax chunks) is outstanding at a time.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <deque>
+#include <vector>
+
+#include "ringmaster/base/byte_buffer.h"
+#include "ringmaster/cache/cache.h"
+
+namespace ringmaster::proxy {
+
+class OutQueue {
+ public:
+  static constexpr int kIovMax = 8;
+
+  OutQueue() = default;
+  OutQueue(const OutQueue&) = delete;
+  OutQueue& operator=(const OutQueue&) = delete;
+
+  // The owned chunk at the back, open for appending.
+  base::ByteBuffer& pending();
+  // Queues `len` bytes at `data`, owned by `owner`, without copying them.
+  void append_shared(cache::EntryRef owner, const char* data, size_t len);
+
+  // Queued bytes over all chunks (a handful of chunks: the loop is short).
+  size_t size() const;
+  bool empty() const { return size() == 0; }
+  bool sending() const { return sending_; }
+  // The message for the next sendmsg (and marks a send outstanding); null when a send is
+  // already outstanding or there is nothing to send.
+  const msghdr* next_send();
+  void on_sent(size_t bytes);
+  // Drops everything queued and gives memory back (not while sending).
+  void release();
+
+ private:
+  struct Chunk {
+    base::ByteBuffer owned;
+    cache::EntryRef shared;
+    const char* shared_data = nullptr;
+    size_t shared_len = 0;
+    bool is_shared = false;
+    bool sealed = false;
+    size_t length() const { return is_shared ? shared_len : owned.size(); }
+  };
+  Chunk& open_owned_chunk();
+
+  std::deque<Chunk> chunks_;
+  std::vector<base::ByteBuffer> spare_;  // emptied owned buffers, kept for reuse
+  bool sending_ = false;
+  iovec iov_[kIovMax];
+  msghdr msg_{};
+};
+
+}  // namespace ringmaster::proxy
