@@ -206,22 +206,28 @@ void Coordinator::read_cache_version() {
   ZkCode rc = session_->get(options_.cache_version_path, &data, &stat, true);
   zk_reads_.add();
   if (rc == ZkCode::no_node) {
-    // Watch for its creation instead.
+    // Watch for its creation instead. "No version" is a value too: the first deploy that
+    // creates the node changes it.
     session_->exists(options_.cache_version_path, nullptr, true);
     zk_other_ops_.add();
+    if (!have_cache_version_) {
+      have_cache_version_ = true;
+      cache_version_absent_ = true;
+    }
     return;
   }
   if (rc != ZkCode::ok) {
     zk_errors_.add();
     return;
   }
-  if (have_cache_version_ && data != cache_version_) {
+  if (have_cache_version_ && (cache_version_absent_ || data != cache_version_)) {
     RM_LOG_INFO("content version changed to \"%s\": cache invalidated", data.c_str());
     cache_epoch_.fetch_add(1, std::memory_order_release);
     cache_invalidations_.add();
     if (options_.on_content_version_change) options_.on_content_version_change();
   }
   cache_version_ = data;
+  cache_version_absent_ = false;
   have_cache_version_ = true;
 }
 
@@ -349,7 +355,8 @@ void Coordinator::write_metrics(metrics::TextWriter& out) const {
   counter("ringmaster_flushed_requests_total", "Requests written to ZooKeeper counts.", flushed_requests_);
   counter("ringmaster_zk_ambiguous_writes_total", "Writes whose outcome was unknown and assumed applied.",
           ambiguous_writes_);
-  counter("ringmaster_cache_invalidations_total", "Content version changes seen.", cache_invalidations_);
+  counter("ringmaster_content_version_changes_total", "Changes of the cache version node's value seen.",
+          cache_invalidations_);
   auto gauge = [&out](const char* name, const char* help, const metrics::Gauge& g) {
     out.family(name, "gauge", help);
     out.sample(name, "", g.get());

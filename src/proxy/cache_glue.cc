@@ -54,12 +54,17 @@ bool Worker::try_cache(ClientConn* c) {
       serve_hit(c, std::move(hit));
       return true;
     }
-    stats_.cache_misses.add();
   }
-  if (!c->cache_policy.store) return false;
+  // A miss is counted when the request goes upstream; a collapsed wait is not a miss (it is
+  // usually answered from the cache once the owner's response is stored).
+  if (!c->cache_policy.store) {
+    stats_.cache_misses.add();
+    return false;
+  }
   switch (cache->claim(c->cache_key, c->cache_hash, static_cast<unsigned>(index_), now_ms_,
                        options_.cache_lock_timeout_ms)) {
     case cache::Cache::Claim::owner:
+      stats_.cache_misses.add();
       c->cache_owner = true;
       return false;
     case cache::Cache::Claim::wait:
@@ -69,6 +74,7 @@ bool Worker::try_cache(ClientConn* c) {
       park_cache_waiter(c);
       return true;
     case cache::Cache::Claim::pass:
+      stats_.cache_misses.add();
       return false;
   }
   return false;
@@ -144,6 +150,7 @@ void Worker::on_cache_wait_timer(ClientConn* c) {
   // The owner is slow: stop waiting and fetch for ourselves, without a claim.
   unpark_cache_waiter(c);
   c->cache_owner = false;
+  stats_.cache_misses.add();
   start_attempt(c, nullptr);
 }
 

@@ -81,6 +81,7 @@ class Coordinator {
   std::vector<CountWrite> uncertain_;  // writes lost to CONNECTIONLOSS, resolved next flush
   bool need_full_read_ = true;
   bool have_cache_version_ = false;
+  bool cache_version_absent_ = false;
   std::string cache_version_;
   uint64_t snapshot_version_ = 0;
   bool published_nonempty_ = false;
