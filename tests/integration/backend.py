@@ -1,0 +1,567 @@
+#!/usr/bin/python3
+"""Test backend for ringmaster's integration tests.
+
+A small HTTP/1.1 origin server on raw sockets and one thread per connection (not
+http.server: the tests need to control, and to see, the exact bytes). It is started as a
+separate process by the test harness:
+
+    backend.py --port P --name NAME --log FILE [--ready-file FILE]
+
+`--port 0` binds a free port; the chosen port is written to --ready-file (atomically) and
+printed as `ready PORT` on stdout once the socket listens.
+
+Every accepted connection, every request received and every closed connection is written
+as one JSON line to --log, so a test can assert exactly what the backend saw:
+
+    {"event": "connect", "conn": 1, "peer": "127.0.0.1:40000", "t": ...}
+    {"event": "request", "conn": 1, "seq": 1, "method": "GET", "target": "/", "version":
+     "HTTP/1.1", "headers": [["Host", "x"], ...], "body_len": 0, "body_sha256": "...",
+     "trailers": [], "parse_error": null, "t": ...}
+    {"event": "close", "conn": 1, "bytes_in": 123, "requests": 1, "t": ...}
+
+A request head the backend cannot parse is still logged (with "parse_error" and "raw_head")
+and answered with 400: the point is to notice anything that reached it.
+
+Endpoints (query parameters in brackets):
+    /echo                     JSON of what was received (method, target, headers, body...)
+    /upload                   consumes the body while hashing it; JSON {"len", "sha256"}
+    /download [bytes=N, chunked=0|1, framing=cl|chunked|close, chunk=N]
+                              N bytes of the deterministic pattern (see pattern_bytes)
+    /status [code=N]          that status; 204 and 304 carry no body (304 announces a
+                              Content-Length of the representation, as RFC 9110 allows)
+    /slow [ms=N]              waits N ms, then answers like /
+    /hang                     reads the request, never answers (until the peer closes)
+    /truncate                 announces Content-Length 1000, sends 100 bytes, closes
+    /headers                  a response carrying hop-by-hop headers plus X-Normal
+    /close                    answers like / with Connection: close, then closes
+    /cacheable[/ANY] [cc=V, max_age=N, vary=V, etag=V, last_modified=V, expires=V, date=V,
+                age=N, set_cookie=1, status=N, bytes=N, delay_ms=N]
+                              a response for cache tests: the header values given (cc is
+                              Cache-Control verbatim, max_age appends max-age=N to it;
+                              set_cookie=1 adds Set-Cookie), after delay_ms, with the body
+                              "NAME TARGET n=SERIAL ae=ACCEPT-ENCODING auth=yes|no\n"
+                              padded with '.' to `bytes` bytes; SERIAL counts /cacheable
+                              requests (1, 2, ...) and is also sent as X-Serial, so a test
+                              tells a stored response from a fresh one
+    anything else             200 "NAME <target>\\n"
+
+Every response carries `X-Backend: NAME`. HEAD gets the headers of the GET without a body.
+`Expect: 100-continue` gets an interim `100 Continue` before the body is read.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import socket
+import sys
+import threading
+import time
+from urllib.parse import parse_qs, urlsplit
+
+# ---------------------------------------------------------------------------------------
+# Deterministic data. The pattern has a prime period so that no buffer size in the proxy
+# lines up with it: a dropped, duplicated or reordered buffer changes the checksum.
+PATTERN_PERIOD = 65521
+_SPAN_MAX = 1 << 20
+
+
+def _make_block():
+    out = bytearray()
+    digest = b"ringmaster-pattern"
+    while len(out) < PATTERN_PERIOD:
+        digest = hashlib.sha256(digest).digest()
+        out += digest
+    return bytes(out[:PATTERN_PERIOD])
+
+
+PATTERN_BLOCK = _make_block()
+_PATTERN_BUF = PATTERN_BLOCK * (_SPAN_MAX // PATTERN_PERIOD + 2)
+
+
+def pattern_bytes(offset, size):
+    """The `size` (<= 1 MiB) pattern bytes starting at stream offset `offset`."""
+    if size > _SPAN_MAX:
+        raise ValueError("pattern_bytes: size over 1 MiB, iterate with pattern_chunks")
+    start = offset % PATTERN_PERIOD
+    return memoryview(_PATTERN_BUF)[start:start + size]
+
+
+def pattern_chunks(total, chunk_size=_SPAN_MAX):
+    """Yields memoryviews covering the first `total` pattern bytes, chunk_size at most."""
+    offset = 0
+    while offset < total:
+        size = min(chunk_size, total - offset)
+        yield pattern_bytes(offset, size)
+        offset += size
+
+
+_sha_cache = {}
+
+
+def pattern_sha256(total):
+    """Hex sha256 of the first `total` pattern bytes (cached per size)."""
+    if total not in _sha_cache:
+        h = hashlib.sha256()
+        for piece in pattern_chunks(total):
+            h.update(piece)
+        _sha_cache[total] = h.hexdigest()
+    return _sha_cache[total]
+
+
+# Chunk sizes used by chunked downloads unless chunk=N is given: small and odd ones to
+# exercise the proxy's chunk parser, large ones to keep big transfers fast.
+CHUNK_SIZES = (1, 10, 100, 4096, 65521, 1 << 20)
+
+HOP_BY_HOP_RESPONSE_HEADERS = [
+    ("Connection", "X-Custom"),
+    ("X-Custom", "1"),
+    ("Keep-Alive", "timeout=5, max=100"),
+    ("Upgrade", "foo/1"),
+    ("Proxy-Connection", "keep-alive"),
+    ("X-Normal", "yes"),
+]
+
+HEAD_BYTES_MAX = 1 << 20
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+
+
+class PeerClosed(Exception):
+    pass
+
+
+class BadRequest(Exception):
+    pass
+
+
+class Log:
+    def __init__(self, path):
+        self._lock = threading.Lock()
+        self._file = open(path, "a", encoding="utf-8") if path else None
+
+    def write(self, **entry):
+        entry["t"] = time.time()
+        line = json.dumps(entry, separators=(",", ":")) + "\n"
+        with self._lock:
+            if self._file:
+                self._file.write(line)
+                self._file.flush()
+
+
+class Request:
+    def __init__(self):
+        self.method = ""
+        self.target = ""
+        self.version = ""
+        self.headers = []
+        self.trailers = []
+        self.body_len = 0
+        self.body_kept = bytearray()
+        self.hasher = hashlib.sha256()
+
+    def header(self, name):
+        name = name.lower()
+        for k, v in self.headers:
+            if k.lower() == name:
+                return v
+        return None
+
+    def header_tokens(self, name):
+        name = name.lower()
+        tokens = []
+        for k, v in self.headers:
+            if k.lower() == name:
+                tokens += [t.strip().lower() for t in v.split(",") if t.strip()]
+        return tokens
+
+
+class Connection:
+    KEEP_BODY_MAX = 1 << 20
+
+    def __init__(self, sock, peer, conn_id, server):
+        self.sock = sock
+        self.peer = peer
+        self.id = conn_id
+        self.server = server
+        self.buf = bytearray()
+        self.bytes_in = 0
+        self.requests = 0
+        self.scratch = bytearray(1 << 20)
+
+    # --- input -------------------------------------------------------------------------
+    def _fill(self):
+        data = self.sock.recv(1 << 20)
+        if not data:
+            raise PeerClosed()
+        self.bytes_in += len(data)
+        self.buf += data
+
+    def _read_head(self):
+        """The raw head (without the blank line), or None on a clean close before a byte."""
+        while True:
+            m = _HEAD_END.search(self.buf)
+            if m:
+                head = bytes(self.buf[:m.start()])
+                del self.buf[:m.end()]
+                return head
+            if len(self.buf) > HEAD_BYTES_MAX:
+                raise BadRequest("head too large")
+            try:
+                self._fill()
+            except PeerClosed:
+                if self.buf:
+                    raise
+                return None
+
+    def _read_line(self):
+        while True:
+            i = self.buf.find(b"\n")
+            if i >= 0:
+                line = bytes(self.buf[:i + 1])
+                del self.buf[:i + 1]
+                return line.rstrip(b"\r\n")
+            if len(self.buf) > 65536:
+                raise BadRequest("line too long")
+            self._fill()
+
+    def _read_exact_into(self, n, sink):
+        take = min(n, len(self.buf))
+        if take:
+            sink(memoryview(self.buf)[:take])
+            del self.buf[:take]
+            n -= take
+        view = memoryview(self.scratch)
+        while n:
+            got = self.sock.recv_into(view[:min(n, len(view))])
+            if got == 0:
+                raise PeerClosed()
+            self.bytes_in += got
+            sink(view[:got])
+            n -= got
+
+    def _expect_crlf(self):
+        line = self._read_line()
+        if line:
+            raise BadRequest("chunk data not followed by CRLF")
+
+    def _read_body(self, req, sink):
+        te = req.header_tokens("transfer-encoding")
+        if te:
+            if te[-1] != "chunked":
+                raise BadRequest("unsupported transfer-encoding")
+            while True:
+                size_line = self._read_line()
+                size_text = size_line.split(b";", 1)[0].strip()
+                try:
+                    size = int(size_text, 16)
+                except ValueError:
+                    raise BadRequest("bad chunk size %r" % size_line) from None
+                if size == 0:
+                    break
+                self._read_exact_into(size, sink)
+                self._expect_crlf()
+            while True:  # trailer section
+                line = self._read_line()
+                if not line:
+                    break
+                name, _, value = line.decode("latin-1").partition(":")
+                req.trailers.append([name, value.strip()])
+            return
+        cl = req.header("content-length")
+        if cl is not None:
+            if not cl.strip().isdigit():
+                raise BadRequest("bad content-length")
+            self._read_exact_into(int(cl), sink)
+
+    # --- output ------------------------------------------------------------------------
+    def _send_head(self, status, reason, headers, keep_alive):
+        lines = ["HTTP/1.1 %d %s" % (status, reason)]
+        lines += ["%s: %s" % (k, v) for k, v in headers]
+        lines.append("X-Backend: %s" % self.server.name)
+        if not keep_alive:
+            lines.append("Connection: close")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def _respond(self, req, status, body, headers=(), keep_alive=True, reason=None,
+                 content_length=True):
+        headers = list(headers)
+        if content_length:
+            headers.append(("Content-Length", str(len(body))))
+        head = self._send_head(status, reason or REASONS.get(status, "Status"), headers,
+                               keep_alive)
+        if req.method == "HEAD":
+            body = b""
+        self.sock.sendall(head + body)
+
+    # --- the request loop --------------------------------------------------------------
+    def serve(self):
+        log = self.server.log
+        log.write(event="connect", conn=self.id, peer="%s:%d" % self.peer)
+        try:
+            while self._serve_one():
+                pass
+        except (PeerClosed, ConnectionError, OSError):
+            pass
+        finally:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            log.write(event="close", conn=self.id, bytes_in=self.bytes_in,
+                      requests=self.requests)
+
+    def _parse_head(self, head):
+        req = Request()
+        text = head.decode("latin-1")
+        lines = text.split("\r\n")
+        if any("\n" in line or "\r" in line for line in lines):
+            raise BadRequest("bare CR or LF in head")
+        parts = lines[0].split(" ")
+        if len(parts) != 3:
+            raise BadRequest("bad request line")
+        req.method, req.target, req.version = parts
+        for line in lines[1:]:
+            if line[:1] in (" ", "\t"):
+                raise BadRequest("obs-fold")
+            name, sep, value = line.partition(":")
+            if not sep or not name or name != name.strip():
+                raise BadRequest("bad header line")
+            req.headers.append([name, value.strip(" \t")])
+        return req
+
+    def _serve_one(self):
+        log = self.server.log
+        head = self._read_head()
+        if head is None:
+            return False
+        self.requests += 1
+        try:
+            req = self._parse_head(head)
+        except BadRequest as e:
+            log.write(event="request", conn=self.id, seq=self.requests, method=None,
+                      target=None, version=None, headers=[], body_len=0, body_sha256=None,
+                      trailers=[], parse_error=str(e),
+                      raw_head=head[:65536].decode("latin-1"))
+            self.sock.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+                              b"Connection: close\r\n\r\n")
+            return False
+
+        has_body = bool(req.header_tokens("transfer-encoding")) or \
+            req.header("content-length") not in (None, "0")
+        if has_body and "100-continue" in req.header_tokens("expect"):
+            self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+        def sink(view):
+            req.body_len += len(view)
+            req.hasher.update(view)
+            room = self.KEEP_BODY_MAX - len(req.body_kept)
+            if room > 0:
+                req.body_kept += view[:room]
+
+        parse_error = None
+        try:
+            self._read_body(req, sink)
+        except BadRequest as e:
+            parse_error = str(e)
+        log.write(event="request", conn=self.id, seq=self.requests, method=req.method,
+                  target=req.target, version=req.version, headers=req.headers,
+                  body_len=req.body_len, body_sha256=req.hasher.hexdigest(),
+                  trailers=req.trailers, parse_error=parse_error)
+        if parse_error:
+            self.sock.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+                              b"Connection: close\r\n\r\n")
+            return False
+
+        conn_tokens = req.header_tokens("connection")
+        if req.version == "HTTP/1.0":
+            keep_alive = "keep-alive" in conn_tokens
+        else:
+            keep_alive = "close" not in conn_tokens
+        return self._route(req, keep_alive) and keep_alive
+
+    def _route(self, req, keep_alive):
+        """Answers req; returns False when the connection must not be reused."""
+        name = self.server.name
+        url = urlsplit(req.target)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        path = url.path
+        extra = [("Connection", "keep-alive")] if keep_alive and req.version == "HTTP/1.0" \
+            else []
+
+        if path == "/echo":
+            body = json.dumps({
+                "backend": name, "method": req.method, "target": req.target,
+                "version": req.version, "headers": req.headers, "trailers": req.trailers,
+                "body_len": req.body_len, "body_sha256": req.hasher.hexdigest(),
+                "body": bytes(req.body_kept).decode("latin-1"),
+            }).encode()
+            self._respond(req, 200, body, extra + [("Content-Type", "application/json")],
+                          keep_alive)
+        elif path == "/upload":
+            body = json.dumps({"backend": name, "len": req.body_len,
+                               "sha256": req.hasher.hexdigest()}).encode()
+            self._respond(req, 200, body, extra + [("Content-Type", "application/json")],
+                          keep_alive)
+        elif path == "/download":
+            return self._download(req, query, keep_alive, extra)
+        elif path == "/status":
+            code = int(query.get("code", "200"))
+            if code in (204, 304) or 100 <= code < 200:
+                headers = extra
+                if code == 304:
+                    headers = extra + [("ETag", '"v1"'), ("Content-Length", "12")]
+                head = self._send_head(code, REASONS.get(code, "Status"), headers,
+                                       keep_alive)
+                self.sock.sendall(head)
+            else:
+                self._respond(req, code, b"status %d\n" % code, extra, keep_alive)
+        elif path == "/slow":
+            time.sleep(int(query.get("ms", "1000")) / 1000.0)
+            self._respond(req, 200, ("%s %s\n" % (name, req.target)).encode(), extra,
+                          keep_alive)
+        elif path == "/hang":
+            while True:  # never answer; hold the connection until the peer goes away
+                self._fill()
+        elif path == "/truncate":
+            head = self._send_head(200, "OK", [("Content-Length", "1000")], True)
+            self.sock.sendall(head + b"t" * 100)
+            self.sock.shutdown(socket.SHUT_WR)
+            return False
+        elif path == "/headers":
+            self._respond(req, 200, b"headers\n", HOP_BY_HOP_RESPONSE_HEADERS, keep_alive)
+        elif path == "/cacheable" or path.startswith("/cacheable/"):
+            self._cacheable(req, query, keep_alive, extra)
+        elif path == "/close":
+            self._respond(req, 200, ("%s %s\n" % (name, req.target)).encode(),
+                          keep_alive=False)
+            return False
+        else:
+            self._respond(req, 200, ("%s %s\n" % (name, req.target)).encode(),
+                          extra + [("Content-Type", "text/plain")], keep_alive)
+        return True
+
+    def _cacheable(self, req, query, keep_alive, extra):
+        if "delay_ms" in query:
+            time.sleep(int(query["delay_ms"]) / 1000.0)
+        serial = self.server.next_serial()
+        cc = [query["cc"]] if query.get("cc") else []
+        if "max_age" in query:
+            cc.append("max-age=%d" % int(query["max_age"]))
+        headers = list(extra) + [("Content-Type", "text/plain"), ("X-Serial", str(serial))]
+        if cc:
+            headers.append(("Cache-Control", ", ".join(cc)))
+        for key, name in (("vary", "Vary"), ("etag", "ETag"), ("last_modified", "Last-Modified"),
+                          ("expires", "Expires"), ("date", "Date"), ("age", "Age")):
+            if key in query:
+                headers.append((name, query[key]))
+        if query.get("set_cookie") == "1":
+            headers.append(("Set-Cookie", "session=%d; Path=/" % serial))
+        body = ("%s %s n=%d ae=%s auth=%s\n" % (
+            self.server.name, req.target, serial, req.header("accept-encoding") or "-",
+            "yes" if req.header("authorization") is not None else "no")).encode("latin-1")
+        size = int(query.get("bytes", "0"))
+        if size > len(body):
+            body += b"." * (size - len(body))
+        status = int(query.get("status", "200"))
+        self._respond(req, status, body, headers, keep_alive)
+
+    def _download(self, req, query, keep_alive, extra):
+        total = int(query.get("bytes", "0"))
+        framing = query.get("framing") or ("chunked" if query.get("chunked") == "1" else "cl")
+        chunk = int(query["chunk"]) if "chunk" in query else None
+        head_only = req.method == "HEAD"
+        if framing == "cl":
+            head = self._send_head(200, "OK", extra + [("Content-Length", str(total))],
+                                   keep_alive)
+            self.sock.sendall(head)
+            if not head_only:
+                for piece in pattern_chunks(total):
+                    self.sock.sendall(piece)
+            return True
+        if framing == "close":
+            self.sock.sendall(self._send_head(200, "OK", [], False))
+            if not head_only:
+                for piece in pattern_chunks(total):
+                    self.sock.sendall(piece)
+            self.sock.shutdown(socket.SHUT_WR)
+            return False
+        # chunked
+        head = self._send_head(200, "OK", extra + [("Transfer-Encoding", "chunked")],
+                               keep_alive)
+        self.sock.sendall(head)
+        if head_only:
+            return True
+        offset = 0
+        i = 0
+        while offset < total:
+            size = min(chunk or CHUNK_SIZES[i % len(CHUNK_SIZES)], total - offset)
+            i += 1
+            self.sock.sendall(b"%x\r\n" % size)
+            self.sock.sendall(pattern_bytes(offset, size))
+            self.sock.sendall(b"\r\n")
+            offset += size
+        self.sock.sendall(b"0\r\n\r\n")
+        return True
+
+
+REASONS = {
+    100: "Continue", 200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently",
+    302: "Found", 304: "Not Modified", 400: "Bad Request", 404: "Not Found",
+    500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+}
+
+
+class Server:
+    def __init__(self, name, log):
+        self.name = name
+        self.log = log
+        self._next_id = 0
+        self._lock = threading.Lock()
+        self._serial = 0
+
+    def next_serial(self):
+        with self._lock:
+            self._serial += 1
+            return self._serial
+
+    def serve_forever(self, listener):
+        while True:
+            sock, peer = listener.accept()
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self._next_id += 1
+                conn_id = self._next_id
+            conn = Connection(sock, peer, conn_id, self)
+            threading.Thread(target=conn.serve, daemon=True).start()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--name", default="backend")
+    ap.add_argument("--log", default=None)
+    ap.add_argument("--ready-file", default=None)
+    args = ap.parse_args()
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((args.host, args.port))
+    listener.listen(1024)
+    port = listener.getsockname()[1]
+    if args.ready_file:
+        tmp = args.ready_file + ".tmp"
+        with open(tmp, "w", encoding="ascii") as f:
+            f.write("%d\n" % port)
+        os.rename(tmp, args.ready_file)
+    print("ready %d" % port, flush=True)
+    try:
+        Server(args.name, Log(args.log)).serve_forever(listener)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

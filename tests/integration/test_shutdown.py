@@ -1,0 +1,66 @@
+"""SIGTERM: stop accepting, finish what is in flight, exit 0 within the deadline."""
+
+import signal
+import time
+
+from harness import HttpConnection, build_request, connect_refused, wait_until
+
+SHUTDOWN_TIMEOUT_MS = 5000
+
+
+def listener_closed(port, probes=8):
+    """True if several connects in a row are refused: with one SO_REUSEPORT listener per
+    reactor, a single refusal only says that one listener closed."""
+    return all(connect_refused(port) for _ in range(probes))
+
+
+def test_sigterm_finishes_in_flight_request_then_exits_zero(start_proxy, backend):
+    proxy = start_proxy([backend], shutdown_timeout_ms=SHUTDOWN_TIMEOUT_MS)
+    with HttpConnection(proxy.port) as c:
+        c.send(build_request("GET", "/slow?ms=1000"))
+        backend.wait_for_requests(1)  # the request is now in flight at the backend
+        signalled = time.monotonic()
+        proxy.process.send_signal(signal.SIGTERM)
+
+        wait_until(lambda: listener_closed(proxy.port) or not proxy.alive(), 5,
+                   "the listener to close after SIGTERM")
+        assert proxy.alive(), "proxy exited before finishing the in-flight request " \
+            "(exit code %s)" % proxy.process.returncode
+        refused_after = time.monotonic() - signalled
+        assert refused_after < 0.9, "listener still accepting %.2f s after SIGTERM" % (
+            refused_after)
+
+        r = c.read_response(timeout=10)
+        assert r.status == 200, r
+        assert r.body == b"backend-1 /slow?ms=1000\n"
+        assert time.monotonic() - signalled >= 0.5
+
+    code = proxy.process.wait(SHUTDOWN_TIMEOUT_MS / 1000 + 3)
+    exited_after = time.monotonic() - signalled
+    assert code is not None, "proxy still running %.1f s after SIGTERM" % exited_after
+    assert code == 0, "proxy exited with %s after SIGTERM" % code
+    assert exited_after <= SHUTDOWN_TIMEOUT_MS / 1000 + 1.0
+
+
+def test_sigterm_with_no_traffic_exits_zero_promptly(start_proxy, backend):
+    proxy = start_proxy([backend], shutdown_timeout_ms=SHUTDOWN_TIMEOUT_MS)
+    signalled = time.monotonic()
+    code = proxy.terminate(timeout=SHUTDOWN_TIMEOUT_MS / 1000 + 3)
+    assert code == 0, "exit code %s after SIGTERM" % code
+    assert time.monotonic() - signalled < 2.0, "idle proxy took %.1f s to exit" % (
+        time.monotonic() - signalled)
+
+
+def test_sigterm_closes_idle_keep_alive_connections(start_proxy, backend):
+    proxy = start_proxy([backend], shutdown_timeout_ms=SHUTDOWN_TIMEOUT_MS)
+    with HttpConnection(proxy.port) as c:
+        assert c.request("GET", "/before").status == 200
+        signalled = time.monotonic()
+        proxy.process.send_signal(signal.SIGTERM)
+        assert c.wait_closed(SHUTDOWN_TIMEOUT_MS / 1000 + 2), \
+            "idle keep-alive connection still open after SIGTERM"
+    code = proxy.process.wait(SHUTDOWN_TIMEOUT_MS / 1000 + 3)
+    assert code == 0, "exit code %s after SIGTERM" % code
+    assert time.monotonic() - signalled < 2.0, \
+        "an idle keep-alive connection held shutdown for %.1f s" % (
+            time.monotonic() - signalled)

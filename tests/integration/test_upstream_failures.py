@@ -1,0 +1,61 @@
+"""Backend failures as the client sees them: 502, 504, cut responses, failover."""
+
+import time
+
+import pytest
+
+from harness import HttpConnection, build_request, get
+
+
+def test_target_with_nothing_listening_gets_502(start_proxy, dead_port):
+    proxy = start_proxy([dead_port.addr], connect_timeout_ms=1000)
+    started = time.monotonic()
+    r = get(proxy.port, "/nobody-home", timeout=10)
+    elapsed = time.monotonic() - started
+    assert r.status == 502, r
+    assert elapsed < 5, "502 took %.1fs" % elapsed
+    # The proxy is still serving afterwards.
+    assert get(proxy.port, "/again", timeout=10).status == 502
+
+
+def test_backend_that_never_answers_gets_504_after_upstream_timeout(start_proxy, backend):
+    proxy = start_proxy([backend], upstream_timeout_ms=500)
+    started = time.monotonic()
+    with HttpConnection(proxy.port) as c:
+        r = c.request("GET", "/hang", timeout=10)
+    elapsed = time.monotonic() - started
+    assert r.status == 504, r
+    assert 0.4 <= elapsed < 5, "504 after %.2fs with --upstream-timeout-ms 500" % elapsed
+    assert backend.wait_for_requests(1)[0]["target"] == "/hang"
+
+
+def test_backend_closing_mid_response_cuts_client_connection(proxy, backend):
+    with HttpConnection(proxy.port) as c:
+        c.send(build_request("GET", "/truncate"))
+        try:
+            r = c.read_response(timeout=10)
+        except TimeoutError:
+            pytest.fail("backend closed after 100 of 1000 bytes; the proxy neither finished "
+                        "the response nor closed the client connection within 10 s")
+        # Whatever the proxy did, it must not pass the cut response off as complete.
+        assert not (r.status == 200 and r.complete), \
+            "client received a complete response although the backend sent 100 of 1000 " \
+            "bytes: %r" % r
+        if r.status == 200:
+            assert r.body_len < 1000
+        else:
+            assert r.status == 502, r
+        assert c.wait_closed(5), "client connection left open after a cut response"
+    assert backend.wait_for_requests(1)[0]["target"] == "/truncate"
+
+
+def test_requests_fail_over_to_the_live_target(start_proxy, backend, dead_port):
+    proxy = start_proxy([dead_port.addr, backend], connect_timeout_ms=1000)
+    for i in range(20):  # new client connections: the proxy picks a target each time
+        r = get(proxy.port, "/fresh/%d" % i, timeout=10)
+        assert r.status == 200 and r.body == b"backend-1 /fresh/%d\n" % i, (i, r)
+    with HttpConnection(proxy.port) as c:
+        for i in range(20):
+            r = c.request("GET", "/kept/%d" % i, timeout=10)
+            assert r.status == 200 and r.body == b"backend-1 /kept/%d\n" % i, (i, r)
+    assert len(backend.wait_for_requests(40)) == 40
