@@ -19,6 +19,11 @@ Server::Server(const ServerOptions& options, upstream::SnapshotCell* cell) : opt
 Server::~Server() {
   request_stop();
   wait();
+  // Workers outlive their threads until here: the admin thread may read their counters
+  // until main stops it.
+  workers_.clear();
+  for (int fd : wake_fds_) ::close(fd);
+  wake_fds_.clear();
 }
 
 void Server::start() {
@@ -148,9 +153,6 @@ void Server::wait() {
     if (t.joinable()) t.join();
   }
   threads_.clear();
-  workers_.clear();
-  for (int fd : wake_fds_) ::close(fd);
-  wake_fds_.clear();
 }
 
 }  // namespace ringmaster::proxy

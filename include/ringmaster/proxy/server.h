@@ -54,7 +54,8 @@ class Server {
   void start();
   // Async-signal-safe: asks every worker to stop accepting and drain.
   void request_stop() { stop_requested_.store(true, std::memory_order_relaxed); }
-  // Joins the workers (they exit once drained or at the shutdown deadline).
+  // Joins the worker threads (they exit once drained or at the shutdown deadline); their
+  // counters stay readable until the server is destroyed.
   void wait();
   // Cache hits/misses/waits summed over reactors plus the cache's own gauges.
   void write_cache_metrics(metrics::TextWriter& out) const;
