@@ -97,6 +97,7 @@ void Coordinator::run() {
     now = base::now_ms();
     if (empty_since_ms_ != 0 && now - empty_since_ms_ >= options_.session_timeout_ms) read_members();
     if (now >= next_flush) {
+      flush_intervals_.add();
       if (session_->connected()) {
         if (now >= next_refresh) {
           refresh_counts();
@@ -301,12 +302,29 @@ void Coordinator::resolve_uncertain_write(const CountWrite& w) {
   book_->on_read(w.name, data, stat.version);
 }
 
+static bool same_routing(const upstream::TargetSnapshot* a, const upstream::TargetSnapshot& b) {
+  if (a == nullptr || a->targets.size() != b.targets.size()) return false;
+  for (size_t i = 0; i < b.targets.size(); ++i) {
+    const upstream::Target& x = a->targets[i];
+    const upstream::Target& y = b.targets[i];
+    if (x.state != y.state || x.balance_base != y.balance_base || x.count != y.count) return false;
+  }
+  return true;
+}
+
 void Coordinator::publish() {
-  auto snapshot = book_->build_snapshot(++snapshot_version_);
+  auto snapshot = book_->build_snapshot(snapshot_version_ + 1);
   size_t targets = snapshot->targets.size();
   if (targets > 0) published_nonempty_ = true;
   if (targets == 0 && empty_since_ms_ == 0) published_nonempty_ = false;
-  cell_->publish(std::move(snapshot));
+  // Only this thread publishes, so reading the current snapshot here is safe. An unchanged
+  // view is not republished: idle proxies cause no snapshot churn.
+  if (!same_routing(cell_->load(), *snapshot)) {
+    ++snapshot_version_;
+    cell_->publish(std::move(snapshot));
+  } else {
+    cell_->reclaim();
+  }
   snapshot_version_gauge_.set(static_cast<int64_t>(snapshot_version_));
   targets_gauge_.set(static_cast<int64_t>(targets));
   unflushed_gauge_.set(static_cast<int64_t>(book_->unflushed_total()));
@@ -320,8 +338,8 @@ void Coordinator::publish() {
     if (!first) json += ",";
     first = false;
     json += "{\"name\":\"" + json_escape(row.name) + "\",\"state\":\"" +
-            (row.member ? (row.readable ? "routing" : "unreadable") : "left") +
-            "\",\"count\":" + std::to_string(row.count) + ",\"unflushed\":" + std::to_string(row.unflushed) +
+            (!row.member ? "left" : !row.readable ? "unreadable" : "routing") + "\",\"node_present\":" +
+            (row.node_present ? "true" : "false") + ",\"count\":" + std::to_string(row.count) + ",\"unflushed\":" + std::to_string(row.unflushed) +
             ",\"version\":" + std::to_string(row.version) + "}";
   }
   json += "]}\n";
@@ -351,6 +369,7 @@ void Coordinator::write_metrics(metrics::TextWriter& out) const {
   counter("ringmaster_zk_bad_version_total", "Versioned writes that lost a race and were retried.", zk_bad_version_);
   counter("ringmaster_zk_errors_total", "ZooKeeper operations that failed.", zk_errors_);
   counter("ringmaster_zk_sessions_total", "ZooKeeper sessions opened.", sessions_started_);
+  counter("ringmaster_flush_intervals_total", "Flush intervals elapsed (written or not).", flush_intervals_);
   counter("ringmaster_flush_batches_total", "Flush intervals that wrote at least one count.", flush_batches_);
   counter("ringmaster_flushed_requests_total", "Requests written to ZooKeeper counts.", flushed_requests_);
   counter("ringmaster_zk_ambiguous_writes_total", "Writes whose outcome was unknown and assumed applied.",

@@ -39,7 +39,7 @@ std::vector<std::string> TargetBook::set_members(const std::vector<std::string>&
       it = entries_.emplace(name, std::move(e)).first;
     }
     it->second.member = true;
-    if (!it->second.readable) to_read.push_back(name);
+    if (!it->second.readable || !it->second.node_present) to_read.push_back(name);
   }
   return to_read;
 }
@@ -60,6 +60,7 @@ void TargetBook::on_read(const std::string& name, std::string_view data, int32_t
   auto it = entries_.find(name);
   if (it == entries_.end()) return;
   Entry& e = it->second;
+  e.node_present = true;
   std::optional<uint64_t> count = parse_count(data);
   if (!count) {
     ++skipped_data_;
@@ -81,7 +82,7 @@ void TargetBook::on_read(const std::string& name, std::string_view data, int32_t
 void TargetBook::on_missing(const std::string& name) {
   auto it = entries_.find(name);
   if (it == entries_.end()) return;
-  it->second.readable = false;
+  it->second.node_present = false;
 }
 
 int64_t TargetBook::min_normalised() const {
@@ -108,7 +109,7 @@ std::optional<CountWrite> plan_entry(const std::string& name, uint64_t count, in
 std::vector<TargetBook::Write> TargetBook::plan_flush() const {
   std::vector<Write> writes;
   for (const auto& [name, e] : entries_) {
-    if (!e.member || !e.readable) continue;
+    if (!e.member || !e.readable || !e.node_present) continue;
     if (auto w = plan_entry(name, e.count, e.version, e.written_total, e.state->requests_total())) writes.push_back(*w);
   }
   return writes;
@@ -116,7 +117,9 @@ std::vector<TargetBook::Write> TargetBook::plan_flush() const {
 
 std::optional<TargetBook::Write> TargetBook::plan_one(const std::string& name) const {
   auto it = entries_.find(name);
-  if (it == entries_.end() || !it->second.member || !it->second.readable) return std::nullopt;
+  if (it == entries_.end() || !it->second.member || !it->second.readable || !it->second.node_present) {
+    return std::nullopt;
+  }
   const Entry& e = it->second;
   return plan_entry(name, e.count, e.version, e.written_total, e.state->requests_total());
 }
@@ -166,7 +169,8 @@ uint64_t TargetBook::unflushed_total() const {
 std::vector<TargetBook::Row> TargetBook::rows() const {
   std::vector<Row> out;
   for (const auto& [name, e] : entries_) {
-    out.push_back(Row{name, e.member, e.readable, e.count, e.state->requests_total() - e.written_total, e.version});
+    out.push_back(
+        Row{name, e.member, e.readable, e.node_present, e.count, e.state->requests_total() - e.written_total, e.version});
   }
   return out;
 }

@@ -44,8 +44,9 @@ class TargetBook {
   // A fresh read of a member's node. Data that does not parse skips the target (counted)
   // until a later read parses.
   void on_read(const std::string& name, std::string_view data, int32_t version);
-  // The node is gone (NONODE on read or write): it stays known, with its unflushed requests,
-  // until it reappears in a children list (an agent re-creating it after session expiry).
+  // The node is gone (NONODE on read or write). Only the children list decides routing, so
+  // the target keeps routing until a list without it is believed; its requests wait, unwritten,
+  // until the node is read again (an agent re-creating it after session expiry).
   void on_missing(const std::string& name);
 
   using Write = CountWrite;
@@ -72,6 +73,7 @@ class TargetBook {
     std::string name;
     bool member;
     bool readable;
+    bool node_present;
     uint64_t count;        // last known count in ZooKeeper
     uint64_t unflushed;    // this proxy's requests not yet written
     int32_t version;
@@ -83,6 +85,7 @@ class TargetBook {
     std::shared_ptr<upstream::TargetState> state;
     bool member = false;
     bool readable = false;   // a count was read and parsed
+    bool node_present = false;  // the last read or write found the node
     uint64_t count = 0;
     int32_t version = 0;
     uint64_t written_total = 0;  // this proxy's requests already included in ZooKeeper

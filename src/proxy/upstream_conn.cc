@@ -24,8 +24,9 @@ void Worker::start_attempt(ClientConn* c, base::ByteBuffer* carried) {
     }
     upstream::TargetState* target = balancer_.state(index);
     c->tried.add(target);
-    balancer_.on_request(target);
+    balancer_.on_pick(target);
     UpstreamConn* u = take_idle(target);
+    if (u != nullptr) balancer_.on_request_sent(target);
     if (u == nullptr) u = open_upstream(target);
     if (u == nullptr) continue;  // no socket: count it as that target failing
     attach(c, u);
@@ -118,7 +119,10 @@ void Worker::on_upstream_connect(UpstreamConn* u, int res) {
   if (u->state == UpstreamState::closed) return;
   if (res == 0) {
     u->state = UpstreamState::busy;
-    if (u->target) balancer_.on_connect_success(u->target);
+    if (u->target) {
+      balancer_.on_connect_success(u->target);
+      if (u->client) balancer_.on_request_sent(u->target);
+    }
     arm_upstream_recv(u);
     kick_upstream_send(u);
     if (u->client) upstream_timers_.arm(&u->timer, now_ms_);
@@ -276,7 +280,7 @@ void Worker::upstream_ended(UpstreamConn* u, int res) {
     close_upstream(u);
     return;
   }
-  if (!c->response_started && !u->got_bytes && retry_on_fresh_connection(c, u)) return;
+  if (!c->response_started && !u->got_bytes && retry_request(c, u)) return;
   if (c->response_started && res == 0) {
     // A close-delimited body ends here; anything else unfinished is a truncated response.
     http::ParseResult r = u->parser.finish(c->out.pending(), c->framing.rechunk);
@@ -292,21 +296,29 @@ void Worker::upstream_ended(UpstreamConn* u, int res) {
   upstream_failed(c, 502);
 }
 
-bool Worker::retry_on_fresh_connection(ClientConn* c, UpstreamConn* stale) {
-  // A pooled connection the backend closed just as we reused it: the request never reached
-  // it, so an idempotent bodiless request is resent once on a new connection.
+bool Worker::retry_request(ClientConn* c, UpstreamConn* broken) {
+  // The connection broke before any response byte came back. Only an idempotent request
+  // whose whole message we can write again (no body) is resent, and never after a response
+  // byte reached the client. A reused keep-alive connection that the backend closed just as
+  // we reused it is an ordinary race: the same target again, on a fresh connection. Anything
+  // else means the backend died holding the request: eject it like a failed connect and go
+  // to the next least-used target.
   const http::RequestHead& head = c->parser->head();
-  if (!stale->reused || !head.is_idempotent() || head.framing != http::BodyFraming::none) return false;
-  stats_.upstream_retries.add();
-  upstream::TargetState* target = stale->target;
+  if (!head.is_idempotent() || head.framing != http::BodyFraming::none) return false;
+  upstream::TargetState* target = broken->target;
+  bool stale_keepalive = broken->reused;
   detach(c);
-  close_upstream(stale);
-  if (target == nullptr) return false;
-  UpstreamConn* u = open_upstream(target);
-  if (u == nullptr) return false;
-  u->reused = true;  // never retry twice
-  attach(c, u);
-  write_request_head(c, u);
+  close_upstream(broken);
+  stats_.upstream_retries.add();
+  if (stale_keepalive && target != nullptr) {
+    if (UpstreamConn* u = open_upstream(target)) {
+      attach(c, u);
+      write_request_head(c, u);
+      return true;
+    }
+  }
+  if (target != nullptr) balancer_.on_connect_failure(target, now_ms_);
+  start_attempt(c, nullptr);
   return true;
 }
 

@@ -243,7 +243,7 @@ class Worker {
   void on_response_done(ClientConn* c);
   void upstream_ended(UpstreamConn* u, int res);
   void upstream_failed(ClientConn* c, uint16_t status);
-  bool retry_on_fresh_connection(ClientConn* c, UpstreamConn* stale);
+  bool retry_request(ClientConn* c, UpstreamConn* broken);
   void release_upstream(UpstreamConn* u);
   void close_upstream(UpstreamConn* u);
   void detach(ClientConn* c);

@@ -75,7 +75,7 @@ void Balancer::adopt(const TargetSnapshot* snapshot) {
   local_.reserve(snapshot->targets.size());
   for (const Target& t : snapshot->targets) {
     TargetState* s = t.state.get();
-    local_.push_back(Local{s, t.balance_base, s->slots[reactor_].requests.load(std::memory_order_relaxed)});
+    local_.push_back(Local{s, t.balance_base, s->slots[reactor_].picks});
   }
 }
 
@@ -92,7 +92,7 @@ int Balancer::pick(const TriedSet& tried, int64_t now_ms) {
     const Local& l = local_[i];
     if (tried.contains(l.state)) continue;
     bool is_ejected = ejected(l.state, now_ms);
-    uint64_t own = l.state->slots[reactor_].requests.load(std::memory_order_relaxed) - l.requests_at_adopt;
+    uint64_t own = l.state->slots[reactor_].picks - l.picks_at_adopt;
     uint64_t score = l.balance_base + own;
     bool better = best < 0 || (best_ejected && !is_ejected) || (best_ejected == is_ejected && score < best_score);
     if (better) {

@@ -99,6 +99,7 @@ class Coordinator {
   metrics::Counter zk_other_ops_;
   metrics::Counter zk_bad_version_;
   metrics::Counter zk_errors_;
+  metrics::Counter flush_intervals_;
   metrics::Counter flush_batches_;
   metrics::Counter flushed_requests_;
   metrics::Counter ambiguous_writes_;

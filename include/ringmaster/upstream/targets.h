@@ -23,9 +23,13 @@
 namespace ringmaster::upstream {
 
 struct alignas(64) ReactorSlot {
-  // Requests this reactor sent to the target (single writer: relaxed load + store).
+  // Requests this reactor sent to the target — on an established connection, so a refused
+  // connect is not a request (single writer: relaxed load + store). These are what ZooKeeper
+  // counts.
   std::atomic<uint64_t> requests{0};
   // Private to the reactor.
+  uint64_t picks = 0;  // times the balancer chose the target (what least-requests compares:
+                       // it moves at once, even while the connection is still being made)
   uint32_t consecutive_failures = 0;
   int64_t ejected_until_ms = 0;
 
@@ -128,7 +132,10 @@ class Balancer {
   // tried and not ejected (ejected ones only when nothing else is left). Ties rotate.
   // -1 when every target was tried (or there is none).
   int pick(const TriedSet& tried, int64_t now_ms);
-  void on_request(TargetState* state) { slot(state).count_request(); }
+  // The balancer chose `state` for a request (before any connection exists).
+  void on_pick(TargetState* state) { ++slot(state).picks; }
+  // The request went out to `state` on an established connection.
+  void on_request_sent(TargetState* state) { slot(state).count_request(); }
   void on_connect_failure(TargetState* state, int64_t now_ms);
   void on_connect_success(TargetState* state) { slot(state).consecutive_failures = 0; }
   bool ejected(const TargetState* state, int64_t now_ms) const {
@@ -139,7 +146,7 @@ class Balancer {
   struct Local {
     TargetState* state;
     uint64_t balance_base;
-    uint64_t requests_at_adopt;
+    uint64_t picks_at_adopt;
   };
   ReactorSlot& slot(TargetState* state) const { return state->slots[reactor_]; }
 

@@ -95,6 +95,8 @@ TEST(TargetBook, AMissingNodeKeepsItsUnwrittenRequestsUntilItReturns) {
   book.on_missing("a:1");
   EXPECT_TRUE(book.plan_flush().empty());
   EXPECT_EQ(book.unflushed_total(), 1u);
+  // A missing node does not change routing: only the children list does.
+  EXPECT_EQ(book.build_snapshot(2)->targets.size(), 1u);
   // The agent re-creates the node (session expiry) with the last count it saw.
   book.set_members({"a:1"}, 10);
   book.on_read("a:1", "10", 0);

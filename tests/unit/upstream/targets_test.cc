@@ -42,7 +42,7 @@ TEST(Balancer, SplitsRequestsEvenlyAcrossEqualTargets) {
   for (int i = 0; i < 3000; ++i) {
     int idx = b.pick(TriedSet{}, 0);
     ASSERT_GE(idx, 0);
-    b.on_request(b.state(idx));
+    b.on_pick(b.state(idx));
     ++hits[b.state(idx)->name];
   }
   for (auto& [name, n] : hits) EXPECT_EQ(n, 1000) << name;
@@ -57,7 +57,7 @@ TEST(Balancer, PrefersTheTargetWithTheLowestBalanceBase) {
   for (int i = 0; i < 100; ++i) {
     int idx = b.pick(TriedSet{}, 0);
     EXPECT_EQ(b.state(idx), states[1].get());
-    b.on_request(b.state(idx));
+    b.on_pick(b.state(idx));
   }
 }
 
@@ -164,7 +164,8 @@ TEST(SnapshotCell, ReadersSeeIntactSnapshotsWhilePublisherReplacesThem) {
         b.adopt(cell.load());
         int idx = b.pick(TriedSet{}, 0);
         ASSERT_GE(idx, 0);
-        b.on_request(b.state(idx));
+        b.on_pick(b.state(idx));
+        b.on_request_sent(b.state(idx));
         ASSERT_EQ(b.snapshot()->targets.size(), 3u);
         cell.quiescent(r);
       }
