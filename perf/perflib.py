@@ -1,0 +1,653 @@
+"""Shared machinery for perf/compare and perf/flamegraph (python3 standard library only).
+
+Processes: every child is started through `taskset -c CPUS` in its own session and killed
+(process group, SIGTERM then SIGKILL) when the script exits, however it exits. Backends,
+ZooKeeper and peers' configs come from the templates in perf/ (`*.in`, `@NAME@` placeholders)
+filled into a temporary directory. Everything listens on 127.0.0.1 only.
+"""
+
+import atexit
+import os
+import platform
+import re
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PERF_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PERF_DIR.parent
+LOOPBACK = "127.0.0.1"
+
+# The small fixed body every backend answers with (nginx `return 200`).
+BACKEND_BODY = "ringmaster perf backend: a small fixed body\n"
+
+# Debian 12 packages the scripts rely on: binary -> package.
+REQUIRED_TOOLS = {
+    "nginx": "nginx-light",
+    "haproxy": "haproxy",
+    "wrk": "wrk",
+    "java": "zookeeper",
+    "taskset": "util-linux",
+    "cmake": "cmake",
+    "ninja": "ninja-build",
+}
+ZK_JAR = "/usr/share/java/zookeeper.jar"
+# The Debian jar names its dependencies in its manifest Class-Path; the slf4j -> log4j 1.2
+# binding makes the server log to a file in its directory (without it slf4j prints nothing).
+ZK_CLASSPATH = ":".join([ZK_JAR, "/usr/share/java/slf4j-log4j12.jar", "/usr/share/java/log4j-1.2.jar"])
+ZK_JVM_FLAGS = ["-Xmx512m", "-XX:+UseSerialGC", "-Djava.net.preferIPv4Stack=true",
+                "-Dzookeeper.jmx.log4j.disable=true"]
+
+
+def log(msg):
+    print("[perf] %s" % msg, file=sys.stderr, flush=True)
+
+
+def die(msg, code=1):
+    print("perf: error: %s" % msg, file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+# ---------------------------------------------------------------------------------------
+# CPU sets
+
+def parse_cpus(text):
+    """'0-3,8' -> [0, 1, 2, 3, 8]"""
+    cpus = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            a, b = part.split("-", 1)
+            cpus.extend(range(int(a), int(b) + 1))
+        else:
+            cpus.append(int(part))
+    if not cpus:
+        raise ValueError("empty CPU list %r" % text)
+    return sorted(set(cpus))
+
+
+def default_cpu_sets(n=None):
+    """(proxy, wrk, backends) for a box with n CPUs: the proxy gets the first quarter, wrk the
+    third quarter and the backends the last quarter (16 CPUs: 0-3, 8-11, 12-15). With two
+    CPUs: proxy 0, wrk and backends share 1. Override with --proxy-cpus/--wrk-cpus/--backend-cpus
+    or PROXY_CPUS/WRK_CPUS/BACKEND_CPUS."""
+    n = n or os.cpu_count() or 1
+    if n == 1:
+        return "0", "0", "0"
+    if n <= 3:
+        return "0", "1", str(n - 1)
+    q = max(1, n // 4)
+
+    def span(a, b):
+        return str(a) if a == b else "%d-%d" % (a, b)
+    return span(0, q - 1), span(n // 2, n // 2 + q - 1), span(n - q, n - 1)
+
+
+# ---------------------------------------------------------------------------------------
+# Preflight
+
+def require_root():
+    if os.geteuid() != 0:
+        die("run as root (it pins processes, reads every process's /proc stat, may install "
+            "packages and set kernel.perf_event_paranoid)")
+
+
+def ensure_tools(extra=None):
+    """Missing Debian packages are installed with apt-get when possible; without network
+    that fails with the list of what is missing."""
+    tools = dict(REQUIRED_TOOLS)
+    tools.update(extra or {})
+    missing = sorted({pkg for tool, pkg in tools.items() if shutil.which(tool) is None})
+    if not os.path.exists(ZK_JAR):
+        missing.append("zookeeper")
+    missing = sorted(set(missing))
+    if not missing:
+        return
+    log("missing packages: %s; trying apt-get install" % " ".join(missing))
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    ok = (subprocess.run(["apt-get", "update", "-q"], env=env).returncode == 0 and
+          subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends"] + missing,
+                         env=env).returncode == 0)
+    if not ok:
+        die("could not install %s (no network?). Install them first: apt-get install %s"
+            % (", ".join(missing), " ".join(missing)))
+    # nginx's Debian package starts a system nginx on port 80: stop it, it is not ours.
+    if "nginx-light" in missing:
+        subprocess.run(["systemctl", "stop", "nginx"], stderr=subprocess.DEVNULL)
+
+
+def build_flags(build_dir):
+    """CMAKE_CXX_FLAGS as cached in the build directory (extra flags persist across runs)."""
+    try:
+        for line in (Path(build_dir) / "CMakeCache.txt").read_text().splitlines():
+            if line.startswith("CMAKE_CXX_FLAGS:"):
+                return line.split("=", 1)[1]
+    except OSError:
+        pass
+    return ""
+
+
+def machine_info():
+    model = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "kernel": platform.release(), "cpu": model}
+
+
+def tool_versions():
+    def first_line(argv):
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            text = (r.stdout + r.stderr).strip().splitlines()
+            return text[0] if text else "?"
+        except (OSError, subprocess.TimeoutExpired):
+            return "?"
+    haproxy = re.search(r"version (\S+)", first_line(["haproxy", "-v"]))
+    wrk = re.search(r"wrk (\S+)", first_line(["wrk", "-v"]))
+    out = {
+        "nginx": first_line(["nginx", "-v"]).replace("nginx version: ", ""),
+        "haproxy": "HAProxy %s" % (haproxy.group(1) if haproxy else "?"),
+        "wrk": "wrk %s" % (wrk.group(1) if wrk else "?"),
+    }
+    try:
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "zookeeper"], capture_output=True, text=True)
+        out["zookeeper"] = r.stdout.strip() or "?"
+    except OSError:
+        out["zookeeper"] = "?"
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Build
+
+def build_release(build_dir, targets=("ringmaster", "zkctl")):
+    """Release with frame pointers (the project's default keeps -fno-omit-frame-pointer).
+    RINGMASTER_CMAKE_ARGS adds configure arguments (e.g. a compiler or warning flag)."""
+    build_dir = Path(build_dir)
+    extra = shlex.split(os.environ.get("RINGMASTER_CMAKE_ARGS", ""))
+    configure = ["cmake", "-S", str(REPO_ROOT), "-B", str(build_dir), "-G", "Ninja",
+                 "-DCMAKE_BUILD_TYPE=Release", "-DRINGMASTER_FRAME_POINTERS=ON"] + extra
+    log("configure: %s" % " ".join(shlex.quote(a) for a in configure))
+    if subprocess.run(configure, stdout=subprocess.DEVNULL).returncode != 0:
+        die("cmake configure failed")
+    build = ["ninja", "-C", str(build_dir)] + list(targets)
+    log("build: %s" % " ".join(build))
+    r = subprocess.run(build, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.stderr.write(r.stdout[-6000:] + r.stderr[-2000:])
+        die("Release build failed (see above). RINGMASTER_CMAKE_ARGS passes extra cmake "
+            "arguments, e.g. RINGMASTER_CMAKE_ARGS=-DCMAKE_CXX_FLAGS=-Wno-error=restrict for "
+            "GCC 12 -O3 false positives")
+    binary = build_dir / "src" / "ringmaster"
+    zkctl = build_dir / "tests" / "tools" / "zkctl"
+    if not binary.exists():
+        die("no binary at %s after the build" % binary)
+    return binary, zkctl
+
+
+# ---------------------------------------------------------------------------------------
+# Processes
+
+class Processes:
+    """Children in their own sessions, each pinned with taskset; all killed at exit."""
+
+    def __init__(self, work_dir):
+        self.work_dir = Path(work_dir)
+        self.children = []  # (name, Popen)
+        # The same open-file limit for every contender: the hard limit.
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        atexit.register(self.kill_all)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum, _frame):
+        log("signal %d: stopping everything" % signum)
+        self.kill_all()
+        sys.exit(128 + signum)
+
+    def start(self, name, argv, cpus, env=None, cwd=None):
+        log_path = self.work_dir / ("%s.log" % name)
+        out = open(log_path, "ab")
+        full = ["taskset", "-c", cpus] + [str(a) for a in argv]
+        p = subprocess.Popen(full, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True, env=env, cwd=cwd)
+        out.close()
+        p.name = name
+        p.log_path = log_path
+        p.argv = full
+        self.children.append((name, p))
+        return p
+
+    def stop(self, p, timeout=5.0):
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait(5)
+        self.children = [(n, c) for (n, c) in self.children if c is not p]
+
+    def kill_all(self):
+        for name, p in reversed(self.children):
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.time() + 5
+        for name, p in self.children:
+            try:
+                p.wait(max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                try:
+                    p.wait(2)
+                except subprocess.TimeoutExpired:
+                    pass
+        self.children = []
+
+    @staticmethod
+    def check_alive(p):
+        if p.poll() is not None:
+            tail = ""
+            try:
+                tail = Path(p.log_path).read_text(errors="replace")[-3000:]
+            except OSError:
+                pass
+            die("%s exited with %s:\n%s" % (p.name, p.returncode, tail))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc=None, timeout=20.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None:
+            Processes.check_alive(proc)
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    die("nothing listens on %s:%d after %.0f s" % (LOOPBACK, port, timeout))
+
+
+def http_get(port, path="/", timeout=5.0):
+    """One HTTP/1.1 GET on a fresh connection: (status, {lower-case header: value}, body)."""
+    with socket.create_connection((LOOPBACK, port), timeout=timeout) as s:
+        s.sendall(("GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n"
+                   % (path, LOOPBACK, port)).encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    if not lines or not lines[0].startswith("HTTP/"):
+        return 0, {}, body
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    return status, headers, body
+
+
+def wait_http_ok(port, path="/", proc=None, timeout=20.0):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        if proc is not None:
+            Processes.check_alive(proc)
+        try:
+            status, headers, body = http_get(port, path, timeout=2.0)
+            if status == 200:
+                return headers, body
+            last = "status %d" % status
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.1)
+    die("GET %s on port %d never answered 200 (last: %s)" % (path, port, last))
+
+
+def fill_template(name, out_path, values):
+    text = (PERF_DIR / name).read_text()
+    for k, v in values.items():
+        text = text.replace("@%s@" % k, str(v))
+    left = re.findall(r"@[A-Z_]+@", text)
+    if left:
+        die("template %s: unfilled %s" % (name, ", ".join(sorted(set(left)))))
+    Path(out_path).write_text(text)
+    return out_path
+
+
+def make_work_dir(keep=False):
+    d = Path(tempfile.mkdtemp(prefix="ringmaster-perf-"))
+    # nginx workers run as `nobody`: they must reach the cache and temp paths in here.
+    os.chmod(d, 0o755)
+    if not keep:
+        atexit.register(shutil.rmtree, d, True)
+    return d
+
+
+# ---------------------------------------------------------------------------------------
+# CPU accounting from /proc
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid):
+    """Fields 3.. of /proc/<pid>/stat (after the parenthesised comm, which may hold spaces)."""
+    with open("/proc/%d/stat" % pid) as f:
+        text = f.read()
+    return text[text.rindex(")") + 2:].split()
+
+
+def descendants(root):
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            ppid = int(_stat_fields(int(entry))[1])  # field 4
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def cpu_ticks(root):
+    """Total of cpu_split(root)."""
+    user, system = cpu_split(root)
+    return user + system
+
+
+def cpu_split(root):
+    """utime+stime (fields 14+15, clock ticks) of `root` and every live descendant (nginx:
+    master + workers + cache manager), plus the root's cutime+cstime (16+17: children it
+    already reaped, zero unless one exited during the run). Threads are included: the
+    process's fields sum them. Returns (user ticks, system ticks)."""
+    user = system = 0
+    for pid in descendants(root):
+        try:
+            f = _stat_fields(pid)
+        except OSError:
+            continue
+        user += int(f[11])
+        system += int(f[12])
+        if pid == root:
+            user += int(f[13])
+            system += int(f[14])
+    return user, system
+
+
+def pin_check(pid, cpus_text):
+    """ringmaster pins reactor i to CPU i (of all online CPUs), overriding the mask taskset
+    gave it. When that lands outside the proxy CPU set, widen every thread back to the set
+    (and say so) so every contender runs on the same CPUs."""
+    allowed = set(parse_cpus(cpus_text))
+    outside = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            status = Path("/proc/%d/task/%s/status" % (pid, tid)).read_text()
+        except OSError:
+            continue
+        m = re.search(r"^Cpus_allowed_list:\s*(\S+)", status, re.M)
+        if m and not set(parse_cpus(m.group(1))) <= allowed:
+            outside.append(tid)
+    if outside:
+        log("warning: ringmaster pinned %d thread(s) outside the proxy CPUs %s; re-pinning all "
+            "threads to %s" % (len(outside), cpus_text, cpus_text))
+        subprocess.run(["taskset", "-a", "-p", "-c", cpus_text, str(pid)], stdout=subprocess.DEVNULL)
+    return len(outside)
+
+
+# ---------------------------------------------------------------------------------------
+# wrk
+
+def _latency_us(text):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text.strip())
+    if not m:
+        return None
+    v = float(m.group(1))
+    return v * {"us": 1, "ms": 1e3, "s": 1e6, "m": 60e6}[m.group(2)]
+
+
+def parse_wrk(text):
+    r = {"requests": 0, "rps": 0.0, "p50_us": None, "p99_us": None, "non2xx": 0,
+         "socket_errors": 0, "raw": text}
+    m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", text)
+    if m:
+        r["requests"] = int(m.group(1))
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if m:
+        r["rps"] = float(m.group(1))
+    m = re.search(r"^\s+50%\s+(\S+)", text, re.M)
+    if m:
+        r["p50_us"] = _latency_us(m.group(1))
+    m = re.search(r"^\s+99%\s+(\S+)", text, re.M)
+    if m:
+        r["p99_us"] = _latency_us(m.group(1))
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    if m:
+        r["non2xx"] = int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if m:
+        r["socket_errors"] = sum(int(x) for x in m.groups())
+    return r
+
+
+def wrk_argv(cpus, threads, connections, duration_s, url, rate=0):
+    argv = ["taskset", "-c", cpus, "wrk", "-t%d" % threads, "-c%d" % connections,
+            "-d%ds" % duration_s, "--latency", "--timeout", "5s"]
+    if rate:
+        argv += ["-s", str(PERF_DIR / "wrk-rate.lua")]
+    return argv + [url]
+
+
+def rate_delay_ms(rate, connections):
+    """Think time per connection for about `rate` requests/s (wrk: whole milliseconds)."""
+    return max(1, round(connections * 1000.0 / rate))
+
+
+def run_wrk(cpus, threads, connections, duration_s, url, rate=0):
+    argv = wrk_argv(cpus, threads, connections, duration_s, url, rate)
+    env = dict(os.environ, WRK_DELAY_MS=str(rate_delay_ms(rate, connections) if rate else 0))
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + 60, env=env)
+    if r.returncode != 0:
+        die("wrk failed (%d): %s" % (r.returncode, r.stderr[-2000:]))
+    return parse_wrk(r.stdout)
+
+
+# ---------------------------------------------------------------------------------------
+# Backends and ZooKeeper
+
+class Backends:
+    """Two nginx instances on two ports (one small fixed body on every path; /cached adds
+    Cache-Control: max-age=600 and is the only path logged, so its log counts the requests
+    a cache let through)."""
+
+    def __init__(self, procs, work_dir, cpus, count=2):
+        self.procs, self.dir, self.cpus = procs, Path(work_dir), cpus
+        ncpu = len(parse_cpus(cpus))
+        workers = max(1, ncpu // count)
+        self.ports = []
+        self.cached_logs = []
+        for i in range(count):
+            port = free_port()
+            d = self.dir / ("backend%d" % i)
+            (d / "tmp").mkdir(parents=True)
+            conf = fill_template("nginx-backend.conf.in", d / "nginx.conf", {
+                "WORKERS": workers, "PORT": port, "DIR": d, "BODY": BACKEND_BODY.rstrip("\n"),
+                "NAME": "backend%d" % i})
+            p = procs.start("backend%d" % i, ["nginx", "-p", d, "-e", d / "error.log", "-c", conf], cpus)
+            self.ports.append(port)
+            self.cached_logs.append(d / "cached.log")
+            wait_port(port, p)
+        for port in self.ports:
+            wait_http_ok(port, "/")
+
+    def targets(self):
+        return ["%s:%d" % (LOOPBACK, p) for p in self.ports]
+
+    def cached_hits(self):
+        """Requests for /cached the backends have served so far."""
+        n = 0
+        for path in self.cached_logs:
+            try:
+                with open(path, "rb") as f:
+                    n += sum(1 for _ in f)
+            except FileNotFoundError:
+                pass
+        return n
+
+
+def four_letter_word(port, word, timeout=2.0):
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=timeout) as s:
+            s.sendall(word.encode())
+            chunks = []
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+        return b"".join(chunks).decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def mntr(port):
+    out = {}
+    for line in (four_letter_word(port, "mntr") or "").splitlines():
+        if "\t" in line:
+            k, v = line.split("\t", 1)
+            out[k] = v
+    return out
+
+
+class ZooKeeper:
+    """One standalone server (Debian's zookeeper package) in the work directory."""
+
+    def __init__(self, procs, work_dir, cpus):
+        self.dir = Path(work_dir) / "zookeeper"
+        (self.dir / "data").mkdir(parents=True)
+        self.port = free_port()
+        (self.dir / "zoo.cfg").write_text("\n".join([
+            "tickTime=2000",
+            "dataDir=%s" % (self.dir / "data"),
+            "clientPort=%d" % self.port,
+            "clientPortAddress=%s" % LOOPBACK,
+            "maxClientCnxns=0",
+            "4lw.commands.whitelist=*",
+            "admin.enableServer=false",
+            "autopurge.purgeInterval=0",
+            # The box is shared with the proxy under test: no fsync noise from count writes.
+            "forceSync=no",
+        ]) + "\n")
+        (self.dir / "log4j.properties").write_text(
+            "log4j.rootLogger=WARN, FILE\n"
+            "log4j.appender.FILE=org.apache.log4j.FileAppender\n"
+            "log4j.appender.FILE.File=%s\n"
+            "log4j.appender.FILE.layout=org.apache.log4j.PatternLayout\n"
+            "log4j.appender.FILE.layout.ConversionPattern=%%d{ISO8601} %%-5p [%%t] - %%m%%n\n"
+            % (self.dir / "zookeeper.log"))
+        argv = (["java"] + ZK_JVM_FLAGS +
+                ["-Dlog4j.configuration=file:%s" % (self.dir / "log4j.properties"), "-cp", ZK_CLASSPATH,
+                 "org.apache.zookeeper.server.ZooKeeperServerMain", self.dir / "zoo.cfg"])
+        self.proc = procs.start("zookeeper", argv, cpus)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            Processes.check_alive(self.proc)
+            if (four_letter_word(self.port, "ruok", 1.0) or "").startswith("imok"):
+                return
+            time.sleep(0.2)
+        die("ZooKeeper did not answer ruok within 60 s (log: %s)" % (self.dir / "zookeeper.log"))
+
+    @property
+    def connect(self):
+        return "%s:%d" % (LOOPBACK, self.port)
+
+    def packets_received(self):
+        v = mntr(self.port).get("zk_packets_received")
+        if v is None:
+            die("mntr gave no zk_packets_received")
+        return int(v)
+
+
+def zk_sessions_recved(zk_port):
+    """Packets each client connection has sent to the server so far (`cons`): {client port:
+    recved}."""
+    out = {}
+    for line in (four_letter_word(zk_port, "cons") or "").splitlines():
+        m = re.match(r"\s*/[\d.]+:(\d+)\[\d+\]\((.*)\)", line)
+        if not m:
+            continue
+        fields = dict(kv.split("=", 1) for kv in m.group(2).split(",") if "=" in kv)
+        if "sid" in fields:  # a session (not this cons connection itself)
+            out[int(m.group(1))] = int(fields.get("recved", 0))
+    return out
+
+
+def tcp_ports_by_pid(pids, remote_port):
+    """{local port: pid} for the given processes' TCP connections to 127.0.0.1:remote_port."""
+    inodes = {}
+    for pid in pids:
+        try:
+            for fd in os.listdir("/proc/%d/fd" % pid):
+                try:
+                    target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    inodes[target[8:-1]] = pid
+        except OSError:
+            continue
+    out = {}
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return out
+    for line in lines:
+        f = line.split()
+        local, remote, inode = f[1], f[2], f[9]
+        if int(remote.split(":")[1], 16) == remote_port and inode in inodes:
+            out[int(local.split(":")[1], 16)] = inodes[inode]
+    return out
