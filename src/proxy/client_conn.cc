@@ -238,7 +238,7 @@ void Worker::kick_client_send(ClientConn* c) {
   const msghdr* msg = c->out.next_send();
   if (msg == nullptr) return;
   io_uring_sqe* sqe = ring_->get_sqe();
-  io_uring_prep_sendmsg(sqe, c->fd, msg, MSG_NOSIGNAL);
+  prep_send(sqe, c->fd, msg);
   io_uring_sqe_set_data64(sqe, io::pack_user_data(c, io::OpTag::client_send));
   ++c->in_flight;
 }

@@ -88,4 +88,12 @@ void OutQueue::release() {
   spare_.clear();
 }
 
+void prep_send(io_uring_sqe* sqe, int fd, const msghdr* msg) {
+  if (msg->msg_iovlen == 1) {
+    io_uring_prep_send(sqe, fd, msg->msg_iov[0].iov_base, msg->msg_iov[0].iov_len, MSG_NOSIGNAL);
+  } else {
+    io_uring_prep_sendmsg(sqe, fd, msg, MSG_NOSIGNAL);
+  }
+}
+
 }  // namespace ringmaster::proxy

@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <liburing.h>
+
 #include <deque>
 #include <vector>
 
@@ -61,5 +63,9 @@ class OutQueue {
   iovec iov_[kIovMax];
   msghdr msg_{};
 };
+
+// One socket send for what next_send() returned: a plain send when it is one buffer (the
+// common case: cheaper in the kernel than sendmsg's iovec import), sendmsg otherwise.
+void prep_send(io_uring_sqe* sqe, int fd, const msghdr* msg);
 
 }  // namespace ringmaster::proxy

@@ -36,7 +36,15 @@ void Server::start() {
     for (int fd : fds) ::close(fd);
     throw;
   }
-  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  // Pin within the CPUs we were given (taskset, a cpuset), not all online ones.
+  std::vector<int> cpus;
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+      if (CPU_ISSET(cpu, &allowed)) cpus.push_back(cpu);
+    }
+  }
   for (unsigned i = 0; i < options_.threads; ++i) {
     int wake = eventfd(0, EFD_CLOEXEC);
     if (wake < 0) throw std::runtime_error("eventfd failed");
@@ -48,14 +56,15 @@ void Server::start() {
   }
   for (unsigned i = 0; i < options_.threads; ++i) {
     Worker* w = workers_[i].get();
-    threads_.emplace_back([w, i, cpus, pin = options_.pin_threads] {
+    int cpu = cpus.empty() ? -1 : cpus[i % cpus.size()];
+    threads_.emplace_back([w, i, cpu, pin = options_.pin_threads] {
       char name[16];
       std::snprintf(name, sizeof name, "reactor-%u", i);
       base::set_thread_name(name);
-      if (pin && cpus > 0) {
+      if (pin && cpu >= 0) {
         cpu_set_t set;
         CPU_ZERO(&set);
-        CPU_SET(static_cast<int>(i % static_cast<unsigned>(cpus)), &set);
+        CPU_SET(cpu, &set);
         pthread_setaffinity_np(pthread_self(), sizeof set, &set);
       }
       try {

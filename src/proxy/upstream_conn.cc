@@ -152,6 +152,9 @@ void Worker::arm_upstream_recv(UpstreamConn* u) {
   if (u->read_end >= kUpstreamReadBytes) return;  // full: the client is slow, TCP pushes back
   io_uring_sqe* sqe = ring_->get_sqe();
   io_uring_prep_recv(sqe, u->fd, u->read_buffer.get() + u->read_end, kUpstreamReadBytes - u->read_end, 0);
+  // The answer to what we just sent is not there yet: wait for readiness instead of trying
+  // a receive that fails and then arms the poll anyway (seen in the proxied flame graph).
+  sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
   io_uring_sqe_set_data64(sqe, io::pack_user_data(u, io::OpTag::upstream_recv));
   u->recv_armed = true;
   ++u->in_flight;
@@ -162,7 +165,7 @@ void Worker::kick_upstream_send(UpstreamConn* u) {
   const msghdr* msg = u->out.next_send();
   if (msg == nullptr) return;
   io_uring_sqe* sqe = ring_->get_sqe();
-  io_uring_prep_sendmsg(sqe, u->fd, msg, MSG_NOSIGNAL);
+  prep_send(sqe, u->fd, msg);
   io_uring_sqe_set_data64(sqe, io::pack_user_data(u, io::OpTag::upstream_send));
   ++u->in_flight;
 }
