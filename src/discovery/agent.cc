@@ -43,6 +43,9 @@ constexpr int64_t kBackoffFirstMs = 250;
 constexpr int64_t kBackoffMaxMs = 4000;
 constexpr int64_t kRetryDelayMs = 500;       // after a failed ZooKeeper step
 constexpr int kVersionedRetriesMax = 8;      // BADVERSION / NODEEXISTS races before giving up
+// Proxies write the node's count every flush interval; re-reading it at once on every write
+// (to re-arm the watch) would double ZooKeeper's load per flush. At most this often instead.
+constexpr int64_t kCountReadIntervalMs = 1000;
                                              // until the next turn
 constexpr size_t kHealthResponseBytesMax = 512;  // enough for the status line
 
@@ -214,6 +217,7 @@ class Agent {
   // share), so carrying it over costs the proxies nothing.
   uint64_t last_count_ = 0;
   bool created_once_ = false;
+  int64_t count_read_at_ms_ = 0;  // a deferred re-read of our node after a count write
 
   // Health.
   bool healthy_;
@@ -234,6 +238,10 @@ int Agent::run() {
     }
     if (stop_.load(std::memory_order_acquire)) break;
     now = base::now_ms();
+    if (count_read_at_ms_ != 0 && now >= count_read_at_ms_) {
+      count_read_at_ms_ = 0;
+      if (node_state_ == NodeState::ours) node_state_ = NodeState::unknown;
+    }
     maintain_session(now);
     check_health(now);
     if (session_.connected()) reconcile(base::now_ms());
@@ -264,7 +272,14 @@ void Agent::handle_event(const ZkEvent& event) {
     case ZkEvent::Type::deleted:
     case ZkEvent::Type::changed:
     case ZkEvent::Type::not_watching:
-      // Whatever happened to our node, re-read it (and re-arm the watch) before acting.
+      // Whatever happened to our node, re-read it (and re-arm the watch) before acting —
+      // except a proxy's count write to a node that is ours: that re-read waits (see
+      // kCountReadIntervalMs), so a deletion by another client in between is seen at most
+      // that much later.
+      if (event.path == node_path_ && event.type == ZkEvent::Type::changed && node_state_ == NodeState::ours) {
+        if (count_read_at_ms_ == 0) count_read_at_ms_ = base::now_ms() + kCountReadIntervalMs;
+        return;
+      }
       if (event.path == node_path_) {
         if (event.type == ZkEvent::Type::deleted && node_state_ == NodeState::ours) {
           RM_LOG_WARN("node %s was deleted by another client; checking it again", node_path_.c_str());

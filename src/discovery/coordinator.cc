@@ -249,6 +249,7 @@ void Coordinator::flush() {
   std::vector<TargetBook::Write> writes = book_->plan_flush();
   if (writes.empty()) return;
   flush_batches_.add();
+  if (writes.size() > 1 && flush_as_one(writes)) return;
   for (TargetBook::Write w : writes) {
     for (int attempt = 0; attempt < kWriteAttemptsMax; ++attempt) {
       ZkStat stat;
@@ -279,6 +280,36 @@ void Coordinator::flush() {
       return;  // the connection is in trouble: the rest waits for the next flush
     }
   }
+}
+
+bool Coordinator::flush_as_one(const std::vector<CountWrite>& writes) {
+  // One transaction for the whole batch: ZooKeeper's load per flush stays one request
+  // whatever the number of targets. Any conflict (another proxy won a version race, a node
+  // vanished) fails the whole transaction, and the per-target path sorts it out.
+  std::vector<ZkSession::SetOp> ops;
+  ops.reserve(writes.size());
+  for (const CountWrite& w : writes) ops.push_back({target_path(w.name), std::to_string(w.count), w.expected_version});
+  std::vector<ZkStat> stats;
+  ZkCode rc = session_->multi_set(ops, &stats);
+  zk_multis_.add();
+  if (rc == ZkCode::ok) {
+    for (size_t i = 0; i < writes.size(); ++i) {
+      flushed_requests_.add(writes[i].requests_total - writes[i].written_before);
+      book_->on_written(writes[i], stats[i].version);
+    }
+    return true;
+  }
+  if (rc == ZkCode::connection_loss) {
+    // Landed or not, all together: settle each by reading it back.
+    zk_errors_.add();
+    for (const CountWrite& w : writes) resolve_uncertain_write(w);
+    return true;
+  }
+  if (zk_connection_problem(rc)) {
+    zk_errors_.add();
+    return true;  // nothing landed; the requests wait for the next flush
+  }
+  return false;
 }
 
 void Coordinator::resolve_uncertain_write(const CountWrite& w) {
@@ -364,6 +395,7 @@ void Coordinator::write_metrics(metrics::TextWriter& out) const {
   out.family("ringmaster_zk_operations_total", "counter", "ZooKeeper operations by kind.");
   out.sample("ringmaster_zk_operations_total", "kind=\"get\"", zk_reads_.get());
   out.sample("ringmaster_zk_operations_total", "kind=\"set\"", zk_writes_.get());
+  out.sample("ringmaster_zk_operations_total", "kind=\"multi\"", zk_multis_.get());
   out.sample("ringmaster_zk_operations_total", "kind=\"get_children\"", zk_children_reads_.get());
   out.sample("ringmaster_zk_operations_total", "kind=\"other\"", zk_other_ops_.get());
   counter("ringmaster_zk_bad_version_total", "Versioned writes that lost a race and were retried.", zk_bad_version_);

@@ -428,6 +428,24 @@ ZkCode ZkSession::set(const std::string& path, std::string_view data, int32_t ve
   return to_code(rc);
 }
 
+ZkCode ZkSession::multi_set(const std::vector<SetOp>& ops, std::vector<ZkStat>* new_stats) {
+  if (handle_ == nullptr) return ZkCode::invalid_state;
+  if (ops.empty()) return ZkCode::ok;
+  std::vector<zoo_op_t> zops(ops.size());
+  std::vector<zoo_op_result_t> results(ops.size());
+  std::vector<Stat> stats(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    zoo_set_op_init(&zops[i], ops[i].path.c_str(), ops[i].data.data(), static_cast<int>(ops[i].data.size()),
+                    ops[i].version, &stats[i]);
+  }
+  int rc = zoo_multi(handle_, static_cast<int>(ops.size()), zops.data(), results.data());
+  if (rc == ZOK && new_stats != nullptr) {
+    new_stats->clear();
+    for (const Stat& s : stats) new_stats->push_back(to_stat(s));
+  }
+  return to_code(rc);
+}
+
 ZkCode ZkSession::remove(const std::string& path, int32_t version) {
   if (handle_ == nullptr) return ZkCode::invalid_state;
   return to_code(zoo_delete(handle_, path.c_str(), version));

@@ -200,6 +200,15 @@ class ZkSession {
   // Versioned write; on ok, *new_stat (when given) is the node's stat after the write.
   ZkCode set(const std::string& path, std::string_view data, int32_t version, ZkStat* new_stat);
   ZkCode remove(const std::string& path, int32_t version);
+  // Versioned writes of several nodes in one transaction (one request, one round trip):
+  // either all land or none does. The result is the first failing operation's code;
+  // (*new_stats)[i] is node i's stat after the write when the result is ok.
+  struct SetOp {
+    std::string path;
+    std::string data;
+    int32_t version;
+  };
+  ZkCode multi_set(const std::vector<SetOp>& ops, std::vector<ZkStat>* new_stats);
   // Names only (not paths), in the server's order.
   ZkCode get_children(const std::string& path, std::vector<std::string>* children, bool watch);
   // ok when the node exists, NONODE when not (with watch = true the watch is set in both

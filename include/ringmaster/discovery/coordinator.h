@@ -66,6 +66,7 @@ class Coordinator {
   void read_target(const std::string& name);
   void read_cache_version();
   void flush();
+  bool flush_as_one(const std::vector<CountWrite>& writes);
   void resolve_uncertain_write(const CountWrite& w);
   void refresh_counts();
   void publish();
@@ -95,6 +96,7 @@ class Coordinator {
   // Metrics (single writer: the coordinator thread).
   metrics::Counter zk_reads_;
   metrics::Counter zk_writes_;
+  metrics::Counter zk_multis_;
   metrics::Counter zk_children_reads_;
   metrics::Counter zk_other_ops_;
   metrics::Counter zk_bad_version_;
