@@ -75,13 +75,34 @@ void Balancer::adopt(const TargetSnapshot* snapshot) {
   local_.reserve(snapshot->targets.size());
   for (const Target& t : snapshot->targets) {
     TargetState* s = t.state.get();
-    local_.push_back(Local{s, t.balance_base, s->slots[reactor_].picks});
+    local_.push_back(Local{s, &s->slots[reactor_], t.balance_base, s->slots[reactor_].picks});
   }
+}
+
+uint64_t Balancer::score(const Local& l) const { return l.balance_base + (l.slot->picks - l.picks_at_adopt); }
+
+bool Balancer::usable(const Local& l, const TriedSet& tried, int64_t now_ms) const {
+  return l.slot->ejected_until_ms <= now_ms && !tried.contains(l.state);
 }
 
 int Balancer::pick(const TriedSet& tried, int64_t now_ms) {
   int n = static_cast<int>(local_.size());
   if (n == 0 || tried.size >= kAttemptsMax) return -1;
+  if (n > kScanTargetsMax) {
+    // Many targets: the better of two random ones (power of two choices) balances almost as
+    // well as a full scan at a constant cost; the scan below remains the fallback.
+    rng_ ^= rng_ << 13;
+    rng_ ^= rng_ >> 7;
+    rng_ ^= rng_ << 17;
+    int a = static_cast<int>(rng_ % static_cast<uint64_t>(n));
+    int b = static_cast<int>((rng_ >> 32) % static_cast<uint64_t>(n - 1));
+    if (b >= a) ++b;
+    bool a_ok = usable(local_[a], tried, now_ms);
+    bool b_ok = usable(local_[b], tried, now_ms);
+    if (a_ok && b_ok) return score(local_[a]) <= score(local_[b]) ? a : b;
+    if (a_ok) return a;
+    if (b_ok) return b;
+  }
   int best = -1;
   bool best_ejected = true;
   uint64_t best_score = 0;
@@ -91,14 +112,13 @@ int Balancer::pick(const TriedSet& tried, int64_t now_ms) {
     int i = start + k < n ? start + k : start + k - n;
     const Local& l = local_[i];
     if (tried.contains(l.state)) continue;
-    bool is_ejected = ejected(l.state, now_ms);
-    uint64_t own = l.state->slots[reactor_].picks - l.picks_at_adopt;
-    uint64_t score = l.balance_base + own;
-    bool better = best < 0 || (best_ejected && !is_ejected) || (best_ejected == is_ejected && score < best_score);
+    bool is_ejected = l.slot->ejected_until_ms > now_ms;
+    uint64_t s = score(l);
+    bool better = best < 0 || (best_ejected && !is_ejected) || (best_ejected == is_ejected && s < best_score);
     if (better) {
       best = i;
       best_ejected = is_ejected;
-      best_score = score;
+      best_score = s;
     }
   }
   return best;

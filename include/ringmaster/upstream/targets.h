@@ -128,9 +128,10 @@ class Balancer {
   size_t size() const { return local_.size(); }
   TargetState* state(int index) const { return local_[index].state; }
 
-  // The target with the lowest balance_base + own requests since adoption, among those not
-  // tried and not ejected (ejected ones only when nothing else is left). Ties rotate.
-  // -1 when every target was tried (or there is none).
+  // The target with the lowest balance_base + own picks since adoption, among those not
+  // tried and not ejected (ejected ones only when nothing else is left). Ties rotate. Over
+  // kScanTargetsMax targets: the better of two random usable ones. -1 when every target was
+  // tried (or there is none).
   int pick(const TriedSet& tried, int64_t now_ms);
   // The balancer chose `state` for a request (before any connection exists).
   void on_pick(TargetState* state) { ++slot(state).picks; }
@@ -143,17 +144,23 @@ class Balancer {
   }
 
  private:
+  // Up to this many targets a pick scans them all; beyond, power of two choices.
+  static constexpr int kScanTargetsMax = 8;
   struct Local {
     TargetState* state;
+    ReactorSlot* slot;  // this reactor's slot of `state`
     uint64_t balance_base;
     uint64_t picks_at_adopt;
   };
+  uint64_t score(const Local& l) const;
+  bool usable(const Local& l, const TriedSet& tried, int64_t now_ms) const;
   ReactorSlot& slot(TargetState* state) const { return state->slots[reactor_]; }
 
   unsigned reactor_;
   const TargetSnapshot* snapshot_ = nullptr;
   std::vector<Local> local_;
   uint32_t rotate_ = 0;
+  uint64_t rng_ = 0x9e3779b97f4a7c15ull;
 };
 
 }  // namespace ringmaster::upstream

@@ -110,6 +110,42 @@ TEST(Balancer, EmptySnapshotPicksNothing) {
   EXPECT_EQ(b.pick(TriedSet{}, 0), -1);
 }
 
+TEST(Balancer, ManyTargetsStayWithinAFewPercentOfEvenWithTwoRandomChoices) {
+  auto states = make_states(256);
+  auto snap = snapshot_of(states);
+  Balancer b(0);
+  b.adopt(snap.get());
+  std::map<std::string, int> hits;
+  constexpr int kPerTarget = 200;
+  for (int i = 0; i < 256 * kPerTarget; ++i) {
+    int idx = b.pick(TriedSet{}, 0);
+    ASSERT_GE(idx, 0);
+    b.on_pick(b.state(idx));
+    ++hits[b.state(idx)->name];
+  }
+  ASSERT_EQ(hits.size(), 256u);
+  for (auto& [name, n] : hits) {
+    EXPECT_GE(n, kPerTarget * 95 / 100) << name;
+    EXPECT_LE(n, kPerTarget * 105 / 100) << name;
+  }
+}
+
+TEST(Balancer, ManyTargetsNeverPickATriedOrEjectedOneWhileOthersRemain) {
+  auto states = make_states(64);
+  auto snap = snapshot_of(states);
+  Balancer b(0);
+  b.adopt(snap.get());
+  TriedSet tried;
+  tried.add(states[0].get());
+  for (int i = 1; i < 64; i += 2) b.on_connect_failure(states[i].get(), 0);
+  for (int i = 0; i < 5000; ++i) {
+    int idx = b.pick(tried, 1);
+    ASSERT_GE(idx, 0);
+    EXPECT_NE(b.state(idx), states[0].get());
+    EXPECT_FALSE(b.ejected(b.state(idx), 1));
+  }
+}
+
 TEST(TargetState, SumsRequestsOverReactorSlots) {
   TargetState s("a:1", loopback(1), 4);
   for (unsigned r = 0; r < 4; ++r) {
