@@ -70,8 +70,15 @@ void Worker::on_client_recv(ClientConn* c, io_uring_cqe* cqe) {
     // First byte of the next request: the whole head must now arrive within the deadline.
     c->state = ClientState::reading_head;
     header_timers_.arm(&c->timer, now_ms_);
-  } else if (c->state == ClientState::exchanging) {
-    client_timers_.arm(&c->timer, now_ms_);
+  } else if (c->state == ClientState::exchanging && !c->cache_waiting) {
+    // A body must make real progress to keep the connection: the inactivity deadline moves
+    // only once kClientProgressBytes arrived since it was last set, so a client dribbling
+    // one byte at a time is cut after --client-timeout-ms like a silent one.
+    c->progress_bytes += static_cast<uint32_t>(res);
+    if (c->progress_bytes >= kClientProgressBytes) {
+      c->progress_bytes = 0;
+      client_timers_.arm(&c->timer, now_ms_);
+    }
   }
   pump_client(c);
 }
@@ -176,6 +183,7 @@ void Worker::on_request_head(ClientConn* c) {
   stats_.requests.add();
   c->state = ClientState::exchanging;
   client_timers_.arm(&c->timer, now_ms_);
+  c->progress_bytes = 0;
   c->method = head.method;
   c->version_minor = head.version_minor;
   c->keep_alive = head.keep_alive && !draining_;
@@ -336,6 +344,7 @@ void Worker::close_client(ClientConn* c) {
   if (c->starved) starved_.erase(std::find(starved_.begin(), starved_.end(), c));
   c->starved = false;
   --clients_;
+  connections_->fetch_sub(1, std::memory_order_relaxed);
   stats_.connections_open.set(clients_);
   dead_clients_.push_back(c);
 }

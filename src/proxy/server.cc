@@ -52,7 +52,7 @@ void Server::start() {
   }
   for (unsigned i = 0; i < options_.threads; ++i) {
     workers_.push_back(
-        std::make_unique<Worker>(options_, static_cast<int>(i), fds[i], cell_, &stop_requested_, &wake_fds_));
+        std::make_unique<Worker>(options_, static_cast<int>(i), fds[i], cell_, &stop_requested_, &wake_fds_, &connections_));
   }
   for (unsigned i = 0; i < options_.threads; ++i) {
     Worker* w = workers_[i].get();

@@ -52,7 +52,8 @@ T* container_of_timer(TimerNode* node) {
 }  // namespace
 
 Worker::Worker(const ServerOptions& options, int index, int listen_fd, upstream::SnapshotCell* cell,
-               const std::atomic<bool>* stop_requested, const std::vector<int>* wake_fds)
+               const std::atomic<bool>* stop_requested, const std::vector<int>* wake_fds,
+               std::atomic<uint32_t>* connections)
     : options_(options),
       index_(index),
       listen_fd_(listen_fd),
@@ -66,7 +67,7 @@ Worker::Worker(const ServerOptions& options, int index, int listen_fd, upstream:
       upstream_timers_(options.upstream_timeout_ms),
       cache_wait_timers_(options.cache_lock_timeout_ms),
       wake_fds_(wake_fds),
-      clients_max_(std::max<uint32_t>(1, options.max_connections / std::max(1u, options.threads))) {
+      connections_(connections) {
   connect_timeout_.tv_sec = options.connect_timeout_ms / 1000;
   connect_timeout_.tv_nsec = static_cast<long long>(options.connect_timeout_ms % 1000) * 1000000;
 }
@@ -207,7 +208,8 @@ void Worker::on_accept(io_uring_cqe* cqe) {
     return;
   }
   int fd = cqe->res;
-  if (draining_ || clients_ >= clients_max_) {
+  if (draining_ || connections_->fetch_add(1, std::memory_order_relaxed) >= options_.max_connections) {
+    if (!draining_) connections_->fetch_sub(1, std::memory_order_relaxed);
     // Over --max-connections: refuse at once rather than queue; existing clients are unharmed.
     stats_.connections_refused.add();
     ::close(fd);

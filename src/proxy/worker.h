@@ -42,6 +42,8 @@ inline constexpr size_t kClientHeldMax = 4;
 inline constexpr int64_t kLingerMs = 2000;
 // The loop wakes at least this often to run timers and notice a stop request.
 inline constexpr int kTickMs = 50;
+// Request body bytes that count as progress for --client-timeout-ms (see on_client_recv).
+inline constexpr uint32_t kClientProgressBytes = 1024;
 
 struct TimerNode {
   TimerNode* prev = nullptr;
@@ -95,6 +97,7 @@ struct ClientConn {
   bool peer_eof = false;
   bool pumping = false;
   bool starved = false;  // receive stopped for lack of provided buffers
+  uint32_t progress_bytes = 0;  // body bytes since the inactivity deadline last moved
 
   std::vector<HeldBuffer> held;
   std::unique_ptr<http::RequestParser> parser;
@@ -174,7 +177,8 @@ struct WorkerStats {
 class Worker {
  public:
   Worker(const ServerOptions& options, int index, int listen_fd, upstream::SnapshotCell* cell,
-         const std::atomic<bool>* stop_requested, const std::vector<int>* wake_fds);
+         const std::atomic<bool>* stop_requested, const std::vector<int>* wake_fds,
+         std::atomic<uint32_t>* connections);
   ~Worker();
 
   // The reactor loop; returns once drained after a stop request.
@@ -283,7 +287,9 @@ class Worker {
   std::vector<std::unique_ptr<http::RequestParser>> spare_parsers_;
   uint32_t clients_ = 0;
   uint32_t upstreams_ = 0;
-  uint32_t clients_max_;
+  // Client connections of the whole proxy (all reactors), against --max-connections: one
+  // atomic add per accept and per close, never per request.
+  std::atomic<uint32_t>* connections_;
   bool accept_armed_ = false;
   bool draining_ = false;
   int64_t drain_deadline_ms_ = 0;

@@ -66,6 +66,7 @@ class Server {
   ServerOptions options_;
   upstream::SnapshotCell* cell_;
   std::atomic<bool> stop_requested_{false};
+  std::atomic<uint32_t> connections_{0};  // open client connections, all reactors
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<int> wake_fds_;  // one eventfd per worker: cache fills wake other reactors' waiters
   std::vector<std::thread> threads_;
