@@ -192,6 +192,7 @@ TEST(SnapshotCell, ReadersSeeIntactSnapshotsWhilePublisherReplacesThem) {
   auto states = make_states(3, kReaders);
   cell.publish(snapshot_of(states));
   std::atomic<bool> done{false};
+  std::atomic<uint64_t> reads{0};
   std::vector<std::thread> readers;
   for (unsigned r = 0; r < kReaders; ++r) {
     readers.emplace_back([&, r] {
@@ -203,12 +204,17 @@ TEST(SnapshotCell, ReadersSeeIntactSnapshotsWhilePublisherReplacesThem) {
         b.on_pick(b.state(idx));
         b.on_request_sent(b.state(idx));
         ASSERT_EQ(b.snapshot()->targets.size(), 3u);
+        reads.fetch_add(1, std::memory_order_relaxed);
         cell.quiescent(r);
       }
       cell.offline(r);
     });
   }
-  for (int i = 0; i < 2000; ++i) cell.publish(snapshot_of(states, {static_cast<uint64_t>(i), 0, 0}));
+  // At least 2000 publications, and on until the readers have overlapped with them for a
+  // while (threads may start late); bounded either way.
+  for (int i = 0; i < 2000 || (reads.load() < 10000 && i < 2000000); ++i) {
+    cell.publish(snapshot_of(states, {static_cast<uint64_t>(i), 0, 0}));
+  }
   done.store(true);
   for (auto& t : readers) t.join();
   cell.reclaim();
