@@ -329,6 +329,7 @@ void Coordinator::resolve_uncertain_write(const CountWrite& w) {
     return;
   }
   if (!(stat.version == w.expected_version + 1 && data == std::to_string(w.count))) ambiguous_writes_.add();
+  flushed_requests_.add(w.requests_total - w.written_before);
   book_->on_assumed_written(w);
   book_->on_read(w.name, data, stat.version);
 }

@@ -38,8 +38,17 @@ std::vector<std::string> TargetBook::set_members(const std::vector<std::string>&
       e.state = std::make_shared<upstream::TargetState>(name, *address, reactors_);
       it = entries_.emplace(name, std::move(e)).first;
     }
-    it->second.member = true;
-    if (!it->second.readable || !it->second.node_present) to_read.push_back(name);
+    Entry& e = it->second;
+    if (!e.member && e.offset_set) {
+      // Back after leaving: a new node (new count, new version) as far as we know. Level it
+      // again with the others when it is read, as on first sight.
+      e.offset_set = false;
+    }
+    e.member = true;
+    // Every member is read again on every change of the list: a node deleted and re-created
+    // between two lists (an agent restarting) looks unchanged here but restarts at version 0,
+    // and a versioned write planned from the old incarnation could land on it.
+    to_read.push_back(name);
   }
   return to_read;
 }
@@ -67,6 +76,7 @@ void TargetBook::on_read(const std::string& name, std::string_view data, int32_t
     e.readable = false;
     return;
   }
+  if (*count < e.count) e.offset_set = false;  // a re-created node: level it again
   e.count = *count;
   e.version = version;
   if (!e.offset_set) {

@@ -80,7 +80,7 @@ UpstreamConn* Worker::open_upstream(upstream::TargetState* target) {
   }
   stats_.upstream_connects.add();
   ++upstreams_;
-  auto* u = new UpstreamConn{};
+  auto* u = new UpstreamConn();
   u->worker = this;
   u->fd = fd;
   u->target = target;

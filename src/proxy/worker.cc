@@ -216,7 +216,7 @@ void Worker::on_accept(io_uring_cqe* cqe) {
     return;
   }
   stats_.connections_accepted.add();
-  auto* c = new ClientConn{};
+  auto* c = new ClientConn();
   c->worker = this;
   c->fd = fd;
   io::peer_ip(fd, c->ip, sizeof c->ip);

@@ -130,6 +130,29 @@ TEST(TargetBook, ANewTargetJoinsLevelWithTheLeastLoadedInsteadOfAtItsLowCount) {
   EXPECT_EQ(base_of(*snap, "c:3"), 50u);
 }
 
+TEST(TargetBook, ANodeReCreatedAtALowerCountIsLevelledAgainNotFlooded) {
+  TargetBook book(1, fake_resolve);
+  book.set_members({"a:1", "b:2"}, 0);
+  book.on_read("a:1", "0", 0);
+  book.on_read("b:2", "0", 0);
+  book.on_read("a:1", "5000", 50);
+  book.on_read("b:2", "5000", 50);
+  // b's agent restarts: its node comes back at count 0, version 0.
+  book.set_members({"a:1"}, 10);
+  auto again = book.set_members({"a:1", "b:2"}, 20);
+  EXPECT_EQ(again, (std::vector<std::string>{"a:1", "b:2"}));  // every member is re-read
+  book.on_read("a:1", "5000", 50);
+  book.on_read("b:2", "0", 0);
+  auto snap = book.build_snapshot(1);
+  EXPECT_EQ(base_of(*snap, "b:2"), base_of(*snap, "a:1"));
+  // And the next write to b starts from the new node's count and version.
+  state_of(*snap, "b:2")->slots[0].count_request();
+  auto w = book.plan_one("b:2");
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->count, 1u);
+  EXPECT_EQ(w->expected_version, 0);
+}
+
 TEST(TargetBook, AssumedWriteMovesRequestsWithoutTouchingTheCount) {
   TargetBook book(1, fake_resolve);
   book.set_members({"a:1"}, 0);
