@@ -21,6 +21,7 @@ TargetBook::TargetBook(unsigned reactors, Resolver resolver) : reactors_(reactor
 
 std::vector<std::string> TargetBook::set_members(const std::vector<std::string>& names, int64_t now_ms) {
   for (auto& [name, e] : entries_) {
+    e.was_member = e.member;
     if (e.member) e.left_ms = now_ms;  // provisional: reset below for those still present
     e.member = false;
   }
@@ -39,7 +40,7 @@ std::vector<std::string> TargetBook::set_members(const std::vector<std::string>&
       it = entries_.emplace(name, std::move(e)).first;
     }
     Entry& e = it->second;
-    if (!e.member && e.offset_set) {
+    if (!e.was_member && e.offset_set) {
       // Back after leaving: a new node (new count, new version) as far as we know. Level it
       // again with the others when it is read, as on first sight.
       e.offset_set = false;

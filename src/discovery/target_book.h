@@ -92,6 +92,7 @@ class TargetBook {
     int64_t offset = 0;          // balance normalisation: base = count - offset
     bool offset_set = false;
     int64_t left_ms = 0;  // when it stopped being a member
+    bool was_member = false;  // scratch for set_members
   };
   int64_t min_normalised() const;
 

@@ -121,8 +121,13 @@ TEST(TargetBook, ANewTargetJoinsLevelWithTheLeastLoadedInsteadOfAtItsLowCount) {
   snap = book.build_snapshot(2);
   EXPECT_EQ(base_of(*snap, "a:1"), 300u);
   book.set_members({"a:1", "b:2", "c:3"}, 0);
+  // The coordinator re-reads every member on a list change; members that stayed keep their
+  // place (only newcomers are levelled).
+  book.on_read("a:1", "100300", 2);
+  book.on_read("b:2", "100400", 1);
   book.on_read("c:3", "0", 0);
   snap = book.build_snapshot(3);
+  EXPECT_EQ(base_of(*snap, "a:1"), 300u);
   EXPECT_EQ(base_of(*snap, "c:3"), 0u);  // level with the least loaded (b:2), not 100000 below
   // Later growth of the counts moves the bases one for one.
   book.on_read("c:3", "50", 1);
