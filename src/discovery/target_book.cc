@@ -46,10 +46,8 @@ std::vector<std::string> TargetBook::set_members(const std::vector<std::string>&
       e.offset_set = false;
     }
     e.member = true;
-    // Every member is read again on every change of the list: a node deleted and re-created
-    // between two lists (an agent restarting) looks unchanged here but restarts at version 0,
-    // and a versioned write planned from the old incarnation could land on it.
-    to_read.push_back(name);
+    // New members, returning ones and those whose node was missing are read.
+    if (!e.was_member || !e.readable || !e.node_present) to_read.push_back(name);
   }
   return to_read;
 }

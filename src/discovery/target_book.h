@@ -36,7 +36,8 @@ class TargetBook {
   TargetBook(unsigned reactors, Resolver resolver);
 
   // A new children list. Names that do not parse as host:port (or do not resolve) are
-  // skipped and counted. Returns the names whose count must be read: all members.
+  // skipped and counted. Returns the names whose count must be read: new members,
+  // returning ones, and those whose node was missing.
   std::vector<std::string> set_members(const std::vector<std::string>& names, int64_t now_ms);
   // Forgets targets that left at least `linger_ms` ago and have nothing left to write (a
   // request counted just before the reactors saw it leave still gets written).

@@ -121,8 +121,8 @@ TEST(TargetBook, ANewTargetJoinsLevelWithTheLeastLoadedInsteadOfAtItsLowCount) {
   snap = book.build_snapshot(2);
   EXPECT_EQ(base_of(*snap, "a:1"), 300u);
   book.set_members({"a:1", "b:2", "c:3"}, 0);
-  // The coordinator re-reads every member on a list change; members that stayed keep their
-  // place (only newcomers are levelled).
+  // A re-read of members that stayed (the periodic refresh) keeps their place: only
+  // newcomers are levelled.
   book.on_read("a:1", "100300", 2);
   book.on_read("b:2", "100400", 1);
   book.on_read("c:3", "0", 0);
@@ -145,7 +145,7 @@ TEST(TargetBook, ANodeReCreatedAtALowerCountIsLevelledAgainNotFlooded) {
   // b's agent restarts: its node comes back at count 0, version 0.
   book.set_members({"a:1"}, 10);
   auto again = book.set_members({"a:1", "b:2"}, 20);
-  EXPECT_EQ(again, (std::vector<std::string>{"a:1", "b:2"}));  // every member is re-read
+  EXPECT_EQ(again, (std::vector<std::string>{"b:2"}));  // the returning member is read again
   book.on_read("a:1", "5000", 50);
   book.on_read("b:2", "0", 0);
   auto snap = book.build_snapshot(1);
