@@ -223,7 +223,6 @@ void Coordinator::read_cache_version() {
   }
   if (have_cache_version_ && (cache_version_absent_ || data != cache_version_)) {
     RM_LOG_INFO("content version changed to \"%s\": cache invalidated", data.c_str());
-    cache_epoch_.fetch_add(1, std::memory_order_release);
     cache_invalidations_.add();
     if (options_.on_content_version_change) options_.on_content_version_change();
   }

@@ -49,8 +49,6 @@ class Coordinator {
   // joins the thread. Call after the reactors stopped, so every request is counted.
   void stop();
 
-  // Bumped each time the cache version node changes value (not on a rewrite of the same value).
-  const std::atomic<uint64_t>& cache_epoch() const { return cache_epoch_; }
   // Blocks until the first snapshot was published or the timeout passed; true if published.
   bool wait_first_snapshot(int64_t timeout_ms);
 
@@ -78,7 +76,6 @@ class Coordinator {
   std::unique_ptr<TargetBook> book_;  // coordinator thread only
   std::thread thread_;
   std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> cache_epoch_{0};
   std::vector<CountWrite> uncertain_;  // writes lost to CONNECTIONLOSS, resolved next flush
   bool need_full_read_ = true;
   bool have_cache_version_ = false;
