@@ -41,4 +41,32 @@ void Ring::submit_and_wait(int timeout_ms) {
 
 void Ring::submit() { io_uring_submit(&ring_); }
 
+bool Ring::register_files(unsigned slots) {
+  if (slots == 0 || io_uring_register_files_sparse(&ring_, slots) < 0) return false;
+  file_slots_ = slots;
+  return true;
+}
+
+namespace {
+// The value a slot release writes; static so that it outlives the queued SQE.
+const int kNoFile = -1;
+
+void prep_files_update(io_uring_sqe* sqe, const int* fds, int slot) {
+  // liburing 2.3 takes a non-const pointer; the kernel only reads it.
+  io_uring_prep_files_update(sqe, const_cast<int*>(fds), 1, slot);
+  // Nobody waits for the result: a failed install surfaces as EBADF on the next operation.
+  io_uring_sqe_set_data64(sqe, 0);
+}
+}  // namespace
+
+void Ring::install_file(const int* fd) {
+  if (!registered(*fd)) return;
+  prep_files_update(get_sqe(), fd, *fd);
+}
+
+void Ring::remove_file(int fd) {
+  if (!registered(fd)) return;
+  prep_files_update(get_sqe(), &kNoFile, fd);
+}
+
 }  // namespace ringmaster::io

@@ -14,6 +14,7 @@ namespace ringmaster::proxy {
 void Worker::arm_client_recv(ClientConn* c) {
   io_uring_sqe* sqe = ring_->get_sqe();
   io_uring_prep_recv_multishot(sqe, c->fd, nullptr, 0, 0);
+  ring_->use_registered(sqe, c->fd);
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = buffers_->group_id();
   io_uring_sqe_set_data64(sqe, io::pack_user_data(c, io::OpTag::client_recv));
@@ -247,6 +248,7 @@ void Worker::kick_client_send(ClientConn* c) {
   if (msg == nullptr) return;
   io_uring_sqe* sqe = ring_->get_sqe();
   prep_send(sqe, c->fd, msg);
+  ring_->use_registered(sqe, c->fd);
   io_uring_sqe_set_data64(sqe, io::pack_user_data(c, io::OpTag::client_send));
   ++c->in_flight;
 }

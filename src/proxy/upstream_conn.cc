@@ -87,6 +87,7 @@ UpstreamConn* Worker::open_upstream(upstream::TargetState* target) {
   u->read_buffer = std::make_unique<char[]>(kUpstreamReadBytes);
   u->live_index = live_upstreams_.size();
   live_upstreams_.push_back(u);
+  ring_->install_file(&u->fd);
   // Connect with a linked timeout: a target that does not answer SYNs fails over after
   // --connect-timeout-ms instead of the kernel's minutes.
   io_uring_sqe* sqe = ring_->get_sqe();
@@ -152,6 +153,7 @@ void Worker::arm_upstream_recv(UpstreamConn* u) {
   if (u->read_end >= kUpstreamReadBytes) return;  // full: the client is slow, TCP pushes back
   io_uring_sqe* sqe = ring_->get_sqe();
   io_uring_prep_recv(sqe, u->fd, u->read_buffer.get() + u->read_end, kUpstreamReadBytes - u->read_end, 0);
+  ring_->use_registered(sqe, u->fd);
   // The answer to what we just sent is not there yet: wait for readiness instead of trying
   // a receive that fails and then arms the poll anyway (seen in the proxied flame graph).
   sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
@@ -166,6 +168,7 @@ void Worker::kick_upstream_send(UpstreamConn* u) {
   if (msg == nullptr) return;
   io_uring_sqe* sqe = ring_->get_sqe();
   prep_send(sqe, u->fd, msg);
+  ring_->use_registered(sqe, u->fd);
   io_uring_sqe_set_data64(sqe, io::pack_user_data(u, io::OpTag::upstream_send));
   ++u->in_flight;
 }

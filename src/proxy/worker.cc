@@ -1,3 +1,4 @@
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -80,6 +81,12 @@ void Worker::run() {
   // The ring must be created by the thread that drives it (SINGLE_ISSUER).
   ring_ = std::make_unique<io::Ring>(4096);
   buffers_ = std::make_unique<io::BufferRing>(*ring_, 0, kRecvBufferCount, kRecvBufferBytes);
+  // Sockets get registered slots (no per-operation file lookup); the table covers every
+  // descriptor number the process may open, up to a cap (its size is per reactor).
+  rlimit files{};
+  unsigned slots = kRegisteredFilesMax;
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < slots) slots = static_cast<unsigned>(files.rlim_cur);
+  if (!ring_->register_files(slots)) RM_LOG_DEBUG("worker %d: no registered files", index_);
   now_ms_ = base::now_ms();
   adopt_snapshot();
   arm_accept();
@@ -225,6 +232,7 @@ void Worker::on_accept(io_uring_cqe* cqe) {
   // The first request's head must be complete within the header deadline, counted from accept.
   c->state = ClientState::reading_head;
   header_timers_.arm(&c->timer, now_ms_);
+  ring_->install_file(&c->fd);
   arm_client_recv(c);
 }
 
@@ -276,6 +284,7 @@ void Worker::bury_dead() {
   size_t keep = 0;
   for (ClientConn* c : dead_clients_) {
     if (c->in_flight == 0) {
+      ring_->remove_file(c->fd);
       ::close(c->fd);
       delete c;
     } else {
@@ -286,6 +295,7 @@ void Worker::bury_dead() {
   keep = 0;
   for (UpstreamConn* u : dead_upstreams_) {
     if (u->in_flight == 0) {
+      ring_->remove_file(u->fd);
       ::close(u->fd);
       delete u;
     } else {

@@ -40,6 +40,8 @@ inline constexpr size_t kClientHeldMax = 4;
 // How long a closing client is read from (and discarded) after our last byte, so that the
 // kernel does not answer its in-flight bytes with a RST that would destroy our response.
 inline constexpr int64_t kLingerMs = 2000;
+// Registered descriptor slots per reactor, at most (see io::Ring::register_files).
+inline constexpr unsigned kRegisteredFilesMax = 65536;
 // The loop wakes at least this often to run timers and notice a stop request.
 inline constexpr int kTickMs = 50;
 // Request body bytes that count as progress for --client-timeout-ms (see on_client_recv).

@@ -53,6 +53,24 @@ class Ring {
   void submit();
   io_uring* raw() { return &ring_; }
 
+  // Registered ("direct") descriptors: an operation on a registered socket skips the
+  // kernel's per-operation file lookup and reference count (fget/fput, ~1.5% of the proxied
+  // path's samples). The table is sparse and indexed by the descriptor's own number, so no
+  // slot allocator is needed: descriptors below the table size are registered, others are
+  // used as plain descriptors. Returns false (and registers nothing) when the kernel refuses.
+  bool register_files(unsigned slots);
+  bool registered(int fd) const { return fd >= 0 && static_cast<unsigned>(fd) < file_slots_; }
+  // Queues the registration of *fd (read when the queue is submitted, so the int must live
+  // until then; SQEs run in order, so operations queued after it may use the slot).
+  void install_file(const int* fd);
+  // Queues the slot's release. The table holds its own reference to the socket, so this
+  // must accompany every close(2) of a registered descriptor or the socket stays open.
+  void remove_file(int fd);
+  // Makes sqe (already prepared on fd) go through the registered slot when there is one.
+  void use_registered(io_uring_sqe* sqe, int fd) const {
+    if (registered(fd)) sqe->flags |= IOSQE_FIXED_FILE;
+  }
+
   // Visits every ready completion, then marks them all seen in one step.
   template <typename F>
   unsigned drain(F&& on_cqe) {
@@ -69,6 +87,7 @@ class Ring {
 
  private:
   io_uring ring_{};
+  unsigned file_slots_ = 0;
 };
 
 }  // namespace ringmaster::io
