@@ -1,5 +1,6 @@
 #include "ringmaster/discovery/coordinator.h"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 
@@ -154,12 +155,13 @@ void Coordinator::full_read() {
 
 bool Coordinator::read_members() {
   std::vector<std::string> names;
-  ZkCode rc = session_->get_children(options_.targets_path, &names, true);
+  ZkStat parent;
+  ZkCode rc = session_->get_children(options_.targets_path, &names, true, &parent);
   zk_children_reads_.add();
   if (rc == ZkCode::no_node) {
     // Someone removed the targets path: recreate it (whoever comes first) and watch again.
     session_->ensure_path(options_.targets_path);
-    rc = session_->get_children(options_.targets_path, &names, true);
+    rc = session_->get_children(options_.targets_path, &names, true, &parent);
     zk_children_reads_.add();
   }
   if (rc != ZkCode::ok) {
@@ -182,7 +184,38 @@ bool Coordinator::read_members() {
     if (now - empty_since_ms_ < options_.session_timeout_ms) return true;
   }
   empty_since_ms_ = 0;
-  for (const std::string& name : book_->set_members(names, now)) read_target(name);
+  // The parent's cversion counts every child created or deleted. More of those since the
+  // last applied list than the two lists differ by means some node was deleted and created
+  // again in between (an agent's session expired and it came back, or a delete and create in
+  // one multi): the same name, a new node, a version restarted at 0. Which one is unknown,
+  // so every member is read again (rare; the reads compare creation zxids).
+  std::sort(names.begin(), names.end());
+  size_t visible = 0;
+  {
+    auto a = names.begin(), b = applied_names_.begin();
+    while (a != names.end() || b != applied_names_.end()) {
+      if (b == applied_names_.end() || (a != names.end() && *a < *b)) {
+        ++visible;
+        ++a;
+      } else if (a == names.end() || *b < *a) {
+        ++visible;
+        ++b;
+      } else {
+        ++a;
+        ++b;
+      }
+    }
+  }
+  int64_t changes = static_cast<int64_t>(parent.cversion) - applied_cversion_;
+  bool hidden_churn = applied_cversion_ >= 0 && (changes < 0 || changes > static_cast<int64_t>(visible));
+  if (hidden_churn) {
+    RM_LOG_INFO("%s: %lld child changes for %zu visible ones; reading every member again",
+                options_.targets_path.c_str(), static_cast<long long>(changes), visible);
+    hidden_churn_.add();
+  }
+  applied_cversion_ = parent.cversion;
+  applied_names_ = names;
+  for (const std::string& name : book_->set_members(names, now, hidden_churn)) read_target(name);
   publish();
   return true;
 }
@@ -193,7 +226,7 @@ void Coordinator::read_target(const std::string& name) {
   ZkCode rc = session_->get(target_path(name), &data, &stat, false);
   zk_reads_.add();
   if (rc == ZkCode::ok) {
-    book_->on_read(name, data, stat.version);
+    book_->on_read(name, data, stat.version, stat.czxid);
   } else if (rc == ZkCode::no_node) {
     book_->on_missing(name);
   } else {
@@ -256,7 +289,7 @@ void Coordinator::flush() {
       zk_writes_.add();
       if (rc == ZkCode::ok) {
         flushed_requests_.add(w.requests_total - w.written_before);
-        book_->on_written(w, stat.version);
+        if (!book_->on_written(w, stat.version, stat.czxid)) landed_on_new_node(w);
         break;
       }
       if (rc == ZkCode::bad_version) {
@@ -294,7 +327,7 @@ bool Coordinator::flush_as_one(const std::vector<CountWrite>& writes) {
   if (rc == ZkCode::ok) {
     for (size_t i = 0; i < writes.size(); ++i) {
       flushed_requests_.add(writes[i].requests_total - writes[i].written_before);
-      book_->on_written(writes[i], stats[i].version);
+      if (!book_->on_written(writes[i], stats[i].version, stats[i].czxid)) landed_on_new_node(writes[i]);
     }
     return true;
   }
@@ -324,13 +357,23 @@ void Coordinator::resolve_uncertain_write(const CountWrite& w) {
     return;
   }
   if (stat.version == w.expected_version) {
-    book_->on_read(w.name, data, stat.version);
+    book_->on_read(w.name, data, stat.version, stat.czxid);
     return;
   }
   if (!(stat.version == w.expected_version + 1 && data == std::to_string(w.count))) ambiguous_writes_.add();
   flushed_requests_.add(w.requests_total - w.written_before);
   book_->on_assumed_written(w);
-  book_->on_read(w.name, data, stat.version);
+  book_->on_read(w.name, data, stat.version, stat.czxid);
+}
+
+void Coordinator::landed_on_new_node(const CountWrite& w) {
+  // The node was deleted and re-created after our last read and before this write, and the
+  // new one had the version we expected: the write replaced the new node's count with one
+  // computed from the old node's. ZooKeeper cannot condition a write on the creation zxid,
+  // so this window (normally milliseconds: the children watch makes us re-read) can only be
+  // reported, as an ambiguous write.
+  RM_LOG_WARN("count write to %s landed on a re-created node", w.name.c_str());
+  ambiguous_writes_.add();
 }
 
 static bool same_routing(const upstream::TargetSnapshot* a, const upstream::TargetSnapshot& b) {
@@ -404,8 +447,12 @@ void Coordinator::write_metrics(metrics::TextWriter& out) const {
   counter("ringmaster_flush_intervals_total", "Flush intervals elapsed (written or not).", flush_intervals_);
   counter("ringmaster_flush_batches_total", "Flush intervals that wrote at least one count.", flush_batches_);
   counter("ringmaster_flushed_requests_total", "Requests written to ZooKeeper counts.", flushed_requests_);
-  counter("ringmaster_zk_ambiguous_writes_total", "Writes whose outcome was unknown and assumed applied.",
+  counter("ringmaster_zk_ambiguous_writes_total",
+          "Writes whose outcome was unknown and assumed applied, or that landed on a re-created node.",
           ambiguous_writes_);
+  counter("ringmaster_targets_recreated_lists_total",
+          "Children lists hiding a node deleted and re-created since the last one (every member re-read).",
+          hidden_churn_);
   counter("ringmaster_content_version_changes_total", "Changes of the cache version node's value seen.",
           cache_invalidations_);
   auto gauge = [&out](const char* name, const char* help, const metrics::Gauge& g) {

@@ -19,7 +19,8 @@ std::optional<uint64_t> parse_count(std::string_view data) {
 
 TargetBook::TargetBook(unsigned reactors, Resolver resolver) : reactors_(reactors), resolver_(std::move(resolver)) {}
 
-std::vector<std::string> TargetBook::set_members(const std::vector<std::string>& names, int64_t now_ms) {
+std::vector<std::string> TargetBook::set_members(const std::vector<std::string>& names, int64_t now_ms,
+                                                 bool read_all) {
   for (auto& [name, e] : entries_) {
     e.was_member = e.member;
     if (e.member) e.left_ms = now_ms;  // provisional: reset below for those still present
@@ -47,7 +48,7 @@ std::vector<std::string> TargetBook::set_members(const std::vector<std::string>&
     }
     e.member = true;
     // New members, returning ones and those whose node was missing are read.
-    if (!e.was_member || !e.readable || !e.node_present) to_read.push_back(name);
+    if (read_all || !e.was_member || !e.readable || !e.node_present) to_read.push_back(name);
   }
   return to_read;
 }
@@ -64,11 +65,15 @@ void TargetBook::prune(int64_t now_ms, int64_t linger_ms) {
   }
 }
 
-void TargetBook::on_read(const std::string& name, std::string_view data, int32_t version) {
+void TargetBook::on_read(const std::string& name, std::string_view data, int32_t version, int64_t czxid) {
   auto it = entries_.find(name);
   if (it == entries_.end()) return;
   Entry& e = it->second;
   e.node_present = true;
+  if (czxid != 0) {
+    if (e.czxid != 0 && czxid != e.czxid) e.offset_set = false;  // re-created: level it again
+    e.czxid = czxid;
+  }
   std::optional<uint64_t> count = parse_count(data);
   if (!count) {
     ++skipped_data_;
@@ -138,13 +143,17 @@ void TargetBook::on_assumed_written(const Write& write) {
   if (it != entries_.end()) it->second.written_total = write.requests_total;
 }
 
-void TargetBook::on_written(const Write& write, int32_t new_version) {
+bool TargetBook::on_written(const Write& write, int32_t new_version, int64_t czxid) {
   auto it = entries_.find(write.name);
-  if (it == entries_.end()) return;
+  if (it == entries_.end()) return true;
   Entry& e = it->second;
   e.count = write.count;
   e.version = new_version;
   e.written_total = write.requests_total;
+  if (czxid == 0) return true;
+  bool same = e.czxid == 0 || e.czxid == czxid;
+  e.czxid = czxid;
+  return same;
 }
 
 std::unique_ptr<upstream::TargetSnapshot> TargetBook::build_snapshot(uint64_t version) const {

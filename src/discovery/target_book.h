@@ -37,14 +37,19 @@ class TargetBook {
 
   // A new children list. Names that do not parse as host:port (or do not resolve) are
   // skipped and counted. Returns the names whose count must be read: new members,
-  // returning ones, and those whose node was missing.
-  std::vector<std::string> set_members(const std::vector<std::string>& names, int64_t now_ms);
+  // returning ones, and those whose node was missing; every member with `read_all` (the
+  // list hides a node deleted and re-created since the last one, see Coordinator).
+  std::vector<std::string> set_members(const std::vector<std::string>& names, int64_t now_ms,
+                                       bool read_all = false);
   // Forgets targets that left at least `linger_ms` ago and have nothing left to write (a
   // request counted just before the reactors saw it leave still gets written).
   void prune(int64_t now_ms, int64_t linger_ms);
   // A fresh read of a member's node. Data that does not parse skips the target (counted)
-  // until a later read parses.
-  void on_read(const std::string& name, std::string_view data, int32_t version);
+  // until a later read parses. `czxid` (the node's creation zxid; 0: unknown) names its
+  // incarnation: a node deleted and re-created under the same name restarts at version 0,
+  // so versions alone cannot tell the two apart. A new incarnation is levelled again, as a
+  // returning member is.
+  void on_read(const std::string& name, std::string_view data, int32_t version, int64_t czxid = 0);
   // The node is gone (NONODE on read or write). Only the children list decides routing, so
   // the target keeps routing until a list without it is believed; its requests wait, unwritten,
   // until the node is read again (an agent re-creating it after session expiry).
@@ -55,7 +60,11 @@ class TargetBook {
   std::vector<Write> plan_flush() const;
   // The write for one target after a fresh read (nullopt: nothing to write or not readable).
   std::optional<Write> plan_one(const std::string& name) const;
-  void on_written(const Write& write, int32_t new_version);
+  // Returns false when the write landed on another incarnation than the one it was planned
+  // from (`czxid` from the write's stat differs from the last read's): the node was deleted
+  // and re-created between the read and the write, at the version we expected, and the
+  // value written did not start from the new node's count.
+  bool on_written(const Write& write, int32_t new_version, int64_t czxid = 0);
   // The write's outcome is unknown and is counted as applied: only the requests move to
   // "written"; count and version come from the read that follows.
   void on_assumed_written(const Write& write);
@@ -89,6 +98,7 @@ class TargetBook {
     bool node_present = false;  // the last read or write found the node
     uint64_t count = 0;
     int32_t version = 0;
+    int64_t czxid = 0;           // the incarnation last seen; 0: unknown
     uint64_t written_total = 0;  // this proxy's requests already included in ZooKeeper
     int64_t offset = 0;          // balance normalisation: base = count - offset
     bool offset_set = false;

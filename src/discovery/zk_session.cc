@@ -451,10 +451,13 @@ ZkCode ZkSession::remove(const std::string& path, int32_t version) {
   return to_code(zoo_delete(handle_, path.c_str(), version));
 }
 
-ZkCode ZkSession::get_children(const std::string& path, std::vector<std::string>* children, bool watch) {
+ZkCode ZkSession::get_children(const std::string& path, std::vector<std::string>* children, bool watch,
+                               ZkStat* stat) {
   if (handle_ == nullptr) return ZkCode::invalid_state;
   String_vector names{};
-  int rc = zoo_get_children(handle_, path.c_str(), watch ? 1 : 0, &names);
+  Stat s{};
+  int rc = zoo_get_children2(handle_, path.c_str(), watch ? 1 : 0, &names, &s);
+  if (rc == ZOK && stat != nullptr) *stat = to_stat(s);
   if (rc == ZOK && children != nullptr) {
     children->clear();
     children->reserve(static_cast<size_t>(names.count));

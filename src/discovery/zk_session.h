@@ -210,7 +210,9 @@ class ZkSession {
   };
   ZkCode multi_set(const std::vector<SetOp>& ops, std::vector<ZkStat>* new_stats);
   // Names only (not paths), in the server's order.
-  ZkCode get_children(const std::string& path, std::vector<std::string>* children, bool watch);
+  // With `stat`, also the parent's stat (its cversion counts every child created or deleted).
+  ZkCode get_children(const std::string& path, std::vector<std::string>* children, bool watch,
+                      ZkStat* stat = nullptr);
   // ok when the node exists, NONODE when not (with watch = true the watch is set in both
   // cases: it fires on creation too).
   ZkCode exists(const std::string& path, ZkStat* stat, bool watch);

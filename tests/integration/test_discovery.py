@@ -578,6 +578,34 @@ def test_counts_in_zookeeper_sum_to_requests_sent(zk, start_backend, start_agent
     assert_counts_stay(zk.ctl, counts, proxy)
 
 
+def test_node_recreated_between_two_lists_is_written_from_its_new_count(
+        zk, start_backend, start_zk_proxy):
+    """A node deleted and created again (same name, version 0 again) in one transaction: the
+    proxy sees one children change and the same list. Its next write must start from the new
+    node's count, not land on it at "version 0" with a value planned from the old node."""
+    backend = start_backend("one")
+    node = "%s/%s" % (TARGETS, backend.addr)
+    zk.ctl.create(node, "100", parents=True)
+    proxy = start_zk_proxy(zk.connect)
+    proxy.wait_routing([backend.addr])
+    assert proxy.target_rows()[backend.addr]["count"] == 100
+    czxid = zk.ctl.stat(node)["czxid"]
+
+    zk.ctl.recreate(node, "5000")
+    assert zk.ctl.stat(node)["version"] == 0 and zk.ctl.stat(node)["czxid"] != czxid
+    # The children watch tells the proxy at once (its once-a-second count refresh would
+    # see the new count too, up to a second later, after writes planned from the old one).
+    wait_until(lambda: proxy.metric("ringmaster_targets_recreated_lists_total", 0) >= 1, 5,
+               "the proxy to notice the re-created node")
+    assert proxy.target_rows()[backend.addr]["count"] == 5000
+
+    load = LoadClient(proxy.port, connections=2, total=50, duration_max=30).run()
+    load.assert_all_ok()
+    counts = wait_counts_sum(zk.ctl, 50, proxies=[proxy], baseline=5000)
+    assert counts == {backend.addr: 5050}
+    assert proxy.metric("ringmaster_zk_ambiguous_writes_total") == 0
+
+
 def test_two_proxies_under_concurrent_load_count_exactly(zk, start_backend, start_agent,
                                                          start_zk_proxy):
     b1, _ = start_registered(start_backend, start_agent, zk.connect, "one", ctl=zk.ctl)

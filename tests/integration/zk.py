@@ -414,6 +414,10 @@ class ZkCtl:
     def delete(self, path, version=None):
         self.run(*(["delete", path] + (["--version", version] if version is not None else [])))
 
+    def recreate(self, path, data):
+        """Deletes the node and creates it again with `data` in one transaction."""
+        self.run("recreate", path, data)
+
     def wait_gone(self, path, timeout=10.0):
         self.run("wait-gone", path, timeout_ms=int(timeout * 1000))
 

@@ -66,6 +66,7 @@ class Coordinator {
   void flush();
   bool flush_as_one(const std::vector<CountWrite>& writes);
   void resolve_uncertain_write(const CountWrite& w);
+  void landed_on_new_node(const CountWrite& w);
   void refresh_counts();
   void publish();
   std::string target_path(const std::string& name) const;
@@ -83,6 +84,9 @@ class Coordinator {
   std::string cache_version_;
   uint64_t snapshot_version_ = 0;
   bool published_nonempty_ = false;
+  // The last children list applied to the book (sorted) and its parent's cversion (-1: none).
+  std::vector<std::string> applied_names_;
+  int64_t applied_cversion_ = -1;
   int64_t empty_since_ms_ = 0;
 
   mutable std::mutex view_mutex_;  // guards the admin view below
@@ -102,6 +106,7 @@ class Coordinator {
   metrics::Counter flush_batches_;
   metrics::Counter flushed_requests_;
   metrics::Counter ambiguous_writes_;
+  metrics::Counter hidden_churn_;
   metrics::Counter sessions_started_;
   metrics::Counter cache_invalidations_;
   metrics::Gauge session_connected_;

@@ -158,6 +158,51 @@ TEST(TargetBook, ANodeReCreatedAtALowerCountIsLevelledAgainNotFlooded) {
   EXPECT_EQ(w->expected_version, 0);
 }
 
+TEST(TargetBook, ReadAllReturnsEveryMemberForAListThatHidesARecreatedNode) {
+  TargetBook book(1, fake_resolve);
+  book.set_members({"a:1", "b:2"}, 0);
+  book.on_read("a:1", "10", 0, 100);
+  book.on_read("b:2", "10", 0, 101);
+  EXPECT_TRUE(book.set_members({"a:1", "b:2"}, 10).empty());
+  EXPECT_EQ(book.set_members({"a:1", "b:2"}, 20, true), (std::vector<std::string>{"a:1", "b:2"}));
+}
+
+TEST(TargetBook, ANewIncarnationAtTheSameVersionIsAdoptedAndLevelledAgain) {
+  TargetBook book(1, fake_resolve);
+  book.set_members({"a:1", "b:2"}, 0);
+  book.on_read("a:1", "100", 0, 100);
+  book.on_read("b:2", "100", 0, 101);
+  auto snap = book.build_snapshot(1);
+  for (int i = 0; i < 7; ++i) state_of(*snap, "b:2")->slots[0].count_request();
+  // b's node is deleted and created again (same name, version 0 again, a new creation zxid)
+  // with the count its agent carried; the re-read shows the new incarnation.
+  book.on_read("b:2", "5000", 0, 205);
+  auto w = book.plan_one("b:2");
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->count, 5007u);  // on top of the new node's count, not the old node's 100
+  EXPECT_EQ(w->expected_version, 0);
+  EXPECT_TRUE(book.on_written(*w, 1, 205));
+  snap = book.build_snapshot(2);
+  // Levelled with a (plus the 7 requests it has taken since), not starved behind 5000.
+  EXPECT_EQ(base_of(*snap, "b:2"), base_of(*snap, "a:1") + 7);
+}
+
+TEST(TargetBook, AWriteThatLandsOnAnotherIncarnationIsReported) {
+  TargetBook book(1, fake_resolve);
+  book.set_members({"a:1"}, 0);
+  book.on_read("a:1", "100", 0, 100);
+  auto snap = book.build_snapshot(1);
+  state_of(*snap, "a:1")->slots[0].count_request();
+  auto w = book.plan_one("a:1");
+  ASSERT_TRUE(w);
+  EXPECT_FALSE(book.on_written(*w, 1, 300));  // the stat names a node created after our read
+  state_of(*snap, "a:1")->slots[0].count_request();
+  w = book.plan_one("a:1");
+  ASSERT_TRUE(w);
+  EXPECT_TRUE(book.on_written(*w, 2, 300));  // from then on that incarnation is the known one
+  EXPECT_TRUE(book.on_written(*w, 3, 0));    // no stat: nothing to compare
+}
+
 TEST(TargetBook, AssumedWriteMovesRequestsWithoutTouchingTheCount) {
   TargetBook book(1, fake_resolve);
   book.set_members({"a:1"}, 0);
