@@ -4,7 +4,7 @@
                        start/stop/kill/restart (dataDir kept), four-letter words (ruok,
                        mntr, srvr)
     ZooKeeperEnsemble  three servers on loopback (QuorumPeerMain): leader(), kill(i), start(i)
-    ZkCtl              the tests/tools/zkctl binary: get/stat/set/create/delete/ls/
+    ZkCtl              the tests/tools/zkctl binary: get/stat/set/create/delete/recreate/ls/
                        wait-gone/expire-session
     Agent              `ringmaster agent` as a process; its session id and password come from
                        the file named by RINGMASTER_ZK_SESSION_FILE
