@@ -241,8 +241,12 @@ void Worker::begin_drain() {
   drain_deadline_ms_ = now_ms_ + options_.shutdown_timeout_ms;
   RM_LOG_INFO("worker %d: draining (%u clients)", index_, clients_);
   if (accept_armed_) cancel(io::pack_user_data(this, io::OpTag::accept));
-  // Closing our descriptor stops new connections once the accept above is cancelled; the
-  // other workers close theirs too, so the port refuses from then on.
+  // shutdown() takes the socket out of the listening state (and out of the SO_REUSEPORT
+  // group) at once, whoever still holds it: the pending multishot accept keeps a reference
+  // of its own, and relying on the cancel above alone once left a listener queueing
+  // connections that nobody would accept for the whole drain. The other workers do the
+  // same, so the port refuses from here on.
+  ::shutdown(listen_fd_, SHUT_RDWR);
   ::close(listen_fd_);
   listen_fd_ = -1;
   for (auto& [state, pool] : idle_pools_) {
