@@ -67,8 +67,10 @@ void Worker::on_client_recv(ClientConn* c, io_uring_cqe* cqe) {
     return;
   }
   c->held.push_back(HeldBuffer{buffer_id, 0, static_cast<uint32_t>(res)});
-  if (c->state == ClientState::idle) {
+  if (c->state == ClientState::idle && !c->out.backed_up(kOutSoftLimit)) {
     // First byte of the next request: the whole head must now arrive within the deadline.
+    // (While this client's answers are backed up the request waits, idle; see
+    // pump_client_once.)
     c->state = ClientState::reading_head;
     header_timers_.arm(&c->timer, now_ms_);
   } else if (c->state == ClientState::exchanging && !c->cache_waiting) {
@@ -117,6 +119,11 @@ bool Worker::pump_client_once(ClientConn* c) {
   const char* data = buffers_->buffer(h.buffer_id) + h.offset;
   switch (c->state) {
     case ClientState::idle:
+      // The next request waits while this client's answers are backed up: a pipelining
+      // client that does not read would otherwise get every cached or local answer queued
+      // at once, without bound. Its held input then stops its receive and TCP pushes back;
+      // on_client_send resumes the pump.
+      if (c->out.backed_up(kOutSoftLimit)) return false;
       c->state = ClientState::reading_head;
       header_timers_.arm(&c->timer, now_ms_);
       return true;
@@ -264,6 +271,7 @@ void Worker::on_client_send(ClientConn* c, int res) {
   if (c->state == ClientState::exchanging || c->state == ClientState::closing) client_timers_.arm(&c->timer, now_ms_);
   kick_client_send(c);
   if (c->upstream && c->upstream->state == UpstreamState::busy) pump_upstream(c->upstream);
+  if (c->state == ClientState::idle && !c->held.empty()) pump_client(c);  // was backed up
   if (c->state == ClientState::closing && c->out.empty()) begin_linger(c);
 }
 

@@ -31,6 +31,11 @@ size_t OutQueue::size() const {
   return total;
 }
 
+bool OutQueue::backed_up(size_t bytes) const {
+  if (chunks_.size() > 8 * static_cast<size_t>(kIovMax)) return true;
+  return size() >= bytes;
+}
+
 const msghdr* OutQueue::next_send() {
   if (sending_) return nullptr;
   int n = 0;

@@ -36,6 +36,9 @@ class OutQueue {
 
   // Queued bytes over all chunks (a handful of chunks: the loop is short).
   size_t size() const;
+  // True when `bytes` or more are queued, or more chunks than a send takes several times
+  // over (small answers queued one after another); bounded work either way.
+  bool backed_up(size_t bytes) const;
   bool empty() const { return size() == 0; }
   bool sending() const { return sending_; }
   // The message for the next sendmsg (and marks a send outstanding); null when a send is

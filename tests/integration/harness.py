@@ -652,9 +652,18 @@ class HttpConnection(HttpReader):
             r = c.read_response()
     """
 
-    def __init__(self, port, host=LOOPBACK, timeout=10.0):
+    def __init__(self, port, host=LOOPBACK, timeout=10.0, sockopts=()):
+        """sockopts: (level, option, value) set before connecting (SO_RCVBUF must be, or
+        the window already offered lets far more through)."""
         super().__init__()
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        if sockopts:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            for level, option, value in sockopts:
+                self.sock.setsockopt(level, option, value)
+            self.sock.settimeout(timeout)
+            self.sock.connect((host, port))
+        else:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.timeout = timeout
 

@@ -549,3 +549,53 @@ def test_admin_listener_answers_only_where_it_was_told(start_proxy, backend):
 
 def test_proxy_without_admin_flag_listens_only_on_its_client_address(proxy):
     assert _listening_addresses(proxy.pid) == {("127.0.0.1", proxy.port)}
+
+
+# ---------------------------------------------------------------------------------------
+# A client that pipelines far more than it reads
+
+PIPELINED_REQUESTS = 20000
+PIPELINED_BODY_BYTES = 8192     # 20000 answers: 160 MiB, far beyond any socket buffer
+PIPELINE_RSS_GROWTH_MAX = 32 * MIB
+
+
+def test_pipelining_client_that_does_not_read_gets_answers_held_back_not_queued(
+        start_proxy, backend, sanitized):
+    """20000 pipelined requests for a cached 8 KiB answer from a client that reads nothing
+    at first. Every answer is ready at once, so only backpressure keeps them from being
+    queued in the proxy's memory (a few KiB of bookkeeping each: 80 MiB before the fix):
+    the next request must wait while the client's answers are backed up, its unparsed
+    input must stop the receive, and TCP must hold the rest. Meanwhile another client is
+    served. Then the client reads, and every request is answered, in order, once."""
+    proxy = start_proxy([backend], threads=1, cache_bytes="16M")
+    path = "/cacheable/flood?max_age=600&bytes=%d" % PIPELINED_BODY_BYTES
+    first = get(proxy.port, path)
+    assert first.status == 200 and first.header("x-serial") == "1", first
+    assert len(first.body) == PIPELINED_BODY_BYTES
+    baseline_rss = proxy.rss_bytes()
+    small = [(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)]
+    with HttpConnection(proxy.port, timeout=30, sockopts=small) as c:
+        c.send(build_request("GET", path) * PIPELINED_REQUESTS, timeout=30)
+        samples = []
+        for _ in range(10):
+            samples.append(proxy.rss_bytes())
+            time.sleep(0.1)  # the sampling period of the RSS figure
+        peak = max(samples)
+        print("\npipelining client reading nothing, %d requests: proxy RSS %.1f -> peak %.1f "
+              "MiB" % (PIPELINED_REQUESTS, baseline_rss / MIB, peak / MIB))
+        if not sanitized:
+            # Most of what growth there is: the reactor's receive buffers (1024 x 16 KiB),
+            # touched as the kernel cycles through them.
+            assert peak - baseline_rss < PIPELINE_RSS_GROWTH_MAX, \
+                "proxy RSS grew %.1f MiB for a client that reads nothing" % (
+                    (peak - baseline_rss) / MIB)
+        # The flood holds only a few of the reactor's shared receive buffers: another
+        # client on the same reactor is served meanwhile.
+        other = get(proxy.port, "/other-client", timeout=5)
+        assert other.status == 200 and other.body == b"backend-1 /other-client\n", other
+        for i in range(PIPELINED_REQUESTS):
+            r = c.read_response(timeout=30)
+            assert r.status == 200 and r.body == first.body and r.header("x-serial") == "1", (i, r)
+        assert not c.buf, "bytes after the last answer: %r" % bytes(c.buf[:100])
+    # Only the first request and the other client's reached the backend.
+    assert len(backend.requests()) == 2, backend.requests()

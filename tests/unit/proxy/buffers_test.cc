@@ -104,5 +104,33 @@ TEST(OutQueue, AnEmptyOpenChunkBeforeASharedOneDoesNotStallTheQueue) {
   EXPECT_TRUE(q.empty());
 }
 
+TEST(OutQueue, BackedUpByBytesOrByManySmallSharedAnswers) {
+  OutQueue q;
+  EXPECT_FALSE(q.backed_up(100));
+  q.pending().append(std::string(99, 'x'));
+  EXPECT_FALSE(q.backed_up(100));
+  q.pending().append("y");
+  EXPECT_TRUE(q.backed_up(100));
+  OutQueue answers;
+  auto* entry = new cache::Entry();
+  entry->body = "b";
+  cache::EntryRef ref(entry);
+  // One-byte answers: never many bytes, but a queue of them is backed up all the same.
+  int appended = 0;
+  while (!answers.backed_up(1 << 20) && appended < 1000) {
+    answers.append_shared(ref.share(), entry->body.data(), entry->body.size());
+    ++appended;
+  }
+  EXPECT_TRUE(answers.backed_up(1 << 20));
+  EXPECT_LE(appended, 8 * OutQueue::kIovMax + 1);
+  // Sending drains it below the mark again.
+  for (;;) {
+    const msghdr* msg = answers.next_send();
+    if (msg == nullptr) break;
+    answers.on_sent(gather(msg).size());
+  }
+  EXPECT_FALSE(answers.backed_up(1 << 20));
+}
+
 }  // namespace
 }  // namespace ringmaster::proxy
