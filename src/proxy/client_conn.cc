@@ -269,6 +269,10 @@ void Worker::on_client_send(ClientConn* c, int res) {
   }
   c->out.on_sent(static_cast<size_t>(res));
   if (c->state == ClientState::exchanging || c->state == ClientState::closing) client_timers_.arm(&c->timer, now_ms_);
+  // Between requests with answers still going out (a cached answer is queued whole the
+  // moment it is found): a send that made progress is activity, so a slow but steady
+  // reader is not cut by the idle timeout; one that stops reading still is.
+  if (c->state == ClientState::idle) idle_timers_.arm(&c->timer, now_ms_);
   kick_client_send(c);
   if (c->upstream && c->upstream->state == UpstreamState::busy) pump_upstream(c->upstream);
   if (c->state == ClientState::idle && !c->held.empty()) pump_client(c);  // was backed up

@@ -266,6 +266,22 @@ void Worker::drain_tick() {
     while (TimerNode* node = list.pop_expired(INT64_MAX)) to_close.push_back(container_of_timer<ClientConn>(node));
   };
   collect(idle_timers_);
+  if (!past_deadline) {
+    // Between requests but with answers still going out (a large cached answer to a slow
+    // reader): finish sending, then close, like a busy client.
+    size_t keep = 0;
+    for (ClientConn* c : to_close) {
+      if (c->out.empty()) {
+        to_close[keep++] = c;
+        continue;
+      }
+      c->keep_alive = false;
+      c->state = ClientState::closing;
+      release_held(c);
+      client_timers_.arm(&c->timer, now_ms_);
+    }
+    to_close.resize(keep);
+  }
   if (past_deadline) {
     collect(header_timers_);
     collect(client_timers_);

@@ -6,6 +6,10 @@
   * a client that never reads a 200 MiB download: the proxy's RSS stays bounded
     (backpressure; VmRSS sampled and printed) and the client is closed after
     --client-timeout-ms;
+  * a client pipelining 20000 cached requests without reading: answers are held back, not
+    queued in memory, and another client is served meanwhile;
+  * a slow but steady reader of a large cached answer is not cut by the idle timeout, nor by
+    a SIGTERM drain;
   * 2000 idle keep-alive connections stay open and a normal request is still served;
   * connections beyond --max-connections are refused cleanly (closed, or 503), never left
     hanging, and the connections already open keep working;
@@ -22,6 +26,7 @@ import os
 import resource
 import select
 import selectors
+import signal
 import socket
 import time
 
@@ -599,3 +604,81 @@ def test_pipelining_client_that_does_not_read_gets_answers_held_back_not_queued(
         assert not c.buf, "bytes after the last answer: %r" % bytes(c.buf[:100])
     # Only the first request and the other client's reached the backend.
     assert len(backend.requests()) == 2, backend.requests()
+
+
+SLOW_READ_BODY_BYTES = 12 * MIB   # well past what the kernel's socket buffers hold
+SLOW_READ_IDLE_TIMEOUT_MS = 1000
+
+
+def _read_slowly(c, body_bytes, on_progress=None):
+    """Reads one response of `body_bytes` at a deliberate pace (64 KiB per 15 ms); returns
+    (body, seconds). on_progress(bytes so far) is called after every read."""
+    received = bytearray()
+    started = time.monotonic()
+    while True:
+        try:
+            data = c.sock.recv(65536)
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            break
+        received += data
+        if on_progress:
+            on_progress(len(received))
+        head_end = received.find(b"\r\n\r\n")
+        if head_end >= 0 and len(received) - head_end - 4 >= body_bytes:
+            break
+        time.sleep(0.015)  # the client's reading pace is what these tests are about
+    head_end = received.find(b"\r\n\r\n")
+    return (bytes(received[head_end + 4:]) if head_end >= 0 else b""), time.monotonic() - started
+
+
+def _store_large_answer(start_proxy, backend, **flags):
+    proxy = start_proxy([backend], threads=1, cache_bytes="1G", cache_object_max="16M", **flags)
+    path = "/cacheable/big?max_age=600&bytes=%d" % SLOW_READ_BODY_BYTES
+    stored = get(proxy.port, path, timeout=10)
+    assert stored.status == 200 and len(stored.body) == SLOW_READ_BODY_BYTES
+    again = get(proxy.port, path, timeout=10)
+    assert again.header("x-serial") == "1", "the large answer was not stored"
+    return proxy, path, stored
+
+
+def test_slow_reader_of_a_large_cached_answer_is_not_cut_by_the_idle_timeout(
+        start_proxy, backend):
+    """A cached answer is queued whole the moment it is found, so the connection is between
+    requests while its bytes still go out. A client reading steadily but slowly (12 MiB over
+    about 3 s) must get all of it: sends that make progress keep the connection alive,
+    not just requests (with --idle-timeout-ms 1000 it was cut after a second)."""
+    proxy, path, stored = _store_large_answer(start_proxy, backend,
+                                              idle_timeout_ms=SLOW_READ_IDLE_TIMEOUT_MS)
+    small = [(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)]
+    with HttpConnection(proxy.port, timeout=10, sockopts=small) as c:
+        c.send(build_request("GET", path))
+        body, took = _read_slowly(c, SLOW_READ_BODY_BYTES)
+    print("\nslow reader: %d of %d body bytes in %.2f s (idle timeout %d ms)"
+          % (len(body), SLOW_READ_BODY_BYTES, took, SLOW_READ_IDLE_TIMEOUT_MS))
+    assert took > 2 * SLOW_READ_IDLE_TIMEOUT_MS / 1000.0, \
+        "the client read too fast (%.2f s) for this test to mean anything" % took
+    assert body == stored.body, "got %d of %d body bytes" % (len(body), len(stored.body))
+
+
+def test_sigterm_lets_a_slow_reader_finish_a_large_cached_answer(start_proxy, backend):
+    """SIGTERM while a cached answer is still going out to a slow reader: the connection is
+    between requests, but it is not idle; the drain lets it finish, then closes it."""
+    proxy, path, stored = _store_large_answer(start_proxy, backend, shutdown_timeout_ms=20000)
+    small = [(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)]
+    signalled = []
+
+    def signal_once(so_far):
+        if not signalled and so_far >= MIB:
+            proxy.process.send_signal(signal.SIGTERM)
+            signalled.append(time.monotonic())
+
+    with HttpConnection(proxy.port, timeout=10, sockopts=small) as c:
+        c.send(build_request("GET", path))
+        body, took = _read_slowly(c, SLOW_READ_BODY_BYTES, signal_once)
+        assert signalled, "never signalled"
+        assert body == stored.body, "got %d of %d body bytes after SIGTERM" % (
+            len(body), len(stored.body))
+        assert c.wait_closed(5), "connection still open after the answer"
+    assert proxy.process.wait(10) == 0
