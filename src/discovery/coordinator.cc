@@ -352,15 +352,32 @@ void Coordinator::resolve_uncertain_write(const CountWrite& w) {
   ZkStat stat;
   ZkCode rc = session_->get(target_path(w.name), &data, &stat, false);
   zk_reads_.add();
+  if (rc == ZkCode::no_node) {
+    // Gone (its agent left or its session expired) before we could look: whether the write
+    // landed is undecidable, and the agent may carry the count into a new node. Counted as
+    // applied (never twice), and the flushes of every other target go on.
+    ambiguous_writes_.add();
+    flushed_requests_.add(w.requests_total - w.written_before);
+    book_->on_assumed_written(w);
+    book_->on_missing(w.name);
+    return;
+  }
   if (rc != ZkCode::ok) {
     uncertain_.push_back(w);
     return;
   }
-  if (stat.version == w.expected_version) {
+  // A node deleted and re-created meanwhile (an agent's takeover, a session expiry) starts
+  // again at version 0, so "unchanged version" proves nothing there: had the write landed on
+  // the old node, the new one may carry its count already, and writing it again would count
+  // it twice. Another incarnation than the one planned against is therefore ambiguous.
+  bool same_node = w.czxid == 0 || stat.czxid == w.czxid;
+  if (same_node && stat.version == w.expected_version) {
     book_->on_read(w.name, data, stat.version, stat.czxid);
     return;
   }
-  if (!(stat.version == w.expected_version + 1 && data == std::to_string(w.count))) ambiguous_writes_.add();
+  if (!(same_node && stat.version == w.expected_version + 1 && data == std::to_string(w.count))) {
+    ambiguous_writes_.add();
+  }
   flushed_requests_.add(w.requests_total - w.written_before);
   book_->on_assumed_written(w);
   book_->on_read(w.name, data, stat.version, stat.czxid);

@@ -114,9 +114,9 @@ int64_t TargetBook::min_normalised() const {
 
 namespace {
 std::optional<CountWrite> plan_entry(const std::string& name, uint64_t count, int32_t version, uint64_t written,
-                                     uint64_t total) {
+                                     uint64_t total, int64_t czxid) {
   if (total == written) return std::nullopt;
-  return CountWrite{name, count + (total - written), version, total, written};
+  return CountWrite{name, count + (total - written), version, total, written, czxid};
 }
 }  // namespace
 
@@ -124,7 +124,9 @@ std::vector<TargetBook::Write> TargetBook::plan_flush() const {
   std::vector<Write> writes;
   for (const auto& [name, e] : entries_) {
     if (!e.member || !e.readable || !e.node_present) continue;
-    if (auto w = plan_entry(name, e.count, e.version, e.written_total, e.state->requests_total())) writes.push_back(*w);
+    if (auto w = plan_entry(name, e.count, e.version, e.written_total, e.state->requests_total(), e.czxid)) {
+      writes.push_back(*w);
+    }
   }
   return writes;
 }
@@ -135,7 +137,7 @@ std::optional<TargetBook::Write> TargetBook::plan_one(const std::string& name) c
     return std::nullopt;
   }
   const Entry& e = it->second;
-  return plan_entry(name, e.count, e.version, e.written_total, e.state->requests_total());
+  return plan_entry(name, e.count, e.version, e.written_total, e.state->requests_total(), e.czxid);
 }
 
 void TargetBook::on_assumed_written(const Write& write) {

@@ -29,6 +29,7 @@ struct CountWrite {
   int32_t expected_version;
   uint64_t requests_total;   // this proxy's total for the target once the write lands
   uint64_t written_before;   // this proxy's total already in ZooKeeper before it
+  int64_t czxid = 0;         // the incarnation it was planned against (0: unknown)
 };
 
 class TargetBook {

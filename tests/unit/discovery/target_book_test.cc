@@ -187,6 +187,23 @@ TEST(TargetBook, ANewIncarnationAtTheSameVersionIsAdoptedAndLevelledAgain) {
   EXPECT_EQ(base_of(*snap, "b:2"), base_of(*snap, "a:1") + 7);
 }
 
+TEST(TargetBook, WritesCarryTheIncarnationTheyWerePlannedAgainst) {
+  // The coordinator settles a write lost to CONNECTIONLOSS by reading the node back; only a
+  // read of the same incarnation can say "not landed" from an unchanged version.
+  TargetBook book(1, fake_resolve);
+  book.set_members({"a:1"}, 0);
+  book.on_read("a:1", "10", 0, 100);
+  auto snap = book.build_snapshot(1);
+  state_of(*snap, "a:1")->slots[0].count_request();
+  auto writes = book.plan_flush();
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_EQ(writes[0].czxid, 100);
+  book.on_read("a:1", "10", 0, 200);  // re-created at the same version
+  auto w = book.plan_one("a:1");
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->czxid, 200);
+}
+
 TEST(TargetBook, AWriteThatLandsOnAnotherIncarnationIsReported) {
   TargetBook book(1, fake_resolve);
   book.set_members({"a:1"}, 0);
