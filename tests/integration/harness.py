@@ -65,6 +65,20 @@ class ReservedPort:
         self._sock.close()
 
 
+def parse_metrics(text):
+    """{'name{labels}': value} from the Prometheus text format (GET /metrics)."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        try:
+            out[key] = float(value)
+        except ValueError:
+            pass
+    return out
+
+
 def wait_until(predicate, timeout, message=None, interval_max=0.05):
     """Polls predicate() until it returns a truthy value (returned) or `timeout` seconds
     pass (AssertionError naming `message`)."""

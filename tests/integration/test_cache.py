@@ -35,7 +35,7 @@ import time
 import pytest
 
 from harness import (DEFAULT_HOST, LOOPBACK, ConnectionClosed, HttpConnection, build_request,
-                     free_port, pattern_sha256, port_accepts, wait_until)
+                     free_port, parse_metrics, pattern_sha256, port_accepts, wait_until)
 
 CACHE_BYTES = "64M"
 LAST_MODIFIED = "Mon, 01 Jan 2024 00:00:00 GMT"
@@ -44,18 +44,6 @@ LAST_MODIFIED = "Mon, 01 Jan 2024 00:00:00 GMT"
 # ---------------------------------------------------------------------------------------
 # Helpers
 
-def parse_metrics(text):
-    """{'name{labels}': value} from the Prometheus text format."""
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        key, _, value = line.rpartition(" ")
-        try:
-            out[key] = float(value)
-        except ValueError:
-            pass
-    return out
 
 
 def admin_request(port, method, path):

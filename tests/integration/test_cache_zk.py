@@ -22,7 +22,7 @@ import time
 import pytest
 
 import harness
-from harness import LOOPBACK, free_port, port_accepts, wait_until
+from harness import LOOPBACK, free_port, parse_metrics, port_accepts, wait_until
 from zk import (  # noqa: F401  (fixtures are used by name)
     start_agent, wait_for, zk, zk_server)
 
@@ -31,17 +31,6 @@ TARGETS = "/targets"
 TARGET = "/cacheable/zk?max_age=600"
 
 
-def parse_metrics(text):
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        key, _, value = line.rpartition(" ")
-        try:
-            out[key] = float(value)
-        except ValueError:
-            pass
-    return out
 
 
 class CacheZkProxy:

@@ -30,7 +30,8 @@ from pathlib import Path
 import pytest
 
 import harness
-from harness import LOOPBACK, ManagedProcess, free_port, port_accepts, wait_until
+from harness import (LOOPBACK, ManagedProcess, free_port, parse_metrics, port_accepts,
+                     wait_until)
 from zk import (  # noqa: F401  (fixtures are used by name)
     start_agent, start_zk_server, wait_for, zk, zk_server)
 
@@ -102,17 +103,6 @@ class ZkProxy:
         return (parts[0], parts[1]) if len(parts) == 2 else None
 
 
-def parse_metrics(text):
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        key, _, value = line.rpartition(" ")
-        try:
-            out[key] = float(value)
-        except ValueError:
-            pass
-    return out
 
 
 @pytest.fixture

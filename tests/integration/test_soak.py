@@ -67,7 +67,8 @@ from pathlib import Path
 import pytest
 
 import harness
-from harness import LOOPBACK, ManagedProcess, free_port, port_accepts, wait_until
+from harness import (LOOPBACK, ManagedProcess, free_port, parse_metrics, port_accepts,
+                     wait_until)
 from zk import ZkCtl, start_agent, start_zk_server  # noqa: F401  (fixtures, used by name)
 
 # Registered here rather than in a conftest or pytest.ini (`-m soak` selects it).
@@ -134,16 +135,6 @@ class SoakBackend:
         self.process.kill()
 
 
-def parse_metrics(text):
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            try:
-                out[key] = float(value)
-            except ValueError:
-                pass
-    return out
 
 
 class Admin:
