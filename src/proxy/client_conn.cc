@@ -228,6 +228,18 @@ void Worker::local_response(ClientConn* c, uint16_t status) {
   finish_exchange(c);
 }
 
+void Worker::arm_between_requests(ClientConn* c) {
+  // Answers may still be going out between requests (a cached one is queued whole the
+  // moment it is found): until they are, the send-progress deadline governs, as during an
+  // exchange, so a slow but steady reader is not cut and the drain lets it finish; the
+  // keep-alive wait starts when the last byte is sent.
+  if (c->out.empty()) {
+    idle_timers_.arm(&c->timer, now_ms_);
+  } else {
+    client_timers_.arm(&c->timer, now_ms_);
+  }
+}
+
 void Worker::finish_exchange(ClientConn* c) {
   end_cache_claim(c);
   if (draining_) c->keep_alive = false;
@@ -241,7 +253,7 @@ void Worker::finish_exchange(ClientConn* c) {
   }
   c->parser->reset();
   c->state = ClientState::idle;
-  idle_timers_.arm(&c->timer, now_ms_);
+  arm_between_requests(c);
   if (c->held.empty()) {
     // Idle keep-alive connections hold no parser: thousands of them cost little memory.
     spare_parsers_.push_back(std::move(c->parser));
@@ -269,10 +281,7 @@ void Worker::on_client_send(ClientConn* c, int res) {
   }
   c->out.on_sent(static_cast<size_t>(res));
   if (c->state == ClientState::exchanging || c->state == ClientState::closing) client_timers_.arm(&c->timer, now_ms_);
-  // Between requests with answers still going out (a cached answer is queued whole the
-  // moment it is found): a send that made progress is activity, so a slow but steady
-  // reader is not cut by the idle timeout; one that stops reading still is.
-  if (c->state == ClientState::idle) idle_timers_.arm(&c->timer, now_ms_);
+  if (c->state == ClientState::idle) arm_between_requests(c);
   kick_client_send(c);
   if (c->upstream && c->upstream->state == UpstreamState::busy) pump_upstream(c->upstream);
   if (c->state == ClientState::idle && !c->held.empty()) pump_client(c);  // was backed up

@@ -261,27 +261,13 @@ void Worker::drain_tick() {
   // keep_alive is cleared in finish_exchange while draining).
   bool past_deadline = now_ms_ >= drain_deadline_ms_;
   std::vector<ClientConn*> to_close;
-  // Every idle client sits on the idle list; past the deadline, every client on any list.
+  // Every idle client with nothing left to send sits on the idle list (one still sending
+  // is on the client list, see arm_between_requests); past the deadline, every client on
+  // any list.
   auto collect = [&](TimerList& list) {
     while (TimerNode* node = list.pop_expired(INT64_MAX)) to_close.push_back(container_of_timer<ClientConn>(node));
   };
   collect(idle_timers_);
-  if (!past_deadline) {
-    // Between requests but with answers still going out (a large cached answer to a slow
-    // reader): finish sending, then close, like a busy client.
-    size_t keep = 0;
-    for (ClientConn* c : to_close) {
-      if (c->out.empty()) {
-        to_close[keep++] = c;
-        continue;
-      }
-      c->keep_alive = false;
-      c->state = ClientState::closing;
-      release_held(c);
-      client_timers_.arm(&c->timer, now_ms_);
-    }
-    to_close.resize(keep);
-  }
   if (past_deadline) {
     collect(header_timers_);
     collect(client_timers_);

@@ -211,6 +211,7 @@ class Worker {
   void on_request_head(ClientConn* c);
   void local_response(ClientConn* c, uint16_t status);
   void finish_exchange(ClientConn* c);
+  void arm_between_requests(ClientConn* c);
   void kick_client_send(ClientConn* c);
   void client_input_ended(ClientConn* c, int res);
   void begin_linger(ClientConn* c);
