@@ -138,9 +138,17 @@ int run_proxy(const std::vector<std::string_view>& args) {
     co.flush_interval_ms = cfg.flush_interval_ms;
     co.session_timeout_ms = cfg.session_timeout_ms;
     co.reactors = options.threads;
+    co.fleet = cfg.fleet;
+    co.fleet_path = cfg.fleet_path;
+    if (!cfg.fleet_listen_off) co.fleet_listen = cfg.fleet_listen.value_or(base::HostPort{cfg.listen.host, 0});
     if (response_cache) co.on_content_version_change = [c = response_cache.get()] { c->invalidate_all(); };
     coordinator = std::make_unique<discovery::Coordinator>(co, &cell);
-    coordinator->start();
+    try {
+      coordinator->start();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ringmaster: %s\n", e.what());
+      return 2;
+    }
     // Serve at once either way; waiting briefly only spares the first clients a 503 while
     // the first read of the targets is under way.
     if (!coordinator->wait_first_snapshot(cfg.session_timeout_ms)) {

@@ -146,6 +146,17 @@ base::HostPort host_port_value(const FlagArg& arg) {
   return *hp;
 }
 
+// HOST:PORT where port 0 means "any free port".
+base::HostPort any_port_value(const FlagArg& arg) {
+  if (!arg.value.ends_with(":0")) return host_port_value(arg);
+  std::string one(arg.value.substr(0, arg.value.size() - 1));
+  one += '1';
+  auto hp = base::parse_host_port(one);
+  if (!hp) fail_value(arg, "expected HOST:PORT");
+  hp->port = 0;
+  return *hp;
+}
+
 // Why a znode path is not absolute and canonical; empty when it is. ZooKeeper itself
 // rejects these, but only at the first request, long after startup and far from the flag.
 std::string_view znode_path_problem(std::string_view path) {
@@ -306,6 +317,17 @@ const FlagSpec<ProxyConfig> kProxyFlags[] = {
     {"--threads", true, [](ProxyConfig& c, const FlagArg& a) { c.threads = uint_value(a, 1, kThreadsMax); }},
     {"--admin", true, [](ProxyConfig& c, const FlagArg& a) { c.admin = host_port_value(a); }},
     {"--target", true, add_static_target},
+    {"--fleet", true,
+     [](ProxyConfig& c, const FlagArg& a) {
+       if (a.value != "on" && a.value != "off") fail_value(a, "must be on or off");
+       c.fleet = a.value == "on";
+     }},
+    {"--fleet-path", true, [](ProxyConfig& c, const FlagArg& a) { c.fleet_path = znode_path_value(a); }},
+    {"--fleet-listen", true,
+     [](ProxyConfig& c, const FlagArg& a) {
+       c.fleet_listen_off = a.value == "off";
+       if (!c.fleet_listen_off) c.fleet_listen = any_port_value(a);
+     }},
     {"--flush-interval-ms", true,
      [](ProxyConfig& c, const FlagArg& a) { c.flush_interval_ms = uint_value(a, 1, kFlushIntervalMsMax); }},
     {"--cache-bytes", true, [](ProxyConfig& c, const FlagArg& a) { c.cache_bytes = size_value(a, 0, kBytesMax); }},
@@ -362,6 +384,13 @@ void check_proxy(ProxyConfig& config, const SeenFlags& seen) {
     config.request_line_bytes_max = config.header_bytes_max;
   }
   check_znode_paths(config);
+  // The fleet's nodes under the targets path would be read as (bad) targets, and the other
+  // way round.
+  const std::string& fleet = config.fleet_path;
+  const std::string& targets = config.targets_path;
+  if (fleet == targets || fleet.starts_with(targets + "/") || targets.starts_with(fleet + "/")) {
+    fail("--fleet-path must not be --targets-path, inside it or above it, got " + quoted(fleet));
+  }
 }
 
 const FlagSpec<AgentConfig> kAgentFlags[] = {

@@ -6,6 +6,8 @@
 
 #include "ringmaster/base/clock.h"
 #include "ringmaster/base/log.h"
+#include "fleet_link.h"
+#include "fleet_state.h"
 #include "target_book.h"
 #include "zk_session.h"
 
@@ -40,6 +42,7 @@ Coordinator::Coordinator(const CoordinatorOptions& options, upstream::SnapshotCe
 Coordinator::~Coordinator() { stop(); }
 
 void Coordinator::start() {
+  if (options_.fleet) fleet_start();
   thread_ = std::thread([this] {
     base::set_thread_name("coordinator");
     run();
@@ -51,6 +54,7 @@ void Coordinator::stop() {
   stop_.store(true);
   session_->interrupt();
   thread_.join();
+  if (fleet_server_) fleet_server_->stop();
 }
 
 bool Coordinator::wait_first_snapshot(int64_t timeout_ms) {
@@ -82,6 +86,7 @@ void Coordinator::run() {
           break;
         case ZkEvent::Type::child:
           if (event->path == options_.targets_path) read_members();
+          if (fleet_ && event->path == fleet_->proxies_path) read_fleet();
           break;
         case ZkEvent::Type::created:
         case ZkEvent::Type::deleted:
@@ -99,7 +104,9 @@ void Coordinator::run() {
     if (empty_since_ms_ != 0 && now - empty_since_ms_ >= options_.session_timeout_ms) read_members();
     if (now >= next_flush) {
       flush_intervals_.add();
-      if (session_->connected()) {
+      if (fleet_) {
+        fleet_tick(now);
+      } else if (session_->connected()) {
         if (now >= next_refresh) {
           refresh_counts();
           next_refresh = now + options_.refresh_interval_ms;
@@ -112,7 +119,11 @@ void Coordinator::run() {
     }
   }
   // Final flush: the reactors have stopped, so this writes every request they counted.
-  if (session_->connected()) flush();
+  if (fleet_) {
+    fleet_final();
+  } else if (session_->connected()) {
+    flush();
+  }
   if (book_->unflushed_total() > 0) {
     RM_LOG_WARN("stopping with %llu requests not written to ZooKeeper",
                 static_cast<unsigned long long>(book_->unflushed_total()));
@@ -131,6 +142,7 @@ void Coordinator::handle_session_change() {
       break;
     case SessionState::expired:
     case SessionState::auth_failed:
+      if (fleet_) fleet_reset_session();
       // The session is gone for good: a new one, new watches, everything read again. The
       // reactors keep routing with the last snapshot and keep counting meanwhile.
       if (session_->reopen() == ZkCode::ok) sessions_started_.add();
@@ -149,6 +161,7 @@ void Coordinator::full_read() {
     return;
   }
   if (!read_members()) return;
+  if (fleet_ && !read_fleet()) return;
   read_cache_version();
   need_full_read_ = false;
 }
@@ -420,10 +433,22 @@ void Coordinator::publish() {
   targets_gauge_.set(static_cast<int64_t>(targets));
   unflushed_gauge_.set(static_cast<int64_t>(book_->unflushed_total()));
   skipped_gauge_.set(static_cast<int64_t>(book_->skipped_names() + book_->skipped_data()));
+  if (fleet_) {
+    fleet_->leader_gauge.set(fleet_->is_leader ? 1 : 0);
+    fleet_->members_gauge.set(static_cast<int64_t>(fleet_->members));
+    if (fleet_->is_leader && fleet_->leader_ready) publish_fleet_view();
+  }
 
   std::string json = "{\"mode\":\"zookeeper\",\"session\":\"";
   json += session_state_name(session_->state());
-  json += "\",\"snapshot_version\":" + std::to_string(snapshot_version_) + ",\"targets\":[";
+  json += "\",\"snapshot_version\":" + std::to_string(snapshot_version_);
+  if (fleet_) {
+    json += ",\"fleet\":{\"instance\":\"" + fleet_->instance + "\",\"role\":\"" +
+            (fleet_->is_leader ? "leader" : "follower") + "\",\"proxies\":" + std::to_string(fleet_->members) +
+            ",\"leader\":\"" + json_escape(fleet_->leader.instance) + "\",\"leader_address\":\"" +
+            json_escape(fleet_->leader.address) + "\"}";
+  }
+  json += ",\"targets\":[";
   bool first = true;
   for (const TargetBook::Row& row : book_->rows()) {
     if (!first) json += ",";
@@ -481,6 +506,7 @@ void Coordinator::write_metrics(metrics::TextWriter& out) const {
   gauge("ringmaster_targets", "Targets in the last published snapshot.", targets_gauge_);
   gauge("ringmaster_unflushed_requests", "Requests counted but not yet written to ZooKeeper.", unflushed_gauge_);
   gauge("ringmaster_targets_skipped", "Children whose name or data did not parse.", skipped_gauge_);
+  if (fleet_) write_fleet_metrics(out);
 }
 
 }  // namespace ringmaster::discovery

@@ -56,7 +56,7 @@ std::vector<std::string> TargetBook::set_members(const std::vector<std::string>&
 void TargetBook::prune(int64_t now_ms, int64_t linger_ms) {
   for (auto it = entries_.begin(); it != entries_.end();) {
     const Entry& e = it->second;
-    bool idle = e.state->requests_total() == e.written_total;
+    bool idle = local_total(e) == e.written_total;
     if (!e.member && idle && now_ms - e.left_ms >= linger_ms) {
       it = entries_.erase(it);
     } else {
@@ -104,7 +104,7 @@ int64_t TargetBook::min_normalised() const {
   int64_t best = 0;
   for (const auto& [name, e] : entries_) {
     if (!e.member || !e.readable || !e.offset_set) continue;
-    uint64_t pending = e.state->requests_total() - e.written_total;
+    uint64_t pending = local_total(e) - e.written_total;
     int64_t norm = static_cast<int64_t>(e.count + pending) - e.offset;
     if (!any || norm < best) best = norm;
     any = true;
@@ -124,7 +124,7 @@ std::vector<TargetBook::Write> TargetBook::plan_flush() const {
   std::vector<Write> writes;
   for (const auto& [name, e] : entries_) {
     if (!e.member || !e.readable || !e.node_present) continue;
-    if (auto w = plan_entry(name, e.count, e.version, e.written_total, e.state->requests_total(), e.czxid)) {
+    if (auto w = plan_entry(name, e.count, e.version, e.written_total, local_total(e), e.czxid)) {
       writes.push_back(*w);
     }
   }
@@ -137,7 +137,7 @@ std::optional<TargetBook::Write> TargetBook::plan_one(const std::string& name) c
     return std::nullopt;
   }
   const Entry& e = it->second;
-  return plan_entry(name, e.count, e.version, e.written_total, e.state->requests_total(), e.czxid);
+  return plan_entry(name, e.count, e.version, e.written_total, local_total(e), e.czxid);
 }
 
 void TargetBook::on_assumed_written(const Write& write) {
@@ -163,7 +163,7 @@ std::unique_ptr<upstream::TargetSnapshot> TargetBook::build_snapshot(uint64_t ve
   snapshot->version = version;
   for (const auto& [name, e] : entries_) {
     if (!e.member || !e.readable) continue;
-    uint64_t pending = e.state->requests_total() - e.written_total;
+    uint64_t pending = local_total(e) - e.written_total;
     int64_t norm = static_cast<int64_t>(e.count + pending) - e.offset;
     upstream::Target t;
     t.state = e.state;
@@ -182,15 +182,103 @@ size_t TargetBook::member_count() const {
 
 uint64_t TargetBook::unflushed_total() const {
   uint64_t sum = 0;
-  for (const auto& [name, e] : entries_) sum += e.state->requests_total() - e.written_total;
+  for (const auto& [name, e] : entries_) sum += local_total(e) - e.written_total;
   return sum;
+}
+
+// ---- Fleet ----
+
+bool TargetBook::writable(const Entry& e) { return e.member && e.readable && e.node_present; }
+
+fleet::Deltas TargetBook::take_batch() {
+  fleet::Deltas deltas;
+  for (auto& [name, e] : entries_) {
+    uint64_t local = local_total(e);
+    if (local > e.batched_total) deltas[name] = local - e.batched_total;
+    e.batched_total = std::max(e.batched_total, local);
+  }
+  return deltas;
+}
+
+void TargetBook::on_acked(const fleet::Deltas& deltas) {
+  for (const auto& [name, n] : deltas) {
+    auto it = entries_.find(name);
+    if (it == entries_.end()) continue;
+    Entry& e = it->second;
+    e.written_total = std::min(e.written_total + n, local_total(e));
+  }
+}
+
+bool TargetBook::add_carried(const std::string& name, uint64_t n) {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) {
+    auto hp = base::parse_host_port(name);
+    std::optional<base::SocketAddress> address = hp ? resolver_(*hp) : std::nullopt;
+    if (!address) return false;
+    Entry e;
+    e.state = std::make_shared<upstream::TargetState>(name, *address, reactors_);
+    it = entries_.emplace(name, std::move(e)).first;
+  }
+  it->second.carried += n;
+  return true;
+}
+
+void TargetBook::on_count(const std::string& name, uint64_t count) {
+  auto it = entries_.find(name);
+  if (it == entries_.end() || !it->second.readable) return;
+  // A count learnt from the leader: for display and balancing only (no version: this proxy
+  // does not write the node while it follows). Counts only grow on one node.
+  if (count > it->second.count) it->second.count = count;
+}
+
+std::vector<TargetBook::FleetWrite> TargetBook::plan_fleet(const fleet::Deltas& extra, fleet::Deltas* unwritable) const {
+  std::vector<FleetWrite> writes;
+  for (const auto& [name, e] : entries_) {
+    auto x = extra.find(name);
+    uint64_t add_extra = x == extra.end() ? 0 : x->second;
+    if (!writable(e)) continue;
+    uint64_t local = local_total(e);
+    uint64_t add = (local - e.written_total) + add_extra;
+    if (add == 0) continue;
+    writes.push_back(FleetWrite{name, e.count + add, e.version, e.czxid, local});
+  }
+  for (const auto& [name, n] : extra) {
+    auto it = entries_.find(name);
+    if (n > 0 && (it == entries_.end() || !writable(it->second))) (*unwritable)[name] += n;
+  }
+  return writes;
+}
+
+bool TargetBook::on_fleet_written(const FleetWrite& w, int32_t new_version, int64_t czxid) {
+  auto it = entries_.find(w.name);
+  if (it == entries_.end()) return true;
+  Entry& e = it->second;
+  e.count = w.count;
+  e.version = new_version;
+  e.written_total = std::max(e.written_total, w.local_total);
+  e.batched_total = std::max(e.batched_total, w.local_total);
+  bool same = czxid == 0 || e.czxid == 0 || e.czxid == czxid;
+  if (czxid != 0) e.czxid = czxid;
+  return same;
+}
+
+void TargetBook::rebatch_unwritten() {
+  for (auto& [name, e] : entries_) e.batched_total = e.written_total;
+}
+
+std::vector<std::string> TargetBook::pending_members() const {
+  std::vector<std::string> names;
+  for (const auto& [name, e] : entries_) {
+    if (e.member && local_total(e) > e.written_total) names.push_back(name);
+  }
+  return names;
 }
 
 std::vector<TargetBook::Row> TargetBook::rows() const {
   std::vector<Row> out;
   for (const auto& [name, e] : entries_) {
     out.push_back(
-        Row{name, e.member, e.readable, e.node_present, e.count, e.state->requests_total() - e.written_total, e.version});
+        Row{name, e.member, e.readable, e.node_present, e.count, local_total(e) - e.written_total, e.version});
   }
   return out;
 }

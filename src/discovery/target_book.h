@@ -14,6 +14,7 @@
 
 #include "ringmaster/base/host_port.h"
 #include "ringmaster/upstream/targets.h"
+#include "fleet.h"
 
 namespace ringmaster::discovery {
 
@@ -80,6 +81,39 @@ class TargetBook {
   // Requests counted locally and not yet written, over all targets.
   uint64_t unflushed_total() const;
 
+  // ---- Fleet mode (see fleet.h). A proxy's "local total" for a target is the requests its
+  // reactors sent plus the requests of other proxies it took responsibility for (carried:
+  // batches a leader acknowledged but could not write, e.g. the node was missing).
+
+  // Follower: what was counted since the last batch, per target (and marks it batched).
+  fleet::Deltas take_batch();
+  // Follower: these batched requests are in ZooKeeper now.
+  void on_acked(const fleet::Deltas& deltas);
+  // Leader: requests of another proxy it now answers for. False when the name does not
+  // resolve (the requests cannot be kept).
+  bool add_carried(const std::string& name, uint64_t n);
+  // Follower: a count learnt from the leader (display and balancing; never written back).
+  void on_count(const std::string& name, uint64_t count);
+  struct FleetWrite {
+    std::string name;
+    uint64_t count;         // the value to write
+    int32_t expected_version;
+    int64_t czxid;
+    uint64_t local_total;   // this proxy's local total covered once it lands
+  };
+  // One write per writable target with own requests pending or `extra` requests (other
+  // proxies' batches) to add; `extra` for targets that cannot be written now is added to
+  // *unwritable.
+  std::vector<FleetWrite> plan_fleet(const fleet::Deltas& extra, fleet::Deltas* unwritable) const;
+  // The write landed; false when it landed on another incarnation than planned.
+  bool on_fleet_written(const FleetWrite& w, int32_t new_version, int64_t czxid);
+  // After this proxy's own write landed, its sequence covers every batch made before it:
+  // those batches are dropped unacknowledged, so whatever of them is still not written (a
+  // target that could not be written) goes into the next batch again.
+  void rebatch_unwritten();
+  // Members with requests not yet in ZooKeeper (what a direct write reads first).
+  std::vector<std::string> pending_members() const;
+
   struct Row {
     std::string name;
     bool member;
@@ -101,12 +135,16 @@ class TargetBook {
     int32_t version = 0;
     int64_t czxid = 0;           // the incarnation last seen; 0: unknown
     uint64_t written_total = 0;  // this proxy's requests already included in ZooKeeper
+    uint64_t carried = 0;        // other proxies' requests this one answers for (fleet leader)
+    uint64_t batched_total = 0;  // follower: requests already put into a batch
     int64_t offset = 0;          // balance normalisation: base = count - offset
     bool offset_set = false;
     int64_t left_ms = 0;  // when it stopped being a member
     bool was_member = false;  // scratch for set_members
   };
   int64_t min_normalised() const;
+  static uint64_t local_total(const Entry& e) { return e.state->requests_total() + e.carried; }
+  static bool writable(const Entry& e);
 
   unsigned reactors_;
   Resolver resolver_;

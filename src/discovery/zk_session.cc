@@ -377,11 +377,16 @@ void ZkSession::interrupt() {
   wakeup_.notify_one();
 }
 
-ZkCode ZkSession::create(const std::string& path, std::string_view data, CreateMode mode) {
+ZkCode ZkSession::create(const std::string& path, std::string_view data, CreateMode mode, std::string* created) {
   if (handle_ == nullptr) return ZkCode::invalid_state;
-  int flags = mode == CreateMode::ephemeral ? ZOO_EPHEMERAL : ZOO_PERSISTENT;
-  return to_code(zoo_create(handle_, path.c_str(), data.data() == nullptr ? "" : data.data(),
-                            static_cast<int>(data.size()), &ZOO_OPEN_ACL_UNSAFE, flags, nullptr, 0));
+  int flags = mode == CreateMode::persistent ? ZOO_PERSISTENT
+              : mode == CreateMode::ephemeral ? ZOO_EPHEMERAL
+                                              : ZOO_EPHEMERAL | ZOO_SEQUENCE;
+  std::string name(path.size() + 16, '\0');  // room for the 10-digit counter
+  int rc = zoo_create(handle_, path.c_str(), data.data() == nullptr ? "" : data.data(), static_cast<int>(data.size()),
+                      &ZOO_OPEN_ACL_UNSAFE, flags, name.data(), static_cast<int>(name.size()));
+  if (rc == ZOK && created != nullptr) *created = name.c_str();
+  return to_code(rc);
 }
 
 ZkCode ZkSession::create_parents(const std::string& path) {
@@ -428,7 +433,8 @@ ZkCode ZkSession::set(const std::string& path, std::string_view data, int32_t ve
   return to_code(rc);
 }
 
-ZkCode ZkSession::multi_set(const std::vector<SetOp>& ops, std::vector<ZkStat>* new_stats) {
+ZkCode ZkSession::multi_set(const std::vector<SetOp>& ops, std::vector<ZkStat>* new_stats, size_t* failed_index) {
+  if (failed_index != nullptr) *failed_index = ops.size();
   if (handle_ == nullptr) return ZkCode::invalid_state;
   if (ops.empty()) return ZkCode::ok;
   std::vector<zoo_op_t> zops(ops.size());
@@ -439,6 +445,15 @@ ZkCode ZkSession::multi_set(const std::vector<SetOp>& ops, std::vector<ZkStat>* 
                     ops[i].version, &stats[i]);
   }
   int rc = zoo_multi(handle_, static_cast<int>(ops.size()), zops.data(), results.data());
+  if (rc != ZOK && failed_index != nullptr) {
+    // The failing operation carries its own code; the others say they were rolled back.
+    for (size_t i = 0; i < ops.size(); ++i) {
+      if (results[i].err != ZOK && results[i].err != ZRUNTIMEINCONSISTENCY) {
+        *failed_index = i;
+        break;
+      }
+    }
+  }
   if (rc == ZOK && new_stats != nullptr) {
     new_stats->clear();
     for (const Stat& s : stats) new_stats->push_back(to_stat(s));

@@ -129,7 +129,9 @@ struct ZkEvent {
 };
 const char* event_type_name(ZkEvent::Type type);
 
-enum class CreateMode { persistent, ephemeral };
+// ephemeral_sequential: ZooKeeper appends a 10-digit, per-parent increasing counter to the
+// name (the recipe for elections: the lowest live counter wins).
+enum class CreateMode { persistent, ephemeral, ephemeral_sequential };
 
 // A version argument that matches any version (ZooKeeper's -1). Only for nodes the caller
 // owns outright; shared nodes get version-checked writes.
@@ -190,7 +192,9 @@ class ZkSession {
   void interrupt();
 
   // Synchronous operations (owning thread only). Paths are absolute, relative to the chroot.
-  ZkCode create(const std::string& path, std::string_view data, CreateMode mode);
+  // `created` (when given) receives the path the server created (with its counter for
+  // sequential nodes).
+  ZkCode create(const std::string& path, std::string_view data, CreateMode mode, std::string* created = nullptr);
   // Creates each missing ancestor of `path` (not `path` itself) as an empty persistent node;
   // NODEEXISTS is success (another client came first).
   ZkCode create_parents(const std::string& path);
@@ -202,13 +206,15 @@ class ZkSession {
   ZkCode remove(const std::string& path, int32_t version);
   // Versioned writes of several nodes in one transaction (one request, one round trip):
   // either all land or none does. The result is the first failing operation's code;
-  // (*new_stats)[i] is node i's stat after the write when the result is ok.
+  // (*new_stats)[i] is node i's stat after the write when the result is ok, and
+  // *failed_index (when given) the index of the operation that failed (ops.size() when the
+  // transaction as a whole did: connection loss, ok).
   struct SetOp {
     std::string path;
     std::string data;
     int32_t version;
   };
-  ZkCode multi_set(const std::vector<SetOp>& ops, std::vector<ZkStat>* new_stats);
+  ZkCode multi_set(const std::vector<SetOp>& ops, std::vector<ZkStat>* new_stats, size_t* failed_index = nullptr);
   // Names only (not paths), in the server's order.
   // With `stat`, also the parent's stat (its cversion counts every child created or deleted).
   ZkCode get_children(const std::string& path, std::vector<std::string>* children, bool watch,

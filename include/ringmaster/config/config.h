@@ -33,6 +33,11 @@ struct ProxyConfig {
   uint64_t cache_object_max = 8ull << 20;  // --cache-object-max SIZE: larger responses are not stored
   uint32_t cache_lock_timeout_ms = 5000;   // --cache-lock-timeout-ms: collapsed misses wait this long
   uint32_t session_timeout_ms = 10000;   // --session-timeout-ms: ZooKeeper session (1000..120000)
+  bool fleet = true;                     // --fleet on|off: one leader writes the fleet's counts
+  std::string fleet_path = "/ringmaster";  // --fleet-path: proxies' announcements and the ledger
+  std::optional<base::HostPort> fleet_listen;  // --fleet-listen HOST:PORT (default: --listen's
+                                               //   host, any port)
+  bool fleet_listen_off = false;         // --fleet-listen off: never lead
 
   // Request limits (see http::Limits).
   uint32_t request_line_bytes_max = 8192;  // --request-line-bytes-max SIZE

@@ -13,10 +13,12 @@
 #include <memory>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "ringmaster/base/host_port.h"
 #include "ringmaster/metrics/metrics.h"
 #include "ringmaster/upstream/targets.h"
 
@@ -31,19 +33,31 @@ struct CoordinatorOptions {
   // Other proxies' increments are learned by re-reading counts this often.
   uint32_t refresh_interval_ms = 1000;
   unsigned reactors = 1;
+  // Fleet coordination (see README "Fleets"): proxies announce themselves under
+  // <fleet_path>/proxies, one leader writes every count; off = every proxy writes its own.
+  bool fleet = true;
+  std::string fleet_path = "/ringmaster";
+  // The fleet listener (followers' reports); port 0 = any. Unset: this proxy never leads.
+  std::optional<base::HostPort> fleet_listen;
   // Called on the coordinator thread when the cache version node changes value.
   std::function<void()> on_content_version_change;
 };
 
 class ZkSession;
+struct ZkStat;
 class TargetBook;
 struct CountWrite;
+class FleetServer;
+class FleetClient;
+struct FleetState;
 
 class Coordinator {
  public:
   Coordinator(const CoordinatorOptions& options, upstream::SnapshotCell* cell);
   ~Coordinator();
 
+  // Starts the thread. Throws std::runtime_error (startup only) when the fleet listener
+  // cannot be bound.
   void start();
   // Writes what is still unflushed (bounded by one session timeout), closes the session and
   // joins the thread. Call after the reactors stopped, so every request is counted.
@@ -71,6 +85,25 @@ class Coordinator {
   void publish();
   std::string target_path(const std::string& name) const;
 
+  // Fleet mode (coordinator_fleet.cc).
+  void fleet_start();
+  void fleet_tick(int64_t now);
+  void fleet_final();
+  bool read_fleet();
+  void fleet_register();
+  void fleet_reset_session();
+  void become_leader();
+  void step_down();
+  void follow(int64_t now);
+  bool report_to_leader(int64_t now, bool want_counts);
+  bool load_ledger();
+  bool write_fleet(bool as_leader);
+  bool retry_uncertain_multi();
+  void apply_fleet_plan(const std::vector<ZkStat>& stats);
+  int answer_report(std::string_view body, std::string* answer);
+  void publish_fleet_view();
+  void write_fleet_metrics(metrics::TextWriter& out) const;
+
   CoordinatorOptions options_;
   upstream::SnapshotCell* cell_;
   std::unique_ptr<ZkSession> session_;
@@ -88,6 +121,10 @@ class Coordinator {
   std::vector<std::string> applied_names_;
   int64_t applied_cversion_ = -1;
   int64_t empty_since_ms_ = 0;
+
+  std::unique_ptr<FleetState> fleet_;  // null unless options_.fleet
+  std::unique_ptr<FleetServer> fleet_server_;
+  std::unique_ptr<FleetClient> fleet_client_;
 
   mutable std::mutex view_mutex_;  // guards the admin view below
   std::string targets_json_;

@@ -1,0 +1,539 @@
+// Fleet mode of the coordinator: announce, elect, lead or follow (the protocol is in fleet.h).
+//
+// Per flush interval:
+//   leader:   one multi = the ledger + every target with new requests (its own and the
+//             followers' batches it holds). No reads: it is the only writer, so its cached
+//             versions stay right; a BADVERSION (an agent re-created a node, an old proxy in a
+//             mixed fleet wrote, a follower wrote directly) re-reads just that node.
+//   follower: one POST to the leader with the batches it has not acknowledged yet. No
+//             ZooKeeper operation at all. If no leader answers for kFallbackMs it writes
+//             directly (ledger + targets read first, then the same kind of multi), paced.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <stdexcept>
+
+#include "fleet_link.h"
+#include "fleet_state.h"
+#include "ringmaster/base/clock.h"
+#include "ringmaster/base/log.h"
+#include "ringmaster/discovery/coordinator.h"
+#include "target_book.h"
+#include "zk_session.h"
+
+namespace ringmaster::discovery {
+namespace {
+
+// A follower that hears nothing from a leader this long writes its counts itself.
+constexpr int64_t kFallbackMs = 1000;
+// Direct writes (no leader) are paced: at most one per proxy this often, with jitter, so a
+// leaderless fleet does not hammer one ledger node.
+constexpr int64_t kDirectIntervalMs = 1000;
+// Ledger entries of instances gone this long are dropped.
+constexpr int64_t kLedgerKeepMs = 3600 * 1000;
+// Attempts per flush when versions moved under us.
+constexpr int kFleetAttemptsMax = 5;
+// Unacknowledged batches a follower keeps before it stops making new ones.
+constexpr size_t kOutboxBatchesMax = 64;
+// On shutdown, how long a follower waits for the leader to acknowledge its last batch.
+constexpr int64_t kFinalAckWaitMs = 3000;
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The address peers can reach us at when we bind a wildcard: the local address the kernel
+// would use towards the first ZooKeeper host (a UDP connect sends nothing).
+std::string routable_host(const std::string& zk) {
+  std::string first = split_connect_string(zk).hosts;
+  first = first.substr(0, first.find(','));
+  auto hp = base::parse_host_port(first);
+  auto addr = hp ? base::resolve(*hp) : std::nullopt;
+  if (!addr) return "127.0.0.1";
+  int fd = ::socket(addr->family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return "127.0.0.1";
+  std::string out = "127.0.0.1";
+  sockaddr_storage local{};
+  socklen_t length = sizeof local;
+  if (::connect(fd, addr->get(), addr->length) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) == 0) {
+    std::string ip = base::ip_string(reinterpret_cast<sockaddr*>(&local));
+    out = local.ss_family == AF_INET6 ? "[" + ip + "]" : ip;
+  }
+  ::close(fd);
+  return out;
+}
+
+}  // namespace
+
+void Coordinator::fleet_start() {
+  fleet_ = std::make_unique<FleetState>();
+  FleetState& f = *fleet_;
+  f.instance = fleet::random_id();
+  f.token = fleet::random_id();
+  f.proxies_path = options_.fleet_path + "/proxies";
+  f.ledger_path = options_.fleet_path + "/ledger";
+  fleet_client_ = std::make_unique<FleetClient>();
+  if (!options_.fleet_listen) return;
+  auto address = base::resolve(*options_.fleet_listen);
+  if (!address) throw std::runtime_error("--fleet-listen: cannot resolve " + options_.fleet_listen->to_string());
+  fleet_server_ = std::make_unique<FleetServer>(
+      [this](std::string_view body, std::string* answer) { return answer_report(body, answer); });
+  std::string error;
+  if (!fleet_server_->listen(*address, &error)) throw std::runtime_error("--fleet-listen: " + error);
+  std::string host = options_.fleet_listen->host;
+  if (host == "0.0.0.0" || host == "::" || host == "[::]") host = routable_host(options_.zk);
+  f.announce_address = base::HostPort{host, fleet_server_->port()}.to_string();
+  fleet_server_->start();
+  RM_LOG_INFO("fleet: instance %s, listening for followers on %s", f.instance.c_str(), f.announce_address.c_str());
+}
+
+void Coordinator::fleet_reset_session() {
+  // A new session: our node and our leadership went with the old one.
+  FleetState& f = *fleet_;
+  f.self_node.clear();
+  f.create_uncertain = false;
+  if (f.is_leader) step_down();
+  f.leader_node.clear();
+}
+
+bool Coordinator::read_fleet() {
+  FleetState& f = *fleet_;
+  std::vector<std::string> names;
+  ZkCode rc = session_->get_children(f.proxies_path, &names, true);
+  zk_children_reads_.add();
+  if (rc == ZkCode::no_node) {
+    session_->ensure_path(f.proxies_path);
+    zk_other_ops_.add();
+    rc = session_->get_children(f.proxies_path, &names, true);
+    zk_children_reads_.add();
+  }
+  if (rc != ZkCode::ok) {
+    zk_errors_.add();
+    if (zk_connection_problem(rc)) need_full_read_ = true;
+    return false;
+  }
+  fleet::Election e = fleet::elect(names, f.instance);
+  f.members = e.members;
+  f.live_instances.clear();
+  for (const std::string& n : names) {
+    if (auto m = fleet::parse_member(n)) f.live_instances.push_back(m->instance);
+  }
+  f.self_node = e.self ? e.self->name : "";
+  f.create_uncertain = false;  // this list, read after the create, says whether it landed
+  if (f.self_node.empty()) fleet_register();
+  std::string leader = e.leader ? e.leader->name : "";
+  if (leader == f.leader_node) return true;
+  f.leader_node = leader;
+  f.leader_changes.add();
+  bool me = e.leader && e.self && e.leader->name == e.self->name;
+  if (me) {
+    become_leader();
+    return true;
+  }
+  if (f.is_leader) step_down();
+  f.leader = {};
+  f.leader_received = 0;
+  f.last_report_ok_ms = base::now_ms();  // a grace period before falling back to direct writes
+  fleet_client_->close();
+  if (leader.empty()) {
+    RM_LOG_INFO("fleet: %zu proxies, no leader", f.members);
+    return true;
+  }
+  std::string data;
+  ZkStat stat;
+  rc = session_->get(f.proxies_path + "/" + leader, &data, &stat, false);
+  zk_reads_.add();
+  if (rc == ZkCode::ok) {
+    if (auto a = fleet::decode_announcement(data)) f.leader = *a;
+  } else if (rc != ZkCode::no_node) {
+    zk_errors_.add();
+    f.leader_node.clear();  // read it again with the next list
+  }
+  RM_LOG_INFO("fleet: %zu proxies, leader %s at %s", f.members, f.leader.instance.c_str(), f.leader.address.c_str());
+  return true;
+}
+
+void Coordinator::fleet_register() {
+  FleetState& f = *fleet_;
+  if (f.create_uncertain || !session_->connected()) return;
+  fleet::Announcement a{f.instance, f.announce_address, f.token};
+  std::string created;
+  ZkCode rc = session_->create(f.proxies_path + "/" + fleet::member_prefix(!f.announce_address.empty(), f.instance),
+                               fleet::encode_announcement(a), CreateMode::ephemeral_sequential, &created);
+  zk_other_ops_.add();
+  if (rc == ZkCode::ok) {
+    f.self_node = created.substr(created.rfind('/') + 1);
+    RM_LOG_INFO("fleet: joined as %s", f.self_node.c_str());
+    return;  // the children watch brings the list with us in it
+  }
+  zk_errors_.add();
+  // Cut off: it may exist. The next list (our instance is in the name) tells.
+  if (zk_connection_problem(rc)) f.create_uncertain = true;
+}
+
+void Coordinator::become_leader() {
+  FleetState& f = *fleet_;
+  RM_LOG_INFO("fleet: leading %zu proxies", f.members);
+  f.is_leader = true;
+  f.leader_ready = false;
+  f.leader = {f.instance, f.announce_address, f.token};
+}
+
+void Coordinator::step_down() {
+  FleetState& f = *fleet_;
+  RM_LOG_INFO("fleet: no longer leading");
+  f.is_leader = false;
+  f.leader_ready = false;
+  std::lock_guard lock(f.mutex);
+  f.shared.serving = false;
+  f.shared.inbox.clear();  // followers send what is not applied to the next leader
+}
+
+void Coordinator::fleet_tick(int64_t now) {
+  FleetState& f = *fleet_;
+  if (f.is_leader) {
+    if (!session_->connected()) return;
+    if (!f.leader_ready) {
+      // Taking over: the ledger and every count, once. From then on this proxy writes alone.
+      if (!load_ledger()) return;
+      refresh_counts();
+      f.leader_ready = true;
+      publish_fleet_view();
+    }
+    write_fleet(true);
+    return;
+  }
+  follow(now);
+}
+
+void Coordinator::follow(int64_t now) {
+  FleetState& f = *fleet_;
+  if (f.uncertain) {
+    // Nothing new is batched or sent until our cut-off write is settled.
+    if (session_->connected()) write_fleet(false);
+    return;
+  }
+  // While the leader applies nothing (it lost ZooKeeper), batches pile up unacknowledged;
+  // past a bound, new requests wait unbatched and go out later as one batch.
+  if (f.outbox.size() < kOutboxBatchesMax) {
+    fleet::Deltas deltas = book_->take_batch();
+    if (!deltas.empty()) f.outbox.push(fleet::Batch{++f.next_seq, std::move(deltas)});
+  }
+  bool want_counts = now - f.last_counts_ms >= options_.refresh_interval_ms;
+  if (!f.leader.address.empty() && (!f.outbox.empty() || want_counts) && report_to_leader(now, want_counts)) return;
+  if (f.outbox.empty()) return;
+  bool leader_silent = f.leader.address.empty() || now - f.last_report_ok_ms >= kFallbackMs;
+  if (!leader_silent || !session_->connected() || now < f.next_direct_ms) return;
+  f.direct_flushes.add();
+  write_fleet(false);
+  static thread_local std::minstd_rand jitter(static_cast<unsigned>(now));
+  f.next_direct_ms = now + kDirectIntervalMs + static_cast<int64_t>(jitter() % (kDirectIntervalMs / 2));
+}
+
+bool Coordinator::report_to_leader(int64_t now, bool want_counts) {
+  FleetState& f = *fleet_;
+  fleet::Report report{f.instance, f.leader.token, f.outbox.after(f.leader_received), want_counts};
+  std::string error;
+  int64_t timeout = std::clamp<int64_t>(options_.flush_interval_ms, 50, 1000);
+  auto reply = fleet_client_->post(f.leader.address, fleet::encode_report(report), timeout, &error);
+  std::optional<fleet::Answer> answer;
+  if (reply && reply->status == 200) answer = fleet::decode_answer(reply->body);
+  if (!answer || answer->leader != f.leader.instance) {
+    f.reports_failed.add();
+    f.leader_received = 0;  // whoever answers next gets everything again
+    RM_LOG_DEBUG("fleet: report to %s failed: %s", f.leader.address.c_str(),
+                 reply ? ("status " + std::to_string(reply->status)).c_str() : error.c_str());
+    return false;
+  }
+  f.reports_ok.add();
+  f.last_report_ok_ms = now;
+  fleet::Deltas acked = f.outbox.ack_through(answer->applied);
+  uint64_t n = 0;
+  for (const auto& [name, k] : acked) n += k;
+  flushed_requests_.add(n);
+  book_->on_acked(acked);
+  f.leader_received = answer->received;
+  if (answer->counts) {
+    for (const auto& [name, count] : *answer->counts) book_->on_count(name, count);
+    f.last_counts_ms = now;
+  }
+  return true;
+}
+
+bool Coordinator::load_ledger() {
+  FleetState& f = *fleet_;
+  std::string data;
+  ZkStat stat;
+  ZkCode rc = session_->get(f.ledger_path, &data, &stat, false);
+  zk_reads_.add();
+  if (rc == ZkCode::no_node) {
+    session_->create_parents(f.ledger_path);
+    rc = session_->create(f.ledger_path, "", CreateMode::persistent);
+    zk_other_ops_.add();
+    if (rc != ZkCode::ok && rc != ZkCode::node_exists) {
+      zk_errors_.add();
+      return false;
+    }
+    rc = session_->get(f.ledger_path, &data, &stat, false);
+    zk_reads_.add();
+  }
+  if (rc != ZkCode::ok) {
+    zk_errors_.add();
+    return false;
+  }
+  std::optional<fleet::Ledger> ledger = fleet::Ledger::parse(data);
+  if (!ledger) {
+    // Never written over: what it says is the only proof of what is counted.
+    f.ledger_unreadable.add();
+    RM_LOG_ERROR("fleet: %s does not parse; counts are not written until it is fixed", f.ledger_path.c_str());
+    return false;
+  }
+  f.ledger = std::move(*ledger);
+  f.ledger_version = stat.version;
+  std::lock_guard lock(f.mutex);
+  f.shared.committed = f.ledger;
+  f.shared.inbox.drop_covered(f.ledger);
+  return true;
+}
+
+// One flush by a writer: the leader (as_leader: its cached view, plus the followers'
+// batches) or a follower writing its own requests directly (everything read first).
+bool Coordinator::write_fleet(bool as_leader) {
+  FleetState& f = *fleet_;
+  for (int attempt = 0; attempt < kFleetAttemptsMax; ++attempt) {
+    if (f.uncertain) {
+      if (!retry_uncertain_multi()) return false;
+      continue;
+    }
+    if (!as_leader || f.ledger_version < 0) {
+      if (!load_ledger()) return false;
+      if (!as_leader) {
+        for (const std::string& name : book_->pending_members()) read_target(name);
+      }
+    }
+    // Whatever of ours the ledger covers (a leader applied it) is written.
+    book_->on_acked(f.outbox.ack_through(f.ledger.seq(f.instance)));
+
+    fleet::Inbox::Plan held;
+    if (as_leader) {
+      std::lock_guard lock(f.mutex);
+      f.shared.inbox.drop_covered(f.ledger);
+      held = f.shared.inbox.plan();
+    }
+    FleetState::Plan plan;
+    plan.writes = book_->plan_fleet(held.deltas, &plan.unwritable);
+    if (plan.writes.empty() && held.through.empty()) return true;  // nothing to write
+    if (attempt == 0) flush_batches_.add();
+    int64_t now = wall_ms();
+    plan.seq = ++f.next_seq;
+    plan.ledger = f.ledger;
+    plan.ledger.set(f.instance, plan.seq, now);
+    for (const auto& [instance, seq] : held.through) plan.ledger.set(instance, seq, now);
+    if (as_leader) plan.ledger.prune(now, kLedgerKeepMs, f.live_instances);
+    for (const auto& [name, n] : held.deltas) plan.relayed += n;
+    plan.ops.push_back({f.ledger_path, plan.ledger.serialize(), f.ledger_version});
+    for (const TargetBook::FleetWrite& w : plan.writes) {
+      plan.ops.push_back({target_path(w.name), std::to_string(w.count), w.expected_version});
+    }
+
+    std::vector<ZkStat> stats;
+    size_t failed = 0;
+    ZkCode rc = session_->multi_set(plan.ops, &stats, &failed);
+    zk_multis_.add();
+    if (rc == ZkCode::ok) {
+      f.uncertain = std::move(plan);
+      apply_fleet_plan(stats);
+      return true;
+    }
+    if (rc == ZkCode::connection_loss) {
+      zk_errors_.add();
+      f.uncertain = std::move(plan);  // landed or not, all together: the ledger will say
+      return false;
+    }
+    if (rc == ZkCode::bad_version || rc == ZkCode::no_node) {
+      if (failed == 0) {
+        // Someone else moved the ledger (a follower writing directly, an old leader).
+        zk_bad_version_.add();
+        if (!load_ledger()) return false;
+        continue;
+      }
+      if (failed <= plan.writes.size()) {
+        const std::string& name = plan.writes[failed - 1].name;
+        if (rc == ZkCode::bad_version) {
+          zk_bad_version_.add();
+          read_target(name);
+        } else {
+          book_->on_missing(name);
+        }
+        continue;
+      }
+    }
+    zk_errors_.add();
+    return false;
+  }
+  return false;
+}
+
+bool Coordinator::retry_uncertain_multi() {
+  // The same operations with the same expected versions: at most one of the two copies can
+  // ever land, so sending it again is safe, and the ledger tells which happened.
+  FleetState& f = *fleet_;
+  std::vector<ZkStat> stats;
+  size_t failed = 0;
+  ZkCode rc = session_->multi_set(f.uncertain->ops, &stats, &failed);
+  zk_multis_.add();
+  if (rc == ZkCode::ok) {
+    apply_fleet_plan(stats);
+    return true;
+  }
+  if (zk_connection_problem(rc)) {
+    zk_errors_.add();
+    return false;
+  }
+  if (failed == 0 && rc == ZkCode::bad_version) {
+    if (!load_ledger()) return false;
+    if (f.ledger.seq(f.instance) >= f.uncertain->seq) {
+      // The first copy landed. Versions as it left them (if someone wrote since, the next
+      // write meets BADVERSION and reads again).
+      std::vector<ZkStat> assumed(f.uncertain->ops.size());
+      for (size_t i = 0; i < assumed.size(); ++i) assumed[i].version = f.uncertain->ops[i].version + 1;
+      assumed[0].version = f.ledger_version;
+      fleet::Ledger read = f.ledger;
+      apply_fleet_plan(assumed);
+      f.ledger = read;
+      return true;
+    }
+  } else if (failed >= 1 && failed <= f.uncertain->writes.size()) {
+    // The ledger still had the version we expected, so the first copy did not land either,
+    // and it never will (a target's version has moved on).
+    const std::string& name = f.uncertain->writes[failed - 1].name;
+    if (rc == ZkCode::bad_version) {
+      read_target(name);
+    } else if (rc == ZkCode::no_node) {
+      book_->on_missing(name);
+    }
+  }
+  f.uncertain.reset();  // did not land and cannot any more: plan afresh
+  return true;
+}
+
+void Coordinator::apply_fleet_plan(const std::vector<ZkStat>& stats) {
+  FleetState& f = *fleet_;
+  FleetState::Plan plan = std::move(*f.uncertain);
+  f.uncertain.reset();
+  f.ledger = plan.ledger;
+  f.ledger_version = stats[0].version;
+  uint64_t own_before = 0;
+  for (const TargetBook::Row& row : book_->rows()) own_before += row.unflushed;
+  for (size_t i = 0; i < plan.writes.size(); ++i) {
+    if (!book_->on_fleet_written(plan.writes[i], stats[i + 1].version, stats[i + 1].czxid)) {
+      landed_on_new_node(CountWrite{plan.writes[i].name, plan.writes[i].count, plan.writes[i].expected_version, 0, 0, 0});
+    }
+  }
+  uint64_t own_after = 0;
+  for (const TargetBook::Row& row : book_->rows()) own_after += row.unflushed;
+  flushed_requests_.add(own_before - std::min(own_before, own_after));
+  // Our sequence covers every batch made before it; what of them is still unwritten goes
+  // into the next batch.
+  f.outbox.ack_through(plan.seq);
+  book_->rebatch_unwritten();
+  for (const auto& [name, n] : plan.unwritable) {
+    if (!book_->add_carried(name, n)) f.lost_requests.add(n);
+  }
+  f.relayed_requests.add(plan.relayed);
+  std::lock_guard lock(f.mutex);
+  f.shared.committed = f.ledger;
+  f.shared.inbox.drop_covered(f.ledger);
+}
+
+void Coordinator::publish_fleet_view() {
+  FleetState& f = *fleet_;
+  std::map<std::string, uint64_t> counts;
+  for (const TargetBook::Row& row : book_->rows()) {
+    if (row.member && row.readable) counts[row.name] = row.count;
+  }
+  std::lock_guard lock(f.mutex);
+  f.shared.serving = f.is_leader && f.leader_ready;
+  f.shared.counts = std::move(counts);
+}
+
+int Coordinator::answer_report(std::string_view body, std::string* answer) {
+  // Fleet listener thread.
+  FleetState& f = *fleet_;
+  std::optional<fleet::Report> report = fleet::decode_report(body);
+  std::lock_guard lock(f.mutex);
+  if (!report) {
+    f.reports_refused.add();
+    return 400;
+  }
+  if (!f.shared.serving) return 409;  // not (yet) the leader: the follower looks again
+  if (report->token != f.token) {
+    f.reports_refused.add();
+    return 403;
+  }
+  uint64_t applied = f.shared.committed.seq(report->instance);
+  if (!f.shared.inbox.accept(report->instance, report->batches, applied)) {
+    f.reports_refused.add();
+    return 503;
+  }
+  f.batches_received.add(report->batches.size());
+  fleet::Answer a;
+  a.leader = f.instance;
+  a.applied = applied;
+  a.received = f.shared.inbox.received(report->instance, applied);
+  if (report->want_counts) a.counts = f.shared.counts;
+  *answer = fleet::encode_answer(a);
+  return 200;
+}
+
+void Coordinator::fleet_final() {
+  // The reactors have stopped: everything they counted is in the book.
+  FleetState& f = *fleet_;
+  if (f.is_leader) {
+    if (session_->connected()) write_fleet(true);
+    return;
+  }
+  int64_t deadline = base::now_ms() + kFinalAckWaitMs;
+  fleet::Deltas deltas = book_->take_batch();
+  if (!deltas.empty()) f.outbox.push(fleet::Batch{++f.next_seq, std::move(deltas)});
+  while (!f.outbox.empty() && !f.uncertain && !f.leader.address.empty() && base::now_ms() < deadline) {
+    if (!report_to_leader(base::now_ms(), false)) break;
+    if (f.outbox.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::max<uint32_t>(options_.flush_interval_ms / 4, 5)));
+  }
+  if ((!f.outbox.empty() || f.uncertain) && session_->connected()) write_fleet(false);
+}
+
+void Coordinator::write_fleet_metrics(metrics::TextWriter& out) const {
+  const FleetState& f = *fleet_;
+  auto counter = [&out](const char* name, const char* help, const metrics::Counter& c) {
+    out.family(name, "counter", help);
+    out.sample(name, "", c.get());
+  };
+  out.family("ringmaster_fleet_leader", "gauge", "1 while this proxy leads the fleet (writes every count).");
+  out.sample("ringmaster_fleet_leader", "", f.leader_gauge.get());
+  out.family("ringmaster_fleet_proxies", "gauge", "Proxies announced under the fleet path.");
+  out.sample("ringmaster_fleet_proxies", "", f.members_gauge.get());
+  out.family("ringmaster_fleet_reports_total", "counter", "Reports sent to the fleet leader, by result.");
+  out.sample("ringmaster_fleet_reports_total", "result=\"ok\"", f.reports_ok.get());
+  out.sample("ringmaster_fleet_reports_total", "result=\"error\"", f.reports_failed.get());
+  counter("ringmaster_fleet_direct_flushes_total", "Flushes written directly because no leader answered.",
+          f.direct_flushes);
+  counter("ringmaster_fleet_relayed_requests_total", "Other proxies' requests this proxy wrote as leader.",
+          f.relayed_requests);
+  counter("ringmaster_fleet_leader_changes_total", "Leader changes seen.", f.leader_changes);
+  counter("ringmaster_fleet_batches_received_total", "Batches received from followers.", f.batches_received);
+  counter("ringmaster_fleet_reports_refused_total", "Follower reports refused (malformed, wrong token, over bounds).",
+          f.reports_refused);
+  counter("ringmaster_fleet_lost_requests_total",
+          "Followers' requests for targets whose name no longer resolves (could not be kept).", f.lost_requests);
+  counter("ringmaster_fleet_ledger_unreadable_total", "Reads of a ledger node that did not parse.",
+          f.ledger_unreadable);
+}
+
+}  // namespace ringmaster::discovery
