@@ -566,7 +566,7 @@ def mntr(port):
 class ZooKeeper:
     """One standalone server (Debian's zookeeper package) in the work directory."""
 
-    def __init__(self, procs, work_dir, cpus):
+    def __init__(self, procs, work_dir, cpus, force_sync=False):
         self.dir = Path(work_dir) / "zookeeper"
         (self.dir / "data").mkdir(parents=True)
         self.port = free_port()
@@ -579,8 +579,9 @@ class ZooKeeper:
             "4lw.commands.whitelist=*",
             "admin.enableServer=false",
             "autopurge.purgeInterval=0",
-            # The box is shared with the proxy under test: no fsync noise from count writes.
-            "forceSync=no",
+            # The box is shared with the proxy under test: no fsync noise from count writes
+            # (perf/zk-write-rate measures with it too).
+            "forceSync=%s" % ("yes" if force_sync else "no"),
         ]) + "\n")
         (self.dir / "log4j.properties").write_text(
             "log4j.rootLogger=WARN, FILE\n"
