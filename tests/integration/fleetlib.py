@@ -3,7 +3,8 @@ tests/integration/test_fleet.py and perf/fleet share, so neither copies the othe
 
     fleet_support(binary)      does this binary know --fleet? (the flag lands with fleet
                                coordination; older binaries exit 2 "unknown flag --fleet")
-    proxy_argv(...)            the command line of one fleet member (`--mode` off/on/None)
+    fleet_args(...)            the flags of one fleet member (mode off/on/None)
+    proxy_argv(...)            its whole command line
     Admin(port)                one proxy's admin listener: metrics(), targets(), unflushed()
     FleetSample.take(admins)   the fleet's counters summed over its proxies (ZooKeeper
                                operations by kind, BADVERSION retries, fleet metrics when the
@@ -65,22 +66,31 @@ class UnsupportedMode(Exception):
     pass
 
 
-def proxy_argv(binary, port, admin_port, zk_connect, mode=None, fleet_flags=True, threads=1,
-               flush_interval_ms=100, cache_bytes=0, extra=()):
-    """One fleet member. mode "on"/"off" passes --fleet; on a binary without the flag
+def fleet_args(zk_connect, admin_port, mode=None, fleet_flags=True, flush_interval_ms=100):
+    """The flags that make a proxy a fleet member: --zk, --admin, --flush-interval-ms and
+    --fleet MODE. mode "on"/"off" passes --fleet; on a binary without the flag
     (fleet_flags=False) "off" is the only behaviour there is, so it passes nothing, and "on"
     raises UnsupportedMode. mode None passes nothing (the binary's default)."""
-    argv = [str(binary), "proxy", "--threads", str(threads), "--zk", zk_connect,
-            "--listen", "%s:%d" % (LOOPBACK, port), "--admin", "%s:%d" % (LOOPBACK, admin_port),
-            "--cache-bytes", str(cache_bytes), "--flush-interval-ms", str(flush_interval_ms)]
+    args = ["--zk", zk_connect, "--admin", "%s:%d" % (LOOPBACK, admin_port),
+            "--flush-interval-ms", str(flush_interval_ms)]
     if mode is not None:
         if mode not in MODES:
             raise ValueError("mode %r: want one of %s" % (mode, ", ".join(MODES)))
         if fleet_flags:
-            argv += ["--fleet", mode]
+            args += ["--fleet", mode]
         elif mode == "on":
             raise UnsupportedMode("--fleet on needs a binary with fleet coordination")
-    return argv + [str(a) for a in extra]
+    return args
+
+
+def proxy_argv(binary, port, admin_port, zk_connect, mode=None, fleet_flags=True, threads=1,
+               flush_interval_ms=100, cache_bytes=0, extra=()):
+    """A whole fleet member's command line (perf/fleet; the tests go through harness.Proxy
+    with fleet_args())."""
+    return ([str(binary), "proxy", "--threads", str(threads),
+             "--listen", "%s:%d" % (LOOPBACK, port), "--cache-bytes", str(cache_bytes)] +
+            fleet_args(zk_connect, admin_port, mode, fleet_flags, flush_interval_ms) +
+            [str(a) for a in extra])
 
 
 # ---------------------------------------------------------------------------------------
@@ -132,13 +142,20 @@ class Admin:
     def routing(self):
         return sorted(t["name"] for t in self.targets() if t["state"] == "routing")
 
-    def unflushed(self):
+    def unflushed(self, metrics=None):
         """ringmaster_unflushed_requests (requests counted, not yet in ZooKeeper); the sum of
-        /targets' unflushed column when the metric is absent."""
-        v = metric_total(self.metrics(), "ringmaster_unflushed_requests", None)
+        /targets' unflushed column when the metric is absent. Both are updated at flush ticks
+        only: see wait_flushed()."""
+        v = metric_total(self.metrics() if metrics is None else metrics,
+                         "ringmaster_unflushed_requests", None)
         if v is None:
             return sum(t.get("unflushed", 0) for t in self.targets())
         return int(v)
+
+    def flush_ticks(self, metrics=None):
+        """ringmaster_flush_intervals_total, or None when the binary has no such metric."""
+        return metric_total(self.metrics() if metrics is None else metrics,
+                            "ringmaster_flush_intervals_total", None)
 
 
 def _try(fn, default=None):
@@ -224,9 +241,25 @@ def wait_routing(admins, names, timeout=60.0):
     return wait_all(admins, lambda a: a.routing() == names, timeout)[0]
 
 
-def wait_flushed(admins, timeout=60.0):
-    """Every proxy's unflushed requests at 0 (bounded)."""
-    return wait_all(admins, lambda a: a.unflushed() == 0, timeout)[0]
+def wait_flushed(admins, timeout=60.0, interval_ms=100, ticks=2):
+    """Every proxy's unflushed requests at 0 after at least `ticks` more flush ticks (bounded).
+    A proxy moves its reactors' counts into its books, and its unflushed figure, only at a
+    flush tick: right after a load a 0 can be stale by one interval. Two ticks later every
+    request made before the call is in the books. Ticks come from
+    ringmaster_flush_intervals_total, or from the clock when a binary lacks it."""
+    t0 = time.monotonic()
+    start = {a.name: _try(a.flush_ticks) for a in admins}
+
+    def done(a):
+        m = a.metrics()
+        now = a.flush_ticks(m)
+        if now is None or start[a.name] is None:
+            if time.monotonic() - t0 < ticks * interval_ms / 1000.0:
+                return False
+        elif now - start[a.name] < ticks:
+            return False
+        return a.unflushed(m) == 0
+    return wait_all(admins, done, timeout)[0]
 
 
 def wait_fleet_size(admins, n, timeout=30.0):
