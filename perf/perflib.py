@@ -1,4 +1,4 @@
-"""Shared machinery for perf/compare and perf/flamegraph (python3 standard library only).
+"""Shared machinery for perf/compare, perf/flamegraph and perf/fleet (python3 standard library only).
 
 Processes: every child is started through `taskset -c CPUS` in its own session and killed
 (process group, SIGTERM then SIGKILL) when the script exits, however it exits. Backends,
