@@ -1,4 +1,4 @@
-"""Shared machinery for perf/compare and perf/flamegraph (python3 standard library only).
+"""Shared machinery for perf/compare, perf/flamegraph and perf/fleet (python3 standard library only).
 
 Processes: every child is started through `taskset -c CPUS` in its own session and killed
 (process group, SIGTERM then SIGKILL) when the script exits, however it exits. Backends,
@@ -474,12 +474,20 @@ def parse_wrk(text):
     return r
 
 
-def wrk_argv(cpus, threads, connections, duration_s, url, rate=0):
-    argv = ["taskset", "-c", cpus, "wrk", "-t%d" % threads, "-c%d" % connections,
+def wrk_command(threads, connections, duration_s, url, rate=0):
+    argv = ["wrk", "-t%d" % threads, "-c%d" % connections,
             "-d%ds" % duration_s, "--latency", "--timeout", "5s"]
     if rate:
         argv += ["-s", str(PERF_DIR / "wrk-rate.lua")]
     return argv + [url]
+
+
+def wrk_argv(cpus, threads, connections, duration_s, url, rate=0):
+    return ["taskset", "-c", cpus] + wrk_command(threads, connections, duration_s, url, rate)
+
+
+def wrk_env(rate, connections):
+    return dict(os.environ, WRK_DELAY_MS=str(rate_delay_ms(rate, connections) if rate else 0))
 
 
 def rate_delay_ms(rate, connections):
@@ -489,11 +497,38 @@ def rate_delay_ms(rate, connections):
 
 def run_wrk(cpus, threads, connections, duration_s, url, rate=0):
     argv = wrk_argv(cpus, threads, connections, duration_s, url, rate)
-    env = dict(os.environ, WRK_DELAY_MS=str(rate_delay_ms(rate, connections) if rate else 0))
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + 60, env=env)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + 60,
+                       env=wrk_env(rate, connections))
     if r.returncode != 0:
         die("wrk failed (%d): %s" % (r.returncode, r.stderr[-2000:]))
     return parse_wrk(r.stdout)
+
+
+def start_wrk(procs, name, cpus, threads, connections, duration_s, url):
+    """wrk as a child of `procs`, so several run at once; wrk_result() once it is done."""
+    p = procs.start(name, wrk_command(threads, connections, duration_s, url), cpus,
+                    env=wrk_env(0, connections))
+    p.wrk_deadline = time.time() + duration_s + 60
+    return p
+
+
+def wrk_result(procs, p):
+    """Waits (bounded: the run's duration + 60 s) for a start_wrk() child; its parsed output."""
+    try:
+        p.wait(max(1.0, p.wrk_deadline - time.time()))
+    except subprocess.TimeoutExpired:
+        procs.stop(p)
+        die("wrk (%s) did not finish in time" % p.name)
+    procs.stop(p)
+    text = Path(p.log_path).read_text(errors="replace")
+    if p.returncode != 0:
+        die("wrk failed (%d): %s" % (p.returncode, text[-2000:]))
+    return parse_wrk(text)
+
+
+def all_cpus():
+    n = os.cpu_count() or 1
+    return "0" if n == 1 else "0-%d" % (n - 1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -537,6 +572,27 @@ class Backends:
             except FileNotFoundError:
                 pass
         return n
+
+
+class Targets:
+    """T targets served by ONE nginx process (one worker) listening on T loopback ports
+    (perf/nginx-targets.conf.in): a small fixed 200 body on every path."""
+
+    def __init__(self, procs, work_dir, cpus, count):
+        self.dir = Path(work_dir) / "targets"
+        (self.dir / "tmp").mkdir(parents=True)
+        self.ports = [free_port() for _ in range(count)]
+        listens = "\n".join("        listen %s:%d backlog=4096;" % (LOOPBACK, p) for p in self.ports)
+        conf = fill_template("nginx-targets.conf.in", self.dir / "nginx.conf", {
+            "LISTENS": listens, "DIR": self.dir, "BODY": BACKEND_BODY.rstrip("\n")})
+        self.proc = procs.start("targets", ["nginx", "-p", self.dir, "-e", self.dir / "error.log",
+                                            "-c", conf], cpus)
+        for port in self.ports:
+            wait_port(port, self.proc)
+        wait_http_ok(self.ports[0], "/")
+
+    def targets(self, count=None):
+        return ["%s:%d" % (LOOPBACK, p) for p in self.ports[:count]]
 
 
 def four_letter_word(port, word, timeout=2.0):

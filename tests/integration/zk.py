@@ -139,7 +139,8 @@ class ZooKeeperServer:
     timeouts of a second or two; sessions expire within timeout + a tick."""
 
     def __init__(self, tmp_dir, name="zk", port=None, tick_ms=200, min_session_timeout_ms=1000,
-                 max_session_timeout_ms=60000, myid=None, quorum_lines=(), start=True):
+                 max_session_timeout_ms=60000, myid=None, quorum_lines=(), start=True,
+                 jvm_flags=None, extra_config=()):
         self.name = name
         self.dir = Path(tmp_dir) / name
         self.data_dir = self.dir / "data"
@@ -150,6 +151,8 @@ class ZooKeeperServer:
         self.max_session_timeout_ms = max_session_timeout_ms
         self.myid = myid
         self.quorum_lines = list(quorum_lines)
+        self.jvm_flags = list(JVM_FLAGS if jvm_flags is None else jvm_flags)
+        self.extra_config = list(extra_config)  # e.g. "peerType=observer"
         self.log_path = self.dir / "zookeeper.log"
         self.process = None
         self._starts = 0
@@ -184,6 +187,7 @@ class ZooKeeperServer:
         if self.quorum_lines:
             lines += ["initLimit=20", "syncLimit=10", "standaloneEnabled=false",
                       "reconfigEnabled=false"] + self.quorum_lines
+        lines += self.extra_config
         self.config_path = self.dir / "zoo.cfg"
         self.config_path.write_text("\n".join(lines) + "\n")
         self.log4j_path = self.dir / "log4j.properties"
@@ -192,7 +196,7 @@ class ZooKeeperServer:
     def argv(self):
         main = ("org.apache.zookeeper.server.quorum.QuorumPeerMain" if self.quorum_lines
                 else "org.apache.zookeeper.server.ZooKeeperServerMain")
-        return ([JAVA] + JVM_FLAGS +
+        return ([JAVA] + self.jvm_flags +
                 ["-Dlog4j.configuration=file:%s" % self.log4j_path, "-cp", ZK_CLASSPATH,
                  main, self.config_path])
 
@@ -280,16 +284,22 @@ class ZooKeeperServer:
 
 
 class ZooKeeperEnsemble:
-    """`size` servers on loopback with distinct client, peer and election ports."""
+    """`size` voting servers on loopback with distinct client, peer and election ports, plus
+    `observers` observers (members[size:]: they serve clients and forward writes, but do not
+    vote; `server.N=host:peer:election:observer` in every config, `peerType=observer` in
+    theirs)."""
 
-    def __init__(self, tmp_dir, size=3, tick_ms=200, start=True, **server_flags):
+    def __init__(self, tmp_dir, size=3, tick_ms=200, start=True, observers=0, **server_flags):
         self.size = size
-        ports = [(free_port(), free_port(), free_port()) for _ in range(size)]
-        quorum = ["server.%d=%s:%d:%d" % (i + 1, LOOPBACK, peer, election)
+        ports = [(free_port(), free_port(), free_port()) for _ in range(size + observers)]
+        quorum = ["server.%d=%s:%d:%d%s" % (i + 1, LOOPBACK, peer, election,
+                                           ":observer" if i >= size else "")
                   for i, (_, peer, election) in enumerate(ports)]
         self.members = [
             ZooKeeperServer(tmp_dir, name="zk-%d" % (i + 1), port=client, tick_ms=tick_ms,
-                            myid=i + 1, quorum_lines=quorum, start=False, **server_flags)
+                            myid=i + 1, quorum_lines=quorum, start=False,
+                            extra_config=["peerType=observer"] if i >= size else (),
+                            **server_flags)
             for i, (client, _, _) in enumerate(ports)]
         if start:
             self.start()
