@@ -77,6 +77,7 @@ void Coordinator::fleet_start() {
   f.token = fleet::random_id();
   f.proxies_path = options_.fleet_path + "/proxies";
   f.ledger_path = options_.fleet_path + "/ledger";
+  book_->set_balance_on_own_requests(true);
   fleet_client_ = std::make_unique<FleetClient>();
   if (!options_.fleet_listen) return;
   auto address = base::resolve(*options_.fleet_listen);
@@ -205,10 +206,26 @@ void Coordinator::fleet_tick(int64_t now) {
       f.leader_ready = true;
       publish_fleet_view();
     }
-    write_fleet(true);
+    if (now >= f.next_leader_write_ms) {
+      write_fleet(true);
+      f.next_leader_write_ms = now + leader_interval_ms() - 1;
+    }
     return;
   }
   follow(now);
+}
+
+int64_t Coordinator::leader_interval_ms() const {
+  // The fleet spends on ZooKeeper what one proxy alone would: one write per flush interval.
+  // Followers send ZooKeeper nothing but their sessions' pings (every third of the session
+  // timeout when idle), so the leader leaves room for those; never slower than 2 intervals.
+  const FleetState& f = *fleet_;
+  double budget = 1000.0 / options_.flush_interval_ms;  // requests/s
+  uint32_t timeout = session_->negotiated_timeout_ms();
+  if (timeout == 0) timeout = options_.session_timeout_ms;
+  double pings = f.members > 1 ? static_cast<double>(f.members - 1) * 3000.0 / timeout : 0.0;
+  double left = std::max(budget - pings, budget / 2);
+  return std::max<int64_t>(options_.flush_interval_ms, static_cast<int64_t>(1000.0 / left));
 }
 
 void Coordinator::follow(int64_t now) {

@@ -87,7 +87,7 @@ void TargetBook::on_read(const std::string& name, std::string_view data, int32_t
     // Joining: level with the least-loaded member, whatever the cumulative count says, so a
     // fresh target (count 0 next to 100000s) gets an even share instead of a flood.
     int64_t level = min_normalised();
-    e.offset = static_cast<int64_t>(e.count) - level;
+    e.offset = static_cast<int64_t>(balance_on_own_ ? local_total(e) : e.count) - level;
     e.offset_set = true;
   }
   e.readable = true;
@@ -99,13 +99,21 @@ void TargetBook::on_missing(const std::string& name) {
   it->second.node_present = false;
 }
 
+int64_t TargetBook::normalised(const Entry& e) const {
+  // Fleet mode: this proxy's own requests. Every proxy balancing its own share evenly makes
+  // the fleet's sum even, with no herding: balancing on the fleet-wide count (learnt late,
+  // the same for everyone) sends every proxy to the same "least loaded" targets at once.
+  if (balance_on_own_) return static_cast<int64_t>(local_total(e)) - e.offset;
+  uint64_t pending = local_total(e) - e.written_total;
+  return static_cast<int64_t>(e.count + pending) - e.offset;
+}
+
 int64_t TargetBook::min_normalised() const {
   bool any = false;
   int64_t best = 0;
   for (const auto& [name, e] : entries_) {
     if (!e.member || !e.readable || !e.offset_set) continue;
-    uint64_t pending = local_total(e) - e.written_total;
-    int64_t norm = static_cast<int64_t>(e.count + pending) - e.offset;
+    int64_t norm = normalised(e);
     if (!any || norm < best) best = norm;
     any = true;
   }
@@ -163,8 +171,7 @@ std::unique_ptr<upstream::TargetSnapshot> TargetBook::build_snapshot(uint64_t ve
   snapshot->version = version;
   for (const auto& [name, e] : entries_) {
     if (!e.member || !e.readable) continue;
-    uint64_t pending = local_total(e) - e.written_total;
-    int64_t norm = static_cast<int64_t>(e.count + pending) - e.offset;
+    int64_t norm = normalised(e);
     upstream::Target t;
     t.state = e.state;
     t.count = e.count;

@@ -36,6 +36,9 @@ struct CountWrite {
 class TargetBook {
  public:
   TargetBook(unsigned reactors, Resolver resolver);
+  // Fleet mode: balance on this proxy's own requests (levelled when a target joins) rather
+  // than on the fleet-wide counts in ZooKeeper.
+  void set_balance_on_own_requests(bool on) { balance_on_own_ = on; }
 
   // A new children list. Names that do not parse as host:port (or do not resolve) are
   // skipped and counted. Returns the names whose count must be read: new members,
@@ -143,12 +146,14 @@ class TargetBook {
     bool was_member = false;  // scratch for set_members
   };
   int64_t min_normalised() const;
+  int64_t normalised(const Entry& e) const;
   static uint64_t local_total(const Entry& e) { return e.state->requests_total() + e.carried; }
   static bool writable(const Entry& e);
 
   unsigned reactors_;
   Resolver resolver_;
   std::map<std::string, Entry> entries_;
+  bool balance_on_own_ = false;
   uint64_t skipped_names_ = 0;
   uint64_t skipped_data_ = 0;
 };

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <random>
 
 #include "ringmaster/base/clock.h"
 #include "ringmaster/base/log.h"
@@ -60,7 +61,7 @@ Worker::Worker(const ServerOptions& options, int index, int listen_fd, upstream:
       listen_fd_(listen_fd),
       stop_requested_(stop_requested),
       cell_(cell),
-      balancer_(static_cast<unsigned>(index)),
+      balancer_(static_cast<unsigned>(index), std::random_device{}()),
       header_timers_(options.header_timeout_ms),
       idle_timers_(options.idle_timeout_ms),
       client_timers_(options.client_timeout_ms),

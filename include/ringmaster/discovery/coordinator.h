@@ -95,6 +95,7 @@ class Coordinator {
   void become_leader();
   void step_down();
   void follow(int64_t now);
+  int64_t leader_interval_ms() const;
   bool report_to_leader(int64_t now, bool want_counts);
   bool load_ledger();
   bool write_fleet(bool as_leader);

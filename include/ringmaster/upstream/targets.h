@@ -121,7 +121,11 @@ class Balancer {
   static constexpr int64_t kEjectBaseMs = 1000;
   static constexpr int64_t kEjectMaxMs = 30000;
 
-  explicit Balancer(unsigned reactor) : reactor_(reactor) {}
+  // `seed` varies the random choices between reactors and processes: proxies that drew the
+  // same pairs in the same order would crowd the same targets at the same moments.
+  explicit Balancer(unsigned reactor, uint64_t seed = 0) : reactor_(reactor), rng_(0x9e3779b97f4a7c15ull ^ seed) {
+    if (rng_ == 0) rng_ = 1;
+  }
   // Switches to `snapshot` (which may be the same one again: then nothing happens).
   void adopt(const TargetSnapshot* snapshot);
   const TargetSnapshot* snapshot() const { return snapshot_; }
@@ -160,7 +164,7 @@ class Balancer {
   const TargetSnapshot* snapshot_ = nullptr;
   std::vector<Local> local_;
   uint32_t rotate_ = 0;
-  uint64_t rng_ = 0x9e3779b97f4a7c15ull;
+  uint64_t rng_;
 };
 
 }  // namespace ringmaster::upstream

@@ -293,3 +293,42 @@ TEST(TargetBookFleet, UnwrittenBatchedRequestsAreBatchedAgainAfterOwnWrite) {
 
 }  // namespace
 }  // namespace ringmaster::discovery
+
+namespace ringmaster::discovery {
+namespace {
+
+uint64_t base_in(const TargetBook& book, const std::string& name) {
+  auto snap = book.build_snapshot(1);
+  for (const auto& t : snap->targets) {
+    if (t.state->name == name) return t.balance_base;
+  }
+  return UINT64_MAX;
+}
+
+TEST(TargetBookFleet, BalancesOnOwnRequestsNotOnFleetWideCounts) {
+  TargetBook book(1, local_resolve);
+  book.set_balance_on_own_requests(true);
+  book.set_members({"a:1", "b:2"}, 0);
+  book.on_read("a:1", "100", 0, 1);
+  book.on_read("b:2", "100", 0, 2);
+  upstream::TargetState* a = find_state(book, "a:1");
+  for (int i = 0; i < 10; ++i) a->slots[0].count_request();
+  EXPECT_EQ(base_in(book, "a:1"), 10u);
+  EXPECT_EQ(base_in(book, "b:2"), 0u);
+  // Other proxies sent a lot to b: the fleet-wide count moves, this proxy's bases do not
+  // (each proxy evens out its own share; the sum is even).
+  book.on_count("b:2", 5000);
+  EXPECT_EQ(base_in(book, "b:2"), 0u);
+  // A target that joins is levelled with this proxy's least-used one, not with its count.
+  book.set_members({"a:1", "b:2", "c:3"}, 10);
+  book.on_read("c:3", "0", 0, 3);
+  EXPECT_EQ(base_in(book, "c:3"), 0u);
+  upstream::TargetState* b = find_state(book, "b:2");
+  for (int i = 0; i < 4; ++i) b->slots[0].count_request();
+  book.set_members({"a:1", "b:2", "c:3", "d:4"}, 20);
+  book.on_read("d:4", "999999", 0, 4);
+  EXPECT_EQ(base_in(book, "d:4"), 0u);  // level with c (0), not a flood, not starved
+}
+
+}  // namespace
+}  // namespace ringmaster::discovery
