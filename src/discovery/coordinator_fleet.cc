@@ -206,9 +206,13 @@ void Coordinator::fleet_tick(int64_t now) {
       f.leader_ready = true;
       publish_fleet_view();
     }
-    if (now >= f.next_leader_write_ms) {
+    // Paced by credit: each tick earns interval / leader interval of a write, so a leader
+    // interval of 1.1 ticks writes on 10 ticks out of 11, not on every second one.
+    f.write_credit = std::min(2.0, f.write_credit + static_cast<double>(options_.flush_interval_ms) /
+                                                        static_cast<double>(leader_interval_ms()));
+    if (f.write_credit >= 0.999) {
+      f.write_credit -= 1.0;
       write_fleet(true);
-      f.next_leader_write_ms = now + leader_interval_ms() - 1;
     }
     return;
   }

@@ -32,7 +32,7 @@ struct FleetState {
   fleet::Announcement leader;           // the leader's data (address, token)
   bool is_leader = false;
   bool leader_ready = false;            // ledger and counts read since becoming leader
-  int64_t next_leader_write_ms = 0;     // the leader's writes are paced (leader_interval_ms)
+  double write_credit = 1.0;            // the leader's writes are paced (leader_interval_ms)
 
   // The ledger as last read or written, and its znode version (-1: unknown).
   fleet::Ledger ledger;
