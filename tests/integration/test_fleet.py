@@ -68,7 +68,8 @@ def fleet(zk, start_proxy, start_backend, fleet_support):
             self.targets = []
 
         def backends(self, n):
-            bs = [start_backend("target-%d" % (i + 1)) for i in range(n)]
+            first = len(self.targets) + 1  # names stay unique: each has its own request log
+            bs = [start_backend("target-%d" % (first + i)) for i in range(n)]
             self.registry.register([b.addr for b in bs])
             self.targets += [b.addr for b in bs]
             return bs
@@ -303,3 +304,21 @@ def test_proxies_join_and_leave_under_load_with_no_failed_request(fleet, fleet_s
     print("mode %s: %d requests (load %d), counts grew by %d" % (
         mode, sent, sum(load.ok), total - base))
     assert total - base == sent, "counts grew by %d for %d requests sent" % (total - base, sent)
+
+
+@pytest.mark.slow
+def test_a_target_joining_a_busy_fleet_gets_an_even_share_not_a_flood(fleet, fleet_support):
+    """Each proxy levels a joining target with its own least-used one: over the fleet, the
+    newcomer gets a third of the next requests among three targets — neither the flood that
+    its count of 0 next to thousands would draw, nor starvation."""
+    need("on", fleet_support)
+    fleet.backends(2)
+    members = [fleet.start("on") for _ in range(4)]
+    fleet.form(members)
+    assert send_parallel([(m.port, 400) for m in members]) == 1600
+    new = fleet.backends(1)[0]
+    fleet.form(members)  # every proxy routes to the newcomer too
+    sent = send_parallel([(m.port, 300) for m in members])
+    got = len(new.requests())
+    print("new target: %d of the %d requests after it joined (even: %d)" % (got, sent, sent // 3))
+    assert sent / 3 * 0.85 <= got <= sent / 3 * 1.15, (got, sent)
