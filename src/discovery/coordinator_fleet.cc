@@ -139,6 +139,7 @@ bool Coordinator::read_fleet() {
   if (f.is_leader) step_down();
   f.leader = {};
   f.leader_received = 0;
+  f.leader_unreachable = false;
   f.last_report_ok_ms = base::now_ms();  // a grace period before falling back to direct writes
   fleet_client_->close();
   if (leader.empty()) {
@@ -267,10 +268,17 @@ bool Coordinator::report_to_leader(int64_t now, bool want_counts) {
   if (!answer || answer->leader != f.leader.instance) {
     f.reports_failed.add();
     f.leader_received = 0;  // whoever answers next gets everything again
-    RM_LOG_DEBUG("fleet: report to %s failed: %s", f.leader.address.c_str(),
-                 reply ? ("status " + std::to_string(reply->status)).c_str() : error.c_str());
+    std::string why = reply ? "status " + std::to_string(reply->status) : error;
+    if (!f.leader_unreachable) {
+      RM_LOG_WARN("fleet: leader %s at %s does not answer (%s); counts are written directly "
+                  "after %lld ms", f.leader.instance.c_str(), f.leader.address.c_str(), why.c_str(),
+                  static_cast<long long>(kFallbackMs));
+      f.leader_unreachable = true;
+    }
     return false;
   }
+  if (f.leader_unreachable) RM_LOG_INFO("fleet: leader %s answers again", f.leader.instance.c_str());
+  f.leader_unreachable = false;
   f.reports_ok.add();
   f.last_report_ok_ms = now;
   fleet::Deltas acked = f.outbox.ack_through(answer->applied);

@@ -43,6 +43,7 @@ struct FleetState {
   uint64_t next_seq = 0;
   uint64_t leader_received = 0;  // what the leader says it holds of ours
   int64_t last_report_ok_ms = 0;
+  bool leader_unreachable = false;  // logged once per outage
   int64_t last_counts_ms = 0;
   int64_t next_direct_ms = 0;
 
