@@ -155,6 +155,7 @@ bool Coordinator::read_fleet() {
   } else if (rc != ZkCode::no_node) {
     zk_errors_.add();
     f.leader_node.clear();  // read it again with the next list
+    if (zk_connection_problem(rc)) need_full_read_ = true;
   }
   RM_LOG_INFO("fleet: %zu proxies, leader %s at %s", f.members, f.leader.instance.c_str(), f.leader.address.c_str());
   return true;
@@ -174,8 +175,10 @@ void Coordinator::fleet_register() {
     return;  // the children watch brings the list with us in it
   }
   zk_errors_.add();
-  // Cut off: it may exist. The next list (our instance is in the name) tells.
+  // Cut off: it may exist. The next list (our instance is in the name) tells; the full read
+  // after the reconnect (or the next flush interval) brings it.
   if (zk_connection_problem(rc)) f.create_uncertain = true;
+  need_full_read_ = true;
 }
 
 void Coordinator::become_leader() {
@@ -319,7 +322,9 @@ bool Coordinator::load_ledger() {
   if (!ledger) {
     // Never written over: what it says is the only proof of what is counted.
     f.ledger_unreadable.add();
-    RM_LOG_ERROR("fleet: %s does not parse; counts are not written until it is fixed", f.ledger_path.c_str());
+    if (f.ledger_unreadable.get() % 100 == 1) {  // every flush tries again: say it now and then
+      RM_LOG_ERROR("fleet: %s does not parse; counts are not written until it is fixed", f.ledger_path.c_str());
+    }
     return false;
   }
   f.ledger = std::move(*ledger);
