@@ -209,3 +209,22 @@ def test_ensemble_leader_killed_under_fleet_load_keeps_counts_exact(
     sent = load.sent("with the ensemble leader killed")
     counts = wait_counts_sum(ctl, sent, proxies=proxies, timeout=30)
     assert counts == {b.addr: backend_requests(b) for b in backends}
+
+
+def test_a_ledger_that_does_not_parse_is_never_written_over(
+        zk, start_backend, start_agent, start_zk_proxy):
+    b1, b2 = register_two(start_backend, start_agent, zk.connect, zk.ctl)
+    proxy = start_zk_proxy(zk.connect, threads=1)
+    proxy.wait_routing([b1.addr, b2.addr])
+    wait_one_leader([proxy])
+    LoadClient(proxy.port, connections=2, total=100, duration_max=30).run().assert_all_ok()
+    wait_counts_sum(zk.ctl, 100, proxies=[proxy])
+    zk.ctl.set("/ringmaster/ledger", "not a ledger")
+    LoadClient(proxy.port, connections=2, total=50, duration_max=30).run().assert_all_ok()
+    wait_until(lambda: proxy.metric("ringmaster_fleet_ledger_unreadable_total", 0) >= 3, 10,
+               "the proxy to find the ledger unreadable")
+    # It refuses to write: the ledger is the only proof of what is counted.
+    assert sum(zk_counts(zk.ctl).values()) == 100
+    assert zk.ctl.get("/ringmaster/ledger") == "not a ledger"
+    zk.ctl.set("/ringmaster/ledger", "")
+    wait_counts_sum(zk.ctl, 150, proxies=[proxy])
