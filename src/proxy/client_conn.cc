@@ -299,6 +299,13 @@ void Worker::on_client_timer(ClientConn* c) {
       local_response(c, 408);
       return;
     case ClientState::exchanging:
+      if (!c->response_started && c->request_done && c->upstream != nullptr) {
+        // The client owes nothing: its whole request is in and a backend has it. Only the
+        // upstream side's deadlines (connect, --upstream-timeout-ms) may end this, with the
+        // backend blamed (502/504), never a 408 — even when both timeouts are equal.
+        client_timers_.arm(&c->timer, now_ms_);
+        return;
+      }
       if (!c->response_started) {
         c->keep_alive = false;
         local_response(c, 408);

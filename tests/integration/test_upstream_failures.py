@@ -29,6 +29,28 @@ def test_backend_that_never_answers_gets_504_after_upstream_timeout(start_proxy,
     assert backend.wait_for_requests(1)[0]["target"] == "/hang"
 
 
+@pytest.mark.parametrize("client_ms,upstream_ms", [(800, 800), (400, 800), (1600, 800)])
+def test_silent_backend_gets_504_whichever_timeout_is_shorter(start_proxy, backend, client_ms,
+                                                              upstream_ms):
+    """Once the whole request is in, the client owes nothing: only the upstream timeout may
+    end the wait, and it blames the backend (504), never the client (408)."""
+    proxy = start_proxy([backend], client_timeout_ms=client_ms, upstream_timeout_ms=upstream_ms)
+    started = time.monotonic()
+    with HttpConnection(proxy.port) as c:
+        r = c.request("GET", "/hang", timeout=10)
+    elapsed = time.monotonic() - started
+    assert r.status == 504, (client_ms, upstream_ms, r)
+    assert upstream_ms / 1000.0 * 0.8 <= elapsed < 5, elapsed
+
+
+def test_client_stalling_mid_body_still_gets_408_with_a_long_upstream_timeout(start_proxy, backend):
+    proxy = start_proxy([backend], client_timeout_ms=400, upstream_timeout_ms=5000)
+    with HttpConnection(proxy.port) as c:
+        c.send(build_request("POST", "/upload", [("Content-Length", "100")]) + b"x" * 10)
+        r = c.read_response(timeout=5)
+    assert r.status == 408, r
+
+
 def test_backend_closing_mid_response_cuts_client_connection(proxy, backend):
     with HttpConnection(proxy.port) as c:
         c.send(build_request("GET", "/truncate"))
