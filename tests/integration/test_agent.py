@@ -1,4 +1,4 @@
-"""`ringmaster agent` against a real ZooKeeper server (DESIGN.md section 1, issue 3 item 1).
+"""`ringmaster agent` against a real ZooKeeper server (ARCHITECTURE.md §1, issue 3 item 1).
 
 What a user of the agent relies on, checked in ZooKeeper itself:
   * the ephemeral node /targets/<host>:<port> exists, owned by the agent's session, with a

@@ -1,4 +1,4 @@
-"""The response cache in ZooKeeper mode: /cacheAge invalidation (issue 4, DESIGN.md section 1).
+"""The response cache in ZooKeeper mode: /cacheAge invalidation (issue 4, ARCHITECTURE.md §1).
 
 With a real ZooKeeper server (zk.py), real agents and backend.py behind `ringmaster proxy --zk`:
   * a change of /cacheAge's value, written with zkctl or by an agent started with

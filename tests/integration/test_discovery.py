@@ -1,4 +1,4 @@
-"""`ringmaster proxy --zk` against a real ZooKeeper server (issue 3, DESIGN.md section 2).
+"""`ringmaster proxy --zk` against a real ZooKeeper server (issue 3, ARCHITECTURE.md §2).
 
 What a user of ZooKeeper discovery relies on, checked with real processes on loopback:
   * targets join and leave by their agents alone: traffic reaches a new backend within a
