@@ -569,3 +569,37 @@ TEST(AgentArgs, ValueStartingWithDashesNeedsTheEqualsForm) {
 
 }  // namespace
 }  // namespace ringmaster::config
+
+namespace ringmaster::config {
+namespace {
+
+TEST(ProxyFleetArgs, DefaultsToAFleetListeningOnTheListenHostAnyPort) {
+  ProxyConfig c = proxy(kZkProxy);
+  EXPECT_TRUE(c.fleet);
+  EXPECT_EQ(c.fleet_path, "/ringmaster");
+  EXPECT_FALSE(c.fleet_listen);  // main binds --listen's host, port 0
+  EXPECT_FALSE(c.fleet_listen_off);
+}
+
+TEST(ProxyFleetArgs, ParsesEachFleetFlag) {
+  ProxyConfig c = proxy(kZkProxy + Words{"--fleet", "off", "--fleet-path", "/a/b", "--fleet-listen", "0.0.0.0:0"});
+  EXPECT_FALSE(c.fleet);
+  EXPECT_EQ(c.fleet_path, "/a/b");
+  ASSERT_TRUE(c.fleet_listen);
+  EXPECT_EQ(*c.fleet_listen, hp("0.0.0.0", 0));
+  EXPECT_TRUE(proxy(kZkProxy + Words{"--fleet-listen=off"}).fleet_listen_off);
+  EXPECT_EQ(*proxy(kZkProxy + Words{"--fleet-listen", "10.0.0.1:7000"}).fleet_listen, hp("10.0.0.1", 7000));
+}
+
+TEST(ProxyFleetArgs, RejectsBadFleetValuesNamingTheFlag) {
+  EXPECT_TRUE(contains(proxy_error(kZkProxy + Words{"--fleet", "yes"}), "--fleet"));
+  EXPECT_TRUE(contains(proxy_error(kZkProxy + Words{"--fleet-listen", "nohost"}), "--fleet-listen"));
+  EXPECT_TRUE(contains(proxy_error(kZkProxy + Words{"--fleet-path", "relative"}), "--fleet-path"));
+  for (const char* path : {"/targets", "/targets/x", "/"}) {
+    std::string message = proxy_error(kZkProxy + Words{"--fleet-path", path});
+    EXPECT_TRUE(contains(message, "--fleet-path")) << path << ": " << message;
+  }
+}
+
+}  // namespace
+}  // namespace ringmaster::config
