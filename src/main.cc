@@ -3,9 +3,12 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <utility>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -14,6 +17,7 @@
 #include "ringmaster/config/config.h"
 #include "ringmaster/discovery/coordinator.h"
 #include "ringmaster/discovery/agent.h"
+#include "ringmaster/io/socket.h"
 #include "ringmaster/proxy/admin.h"
 #include "ringmaster/proxy/server.h"
 
@@ -24,6 +28,8 @@ using namespace ringmaster;
 constexpr const char* kUsage =
     "usage: ringmaster proxy --listen HOST:PORT (--zk HOSTS[/chroot] | --target HOST:PORT ...) [flags]\n"
     "       ringmaster agent --zk HOSTS[/chroot] --target HOST:PORT [flags]\n"
+    "       ringmaster check proxy|agent [flags]   (validate flags, start nothing)\n"
+    "       ringmaster --version\n"
     "see README.md for every flag\n";
 
 int fail_usage(const char* message) {
@@ -96,18 +102,66 @@ proxy::AdminResponse purge_cache(cache::Cache* c, const proxy::AdminRequest& req
   return {200, "application/json", "{\"purged\":" + std::to_string(n) + "}\n"};
 }
 
-int run_proxy(const std::vector<std::string_view>& args) {
+// Everything `proxy` derives from its flags before it binds anything (names resolved).
+struct ProxySetup {
   config::ProxyConfig cfg;
   proxy::ServerOptions options;
-  std::unique_ptr<const upstream::TargetSnapshot> snapshot;
+  std::unique_ptr<const upstream::TargetSnapshot> snapshot;  // static mode only
+  std::optional<base::SocketAddress> admin;                  // --admin, resolved
+};
+
+ProxySetup setup_proxy(const std::vector<std::string_view>& args) {
+  ProxySetup s;
+  s.cfg = config::parse_proxy_args(args);
+  s.options = server_options(s.cfg);
+  if (s.cfg.zk.empty()) s.snapshot = static_snapshot(s.cfg);
+  if (s.cfg.admin) {
+    s.admin = base::resolve(*s.cfg.admin);
+    if (!s.admin) throw config::ConfigError("--admin: cannot resolve \"" + s.cfg.admin->to_string() + "\"");
+  }
+  return s;
+}
+
+// `ringmaster check proxy|agent FLAGS...`: the flags are parsed (and names resolved) as the
+// command would, nothing is started; exit 0 when they are good, 2 with the one-line reason.
+int run_check(const std::vector<std::string_view>& args) {
+  if (args.empty() || (args[0] != "proxy" && args[0] != "agent")) {
+    return fail_usage("check: expected \"check proxy FLAGS...\" or \"check agent FLAGS...\"");
+  }
+  std::vector<std::string_view> rest(args.begin() + 1, args.end());
   try {
-    cfg = config::parse_proxy_args(args);
-    options = server_options(cfg);
-    if (cfg.zk.empty()) snapshot = static_snapshot(cfg);
+    if (args[0] == "proxy") {
+      setup_proxy(rest);
+    } else {
+      config::parse_agent_args(rest);
+    }
   } catch (const config::ConfigError& e) {
     return fail_usage(e.what());
   }
+  std::printf("ringmaster: %s flags ok\n", std::string(args[0]).c_str());
+  return 0;
+}
+
+int run_proxy(const std::vector<std::string_view>& args) {
+  ProxySetup setup;
+  try {
+    setup = setup_proxy(args);
+  } catch (const config::ConfigError& e) {
+    return fail_usage(e.what());
+  }
+  const config::ProxyConfig& cfg = setup.cfg;
+  proxy::ServerOptions& options = setup.options;
+  std::unique_ptr<const upstream::TargetSnapshot>& snapshot = setup.snapshot;
   if (cfg.verbose) base::set_log_level(base::LogLevel::debug);
+  // SO_REUSEPORT would let this process join another one's listener and take part of its
+  // traffic; an occupied address is a usage error instead.
+  for (auto [flag, address] : {std::pair{"--listen", std::optional(options.listen)}, std::pair{"--admin", setup.admin}}) {
+    if (address && io::probe_exclusive_bind(*address) == EADDRINUSE) {
+      std::fprintf(stderr, "ringmaster: %s: %s is already in use by another socket (another process listening?)\n",
+                   flag, address->to_string().c_str());
+      return 2;
+    }
+  }
 
   // Block the stop signals before any thread exists, so only sigwait() below receives them.
   sigset_t stop_signals;
@@ -151,10 +205,8 @@ int run_proxy(const std::vector<std::string_view>& args) {
   std::unique_ptr<proxy::AdminServer> admin;
   try {
     server.start();
-    if (cfg.admin) {
-      auto address = base::resolve(*cfg.admin);
-      if (!address) throw std::runtime_error("--admin: cannot resolve " + cfg.admin->to_string());
-      admin = std::make_unique<proxy::AdminServer>(*address);
+    if (setup.admin) {
+      admin = std::make_unique<proxy::AdminServer>(*setup.admin);
       admin->route("GET", "/metrics", [&server, &coordinator](const proxy::AdminRequest&) {
         metrics::TextWriter w;
         server.write_metrics(w);
@@ -245,7 +297,12 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
+  if (command == "--version" || command == "version") {
+    std::printf("ringmaster %s\n", RINGMASTER_VERSION);
+    return 0;
+  }
   if (command == "proxy") return run_proxy(args);
+  if (command == "check") return run_check(args);
   if (command == "agent") return run_agent_command(args);
   return fail_usage(("unknown command \"" + std::string(command) + "\" (expected proxy or agent)").c_str());
 }
