@@ -20,6 +20,7 @@
 #include "ringmaster/io/socket.h"
 #include "ringmaster/proxy/admin.h"
 #include "ringmaster/proxy/server.h"
+#include "ringmaster/service/notifier.h"
 
 namespace {
 
@@ -228,9 +229,18 @@ int run_proxy(const std::vector<std::string_view>& args) {
     return 1;
   }
   RM_LOG_INFO("listening on %s with %u reactors", cfg.listen.to_string().c_str(), options.threads);
+  // Under systemd (Type=notify): READY=1 once listening and, with --zk, the first snapshot is
+  // in; watchdog pings while every reactor turns; STOPPING=1 when the drain starts.
+  service::NotifierHooks hooks;
+  hooks.ready = [&coordinator] { return !coordinator || coordinator->wait_first_snapshot(0); };
+  hooks.reactor_turns = [&server] { return server.loop_turns(); };
+  hooks.ready_status = "listening on " + cfg.listen.to_string();
+  service::Notifier notifier(std::move(hooks));
+  notifier.start();
   int sig = 0;
   sigwait(&stop_signals, &sig);
   RM_LOG_INFO("%s: draining (up to %u ms)", strsignal(sig), options.shutdown_timeout_ms);
+  notifier.stopping();
   server.request_stop();
   server.wait();
   // After the reactors: the coordinator's last flush then includes every request they counted.

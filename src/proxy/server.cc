@@ -157,6 +157,12 @@ void Server::write_cache_metrics(metrics::TextWriter& out) const {
   out.sample("ringmaster_cache_capacity_bytes", "", options_.cache->capacity_bytes());
 }
 
+std::vector<uint64_t> Server::loop_turns() const {
+  std::vector<uint64_t> turns;
+  for (const auto& w : workers_) turns.push_back(w->stats().loop_turns.get());
+  return turns;
+}
+
 void Server::wait() {
   for (auto& t : threads_) {
     if (t.joinable()) t.join();

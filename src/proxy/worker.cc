@@ -92,6 +92,7 @@ void Worker::run() {
   arm_accept();
   arm_wake_read();
   for (;;) {
+    stats_.loop_turns.add();
     ring_->submit_and_wait(kTickMs);
     now_ms_ = base::now_ms();
     adopt_snapshot();

@@ -174,6 +174,9 @@ struct WorkerStats {
   metrics::Counter cache_collapsed_waits;
   metrics::Counter cache_not_stored;
   metrics::Gauge connections_open;
+  // Loop turns (at least one per kTickMs while running): the systemd watchdog pings only
+  // while every reactor's count moves.
+  metrics::Counter loop_turns;
 };
 
 class Worker {

@@ -87,6 +87,7 @@ def test_units_are_hardened(unit):
         assert s["CapabilityBoundingSet"] == ["CAP_NET_BIND_SERVICE"]
         # --max-connections defaults to 10000, each with a client and an upstream socket.
         assert int(s["LimitNOFILE"][0]) >= 2 * 10000
+        assert s["Type"] == ["notify"] and int(s["WatchdogSec"][0]) > 0
     else:
         assert s["CapabilityBoundingSet"] == [""]
         assert s["EnvironmentFile"] == ["/etc/ringmaster/agent-%i.conf"]

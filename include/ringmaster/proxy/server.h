@@ -61,6 +61,8 @@ class Server {
   void write_cache_metrics(metrics::TextWriter& out) const;
   // Prometheus samples summed over reactors; callable from any thread while running.
   void write_metrics(metrics::TextWriter& out) const;
+  // Each reactor's loop-turn count (callable from any thread once started).
+  std::vector<uint64_t> loop_turns() const;
 
  private:
   ServerOptions options_;
