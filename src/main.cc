@@ -210,6 +210,8 @@ int run_proxy(const std::vector<std::string_view>& args) {
       admin = std::make_unique<proxy::AdminServer>(*setup.admin);
       admin->route("GET", "/metrics", [&server, &coordinator](const proxy::AdminRequest&) {
         metrics::TextWriter w;
+        w.family("ringmaster_build_info", "gauge", "Always 1; the version this binary was built as.");
+        w.sample("ringmaster_build_info", "version=\"" RINGMASTER_VERSION "\"", uint64_t{1});
         server.write_metrics(w);
         server.write_cache_metrics(w);
         if (coordinator) coordinator->write_metrics(w);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "ringmaster/base/clock.h"
 #include "ringmaster/base/log.h"
 #include "worker.h"
 
@@ -83,6 +84,8 @@ void Worker::on_client_recv(ClientConn* c, io_uring_cqe* cqe) {
       client_timers_.arm(&c->timer, now_ms_);
     }
   }
+  // A request starts with its first byte (a new connection is reading_head from accept on).
+  if (c->state == ClientState::reading_head && c->request_start_us == 0) begin_request(c);
   pump_client(c);
 }
 
@@ -126,6 +129,7 @@ bool Worker::pump_client_once(ClientConn* c) {
       if (c->out.backed_up(kOutSoftLimit)) return false;
       c->state = ClientState::reading_head;
       header_timers_.arm(&c->timer, now_ms_);
+      begin_request(c);
       return true;
     case ClientState::reading_head: {
       if (!c->parser) {
@@ -216,6 +220,8 @@ void Worker::local_response(ClientConn* c, uint16_t status) {
     detach(c);
     close_upstream(u);
   }
+  end_upstream_time(c);
+  c->status = status;
   if (status == 502) stats_.responses_502.add();
   if (status == 503) stats_.responses_503.add();
   if (status == 504) stats_.responses_504.add();
@@ -240,7 +246,27 @@ void Worker::arm_between_requests(ClientConn* c) {
   }
 }
 
+void Worker::begin_request(ClientConn* c) {
+  c->request_start_us = base::now_us();
+  c->upstream_start_us = 0;
+  c->upstream_us = -1;
+  c->status = 0;
+  c->cache_result = CacheResult::none;
+}
+
+void Worker::end_upstream_time(ClientConn* c) {
+  if (c->upstream_start_us != 0 && c->upstream_us < 0) c->upstream_us = base::now_us() - c->upstream_start_us;
+}
+
+void Worker::request_finished(ClientConn* c) {
+  end_upstream_time(c);
+  stats_.request_time.observe_us(static_cast<uint64_t>(base::now_us() - c->request_start_us));
+  if (c->upstream_us >= 0) stats_.upstream_time.observe_us(static_cast<uint64_t>(c->upstream_us));
+  c->request_start_us = 0;
+}
+
 void Worker::finish_exchange(ClientConn* c) {
+  if (c->request_start_us != 0) request_finished(c);
   end_cache_claim(c);
   if (draining_) c->keep_alive = false;
   if (!c->keep_alive) {
@@ -351,6 +377,7 @@ void Worker::close_client(ClientConn* c) {
     close_upstream(u);
   }
   if (c->cache_waiting) unpark_cache_waiter(c);
+  if (c->request_start_us != 0) request_finished(c);  // cut off mid-request
   c->fill.reset();  // a response cut short is never stored
   end_cache_claim(c);
   c->state = ClientState::closed;

@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <stdexcept>
+#include <utility>
 
 #include "ringmaster/base/log.h"
 #include "ringmaster/io/socket.h"
@@ -115,6 +116,19 @@ void Server::write_metrics(metrics::TextWriter& out) const {
   for (const auto& w : workers_) open += w->stats().connections_open.get();
   out.family("ringmaster_connections_open", "gauge", "Client connections open now.");
   out.sample("ringmaster_connections_open", "", open);
+  const std::pair<const char*, const char*> kHistograms[] = {
+      {"ringmaster_request_duration_seconds",
+       "Requests from their first byte until the answer is complete (or the request is cut off)."},
+      {"ringmaster_upstream_duration_seconds",
+       "Requests that went upstream: from the first upstream connection attached until the response is "
+       "complete (or fails), failovers included."},
+  };
+  metrics::Histogram WorkerStats::*const kMembers[] = {&WorkerStats::request_time, &WorkerStats::upstream_time};
+  for (size_t i = 0; i < 2; ++i) {
+    std::vector<const metrics::Histogram*> parts;
+    for (const auto& w : workers_) parts.push_back(&(w->stats().*kMembers[i]));
+    out.histogram(kHistograms[i].first, kHistograms[i].second, parts);
+  }
 }
 
 void Server::write_cache_metrics(metrics::TextWriter& out) const {

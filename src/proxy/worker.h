@@ -80,6 +80,9 @@ struct HeldBuffer {
 
 struct UpstreamConn;
 
+// What the cache did for a request (access log "cache" field).
+enum class CacheResult : uint8_t { none, hit, miss };
+
 enum class ClientState : uint8_t {
   idle,          // keep-alive: waiting for the first byte of the next request
   reading_head,  // a request head is arriving (whole-head deadline running)
@@ -125,6 +128,14 @@ struct ClientConn {
   uint64_t cache_epoch = 0;    // the cache epoch when the request arrived
   std::string cache_key;
   std::unique_ptr<cache::EntryBuilder> fill;  // the response being stored as it streams
+
+  // The current request as the latency histograms and the access log see it: opened at its
+  // first byte (begin_request), closed once answered or cut off (request_finished).
+  int64_t request_start_us = 0;   // 0: no request in progress
+  int64_t upstream_start_us = 0;  // when the first upstream connection was attached; 0: none
+  int64_t upstream_us = -1;       // time spent upstream; -1: it never went upstream
+  uint16_t status = 0;            // status answered (0: none yet)
+  CacheResult cache_result = CacheResult::none;
 
   char ip[46] = "";
 };
@@ -177,6 +188,9 @@ struct WorkerStats {
   // Loop turns (at least one per kTickMs while running): the systemd watchdog pings only
   // while every reactor's count moves.
   metrics::Counter loop_turns;
+  // Request time, first byte to the answer complete, and time upstream, for every request.
+  metrics::Histogram request_time;
+  metrics::Histogram upstream_time;
 };
 
 class Worker {
@@ -213,6 +227,9 @@ class Worker {
   void consume_held(ClientConn* c, size_t bytes);
   void on_request_head(ClientConn* c);
   void local_response(ClientConn* c, uint16_t status);
+  void begin_request(ClientConn* c);
+  void end_upstream_time(ClientConn* c);
+  void request_finished(ClientConn* c);
   void finish_exchange(ClientConn* c);
   void arm_between_requests(ClientConn* c);
   void kick_client_send(ClientConn* c);
