@@ -164,11 +164,23 @@ int run_proxy(const std::vector<std::string_view>& args) {
     }
   }
 
-  // Block the stop signals before any thread exists, so only sigwait() below receives them.
+  std::unique_ptr<proxy::AccessLog> access_log;
+  if (!cfg.access_log.empty()) {
+    try {
+      access_log = std::make_unique<proxy::AccessLog>(cfg.access_log, options.threads, cfg.access_log_buffer);
+    } catch (const std::runtime_error& e) {
+      return fail_usage(e.what());
+    }
+    options.access_log = access_log.get();
+  }
+
+  // Block the stop signals (and SIGUSR1: reopen the access log) before any thread exists,
+  // so only sigwait() below receives them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -205,16 +217,18 @@ int run_proxy(const std::vector<std::string_view>& args) {
   proxy::Server server(options, &cell);
   std::unique_ptr<proxy::AdminServer> admin;
   try {
+    if (access_log) access_log->start();
     server.start();
     if (setup.admin) {
       admin = std::make_unique<proxy::AdminServer>(*setup.admin);
-      admin->route("GET", "/metrics", [&server, &coordinator](const proxy::AdminRequest&) {
+      admin->route("GET", "/metrics", [&server, &coordinator, &access_log](const proxy::AdminRequest&) {
         metrics::TextWriter w;
         w.family("ringmaster_build_info", "gauge", "Always 1; the version this binary was built as.");
         w.sample("ringmaster_build_info", "version=\"" RINGMASTER_VERSION "\"", uint64_t{1});
         server.write_metrics(w);
         server.write_cache_metrics(w);
         if (coordinator) coordinator->write_metrics(w);
+        if (access_log) access_log->write_metrics(w);
         return proxy::AdminResponse{200, "text/plain; version=0.0.4", w.text()};
       });
       admin->route("GET", "/targets", [&cell, &coordinator](const proxy::AdminRequest&) {
@@ -240,11 +254,17 @@ int run_proxy(const std::vector<std::string_view>& args) {
   service::Notifier notifier(std::move(hooks));
   notifier.start();
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  for (;;) {
+    sigwait(&stop_signals, &sig);
+    if (sig != SIGUSR1) break;
+    // logrotate moved the file: the writer opens the path again.
+    if (access_log) access_log->reopen();
+  }
   RM_LOG_INFO("%s: draining (up to %u ms)", strsignal(sig), options.shutdown_timeout_ms);
   notifier.stopping();
   server.request_stop();
   server.wait();
+  if (access_log) access_log->stop();  // after the reactors: their last lines are written
   // After the reactors: the coordinator's last flush then includes every request they counted.
   if (coordinator) coordinator->stop();
   if (admin) admin->stop();

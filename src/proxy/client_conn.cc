@@ -142,6 +142,7 @@ bool Worker::pump_client_once(ClientConn* c) {
       }
       http::ParseResult r = c->parser->parse_head(data, h.length);
       consume_held(c, r.consumed);
+      c->bytes_in += r.consumed;
       if (r.status == http::ParseStatus::error) {
         stats_.rejected.add();
         RM_LOG_DEBUG("rejected request from %s: %u %.*s", c->ip, c->parser->error_status(),
@@ -165,6 +166,7 @@ bool Worker::pump_client_once(ClientConn* c) {
       size_t take = std::min<size_t>(h.length, kOutSoftLimit - queued - 32);
       http::ParseResult r = c->parser->parse_body(data, take, out);
       consume_held(c, r.consumed);
+      c->bytes_in += r.consumed;
       kick_upstream_send(c->upstream);
       if (r.status == http::ParseStatus::error) {
         stats_.rejected.add();
@@ -193,6 +195,7 @@ bool Worker::pump_client_once(ClientConn* c) {
 void Worker::on_request_head(ClientConn* c) {
   const http::RequestHead& head = c->parser->head();
   stats_.requests.add();
+  c->head_parsed = true;
   c->state = ClientState::exchanging;
   client_timers_.arm(&c->timer, now_ms_);
   c->progress_bytes = 0;
@@ -246,27 +249,8 @@ void Worker::arm_between_requests(ClientConn* c) {
   }
 }
 
-void Worker::begin_request(ClientConn* c) {
-  c->request_start_us = base::now_us();
-  c->upstream_start_us = 0;
-  c->upstream_us = -1;
-  c->status = 0;
-  c->cache_result = CacheResult::none;
-}
-
-void Worker::end_upstream_time(ClientConn* c) {
-  if (c->upstream_start_us != 0 && c->upstream_us < 0) c->upstream_us = base::now_us() - c->upstream_start_us;
-}
-
-void Worker::request_finished(ClientConn* c) {
-  end_upstream_time(c);
-  stats_.request_time.observe_us(static_cast<uint64_t>(base::now_us() - c->request_start_us));
-  if (c->upstream_us >= 0) stats_.upstream_time.observe_us(static_cast<uint64_t>(c->upstream_us));
-  c->request_start_us = 0;
-}
-
 void Worker::finish_exchange(ClientConn* c) {
-  if (c->request_start_us != 0) request_finished(c);
+  if (c->request_start_us != 0) request_finished(c, true);
   end_cache_claim(c);
   if (draining_) c->keep_alive = false;
   if (!c->keep_alive) {
@@ -377,7 +361,7 @@ void Worker::close_client(ClientConn* c) {
     close_upstream(u);
   }
   if (c->cache_waiting) unpark_cache_waiter(c);
-  if (c->request_start_us != 0) request_finished(c);  // cut off mid-request
+  if (c->request_start_us != 0) request_finished(c, false);  // cut off mid-request
   c->fill.reset();  // a response cut short is never stored
   end_cache_claim(c);
   c->state = ClientState::closed;

@@ -32,6 +32,7 @@ void Worker::start_attempt(ClientConn* c, base::ByteBuffer* carried) {
     if (u == nullptr) continue;  // no socket: count it as that target failing
     attach(c, u);
     if (c->upstream_start_us == 0) c->upstream_start_us = base::now_us();
+    if (log_queue_ != nullptr) c->target_name = target->name;
     if (carried != nullptr) {
       // Failover after a failed connect: nothing was sent, so the queued head and body
       // bytes move to the new connection unchanged.

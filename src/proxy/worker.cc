@@ -71,6 +71,7 @@ Worker::Worker(const ServerOptions& options, int index, int listen_fd, upstream:
       connections_(connections) {
   connect_timeout_.tv_sec = options.connect_timeout_ms / 1000;
   connect_timeout_.tv_nsec = static_cast<long long>(options.connect_timeout_ms % 1000) * 1000000;
+  if (options.access_log != nullptr) log_queue_ = &options.access_log->queue(static_cast<unsigned>(index));
 }
 
 Worker::~Worker() {

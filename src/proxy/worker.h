@@ -136,6 +136,10 @@ struct ClientConn {
   int64_t upstream_us = -1;       // time spent upstream; -1: it never went upstream
   uint16_t status = 0;            // status answered (0: none yet)
   CacheResult cache_result = CacheResult::none;
+  bool head_parsed = false;       // the request head was complete (method and target known)
+  uint64_t bytes_in = 0;          // request bytes parsed (head and body)
+  uint64_t out_mark = 0;          // out.queued_total() when the request began
+  std::string target_name;        // the target of the last upstream attempt (access log only)
 
   char ip[46] = "";
 };
@@ -229,7 +233,8 @@ class Worker {
   void local_response(ClientConn* c, uint16_t status);
   void begin_request(ClientConn* c);
   void end_upstream_time(ClientConn* c);
-  void request_finished(ClientConn* c);
+  void request_finished(ClientConn* c, bool complete);
+  void log_request(ClientConn* c, int64_t total_us, bool complete);
   void finish_exchange(ClientConn* c);
   void arm_between_requests(ClientConn* c);
   void kick_client_send(ClientConn* c);
@@ -318,6 +323,12 @@ class Worker {
   int64_t drain_deadline_ms_ = 0;
   int64_t now_ms_ = 0;
   WorkerStats stats_;
+  // Access log (null when off): this reactor's queue, a reused line buffer, request ids.
+  AccessLogQueue* log_queue_ = nullptr;
+  std::string log_line_;
+  uint64_t log_sequence_ = 0;
+  int64_t log_second_ = -1;    // the wall-clock second log_time_ was formatted for
+  char log_time_[24] = "";     // "2026-12-03T08:24:01"
 };
 
 }  // namespace ringmaster::proxy

@@ -26,6 +26,13 @@ BAD_COMMAND_LINES = [
     ("listen_not_an_address", lambda t: ["proxy", "--listen", "nonsense", "--target", t]),
     ("no_target_and_no_zk", lambda t: ["proxy", "--listen", _listen()]),
     ("unknown_subcommand", lambda t: ["frobnicate"]),
+    ("access_log_buffer_too_small", lambda t: ["proxy", "--listen", _listen(), "--target", t,
+                                               "--access-log", "/dev/null",
+                                               "--access-log-buffer", "1K"]),
+    ("access_log_empty_path", lambda t: ["proxy", "--listen", _listen(), "--target", t,
+                                         "--access-log="]),
+    ("check_without_command", lambda t: ["check"]),
+    ("check_bad_flag", lambda t: ["check", "proxy", "--listen", "nonsense", "--target", t]),
 ]
 
 

@@ -51,7 +51,7 @@ def test_package_holds_the_binary_units_and_default_flags(deb):
     out = run(["dpkg-deb", "--contents", deb])
     assert out.returncode == 0, out.stderr
     paths = {line.split()[-1].lstrip(".") for line in out.stdout.splitlines()}
-    for path in ["/usr/bin/ringmaster", "/etc/ringmaster/proxy.env",
+    for path in ["/usr/bin/ringmaster", "/etc/ringmaster/proxy.env", "/etc/logrotate.d/ringmaster",
                  "/usr/share/doc/ringmaster/README.md",
                  "/usr/share/doc/ringmaster/agent.conf.example"] + \
             ["%s/%s" % (UNIT_DIR, u) for u in UNITS]:
@@ -160,6 +160,7 @@ def test_install_verify_run_and_purge(deb, installable, tmp_path):
     assert out.returncode == 0, out.stderr
     assert installed_status() == ""
     assert not os.path.exists("/etc/ringmaster")
+    assert not os.path.exists("/etc/logrotate.d/ringmaster")
     with pytest.raises(KeyError):
         pwd.getpwnam("ringmaster")
     with pytest.raises(KeyError):

@@ -15,6 +15,7 @@
 #include "ringmaster/cache/cache.h"
 #include "ringmaster/http/message.h"
 #include "ringmaster/metrics/metrics.h"
+#include "ringmaster/proxy/access_log.h"
 #include "ringmaster/upstream/targets.h"
 
 namespace ringmaster::proxy {
@@ -38,6 +39,8 @@ struct ServerOptions {
   uint64_t cache_object_bytes_max = 8 << 20;  // larger responses stream through unstored
   uint32_t cache_lock_timeout_ms = 5000;     // a collapsed miss waits this long, then goes upstream
   uint32_t cache_pass_ms = 1000;             // after an unstorable response, misses don't wait
+  // --access-log: one line per request into this reactor's queue; null when off.
+  AccessLog* access_log = nullptr;
 };
 
 class Worker;
