@@ -1,6 +1,8 @@
 // ringmaster: wiring only — parse flags, build the static target snapshot, start the
 // reactors, wait for SIGTERM/SIGINT, drain, exit. Bad flags exit 2 with one line.
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -20,6 +22,7 @@
 #include "ringmaster/io/socket.h"
 #include "ringmaster/proxy/admin.h"
 #include "ringmaster/proxy/server.h"
+#include "ringmaster/proxy/upgrade.h"
 #include "ringmaster/service/notifier.h"
 
 namespace {
@@ -143,6 +146,38 @@ int run_check(const std::vector<std::string_view>& args) {
   return 0;
 }
 
+// A takeover in progress: the connection to the old process and the listeners it sent.
+struct Takeover {
+  int conn = -1;
+  std::vector<int> listeners;
+};
+
+// With --upgrade-socket and a proxy listening there: receive its listeners, and run one
+// reactor per listener (rebuilding what depends on the reactor count). Throws
+// std::runtime_error (one line) when the handover cannot be used.
+Takeover take_over(ProxySetup& setup) {
+  Takeover t;
+  if (setup.cfg.upgrade_socket.empty()) return t;
+  t.conn = proxy::upgrade_connect(setup.cfg.upgrade_socket);
+  if (t.conn < 0) return t;
+  t.listeners = proxy::upgrade_receive(t.conn);
+  base::SocketAddress bound;
+  bound.length = sizeof bound.storage;
+  getsockname(t.listeners[0], reinterpret_cast<sockaddr*>(&bound.storage), &bound.length);
+  if (bound.to_string() != setup.options.listen.to_string()) {
+    throw std::runtime_error("--listen " + setup.options.listen.to_string() +
+                             " differs from the address the running proxy hands over");
+  }
+  auto n = static_cast<unsigned>(t.listeners.size());
+  if (n != setup.cfg.threads) {
+    RM_LOG_INFO("upgrade: %u reactors, one per listener handed over (--threads %u ignored)", n, setup.cfg.threads);
+    setup.cfg.threads = n;
+    setup.options.threads = n;
+    if (setup.snapshot) setup.snapshot = static_snapshot(setup.cfg);
+  }
+  return t;
+}
+
 int run_proxy(const std::vector<std::string_view>& args) {
   ProxySetup setup;
   try {
@@ -154,10 +189,17 @@ int run_proxy(const std::vector<std::string_view>& args) {
   proxy::ServerOptions& options = setup.options;
   std::unique_ptr<const upstream::TargetSnapshot>& snapshot = setup.snapshot;
   if (cfg.verbose) base::set_log_level(base::LogLevel::debug);
+  // --upgrade-socket: when a proxy listens there, this is an upgrade — take its listeners.
+  Takeover takeover;
+  try {
+    takeover = take_over(setup);
+  } catch (const std::runtime_error& e) {
+    return fail_usage(e.what());
+  }
   // SO_REUSEPORT would let this process join another one's listener and take part of its
-  // traffic; an occupied address is a usage error instead.
+  // traffic; an occupied address is a usage error instead (unless we are taking it over).
   for (auto [flag, address] : {std::pair{"--listen", std::optional(options.listen)}, std::pair{"--admin", setup.admin}}) {
-    if (address && io::probe_exclusive_bind(*address) == EADDRINUSE) {
+    if (takeover.conn < 0 && address && io::probe_exclusive_bind(*address) == EADDRINUSE) {
       std::fprintf(stderr, "ringmaster: %s: %s is already in use by another socket (another process listening?)\n",
                    flag, address->to_string().c_str());
       return 2;
@@ -216,9 +258,14 @@ int run_proxy(const std::vector<std::string_view>& args) {
   }
   proxy::Server server(options, &cell);
   std::unique_ptr<proxy::AdminServer> admin;
+  std::unique_ptr<proxy::UpgradeListener> upgrade_listener;
   try {
     if (access_log) access_log->start();
-    server.start();
+    if (takeover.conn >= 0) {
+      server.start(takeover.listeners);
+    } else {
+      server.start();
+    }
     if (setup.admin) {
       admin = std::make_unique<proxy::AdminServer>(*setup.admin);
       admin->route("GET", "/metrics", [&server, &coordinator, &access_log](const proxy::AdminRequest&) {
@@ -239,6 +286,20 @@ int run_proxy(const std::vector<std::string_view>& args) {
         return purge_cache(response_cache.get(), req);
       });
       admin->start();
+    }
+    if (!cfg.upgrade_socket.empty()) {
+      // Listening for the next upgrade before confirming this one: if that fails, the old
+      // process is never told to go and keeps serving.
+      upgrade_listener = std::make_unique<proxy::UpgradeListener>(cfg.upgrade_socket, server.listen_fds(), [&server] {
+        server.request_handover();
+        kill(getpid(), SIGTERM);  // main's sigwait: drain and exit as usual
+      });
+      upgrade_listener->start();
+    }
+    if (takeover.conn >= 0) {
+      proxy::upgrade_confirm(takeover.conn);
+      takeover.conn = -1;
+      RM_LOG_INFO("upgrade: took over %zu listeners; the old process drains", takeover.listeners.size());
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ringmaster: %s\n", e.what());

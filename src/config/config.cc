@@ -343,6 +343,11 @@ const FlagSpec<ProxyConfig> kProxyFlags[] = {
        if (a.value.empty() || a.value.size() > kTextBytesMax) fail_value(a, "expected a file path");
        c.access_log = std::string(a.value);
      }},
+    {"--upgrade-socket", true,
+     [](ProxyConfig& c, const FlagArg& a) {
+       if (a.value.empty() || a.value.size() > 100) fail_value(a, "expected a socket path of at most 100 bytes");
+       c.upgrade_socket = std::string(a.value);
+     }},
     {"--access-log-buffer", true,
      [](ProxyConfig& c, const FlagArg& a) { c.access_log_buffer = size_value(a, 4096, 1ull << 30); }},
     {"--upstream-idle-max", true,

@@ -37,6 +37,12 @@ void Server::start() {
     for (int fd : fds) ::close(fd);
     throw;
   }
+  start(fds);
+}
+
+void Server::start(const std::vector<int>& fds) {
+  if (fds.size() != options_.threads) throw std::runtime_error("one listener per reactor expected");
+  listen_fds_ = fds;
   // Pin within the CPUs we were given (taskset, a cpuset), not all online ones.
   std::vector<int> cpus;
   cpu_set_t allowed;
@@ -53,7 +59,8 @@ void Server::start() {
   }
   for (unsigned i = 0; i < options_.threads; ++i) {
     workers_.push_back(
-        std::make_unique<Worker>(options_, static_cast<int>(i), fds[i], cell_, &stop_requested_, &wake_fds_, &connections_));
+        std::make_unique<Worker>(options_, static_cast<int>(i), fds[i], cell_, &stop_requested_, &handover_, &wake_fds_,
+                                 &connections_));
   }
   for (unsigned i = 0; i < options_.threads; ++i) {
     Worker* w = workers_[i].get();

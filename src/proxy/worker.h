@@ -200,7 +200,7 @@ struct WorkerStats {
 class Worker {
  public:
   Worker(const ServerOptions& options, int index, int listen_fd, upstream::SnapshotCell* cell,
-         const std::atomic<bool>* stop_requested, const std::vector<int>* wake_fds,
+         const std::atomic<bool>* stop_requested, const std::atomic<bool>* handover, const std::vector<int>* wake_fds,
          std::atomic<uint32_t>* connections);
   ~Worker();
 
@@ -284,6 +284,8 @@ class Worker {
   int index_;
   int listen_fd_;
   const std::atomic<bool>* stop_requested_;
+  const std::atomic<bool>* handover_;
+  bool handing_over_ = false;  // draining after a takeover (see Server::request_handover)
   std::unique_ptr<io::Ring> ring_;
   std::unique_ptr<io::BufferRing> buffers_;
   upstream::SnapshotCell* cell_;
