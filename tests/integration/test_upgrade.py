@@ -75,9 +75,15 @@ def upgrade_run(ringmaster_bin, backend, tmp_path):
 
     start.port = port
     yield start
+    reports = []
     for p in started:
         if p.alive():
             p.stop()
+        report = p.sanitizer_report()
+        if report:
+            reports.append("%s: sanitizer report:\n%s" % (p.name, report))
+    if reports:
+        pytest.fail("\n\n".join(reports), pytrace=False)
 
 
 def test_three_takeovers_under_load_lose_nothing(upgrade_run):
