@@ -4,7 +4,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cstdio>
+#include <charconv>
+#include <string>
 
 #include "ringmaster/base/clock.h"
 #include "worker.h"
@@ -15,25 +16,37 @@ namespace {
 // Appends `text` as the inside of a JSON string. Request targets and methods passed strict
 // validation, but a quote, a backslash or a byte outside printable ASCII is escaped anyway.
 void append_json_text(std::string& out, std::string_view text) {
-  for (char ch : text) {
-    auto c = static_cast<unsigned char>(ch);
+  size_t run = 0;  // start of the current run of bytes that need no escape
+  for (size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c != '"' && c != '\\' && c >= 0x20 && c < 0x7f) continue;
+    out.append(text.data() + run, i - run);
+    run = i + 1;
     if (c == '"' || c == '\\') {
       out += '\\';
-      out += ch;
-    } else if (c < 0x20 || c >= 0x7f) {
-      char esc[8];
-      std::snprintf(esc, sizeof esc, "\\u%04x", c);
-      out += esc;
+      out += static_cast<char>(c);
     } else {
-      out += ch;
+      constexpr char kHex[] = "0123456789abcdef";
+      char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
+      out.append(esc, 6);
     }
   }
+  out.append(text.data() + run, text.size() - run);
 }
 
+void append_uint(std::string& out, uint64_t value) {
+  char digits[24];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
+  out.append(digits, end);
+}
+
+// Microseconds as milliseconds with three decimals ("5.174"), without floating point.
 void append_ms(std::string& out, int64_t us) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.3f", static_cast<double>(us) / 1000.0);
-  out += text;
+  uint64_t v = us < 0 ? 0 : static_cast<uint64_t>(us);
+  append_uint(out, v / 1000);
+  char frac[4] = {'.', static_cast<char>('0' + v / 100 % 10), static_cast<char>('0' + v / 10 % 10),
+                  static_cast<char>('0' + v % 10)};
+  out.append(frac, 4);
 }
 
 const char* cache_result_name(CacheResult r) {
@@ -76,6 +89,8 @@ void Worker::request_finished(ClientConn* c, bool complete) {
 }
 
 void Worker::log_request(ClientConn* c, int64_t total_us, bool complete) {
+  // Formatting stays cheap: the second's text is made once per second, numbers with
+  // to_chars, no printf and no allocation once the line buffer has grown.
   timespec wall;
   clock_gettime(CLOCK_REALTIME, &wall);
   if (wall.tv_sec != log_second_) {
@@ -83,15 +98,16 @@ void Worker::log_request(ClientConn* c, int64_t total_us, bool complete) {
     gmtime_r(&wall.tv_sec, &parts);
     strftime(log_time_, sizeof log_time_, "%Y-%m-%dT%H:%M:%S", &parts);
     log_second_ = wall.tv_sec;
+    log_id_prefix_ = std::to_string(getpid()) + "-" + std::to_string(index_) + "-";
   }
   std::string& line = log_line_;
-  char number[64];
-  line.clear();
-  std::snprintf(number, sizeof number, ".%03ldZ", wall.tv_nsec / 1000000);
-  line.append("{\"time\":\"").append(log_time_).append(number);
-  std::snprintf(number, sizeof number, "\",\"id\":\"%d-%d-%llu\"", static_cast<int>(getpid()), index_,
-                static_cast<unsigned long long>(++log_sequence_));
-  line.append(number).append(",\"client\":\"").append(c->ip).append("\",\"method\":");
+  line.assign("{\"time\":\"").append(log_time_);
+  auto ms = static_cast<unsigned>(wall.tv_nsec / 1000000);
+  char millis[6] = {'.', static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
+                    static_cast<char>('0' + ms % 10), 'Z', '"'};
+  line.append(millis, 6).append(",\"id\":\"").append(log_id_prefix_);
+  append_uint(line, ++log_sequence_);
+  line.append("\",\"client\":\"").append(c->ip).append("\",\"method\":");
   if (c->head_parsed && c->parser) {
     const http::RequestHead& head = c->parser->head();
     line.append("\"");
@@ -102,10 +118,13 @@ void Worker::log_request(ClientConn* c, int64_t total_us, bool complete) {
   } else {
     line.append("null,\"target\":null");  // the head never parsed (a 400, 408, 414, 431 ...)
   }
-  std::snprintf(number, sizeof number, ",\"status\":%u,\"bytes_in\":%llu,\"bytes_out\":%llu", c->status,
-                static_cast<unsigned long long>(c->bytes_in),
-                static_cast<unsigned long long>(c->out.queued_total() - c->out_mark));
-  line.append(number).append(",\"upstream\":");
+  line.append(",\"status\":");
+  append_uint(line, c->status);
+  line.append(",\"bytes_in\":");
+  append_uint(line, c->bytes_in);
+  line.append(",\"bytes_out\":");
+  append_uint(line, c->out.queued_total() - c->out_mark);
+  line.append(",\"upstream\":");
   if (c->target_name.empty()) {
     line.append("null");
   } else {

@@ -331,6 +331,7 @@ class Worker {
   uint64_t log_sequence_ = 0;
   int64_t log_second_ = -1;    // the wall-clock second log_time_ was formatted for
   char log_time_[24] = "";     // "2026-12-03T08:24:01"
+  std::string log_id_prefix_;  // "<pid>-<reactor>-"
 };
 
 }  // namespace ringmaster::proxy
