@@ -216,13 +216,15 @@ int run_proxy(const std::vector<std::string_view>& args) {
     options.access_log = access_log.get();
   }
 
-  // Block the stop signals (and SIGUSR1: reopen the access log) before any thread exists,
+  // Block the stop signals (and SIGUSR1: reopen the access log; SIGHUP: reload) before any
+  // thread exists,
   // so only sigwait() below receives them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGUSR1);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -317,6 +319,14 @@ int run_proxy(const std::vector<std::string_view>& args) {
   int sig = 0;
   for (;;) {
     sigwait(&stop_signals, &sig);
+    if (sig == SIGHUP) {
+      // A reload (ExecReload): today only the access log is opened again; flags are read
+      // once, at start.
+      notifier.reloading();
+      if (access_log) access_log->reopen();
+      notifier.reloaded();
+      continue;
+    }
     if (sig != SIGUSR1) break;
     // logrotate moved the file: the writer opens the path again.
     if (access_log) access_log->reopen();

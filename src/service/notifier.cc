@@ -2,6 +2,8 @@
 
 #include <systemd/sd-daemon.h>
 
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <utility>
@@ -50,6 +52,19 @@ void Notifier::start() {
   });
 }
 
+void Notifier::reloading() {
+  if (!ready_sent_.load()) return;
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  std::string message = "RELOADING=1\nMONOTONIC_USEC=" +
+                        std::to_string(static_cast<uint64_t>(now.tv_sec) * 1000000 + static_cast<uint64_t>(now.tv_nsec) / 1000);
+  sd_notify(0, message.c_str());
+}
+
+void Notifier::reloaded() {
+  if (ready_sent_.load()) sd_notify(0, "READY=1");
+}
+
 void Notifier::stopping() {
   sd_notify(0, "STOPPING=1");
   {
@@ -74,6 +89,7 @@ void Notifier::run() {
       std::string message = "READY=1";
       if (!hooks_.ready_status.empty()) message += "\nSTATUS=" + hooks_.ready_status;
       sd_notify(0, message.c_str());
+      ready_sent_.store(true);
     }
     if (watchdog != 0) {
       std::vector<uint64_t> now = hooks_.reactor_turns();

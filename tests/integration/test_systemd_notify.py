@@ -3,6 +3,7 @@ STOPPING=1 on drain. The test plays systemd: it binds the unix datagram socket t
 NOTIFY_SOCKET names and reads what the proxy sends there."""
 
 import os
+import signal
 import socket
 
 import pytest
@@ -73,3 +74,24 @@ def test_zk_mode_is_ready_only_once_the_first_snapshot_is_in(start_proxy, start_
     assert not any("READY=1" in m for m in notify.drain()), notify.messages
     server.start()
     notify.wait_for("READY=1", timeout=30)
+
+
+def test_sighup_is_a_reload_between_reloading_and_ready(start_proxy, backend, notify,
+                                                         tmp_path):
+    log = tmp_path / "access.log"
+    proxy = start_proxy([backend], env=notify.env(), access_log=log)
+    notify.wait_for("READY=1")
+    assert get(proxy.port).status == 200
+    wait_until(lambda: log.exists() and log.read_text().count("\n") == 1, 10, "a log line")
+    os.rename(log, str(log) + ".1")
+    proxy.process.send_signal(signal.SIGHUP)
+    notify.wait_for("READY=1", count=2)
+    reloading = [m for m in notify.messages if "RELOADING=1" in m.split("\n")]
+    assert len(reloading) == 1
+    assert any(line.startswith("MONOTONIC_USEC=") for line in reloading[0].split("\n"))
+    assert notify.messages.index(reloading[0]) < len(notify.messages) - 1  # READY after it
+    # Still serving, and the log was opened again at its path.
+    assert get(proxy.port).status == 200
+    wait_until(lambda: log.exists() and log.read_text().count("\n") == 1, 10,
+               "a line in the reopened log")
+    assert proxy.alive()

@@ -3,6 +3,7 @@
 // runs unchanged outside systemd.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -32,6 +33,10 @@ class Notifier {
 
   // Starts the thread that sends READY=1 and the watchdog pings (WATCHDOG_USEC).
   void start();
+  // RELOADING=1 (with MONOTONIC_USEC, as systemd asks) before a reload, READY=1 after it;
+  // neither before the first READY=1 (a reload during start-up is just done).
+  void reloading();
+  void reloaded();
   // STOPPING=1, then the thread ends (the drain is governed by systemd's stop timeout).
   void stopping();
 
@@ -47,6 +52,7 @@ class Notifier {
   std::mutex mutex_;
   std::condition_variable cv_;
   bool stop_ = false;
+  std::atomic<bool> ready_sent_{false};
   std::thread thread_;
 };
 
