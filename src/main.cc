@@ -270,13 +270,20 @@ int run_proxy(const std::vector<std::string_view>& args) {
     }
     if (setup.admin) {
       admin = std::make_unique<proxy::AdminServer>(*setup.admin);
-      admin->route("GET", "/metrics", [&server, &coordinator, &access_log](const proxy::AdminRequest&) {
+      admin->route("GET", "/metrics", [&server, &coordinator, &access_log, &cell](const proxy::AdminRequest&) {
         metrics::TextWriter w;
         w.family("ringmaster_build_info", "gauge", "Always 1; the version this binary was built as.");
         w.sample("ringmaster_build_info", "version=\"" RINGMASTER_VERSION "\"", uint64_t{1});
         server.write_metrics(w);
         server.write_cache_metrics(w);
-        if (coordinator) coordinator->write_metrics(w);
+        if (coordinator) {
+          coordinator->write_metrics(w);
+        } else {
+          // Static mode: the snapshot never changes, so reading it here is safe.
+          std::vector<const upstream::TargetState*> targets;
+          for (const upstream::Target& t : cell.load()->targets) targets.push_back(t.state.get());
+          upstream::write_target_histograms(w, targets);
+        }
         if (access_log) access_log->write_metrics(w);
         return proxy::AdminResponse{200, "text/plain; version=0.0.4", w.text()};
       });

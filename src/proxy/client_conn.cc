@@ -218,12 +218,12 @@ void Worker::on_request_head(ClientConn* c) {
 
 void Worker::local_response(ClientConn* c, uint16_t status) {
   c->fill.reset();  // an error answer is never stored
+  end_upstream_time(c);
   if (c->upstream) {
     UpstreamConn* u = c->upstream;
     detach(c);
     close_upstream(u);
   }
-  end_upstream_time(c);
   c->status = status;
   if (status == 502) stats_.responses_502.add();
   if (status == 503) stats_.responses_503.add();
@@ -355,13 +355,13 @@ void Worker::begin_linger(ClientConn* c) {
 
 void Worker::close_client(ClientConn* c) {
   if (c->state == ClientState::closed) return;
+  if (c->request_start_us != 0) request_finished(c, false);  // cut off mid-request
   if (c->upstream) {
     UpstreamConn* u = c->upstream;
     detach(c);
     close_upstream(u);
   }
   if (c->cache_waiting) unpark_cache_waiter(c);
-  if (c->request_start_us != 0) request_finished(c, false);  // cut off mid-request
   c->fill.reset();  // a response cut short is never stored
   end_cache_claim(c);
   c->state = ClientState::closed;

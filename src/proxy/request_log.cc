@@ -76,7 +76,13 @@ void Worker::begin_request(ClientConn* c) {
 }
 
 void Worker::end_upstream_time(ClientConn* c) {
-  if (c->upstream_start_us != 0 && c->upstream_us < 0) c->upstream_us = base::now_us() - c->upstream_start_us;
+  if (c->upstream_start_us == 0 || c->upstream_us >= 0) return;
+  c->upstream_us = base::now_us() - c->upstream_start_us;
+  // Per target too, when the exchange ends on a connection to one (not when every connect
+  // failed, or the target already left the snapshot).
+  if (c->upstream != nullptr && c->upstream->target != nullptr) {
+    c->upstream->target->slots[index_].upstream_time.observe_us(static_cast<uint64_t>(c->upstream_us));
+  }
 }
 
 void Worker::request_finished(ClientConn* c, bool complete) {

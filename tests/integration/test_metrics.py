@@ -5,6 +5,7 @@ import subprocess
 import pytest
 
 from harness import LOOPBACK, free_port, get, parse_metrics, port_accepts, send_raw, wait_until
+from zk import zk, zk_server  # noqa: F401  (fixtures used by name)
 
 REQUEST = "ringmaster_request_duration_seconds"
 UPSTREAM = "ringmaster_upstream_duration_seconds"
@@ -61,3 +62,43 @@ def test_build_info_names_the_version(admin_proxy, ringmaster_bin):
                              text=True, check=True).stdout.split()[1]
     _, m = scrape(admin_proxy)
     assert m['ringmaster_build_info{version="%s"}' % version] == 1
+
+
+TARGET = "ringmaster_target_upstream_duration_seconds"
+
+
+def target_counts(m):
+    return {k.split('target="')[1].split('"')[0]: v for k, v in m.items()
+            if k.startswith(TARGET + "_count{")}
+
+
+def test_upstream_histogram_per_target_static(start_proxy, start_backend):
+    b1, b2 = start_backend("backend-1"), start_backend("backend-2")
+    admin_port = free_port()
+    proxy = start_proxy([b1, b2], admin="%s:%d" % (LOOPBACK, admin_port))
+    wait_until(lambda: port_accepts(admin_port), 10, "the admin listener")
+    proxy.admin_port = admin_port
+    for _ in range(10):
+        assert get(proxy.port, "/").status == 200
+    text, m = scrape(proxy)
+    assert "# TYPE %s histogram" % TARGET in text
+    counts = target_counts(m)
+    assert set(counts) == {b1.addr, b2.addr}
+    assert counts[b1.addr] == len(b1.requests()) and counts[b2.addr] == len(b2.requests())
+    assert sum(counts.values()) == m[UPSTREAM + "_count"] == 10
+    assert m['%s_bucket{target="%s",le="+Inf"}' % (TARGET, b1.addr)] == counts[b1.addr]
+
+
+def test_upstream_histogram_per_target_zookeeper(start_proxy, backend, zk):
+    zk.ctl.create("/targets", "")
+    zk.ctl.create("/targets/%s" % backend.addr, "0")
+    admin_port = free_port()
+    proxy = start_proxy([], zk=zk.connect, admin="%s:%d" % (LOOPBACK, admin_port))
+    wait_until(lambda: port_accepts(admin_port), 10, "the admin listener")
+    proxy.admin_port = admin_port
+    wait_until(lambda: get(proxy.port, "/").status == 200, 10, "routing to the backend")
+    served = len(backend.requests())
+    for _ in range(3):
+        assert get(proxy.port, "/").status == 200
+    _, m = scrape(proxy)
+    assert target_counts(m) == {backend.addr: served + 3}

@@ -66,6 +66,8 @@ class TextWriter {
   // A histogram family (name_bucket{le=...}, name_sum in seconds, name_count) summed over
   // `parts` (one per reactor); _count equals the +Inf bucket.
   void histogram(std::string_view name, std::string_view help, std::span<const Histogram* const> parts);
+  // The samples alone, with `labels` ("target=\"a:1\"") before le; after family().
+  void histogram_samples(std::string_view name, std::string_view labels, std::span<const Histogram* const> parts);
   const std::string& text() const { return out_; }
 
  private:
