@@ -1,11 +1,16 @@
 // ringmaster: wiring only — parse flags, build the static target snapshot, start the
 // reactors, wait for SIGTERM/SIGINT, drain, exit. Bad flags exit 2 with one line.
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <utility>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -14,8 +19,11 @@
 #include "ringmaster/config/config.h"
 #include "ringmaster/discovery/coordinator.h"
 #include "ringmaster/discovery/agent.h"
+#include "ringmaster/io/socket.h"
 #include "ringmaster/proxy/admin.h"
 #include "ringmaster/proxy/server.h"
+#include "ringmaster/proxy/upgrade.h"
+#include "ringmaster/service/notifier.h"
 
 namespace {
 
@@ -24,6 +32,8 @@ using namespace ringmaster;
 constexpr const char* kUsage =
     "usage: ringmaster proxy --listen HOST:PORT (--zk HOSTS[/chroot] | --target HOST:PORT ...) [flags]\n"
     "       ringmaster agent --zk HOSTS[/chroot] --target HOST:PORT [flags]\n"
+    "       ringmaster check proxy|agent [flags]   (validate flags, start nothing)\n"
+    "       ringmaster --version\n"
     "see README.md for every flag\n";
 
 int fail_usage(const char* message) {
@@ -96,24 +106,125 @@ proxy::AdminResponse purge_cache(cache::Cache* c, const proxy::AdminRequest& req
   return {200, "application/json", "{\"purged\":" + std::to_string(n) + "}\n"};
 }
 
-int run_proxy(const std::vector<std::string_view>& args) {
+// Everything `proxy` derives from its flags before it binds anything (names resolved).
+struct ProxySetup {
   config::ProxyConfig cfg;
   proxy::ServerOptions options;
-  std::unique_ptr<const upstream::TargetSnapshot> snapshot;
+  std::unique_ptr<const upstream::TargetSnapshot> snapshot;  // static mode only
+  std::optional<base::SocketAddress> admin;                  // --admin, resolved
+};
+
+ProxySetup setup_proxy(const std::vector<std::string_view>& args) {
+  ProxySetup s;
+  s.cfg = config::parse_proxy_args(args);
+  s.options = server_options(s.cfg);
+  if (s.cfg.zk.empty()) s.snapshot = static_snapshot(s.cfg);
+  if (s.cfg.admin) {
+    s.admin = base::resolve(*s.cfg.admin);
+    if (!s.admin) throw config::ConfigError("--admin: cannot resolve \"" + s.cfg.admin->to_string() + "\"");
+  }
+  return s;
+}
+
+// `ringmaster check proxy|agent FLAGS...`: the flags are parsed (and names resolved) as the
+// command would, nothing is started; exit 0 when they are good, 2 with the one-line reason.
+int run_check(const std::vector<std::string_view>& args) {
+  if (args.empty() || (args[0] != "proxy" && args[0] != "agent")) {
+    return fail_usage("check: expected \"check proxy FLAGS...\" or \"check agent FLAGS...\"");
+  }
+  std::vector<std::string_view> rest(args.begin() + 1, args.end());
   try {
-    cfg = config::parse_proxy_args(args);
-    options = server_options(cfg);
-    if (cfg.zk.empty()) snapshot = static_snapshot(cfg);
+    if (args[0] == "proxy") {
+      setup_proxy(rest);
+    } else {
+      config::parse_agent_args(rest);
+    }
   } catch (const config::ConfigError& e) {
     return fail_usage(e.what());
   }
-  if (cfg.verbose) base::set_log_level(base::LogLevel::debug);
+  std::printf("ringmaster: %s flags ok\n", std::string(args[0]).c_str());
+  return 0;
+}
 
-  // Block the stop signals before any thread exists, so only sigwait() below receives them.
+// A takeover in progress: the connection to the old process and the listeners it sent.
+struct Takeover {
+  int conn = -1;
+  std::vector<int> listeners;
+};
+
+// With --upgrade-socket and a proxy listening there: receive its listeners, and run one
+// reactor per listener (rebuilding what depends on the reactor count). Throws
+// std::runtime_error (one line) when the handover cannot be used.
+Takeover take_over(ProxySetup& setup) {
+  Takeover t;
+  if (setup.cfg.upgrade_socket.empty()) return t;
+  t.conn = proxy::upgrade_connect(setup.cfg.upgrade_socket);
+  if (t.conn < 0) return t;
+  t.listeners = proxy::upgrade_receive(t.conn);
+  base::SocketAddress bound;
+  bound.length = sizeof bound.storage;
+  getsockname(t.listeners[0], reinterpret_cast<sockaddr*>(&bound.storage), &bound.length);
+  if (bound.to_string() != setup.options.listen.to_string()) {
+    throw std::runtime_error("--listen " + setup.options.listen.to_string() +
+                             " differs from the address the running proxy hands over");
+  }
+  auto n = static_cast<unsigned>(t.listeners.size());
+  if (n != setup.cfg.threads) {
+    RM_LOG_INFO("upgrade: %u reactors, one per listener handed over (--threads %u ignored)", n, setup.cfg.threads);
+    setup.cfg.threads = n;
+    setup.options.threads = n;
+    if (setup.snapshot) setup.snapshot = static_snapshot(setup.cfg);
+  }
+  return t;
+}
+
+int run_proxy(const std::vector<std::string_view>& args) {
+  ProxySetup setup;
+  try {
+    setup = setup_proxy(args);
+  } catch (const config::ConfigError& e) {
+    return fail_usage(e.what());
+  }
+  const config::ProxyConfig& cfg = setup.cfg;
+  proxy::ServerOptions& options = setup.options;
+  std::unique_ptr<const upstream::TargetSnapshot>& snapshot = setup.snapshot;
+  if (cfg.verbose) base::set_log_level(base::LogLevel::debug);
+  // --upgrade-socket: when a proxy listens there, this is an upgrade — take its listeners.
+  Takeover takeover;
+  try {
+    takeover = take_over(setup);
+  } catch (const std::runtime_error& e) {
+    return fail_usage(e.what());
+  }
+  // SO_REUSEPORT would let this process join another one's listener and take part of its
+  // traffic; an occupied address is a usage error instead (unless we are taking it over).
+  for (auto [flag, address] : {std::pair{"--listen", std::optional(options.listen)}, std::pair{"--admin", setup.admin}}) {
+    if (takeover.conn < 0 && address && io::probe_exclusive_bind(*address) == EADDRINUSE) {
+      std::fprintf(stderr, "ringmaster: %s: %s is already in use by another socket (another process listening?)\n",
+                   flag, address->to_string().c_str());
+      return 2;
+    }
+  }
+
+  std::unique_ptr<proxy::AccessLog> access_log;
+  if (!cfg.access_log.empty()) {
+    try {
+      access_log = std::make_unique<proxy::AccessLog>(cfg.access_log, options.threads, cfg.access_log_buffer);
+    } catch (const std::runtime_error& e) {
+      return fail_usage(e.what());
+    }
+    options.access_log = access_log.get();
+  }
+
+  // Block the stop signals (and SIGUSR1: reopen the access log; SIGHUP: reload) before any
+  // thread exists,
+  // so only sigwait() below receives them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGUSR1);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -157,17 +268,31 @@ int run_proxy(const std::vector<std::string_view>& args) {
   }
   proxy::Server server(options, &cell);
   std::unique_ptr<proxy::AdminServer> admin;
+  std::unique_ptr<proxy::UpgradeListener> upgrade_listener;
   try {
-    server.start();
-    if (cfg.admin) {
-      auto address = base::resolve(*cfg.admin);
-      if (!address) throw std::runtime_error("--admin: cannot resolve " + cfg.admin->to_string());
-      admin = std::make_unique<proxy::AdminServer>(*address);
-      admin->route("GET", "/metrics", [&server, &coordinator](const proxy::AdminRequest&) {
+    if (access_log) access_log->start();
+    if (takeover.conn >= 0) {
+      server.start(takeover.listeners);
+    } else {
+      server.start();
+    }
+    if (setup.admin) {
+      admin = std::make_unique<proxy::AdminServer>(*setup.admin);
+      admin->route("GET", "/metrics", [&server, &coordinator, &access_log, &cell](const proxy::AdminRequest&) {
         metrics::TextWriter w;
+        w.family("ringmaster_build_info", "gauge", "Always 1; the version this binary was built as.");
+        w.sample("ringmaster_build_info", "version=\"" RINGMASTER_VERSION "\"", uint64_t{1});
         server.write_metrics(w);
         server.write_cache_metrics(w);
-        if (coordinator) coordinator->write_metrics(w);
+        if (coordinator) {
+          coordinator->write_metrics(w);
+        } else {
+          // Static mode: the snapshot never changes, so reading it here is safe.
+          std::vector<const upstream::TargetState*> targets;
+          for (const upstream::Target& t : cell.load()->targets) targets.push_back(t.state.get());
+          upstream::write_target_histograms(w, targets);
+        }
+        if (access_log) access_log->write_metrics(w);
         return proxy::AdminResponse{200, "text/plain; version=0.0.4", w.text()};
       });
       admin->route("GET", "/targets", [&cell, &coordinator](const proxy::AdminRequest&) {
@@ -179,16 +304,53 @@ int run_proxy(const std::vector<std::string_view>& args) {
       });
       admin->start();
     }
+    if (!cfg.upgrade_socket.empty()) {
+      // Listening for the next upgrade before confirming this one: if that fails, the old
+      // process is never told to go and keeps serving.
+      upgrade_listener = std::make_unique<proxy::UpgradeListener>(cfg.upgrade_socket, server.listen_fds(), [&server] {
+        server.request_handover();
+        kill(getpid(), SIGTERM);  // main's sigwait: drain and exit as usual
+      });
+      upgrade_listener->start();
+    }
+    if (takeover.conn >= 0) {
+      proxy::upgrade_confirm(takeover.conn);
+      takeover.conn = -1;
+      RM_LOG_INFO("upgrade: took over %zu listeners; the old process drains", takeover.listeners.size());
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ringmaster: %s\n", e.what());
     return 1;
   }
   RM_LOG_INFO("listening on %s with %u reactors", cfg.listen.to_string().c_str(), options.threads);
+  // Under systemd (Type=notify): READY=1 once listening and, with --zk, the first snapshot is
+  // in; watchdog pings while every reactor turns; STOPPING=1 when the drain starts.
+  service::NotifierHooks hooks;
+  hooks.ready = [&coordinator] { return !coordinator || coordinator->wait_first_snapshot(0); };
+  hooks.reactor_turns = [&server] { return server.loop_turns(); };
+  hooks.ready_status = "listening on " + cfg.listen.to_string();
+  service::Notifier notifier(std::move(hooks));
+  notifier.start();
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  for (;;) {
+    sigwait(&stop_signals, &sig);
+    if (sig == SIGHUP) {
+      // A reload (ExecReload): today only the access log is opened again; flags are read
+      // once, at start.
+      notifier.reloading();
+      if (access_log) access_log->reopen();
+      notifier.reloaded();
+      continue;
+    }
+    if (sig != SIGUSR1) break;
+    // logrotate moved the file: the writer opens the path again.
+    if (access_log) access_log->reopen();
+  }
   RM_LOG_INFO("%s: draining (up to %u ms)", strsignal(sig), options.shutdown_timeout_ms);
+  notifier.stopping();
   server.request_stop();
   server.wait();
+  if (access_log) access_log->stop();  // after the reactors: their last lines are written
   // After the reactors: the coordinator's last flush then includes every request they counted.
   if (coordinator) coordinator->stop();
   if (admin) admin->stop();
@@ -253,7 +415,12 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
+  if (command == "--version" || command == "version") {
+    std::printf("ringmaster %s\n", RINGMASTER_VERSION);
+    return 0;
+  }
   if (command == "proxy") return run_proxy(args);
+  if (command == "check") return run_check(args);
   if (command == "agent") return run_agent_command(args);
   return fail_usage(("unknown command \"" + std::string(command) + "\" (expected proxy or agent)").c_str());
 }

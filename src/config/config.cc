@@ -360,6 +360,18 @@ const FlagSpec<ProxyConfig> kProxyFlags[] = {
      [](ProxyConfig& c, const FlagArg& a) { c.shutdown_timeout_ms = timeout_ms_value(a); }},
     {"--max-connections", true,
      [](ProxyConfig& c, const FlagArg& a) { c.max_connections = uint_value(a, 1, kMaxConnectionsMax); }},
+    {"--access-log", true,
+     [](ProxyConfig& c, const FlagArg& a) {
+       if (a.value.empty() || a.value.size() > kTextBytesMax) fail_value(a, "expected a file path");
+       c.access_log = std::string(a.value);
+     }},
+    {"--upgrade-socket", true,
+     [](ProxyConfig& c, const FlagArg& a) {
+       if (a.value.empty() || a.value.size() > 100) fail_value(a, "expected a socket path of at most 100 bytes");
+       c.upgrade_socket = std::string(a.value);
+     }},
+    {"--access-log-buffer", true,
+     [](ProxyConfig& c, const FlagArg& a) { c.access_log_buffer = size_value(a, 4096, 1ull << 30); }},
     {"--upstream-idle-max", true,
      [](ProxyConfig& c, const FlagArg& a) { c.upstream_idle_max = uint_value(a, 0, kUpstreamIdleMax); }},
     {"--session-timeout-ms", true,

@@ -419,6 +419,8 @@ static bool same_routing(const upstream::TargetSnapshot* a, const upstream::Targ
 void Coordinator::publish() {
   auto snapshot = book_->build_snapshot(snapshot_version_ + 1);
   size_t targets = snapshot->targets.size();
+  std::vector<std::shared_ptr<const upstream::TargetState>> states;
+  for (const upstream::Target& t : snapshot->targets) states.push_back(t.state);
   if (targets > 0) published_nonempty_ = true;
   if (targets == 0 && empty_since_ms_ == 0) published_nonempty_ = false;
   // Only this thread publishes, so reading the current snapshot here is safe. An unchanged
@@ -461,6 +463,7 @@ void Coordinator::publish() {
   json += "]}\n";
   std::lock_guard lock(view_mutex_);
   targets_json_ = std::move(json);
+  view_targets_ = std::move(states);
   if (!first_snapshot_ && (targets > 0 || !need_full_read_)) {
     first_snapshot_ = true;
     first_snapshot_cv_.notify_all();
@@ -507,6 +510,10 @@ void Coordinator::write_metrics(metrics::TextWriter& out) const {
   gauge("ringmaster_unflushed_requests", "Requests counted but not yet written to ZooKeeper.", unflushed_gauge_);
   gauge("ringmaster_targets_skipped", "Children whose name or data did not parse.", skipped_gauge_);
   if (fleet_) write_fleet_metrics(out);
+  std::lock_guard lock(view_mutex_);
+  std::vector<const upstream::TargetState*> targets;
+  for (const auto& t : view_targets_) targets.push_back(t.get());
+  upstream::write_target_histograms(out, targets);
 }
 
 }  // namespace ringmaster::discovery

@@ -31,6 +31,17 @@ int listen_tcp(const base::SocketAddress& address, int backlog) {
   return fd;
 }
 
+int probe_exclusive_bind(const base::SocketAddress& address) {
+  int fd = socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  // SO_REUSEADDR only: our own TIME_WAIT leftovers do not count, a listener does.
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  int err = bind(fd, address.get(), address.length) < 0 ? errno : 0;
+  close(fd);
+  return err;
+}
+
 int connect_socket(const base::SocketAddress& address) {
   int fd = socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;

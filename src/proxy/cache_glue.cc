@@ -51,6 +51,7 @@ bool Worker::try_cache(ClientConn* c) {
     cache::EntryRef hit = cache->lookup(c->cache_key, c->cache_hash, info, now_ms_);
     if (hit) {
       stats_.cache_hits.add();
+      c->cache_result = CacheResult::hit;
       serve_hit(c, std::move(hit));
       return true;
     }
@@ -59,12 +60,14 @@ bool Worker::try_cache(ClientConn* c) {
   // usually answered from the cache once the owner's response is stored).
   if (!c->cache_policy.store) {
     stats_.cache_misses.add();
+    c->cache_result = CacheResult::miss;
     return false;
   }
   switch (cache->claim(c->cache_key, c->cache_hash, static_cast<unsigned>(index_), now_ms_,
                        options_.cache_lock_timeout_ms)) {
     case cache::Cache::Claim::owner:
       stats_.cache_misses.add();
+      c->cache_result = CacheResult::miss;
       c->cache_owner = true;
       return false;
     case cache::Cache::Claim::wait:
@@ -75,6 +78,7 @@ bool Worker::try_cache(ClientConn* c) {
       return true;
     case cache::Cache::Claim::pass:
       stats_.cache_misses.add();
+      c->cache_result = CacheResult::miss;
       return false;
   }
   return false;
@@ -86,6 +90,7 @@ void Worker::serve_hit(ClientConn* c, cache::EntryRef entry) {
   bool close = !c->keep_alive;
   // cache_fields_ holds this request's fields (try_cache filled it just before).
   bool not_modified = cache::not_modified(e, cache_fields_);
+  c->status = not_modified ? 304 : e.status;
   if (not_modified) {
     stats_.cache_not_modified.add();
     std::string extra;
@@ -151,6 +156,7 @@ void Worker::on_cache_wait_timer(ClientConn* c) {
   unpark_cache_waiter(c);
   c->cache_owner = false;
   stats_.cache_misses.add();
+  c->cache_result = CacheResult::miss;
   start_attempt(c, nullptr);
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "ringmaster/base/clock.h"
 #include "ringmaster/base/log.h"
 #include "worker.h"
 
@@ -83,6 +84,8 @@ void Worker::on_client_recv(ClientConn* c, io_uring_cqe* cqe) {
       client_timers_.arm(&c->timer, now_ms_);
     }
   }
+  // A request starts with its first byte (a new connection is reading_head from accept on).
+  if (c->state == ClientState::reading_head && c->request_start_us == 0) begin_request(c);
   pump_client(c);
 }
 
@@ -126,6 +129,7 @@ bool Worker::pump_client_once(ClientConn* c) {
       if (c->out.backed_up(kOutSoftLimit)) return false;
       c->state = ClientState::reading_head;
       header_timers_.arm(&c->timer, now_ms_);
+      begin_request(c);
       return true;
     case ClientState::reading_head: {
       if (!c->parser) {
@@ -138,6 +142,7 @@ bool Worker::pump_client_once(ClientConn* c) {
       }
       http::ParseResult r = c->parser->parse_head(data, h.length);
       consume_held(c, r.consumed);
+      c->bytes_in += r.consumed;
       if (r.status == http::ParseStatus::error) {
         stats_.rejected.add();
         RM_LOG_DEBUG("rejected request from %s: %u %.*s", c->ip, c->parser->error_status(),
@@ -161,6 +166,7 @@ bool Worker::pump_client_once(ClientConn* c) {
       size_t take = std::min<size_t>(h.length, kOutSoftLimit - queued - 32);
       http::ParseResult r = c->parser->parse_body(data, take, out);
       consume_held(c, r.consumed);
+      c->bytes_in += r.consumed;
       kick_upstream_send(c->upstream);
       if (r.status == http::ParseStatus::error) {
         stats_.rejected.add();
@@ -189,6 +195,7 @@ bool Worker::pump_client_once(ClientConn* c) {
 void Worker::on_request_head(ClientConn* c) {
   const http::RequestHead& head = c->parser->head();
   stats_.requests.add();
+  c->head_parsed = true;
   c->state = ClientState::exchanging;
   client_timers_.arm(&c->timer, now_ms_);
   c->progress_bytes = 0;
@@ -211,11 +218,13 @@ void Worker::on_request_head(ClientConn* c) {
 
 void Worker::local_response(ClientConn* c, uint16_t status) {
   c->fill.reset();  // an error answer is never stored
+  end_upstream_time(c);
   if (c->upstream) {
     UpstreamConn* u = c->upstream;
     detach(c);
     close_upstream(u);
   }
+  c->status = status;
   if (status == 502) stats_.responses_502.add();
   if (status == 503) stats_.responses_503.add();
   if (status == 504) stats_.responses_504.add();
@@ -241,6 +250,7 @@ void Worker::arm_between_requests(ClientConn* c) {
 }
 
 void Worker::finish_exchange(ClientConn* c) {
+  if (c->request_start_us != 0) request_finished(c, true);
   end_cache_claim(c);
   if (draining_) c->keep_alive = false;
   if (!c->keep_alive) {
@@ -352,6 +362,7 @@ void Worker::begin_linger(ClientConn* c) {
 
 void Worker::close_client(ClientConn* c) {
   if (c->state == ClientState::closed) return;
+  if (c->request_start_us != 0) request_finished(c, false);  // cut off mid-request
   if (c->upstream) {
     UpstreamConn* u = c->upstream;
     detach(c);

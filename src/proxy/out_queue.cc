@@ -60,6 +60,7 @@ const msghdr* OutQueue::next_send() {
 void OutQueue::on_sent(size_t bytes) {
   RM_CHECK(sending_);
   sending_ = false;
+  sent_total_ += bytes;
   while (!chunks_.empty()) {
     Chunk& c = chunks_.front();
     if (!c.sealed) {

@@ -40,6 +40,8 @@ class OutQueue {
   // over (small answers queued one after another); bounded work either way.
   bool backed_up(size_t bytes) const;
   bool empty() const { return size() == 0; }
+  // Bytes ever queued (sent + queued now): the access log's bytes out, by difference.
+  uint64_t queued_total() const { return sent_total_ + size(); }
   bool sending() const { return sending_; }
   // The message for the next sendmsg (and marks a send outstanding); null when a send is
   // already outstanding or there is nothing to send.
@@ -63,6 +65,7 @@ class OutQueue {
   std::deque<Chunk> chunks_;
   std::vector<base::ByteBuffer> spare_;  // emptied owned buffers, kept for reuse
   bool sending_ = false;
+  uint64_t sent_total_ = 0;
   iovec iov_[kIovMax];
   msghdr msg_{};
 };

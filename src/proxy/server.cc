@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <stdexcept>
+#include <utility>
 
 #include "ringmaster/base/log.h"
 #include "ringmaster/io/socket.h"
@@ -36,6 +37,12 @@ void Server::start() {
     for (int fd : fds) ::close(fd);
     throw;
   }
+  start(fds);
+}
+
+void Server::start(const std::vector<int>& fds) {
+  if (fds.size() != options_.threads) throw std::runtime_error("one listener per reactor expected");
+  listen_fds_ = fds;
   // Pin within the CPUs we were given (taskset, a cpuset), not all online ones.
   std::vector<int> cpus;
   cpu_set_t allowed;
@@ -52,7 +59,8 @@ void Server::start() {
   }
   for (unsigned i = 0; i < options_.threads; ++i) {
     workers_.push_back(
-        std::make_unique<Worker>(options_, static_cast<int>(i), fds[i], cell_, &stop_requested_, &wake_fds_, &connections_));
+        std::make_unique<Worker>(options_, static_cast<int>(i), fds[i], cell_, &stop_requested_, &handover_, &wake_fds_,
+                                 &connections_));
   }
   for (unsigned i = 0; i < options_.threads; ++i) {
     Worker* w = workers_[i].get();
@@ -115,6 +123,19 @@ void Server::write_metrics(metrics::TextWriter& out) const {
   for (const auto& w : workers_) open += w->stats().connections_open.get();
   out.family("ringmaster_connections_open", "gauge", "Client connections open now.");
   out.sample("ringmaster_connections_open", "", open);
+  const std::pair<const char*, const char*> kHistograms[] = {
+      {"ringmaster_request_duration_seconds",
+       "Requests from their first byte until the answer is complete (or the request is cut off)."},
+      {"ringmaster_upstream_duration_seconds",
+       "Requests that went upstream: from the first upstream connection attached until the response is "
+       "complete (or fails), failovers included."},
+  };
+  metrics::Histogram WorkerStats::*const kMembers[] = {&WorkerStats::request_time, &WorkerStats::upstream_time};
+  for (size_t i = 0; i < 2; ++i) {
+    std::vector<const metrics::Histogram*> parts;
+    for (const auto& w : workers_) parts.push_back(&(w->stats().*kMembers[i]));
+    out.histogram(kHistograms[i].first, kHistograms[i].second, parts);
+  }
 }
 
 void Server::write_cache_metrics(metrics::TextWriter& out) const {
@@ -155,6 +176,12 @@ void Server::write_cache_metrics(metrics::TextWriter& out) const {
   out.sample("ringmaster_cache_entries", "", s.entries.load());
   out.family("ringmaster_cache_capacity_bytes", "gauge", "--cache-bytes.");
   out.sample("ringmaster_cache_capacity_bytes", "", options_.cache->capacity_bytes());
+}
+
+std::vector<uint64_t> Server::loop_turns() const {
+  std::vector<uint64_t> turns;
+  for (const auto& w : workers_) turns.push_back(w->stats().loop_turns.get());
+  return turns;
 }
 
 void Server::wait() {

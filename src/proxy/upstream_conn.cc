@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "ringmaster/base/clock.h"
 #include "ringmaster/base/log.h"
 #include "ringmaster/io/socket.h"
 #include "worker.h"
@@ -30,6 +31,8 @@ void Worker::start_attempt(ClientConn* c, base::ByteBuffer* carried) {
     if (u == nullptr) u = open_upstream(target);
     if (u == nullptr) continue;  // no socket: count it as that target failing
     attach(c, u);
+    if (c->upstream_start_us == 0) c->upstream_start_us = base::now_us();
+    if (log_queue_ != nullptr) c->target_name = target->name;
     if (carried != nullptr) {
       // Failover after a failed connect: nothing was sent, so the queued head and body
       // bytes move to the new connection unchanged.
@@ -229,6 +232,7 @@ void Worker::pump_upstream(UpstreamConn* u) {
       }
       if (r.status != http::ParseStatus::head_done) break;
       const http::ResponseHead& head = u->parser.head();
+      c->status = head.status;
       c->framing = http::choose_response_framing(head, c->method, c->version_minor, c->keep_alive && !draining_);
       if (c->framing.close) c->keep_alive = false;
       http::serialize_response_head(head, c->framing, c->version_minor, "ringmaster", c->out.pending());
@@ -260,6 +264,7 @@ void Worker::pump_upstream(UpstreamConn* u) {
 }
 
 void Worker::on_response_done(ClientConn* c) {
+  end_upstream_time(c);
   UpstreamConn* u = c->upstream;
   if (u != nullptr) {
     // Reuse only a connection whose request and response both ended cleanly with nothing
@@ -329,6 +334,7 @@ bool Worker::retry_request(ClientConn* c, UpstreamConn* broken) {
 }
 
 void Worker::upstream_failed(ClientConn* c, uint16_t status) {
+  end_upstream_time(c);
   c->fill.reset();
   if (!c->response_started) {
     local_response(c, status);

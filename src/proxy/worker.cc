@@ -54,12 +54,13 @@ T* container_of_timer(TimerNode* node) {
 }  // namespace
 
 Worker::Worker(const ServerOptions& options, int index, int listen_fd, upstream::SnapshotCell* cell,
-               const std::atomic<bool>* stop_requested, const std::vector<int>* wake_fds,
+               const std::atomic<bool>* stop_requested, const std::atomic<bool>* handover, const std::vector<int>* wake_fds,
                std::atomic<uint32_t>* connections)
     : options_(options),
       index_(index),
       listen_fd_(listen_fd),
       stop_requested_(stop_requested),
+      handover_(handover),
       cell_(cell),
       balancer_(static_cast<unsigned>(index), std::random_device{}()),
       header_timers_(options.header_timeout_ms),
@@ -72,6 +73,7 @@ Worker::Worker(const ServerOptions& options, int index, int listen_fd, upstream:
       connections_(connections) {
   connect_timeout_.tv_sec = options.connect_timeout_ms / 1000;
   connect_timeout_.tv_nsec = static_cast<long long>(options.connect_timeout_ms % 1000) * 1000000;
+  if (options.access_log != nullptr) log_queue_ = &options.access_log->queue(static_cast<unsigned>(index));
 }
 
 Worker::~Worker() {
@@ -93,6 +95,7 @@ void Worker::run() {
   arm_accept();
   arm_wake_read();
   for (;;) {
+    stats_.loop_turns.add();
     ring_->submit_and_wait(kTickMs);
     now_ms_ = base::now_ms();
     adopt_snapshot();
@@ -116,7 +119,12 @@ void Worker::run() {
     bury_dead();
     // Nothing from an older snapshot is referenced past this point of the turn.
     cell_->quiescent(static_cast<unsigned>(index_));
-    if (draining_ && clients_ == 0 && upstreams_ == 0 && dead_clients_.empty() && dead_upstreams_.empty()) break;
+    // After a handover, also until the accept's cancel completed: a connection it took
+    // meanwhile is served, not lost with the ring.
+    if (draining_ && clients_ == 0 && upstreams_ == 0 && dead_clients_.empty() && dead_upstreams_.empty() &&
+        !(handing_over_ && accept_armed_)) {
+      break;
+    }
   }
   cell_->offline(static_cast<unsigned>(index_));
   ring_->submit();
@@ -216,8 +224,9 @@ void Worker::on_accept(io_uring_cqe* cqe) {
     return;
   }
   int fd = cqe->res;
-  if (draining_ || connections_->fetch_add(1, std::memory_order_relaxed) >= options_.max_connections) {
-    if (!draining_) connections_->fetch_sub(1, std::memory_order_relaxed);
+  bool refuse_draining = draining_ && !handing_over_;
+  if (refuse_draining || connections_->fetch_add(1, std::memory_order_relaxed) >= options_.max_connections) {
+    if (!refuse_draining) connections_->fetch_sub(1, std::memory_order_relaxed);
     // Over --max-connections: refuse at once rather than queue; existing clients are unharmed.
     stats_.connections_refused.add();
     ::close(fd);
@@ -242,14 +251,23 @@ void Worker::begin_drain() {
   drain_deadline_ms_ = now_ms_ + options_.shutdown_timeout_ms;
   RM_LOG_INFO("worker %d: draining (%u clients)", index_, clients_);
   if (accept_armed_) cancel(io::pack_user_data(this, io::OpTag::accept));
-  // shutdown() takes the socket out of the listening state (and out of the SO_REUSEPORT
-  // group) at once, whoever still holds it: the pending multishot accept keeps a reference
-  // of its own, and relying on the cancel above alone once left a listener queueing
-  // connections that nobody would accept for the whole drain. The other workers do the
-  // same, so the port refuses from here on.
-  ::shutdown(listen_fd_, SHUT_RDWR);
-  ::close(listen_fd_);
-  listen_fd_ = -1;
+  handing_over_ = handover_->load(std::memory_order_relaxed);
+  if (handing_over_) {
+    // The next process accepts on this very socket: leave it listening. What our accept
+    // still takes before the cancel lands is served (see on_accept), with Connection: close.
+    RM_LOG_INFO("worker %d: handed the listener over", index_);
+    ::close(listen_fd_);
+    listen_fd_ = -1;
+  } else {
+    // shutdown() takes the socket out of the listening state (and out of the SO_REUSEPORT
+    // group) at once, whoever still holds it: the pending multishot accept keeps a reference
+    // of its own, and relying on the cancel above alone once left a listener queueing
+    // connections that nobody would accept for the whole drain. The other workers do the
+    // same, so the port refuses from here on.
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    ::close(listen_fd_);
+    listen_fd_ = -1;
+  }
   for (auto& [state, pool] : idle_pools_) {
     std::vector<UpstreamConn*> conns;
     conns.swap(pool);

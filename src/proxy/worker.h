@@ -80,6 +80,9 @@ struct HeldBuffer {
 
 struct UpstreamConn;
 
+// What the cache did for a request (access log "cache" field).
+enum class CacheResult : uint8_t { none, hit, miss };
+
 enum class ClientState : uint8_t {
   idle,          // keep-alive: waiting for the first byte of the next request
   reading_head,  // a request head is arriving (whole-head deadline running)
@@ -125,6 +128,18 @@ struct ClientConn {
   uint64_t cache_epoch = 0;    // the cache epoch when the request arrived
   std::string cache_key;
   std::unique_ptr<cache::EntryBuilder> fill;  // the response being stored as it streams
+
+  // The current request as the latency histograms and the access log see it: opened at its
+  // first byte (begin_request), closed once answered or cut off (request_finished).
+  int64_t request_start_us = 0;   // 0: no request in progress
+  int64_t upstream_start_us = 0;  // when the first upstream connection was attached; 0: none
+  int64_t upstream_us = -1;       // time spent upstream; -1: it never went upstream
+  uint16_t status = 0;            // status answered (0: none yet)
+  CacheResult cache_result = CacheResult::none;
+  bool head_parsed = false;       // the request head was complete (method and target known)
+  uint64_t bytes_in = 0;          // request bytes parsed (head and body)
+  uint64_t out_mark = 0;          // out.queued_total() when the request began
+  std::string target_name;        // the target of the last upstream attempt (access log only)
 
   char ip[46] = "";
 };
@@ -174,12 +189,18 @@ struct WorkerStats {
   metrics::Counter cache_collapsed_waits;
   metrics::Counter cache_not_stored;
   metrics::Gauge connections_open;
+  // Loop turns (at least one per kTickMs while running): the systemd watchdog pings only
+  // while every reactor's count moves.
+  metrics::Counter loop_turns;
+  // Request time, first byte to the answer complete, and time upstream, for every request.
+  metrics::Histogram request_time;
+  metrics::Histogram upstream_time;
 };
 
 class Worker {
  public:
   Worker(const ServerOptions& options, int index, int listen_fd, upstream::SnapshotCell* cell,
-         const std::atomic<bool>* stop_requested, const std::vector<int>* wake_fds,
+         const std::atomic<bool>* stop_requested, const std::atomic<bool>* handover, const std::vector<int>* wake_fds,
          std::atomic<uint32_t>* connections);
   ~Worker();
 
@@ -210,6 +231,10 @@ class Worker {
   void consume_held(ClientConn* c, size_t bytes);
   void on_request_head(ClientConn* c);
   void local_response(ClientConn* c, uint16_t status);
+  void begin_request(ClientConn* c);
+  void end_upstream_time(ClientConn* c);
+  void request_finished(ClientConn* c, bool complete);
+  void log_request(ClientConn* c, int64_t total_us, bool complete);
   void finish_exchange(ClientConn* c);
   void arm_between_requests(ClientConn* c);
   void kick_client_send(ClientConn* c);
@@ -259,6 +284,8 @@ class Worker {
   int index_;
   int listen_fd_;
   const std::atomic<bool>* stop_requested_;
+  const std::atomic<bool>* handover_;
+  bool handing_over_ = false;  // draining after a takeover (see Server::request_handover)
   std::unique_ptr<io::Ring> ring_;
   std::unique_ptr<io::BufferRing> buffers_;
   upstream::SnapshotCell* cell_;
@@ -298,6 +325,13 @@ class Worker {
   int64_t drain_deadline_ms_ = 0;
   int64_t now_ms_ = 0;
   WorkerStats stats_;
+  // Access log (null when off): this reactor's queue, a reused line buffer, request ids.
+  AccessLogQueue* log_queue_ = nullptr;
+  std::string log_line_;
+  uint64_t log_sequence_ = 0;
+  int64_t log_second_ = -1;    // the wall-clock second log_time_ was formatted for
+  char log_time_[24] = "";     // "2026-12-03T08:24:01"
+  std::string log_id_prefix_;  // "<pid>-<reactor>-"
 };
 
 }  // namespace ringmaster::proxy

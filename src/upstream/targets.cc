@@ -15,6 +15,18 @@ uint64_t TargetState::requests_total() const {
   return sum;
 }
 
+void write_target_histograms(metrics::TextWriter& out, const std::vector<const TargetState*>& targets) {
+  constexpr const char* kName = "ringmaster_target_upstream_duration_seconds";
+  out.family(kName, "histogram",
+             "Per target: time upstream of requests answered, or failed, on a connection to it.");
+  std::vector<const metrics::Histogram*> parts;
+  for (const TargetState* t : targets) {
+    parts.clear();
+    for (unsigned r = 0; r < t->reactors; ++r) parts.push_back(&t->slots[r].upstream_time);
+    out.histogram_samples(kName, "target=\"" + metrics::label_value(t->name) + "\"", parts);
+  }
+}
+
 // ---- SnapshotCell ----
 
 SnapshotCell::SnapshotCell(unsigned reactors) : epochs_(new Epoch[reactors]), reactors_(reactors) {}

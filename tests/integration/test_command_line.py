@@ -1,10 +1,11 @@
 """Bad command lines exit 2 with a one-line reason on stderr."""
 
+import socket
 import subprocess
 
 import pytest
 
-from harness import ReservedPort, free_port
+from harness import ReservedPort, free_port, get
 
 
 def _listen():
@@ -25,6 +26,13 @@ BAD_COMMAND_LINES = [
     ("listen_not_an_address", lambda t: ["proxy", "--listen", "nonsense", "--target", t]),
     ("no_target_and_no_zk", lambda t: ["proxy", "--listen", _listen()]),
     ("unknown_subcommand", lambda t: ["frobnicate"]),
+    ("access_log_buffer_too_small", lambda t: ["proxy", "--listen", _listen(), "--target", t,
+                                               "--access-log", "/dev/null",
+                                               "--access-log-buffer", "1K"]),
+    ("access_log_empty_path", lambda t: ["proxy", "--listen", _listen(), "--target", t,
+                                         "--access-log="]),
+    ("check_without_command", lambda t: ["check"]),
+    ("check_bad_flag", lambda t: ["check", "proxy", "--listen", "nonsense", "--target", t]),
 ]
 
 
@@ -45,3 +53,46 @@ def test_bad_command_line_exits_2_with_one_line_reason(ringmaster_bin, make_args
                                                                  out.stderr)
     assert len(lines) == 1, "%s: expected a one-line reason, stderr was %r" % (argv,
                                                                               out.stderr)
+
+
+def _run_to_exit(argv):
+    try:
+        return subprocess.run([str(a) for a in argv], capture_output=True, text=True,
+                              timeout=20, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        pytest.fail("%s started on an occupied address: still running after 20 s" % argv)
+
+
+def _assert_refused_occupied(out, flag, addr):
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == 2, "exit code %s, stderr %r" % (out.returncode, out.stderr)
+    assert len(lines) == 1 and flag in lines[0] and addr in lines[0] and "in use" in lines[0], \
+        out.stderr
+
+
+def test_second_proxy_on_a_running_proxys_port_exits_2(ringmaster_bin, proxy, backend):
+    out = _run_to_exit([ringmaster_bin, "proxy", "--listen", proxy.addr, "--target",
+                        backend.addr, "--threads", "1"])
+    _assert_refused_occupied(out, "--listen", proxy.addr)
+    # The first one was not disturbed and still serves every request.
+    for _ in range(10):
+        assert get(proxy.port).status == 200
+    assert proxy.alive()
+
+
+@pytest.mark.parametrize("flag", ["--listen", "--admin"])
+def test_port_held_by_another_programs_reuseport_listener_exits_2(ringmaster_bin, backend,
+                                                                   flag):
+    # The case SO_REUSEPORT alone would not catch: the other listener allows sharing too.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen(8)
+        taken = "127.0.0.1:%d" % other.getsockname()[1]
+        addrs = {"--listen": "127.0.0.1:%d" % free_port(),
+                 "--admin": "127.0.0.1:%d" % free_port()}
+        addrs[flag] = taken
+        out = _run_to_exit([ringmaster_bin, "proxy", "--listen", addrs["--listen"],
+                            "--admin", addrs["--admin"], "--target", backend.addr,
+                            "--threads", "1"])
+    _assert_refused_occupied(out, flag, taken)

@@ -57,6 +57,10 @@ struct ProxyConfig {
   uint32_t max_connections = 10000;      // --max-connections N: client connections, whole proxy
   uint32_t upstream_idle_max = 64;       // --upstream-idle-max N: idle pooled connections per
                                          //   target per reactor
+  std::string access_log;                // --access-log PATH: JSON lines, one per request; empty: off
+  uint64_t access_log_buffer = 1ull << 20;  // --access-log-buffer SIZE: queue per reactor (4K..1G)
+  std::string upgrade_socket;            // --upgrade-socket PATH: hand listeners to / take them from
+                                         //   another process (zero-downtime upgrade); empty: off
   bool verbose = false;                  // --verbose: debug logging
 };
 

@@ -129,6 +129,7 @@ class Coordinator {
 
   mutable std::mutex view_mutex_;  // guards the admin view below
   std::string targets_json_;
+  std::vector<std::shared_ptr<const upstream::TargetState>> view_targets_;  // for per-target metrics
   std::condition_variable first_snapshot_cv_;
   bool first_snapshot_ = false;
 

@@ -4,8 +4,10 @@
 // from any thread with a relaxed load.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -30,6 +32,29 @@ class Gauge {
   std::atomic<int64_t> value_{0};
 };
 
+// A latency histogram with one writing thread (its reactor): observe() bumps one bucket and
+// the sum, relaxed, no lock; readers sum the reactors' histograms at scrape time.
+class Histogram {
+ public:
+  // Upper bounds in microseconds (Prometheus "le", written in seconds): 100 µs .. 10 s.
+  static constexpr std::array<uint64_t, 16> kBoundsUs = {100,    250,    500,     1000,    2500,    5000,
+                                                         10000,  25000,  50000,   100000,  250000,  500000,
+                                                         1000000, 2500000, 5000000, 10000000};
+  void observe_us(uint64_t us) {
+    size_t i = 0;
+    while (i < kBoundsUs.size() && us > kBoundsUs[i]) ++i;
+    buckets_[i].add();
+    sum_us_.add(us);
+  }
+  // Observations in bucket i alone (not cumulative); i == kBoundsUs.size() is above the last.
+  uint64_t bucket(size_t i) const { return buckets_[i].get(); }
+  uint64_t sum_us() const { return sum_us_.get(); }
+
+ private:
+  std::array<Counter, kBoundsUs.size() + 1> buckets_;
+  Counter sum_us_;
+};
+
 // Builds Prometheus text exposition (version 0.0.4).
 class TextWriter {
  public:
@@ -38,6 +63,11 @@ class TextWriter {
   // One sample: name{labels} value. `labels` is preformatted ("target=\"a:1\"") or empty.
   void sample(std::string_view name, std::string_view labels, uint64_t value);
   void sample(std::string_view name, std::string_view labels, int64_t value);
+  // A histogram family (name_bucket{le=...}, name_sum in seconds, name_count) summed over
+  // `parts` (one per reactor); _count equals the +Inf bucket.
+  void histogram(std::string_view name, std::string_view help, std::span<const Histogram* const> parts);
+  // The samples alone, with `labels` ("target=\"a:1\"") before le; after family().
+  void histogram_samples(std::string_view name, std::string_view labels, std::span<const Histogram* const> parts);
   const std::string& text() const { return out_; }
 
  private:

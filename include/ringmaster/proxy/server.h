@@ -15,6 +15,7 @@
 #include "ringmaster/cache/cache.h"
 #include "ringmaster/http/message.h"
 #include "ringmaster/metrics/metrics.h"
+#include "ringmaster/proxy/access_log.h"
 #include "ringmaster/upstream/targets.h"
 
 namespace ringmaster::proxy {
@@ -38,6 +39,8 @@ struct ServerOptions {
   uint64_t cache_object_bytes_max = 8 << 20;  // larger responses stream through unstored
   uint32_t cache_lock_timeout_ms = 5000;     // a collapsed miss waits this long, then goes upstream
   uint32_t cache_pass_ms = 1000;             // after an unstorable response, misses don't wait
+  // --access-log: one line per request into this reactor's queue; null when off.
+  AccessLog* access_log = nullptr;
 };
 
 class Worker;
@@ -52,8 +55,20 @@ class Server {
   // Binds every listener and starts the workers; throws std::runtime_error with the reason
   // (address in use, io_uring refused) before any traffic is served.
   void start();
+  // The same with listeners inherited from the previous process (a takeover, see upgrade.h):
+  // one reactor per descriptor, nothing is bound.
+  void start(const std::vector<int>& inherited_listeners);
   // Async-signal-safe: asks every worker to stop accepting and drain.
   void request_stop() { stop_requested_.store(true, std::memory_order_relaxed); }
+  // The drain after a takeover: the listeners now belong to the next process too, so they
+  // are closed here without shutdown() (which would stop them for it as well), and
+  // connections accepted until the accept is cancelled are served, not refused.
+  void request_handover() {
+    handover_.store(true, std::memory_order_relaxed);
+    request_stop();
+  }
+  // This process's listening descriptors, one per reactor (for handing them over).
+  const std::vector<int>& listen_fds() const { return listen_fds_; }
   // Joins the worker threads (they exit once drained or at the shutdown deadline); their
   // counters stay readable until the server is destroyed.
   void wait();
@@ -61,11 +76,15 @@ class Server {
   void write_cache_metrics(metrics::TextWriter& out) const;
   // Prometheus samples summed over reactors; callable from any thread while running.
   void write_metrics(metrics::TextWriter& out) const;
+  // Each reactor's loop-turn count (callable from any thread once started).
+  std::vector<uint64_t> loop_turns() const;
 
  private:
   ServerOptions options_;
   upstream::SnapshotCell* cell_;
   std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> handover_{false};
+  std::vector<int> listen_fds_;
   std::atomic<uint32_t> connections_{0};  // open client connections, all reactors
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<int> wake_fds_;  // one eventfd per worker: cache fills wake other reactors' waiters

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "ringmaster/base/host_port.h"
+#include "ringmaster/metrics/metrics.h"
 
 namespace ringmaster::upstream {
 
@@ -32,6 +33,9 @@ struct alignas(64) ReactorSlot {
                        // it moves at once, even while the connection is still being made)
   uint32_t consecutive_failures = 0;
   int64_t ejected_until_ms = 0;
+  // Time upstream of this reactor's requests that got an answer or failed on a connection to
+  // the target (single writer; summed per target at scrape time).
+  metrics::Histogram upstream_time;
 
   void count_request() { requests.store(requests.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
 };
@@ -46,6 +50,10 @@ struct TargetState {
   // Sum over reactors (any thread; a relaxed snapshot of monotonic counters).
   uint64_t requests_total() const;
 };
+
+// ringmaster_target_upstream_duration_seconds{target="host:port"}: one histogram per target,
+// summed over its reactor slots (any thread, while the states are alive).
+void write_target_histograms(metrics::TextWriter& out, const std::vector<const TargetState*>& targets);
 
 struct Target {
   std::shared_ptr<TargetState> state;

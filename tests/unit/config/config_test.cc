@@ -117,6 +117,9 @@ TEST(ProxyArgs, DefaultsMatchTheContract) {
   EXPECT_EQ(c.shutdown_timeout_ms, 10000u);
   EXPECT_EQ(c.max_connections, 10000u);
   EXPECT_EQ(c.upstream_idle_max, 64u);
+  EXPECT_TRUE(c.access_log.empty());
+  EXPECT_EQ(c.access_log_buffer, 1u << 20);
+  EXPECT_TRUE(c.upgrade_socket.empty());
   EXPECT_FALSE(c.verbose);
 }
 
@@ -193,6 +196,9 @@ TEST(ProxyArgs, ParsesEveryValueFlagInBothForms) {
       {"--shutdown-timeout-ms", "6500", [](const ProxyConfig& c) { EXPECT_EQ(c.shutdown_timeout_ms, 6500u); }},
       {"--max-connections", "500", [](const ProxyConfig& c) { EXPECT_EQ(c.max_connections, 500u); }},
       {"--upstream-idle-max", "8", [](const ProxyConfig& c) { EXPECT_EQ(c.upstream_idle_max, 8u); }},
+      {"--access-log", "/var/log/a.log", [](const ProxyConfig& c) { EXPECT_EQ(c.access_log, "/var/log/a.log"); }},
+      {"--access-log-buffer", "64K", [](const ProxyConfig& c) { EXPECT_EQ(c.access_log_buffer, 65536u); }},
+      {"--upgrade-socket", "/run/rm.sock", [](const ProxyConfig& c) { EXPECT_EQ(c.upgrade_socket, "/run/rm.sock"); }},
   };
   for (const auto& test_case : cases) {
     for (const Words& flag_words : both_forms(test_case.flag, test_case.value)) {
@@ -565,6 +571,14 @@ TEST(AgentArgs, ContentVersionIsBoundedSingleLineText) {
 TEST(AgentArgs, ValueStartingWithDashesNeedsTheEqualsForm) {
   EXPECT_EQ(agent(kAgent + Words{"--content-version=--weird"}).content_version, "--weird");
   EXPECT_EQ(agent_error(kAgent + Words{"--content-version", "--weird"}), "--content-version: missing value");
+}
+
+TEST(ProxyArgs, RejectsUnusableAccessLogAndUpgradeValues) {
+  EXPECT_EQ(proxy_error(kZkProxy + Words{"--access-log-buffer", "1K"}),
+            "--access-log-buffer: expected a size 4K..1G (bytes, or K/M/G), got \"1K\"");
+  EXPECT_EQ(proxy_error(kZkProxy + Words{"--access-log="}), "--access-log: expected a file path, got \"\"");
+  EXPECT_EQ(proxy_error(kZkProxy + Words{"--upgrade-socket=" + std::string(101, 'a')}).substr(0, 32),
+            "--upgrade-socket: expected a soc");
 }
 
 }  // namespace

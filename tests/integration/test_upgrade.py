@@ -1,0 +1,137 @@
+"""Zero-downtime upgrade (--upgrade-socket): a new process takes the listening sockets over
+from the running one, which drains and exits; under continuous load no connection is
+refused and no request fails."""
+
+import subprocess
+import threading
+
+import pytest
+
+from harness import (LOOPBACK, HttpConnection, ManagedProcess, free_port, get, port_accepts,
+                     wait_until)
+
+LOAD_THREADS = 4
+
+
+class Load:
+    """Clients in threads, each request on a new connection (Connection: close), until
+    stopped: counts answers, refused connects and any other failure."""
+
+    def __init__(self, port):
+        self.port = port
+        self.ok = 0
+        self.slow_ok = 0
+        self.failures = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True)
+                        for i in range(LOAD_THREADS)]
+
+    def one(self, path):
+        with HttpConnection(self.port) as c:
+            r = c.request("GET", path, [("Connection", "close")])
+        if r.status != 200:
+            raise AssertionError("answer %r" % r)
+
+    def run(self, i):
+        # One thread keeps a slow request in flight at all times: some are in the old
+        # process when it is told to go, and must still be answered.
+        path = "/slow?ms=150" if i == 0 else "/"
+        while not self.stopping.is_set():
+            try:
+                self.one(path)
+                with self.lock:
+                    if i == 0:
+                        self.slow_ok += 1
+                    else:
+                        self.ok += 1
+            except Exception as e:  # noqa: BLE001  (every failure is reported)
+                with self.lock:
+                    self.failures.append(repr(e))
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(30)
+
+
+@pytest.fixture
+def upgrade_run(ringmaster_bin, backend, tmp_path):
+    started = []
+    sock = str(tmp_path / "upgrade.sock")
+    port = free_port()
+
+    def start(name, listen=None):
+        argv = [ringmaster_bin, "proxy", "--listen", listen or "%s:%d" % (LOOPBACK, port),
+                "--target", backend.addr, "--threads", "2", "--upgrade-socket", sock,
+                "--shutdown-timeout-ms", "5000", "--cache-bytes", "0"]
+        p = ManagedProcess(argv, tmp_path / ("%s.log" % name), name=name)
+        started.append(p)
+        return p
+
+    start.port = port
+    yield start
+    reports = []
+    for p in started:
+        if p.alive():
+            p.stop()
+        report = p.sanitizer_report()
+        if report:
+            reports.append("%s: sanitizer report:\n%s" % (p.name, report))
+    if reports:
+        pytest.fail("\n\n".join(reports), pytrace=False)
+
+
+def test_three_takeovers_under_load_lose_nothing(upgrade_run):
+    first = upgrade_run("proxy-0")
+    wait_until(lambda: port_accepts(upgrade_run.port) or not first.alive(), 20, "first proxy")
+    assert first.alive(), first.output_tail()
+    load = Load(upgrade_run.port)
+    load.start()
+    try:
+        old = first
+        for round_ in range(1, 4):
+            served_before = load.ok
+            new = upgrade_run("proxy-%d" % round_)
+            # The old one drains what it holds (slow requests included) and exits 0.
+            assert old.wait(20) == 0, "old process: %s\n%s" % (old.returncode, old.output_tail())
+            assert "took over 2 listeners" in new.output(), new.output_tail()
+            assert "handed the listener over" in old.output()
+            assert new.alive(), new.output_tail()
+            # Traffic goes on through the new process.
+            wait_until(lambda: load.ok >= served_before + 50, 20, "requests after round %d"
+                       % round_)
+            old = new
+    finally:
+        load.stop()
+    assert load.failures == [], "%d failures, first: %s" % (len(load.failures),
+                                                           load.failures[:5])
+    assert load.ok > 150 and load.slow_ok > 3
+    assert get(upgrade_run.port).status == 200
+
+
+def test_takeover_on_a_different_address_is_refused_and_the_old_one_keeps_serving(
+        upgrade_run, ringmaster_bin):
+    first = upgrade_run("proxy-0")
+    wait_until(lambda: port_accepts(upgrade_run.port) or not first.alive(), 20, "first proxy")
+    wrong = upgrade_run("proxy-1", listen="%s:%d" % (LOOPBACK, free_port()))
+    assert wrong.wait(20) == 2
+    lines = [line for line in wrong.output().splitlines() if line.strip()]
+    assert any("--listen" in line and "differs" in line for line in lines), lines
+    assert first.alive()
+    assert get(upgrade_run.port).status == 200
+
+
+def test_without_upgrade_socket_an_occupied_port_still_exits_2(upgrade_run, ringmaster_bin,
+                                                                 backend):
+    first = upgrade_run("proxy-0")
+    wait_until(lambda: port_accepts(upgrade_run.port) or not first.alive(), 20, "first proxy")
+    out = subprocess.run([str(ringmaster_bin), "proxy", "--listen",
+                          "%s:%d" % (LOOPBACK, upgrade_run.port), "--target", backend.addr],
+                         capture_output=True, text=True, timeout=20)
+    assert out.returncode == 2 and "in use" in out.stderr
+    assert first.alive()
