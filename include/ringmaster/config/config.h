@@ -60,6 +60,10 @@ struct ProxyConfig {
   bool verbose = false;                  // --verbose: debug logging
 };
 
+// --cache-ttl in milliseconds, computed in 64 bits: its maximum, 365 days, is 3.15e10 ms,
+// past what 32 bits hold.
+inline int64_t cache_ttl_ms(const ProxyConfig& config) { return int64_t{config.cache_ttl_s} * 1000; }
+
 // Parses the arguments after "proxy". Throws ConfigError (one line) on unknown flags, missing
 // values, bad values, missing --listen, or neither/both of --zk and --target.
 // Flags take "--flag value" or "--flag=value". SIZE accepts a plain byte count or a K/M/G
