@@ -1,5 +1,6 @@
 // ringmaster: wiring only — parse flags, build the static target snapshot, start the
-// reactors, wait for SIGTERM/SIGINT, drain, exit. Bad flags exit 2 with one line.
+// reactors, wait for SIGTERM/SIGINT (SIGHUP is logged, not fatal), drain, exit. Bad flags
+// exit 2 with one line.
 #include <signal.h>
 
 #include <atomic>
@@ -25,6 +26,31 @@ constexpr const char* kUsage =
     "usage: ringmaster proxy --listen HOST:PORT (--zk HOSTS[/chroot] | --target HOST:PORT ...) [flags]\n"
     "       ringmaster agent --zk HOSTS[/chroot] --target HOST:PORT [flags]\n"
     "see README.md for every flag\n";
+
+// The signals main waits for: SIGTERM and SIGINT stop, SIGHUP (what `systemctl reload` and
+// many operators send by habit) must not kill. Blocked before any thread exists, so that
+// only wait_for_stop_signal() receives them.
+sigset_t block_control_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  return set;
+}
+
+// Waits until SIGTERM or SIGINT, which it returns. A SIGHUP is logged and otherwise ignored:
+// there is no configuration file to re-read.
+int wait_for_stop_signal(const sigset_t& set) {
+  while (true) {
+    int sig = 0;
+    sigwait(&set, &sig);
+    if (sig != SIGHUP) return sig;
+    RM_LOG_INFO("SIGHUP: no configuration file, nothing to reload; still running");
+  }
+}
 
 int fail_usage(const char* message) {
   std::fprintf(stderr, "ringmaster: %s\n", message);
@@ -109,13 +135,7 @@ int run_proxy(const std::vector<std::string_view>& args) {
   }
   if (cfg.verbose) base::set_log_level(base::LogLevel::debug);
 
-  // Block the stop signals before any thread exists, so only sigwait() below receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t control_signals = block_control_signals();
 
   // Shards: enough that reactors rarely meet on one lock.
   std::unique_ptr<cache::Cache> response_cache;
@@ -184,8 +204,7 @@ int run_proxy(const std::vector<std::string_view>& args) {
     return 1;
   }
   RM_LOG_INFO("listening on %s with %u reactors", cfg.listen.to_string().c_str(), options.threads);
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  int sig = wait_for_stop_signal(control_signals);
   RM_LOG_INFO("%s: draining (up to %u ms)", strsignal(sig), options.shutdown_timeout_ms);
   server.request_stop();
   server.wait();
@@ -219,18 +238,12 @@ int run_agent_command(const std::vector<std::string_view>& args) {
   options.content_version = cfg.content_version;
   options.session_timeout_ms = cfg.session_timeout_ms;
 
-  // Blocked before any thread exists (ZooKeeper's client starts two), so only the sigwait
+  // Blocked before any thread exists (ZooKeeper's client starts two), so only the signal
   // thread below receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t control_signals = block_control_signals();
   std::atomic<bool> stop{false};
-  std::thread signal_thread([&stop, stop_signals] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
+  std::thread signal_thread([&stop, control_signals] {
+    int sig = wait_for_stop_signal(control_signals);
     RM_LOG_INFO("%s: stopping", strsignal(sig));
     stop.store(true, std::memory_order_release);
   });
