@@ -3,6 +3,7 @@
 // exit 2 with one line.
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -22,10 +23,29 @@ namespace {
 
 using namespace ringmaster;
 
+constexpr const char* kProxyUsage =
+    "usage: ringmaster proxy --listen HOST:PORT (--zk HOSTS[/chroot] | --target HOST:PORT ...) [flags]\n";
+constexpr const char* kAgentUsage = "usage: ringmaster agent --zk HOSTS[/chroot] --target HOST:PORT [flags]\n";
 constexpr const char* kUsage =
     "usage: ringmaster proxy --listen HOST:PORT (--zk HOSTS[/chroot] | --target HOST:PORT ...) [flags]\n"
     "       ringmaster agent --zk HOSTS[/chroot] --target HOST:PORT [flags]\n"
-    "see README.md for every flag\n";
+    "every flag, its default and meaning: ringmaster proxy --help, ringmaster agent --help\n";
+
+// `ringmaster proxy --help` (anywhere: a value never starts with "--" in the two-word form)
+// or `ringmaster proxy -h`: the flags, exit 0.
+bool wants_help(const std::vector<std::string_view>& args) {
+  if (!args.empty() && args.front() == "-h") return true;
+  return std::find(args.begin(), args.end(), "--help") != args.end();
+}
+
+int print_help(const char* usage, const std::string& flags) {
+  std::fputs(usage, stdout);
+  std::fputs("\nFlags take \"--flag VALUE\" or \"--flag=VALUE\"; SIZE is bytes or K/M/G (binary); MS is "
+             "milliseconds.\n\n",
+             stdout);
+  std::fputs(flags.c_str(), stdout);
+  return 0;
+}
 
 // The signals main waits for: SIGTERM and SIGINT stop, SIGHUP (what `systemctl reload` and
 // many operators send by habit) must not kill. Blocked before any thread exists, so that
@@ -123,6 +143,7 @@ proxy::AdminResponse purge_cache(cache::Cache* c, const proxy::AdminRequest& req
 }
 
 int run_proxy(const std::vector<std::string_view>& args) {
+  if (wants_help(args)) return print_help(kProxyUsage, config::proxy_flags_help());
   config::ProxyConfig cfg;
   proxy::ServerOptions options;
   std::unique_ptr<const upstream::TargetSnapshot> snapshot;
@@ -218,6 +239,7 @@ int run_proxy(const std::vector<std::string_view>& args) {
 // `ringmaster agent`: flags -> AgentOptions, a sigwait thread turning SIGTERM/SIGINT into
 // the stop flag, then the agent loop on this thread until it returns.
 int run_agent_command(const std::vector<std::string_view>& args) {
+  if (wants_help(args)) return print_help(kAgentUsage, config::agent_flags_help());
   config::AgentConfig cfg;
   try {
     cfg = config::parse_agent_args(args);

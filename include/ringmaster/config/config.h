@@ -87,6 +87,11 @@ struct AgentConfig {
 
 AgentConfig parse_agent_args(const std::vector<std::string_view>& args);
 
+// --help: every flag the parser accepts, one line each with its value, meaning and default,
+// generated from the parser's own flag tables.
+std::string proxy_flags_help();
+std::string agent_flags_help();
+
 // "16K" -> 16384 etc.; nullopt when malformed or overflowing.
 std::optional<uint64_t> parse_size(std::string_view text);
 
