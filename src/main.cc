@@ -29,6 +29,7 @@ constexpr const char* kAgentUsage = "usage: ringmaster agent --zk HOSTS[/chroot]
 constexpr const char* kUsage =
     "usage: ringmaster proxy --listen HOST:PORT (--zk HOSTS[/chroot] | --target HOST:PORT ...) [flags]\n"
     "       ringmaster agent --zk HOSTS[/chroot] --target HOST:PORT [flags]\n"
+    "       ringmaster check --config FILE [proxy flags]   (validates, exit 0 or 2)\n"
     "every flag, its default and meaning: ringmaster proxy --help, ringmaster agent --help\n";
 
 // `ringmaster proxy --help` (anywhere: a value never starts with "--" in the two-word form)
@@ -62,13 +63,18 @@ sigset_t block_control_signals() {
 }
 
 // Waits until SIGTERM or SIGINT, which it returns. A SIGHUP is logged and otherwise ignored:
-// there is no configuration file to re-read.
-int wait_for_stop_signal(const sigset_t& set) {
+// there is no configuration file to re-read, or (config_file) live reload does not exist yet.
+int wait_for_stop_signal(const sigset_t& set, const std::string& config_file = {}) {
   while (true) {
     int sig = 0;
     sigwait(&set, &sig);
     if (sig != SIGHUP) return sig;
-    RM_LOG_INFO("SIGHUP: no configuration file, nothing to reload; still running");
+    if (config_file.empty()) {
+      RM_LOG_INFO("SIGHUP: no configuration file, nothing to reload; still running");
+    } else {
+      RM_LOG_WARN("SIGHUP: reloading %s while running is not supported yet, nothing changed; still running",
+                  config_file.c_str());
+    }
   }
 }
 
@@ -225,7 +231,7 @@ int run_proxy(const std::vector<std::string_view>& args) {
     return 1;
   }
   RM_LOG_INFO("listening on %s with %u reactors", cfg.listen.to_string().c_str(), options.threads);
-  int sig = wait_for_stop_signal(control_signals);
+  int sig = wait_for_stop_signal(control_signals, cfg.config_file);
   RM_LOG_INFO("%s: draining (up to %u ms)", strsignal(sig), options.shutdown_timeout_ms);
   server.request_stop();
   server.wait();
@@ -233,6 +239,25 @@ int run_proxy(const std::vector<std::string_view>& args) {
   if (coordinator) coordinator->stop();
   if (admin) admin->stop();
   RM_LOG_INFO("stopped");
+  return 0;
+}
+
+// `ringmaster check --config FILE [flags]`: validates what `ringmaster proxy` with the same
+// arguments would start with, like `nginx -t` — the file, the flags, the names resolved —
+// and starts nothing. Exit 0 ("FILE: ok" on stdout) or 2 with the one-line reason.
+int run_check(const std::vector<std::string_view>& args) {
+  if (std::find(args.begin(), args.end(), "--config") == args.end() &&
+      std::none_of(args.begin(), args.end(), [](std::string_view a) { return a.starts_with("--config="); })) {
+    return fail_usage("check: --config FILE is required");
+  }
+  try {
+    config::ProxyConfig cfg = config::parse_proxy_args(args);
+    server_options(cfg);
+    if (cfg.zk.empty()) static_snapshot(cfg);
+    std::printf("%s: ok\n", cfg.config_file.c_str());
+  } catch (const config::ConfigError& e) {
+    return fail_usage(e.what());
+  }
   return 0;
 }
 
@@ -290,5 +315,6 @@ int main(int argc, char** argv) {
   }
   if (command == "proxy") return run_proxy(args);
   if (command == "agent") return run_agent_command(args);
-  return fail_usage(("unknown command \"" + std::string(command) + "\" (expected proxy or agent)").c_str());
+  if (command == "check") return run_check(args);
+  return fail_usage(("unknown command \"" + std::string(command) + "\" (expected proxy, agent or check)").c_str());
 }

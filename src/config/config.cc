@@ -35,10 +35,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <fstream>
 #include <set>
 #include <span>
+#include <sstream>
 #include <type_traits>
+
+#include <toml++/toml.h>
 
 namespace ringmaster::config {
 namespace {
@@ -429,7 +435,67 @@ const FlagSpec<ProxyConfig> kProxyFlags[] = {
        c.session_timeout_ms = uint_value(a, kSessionTimeoutMsMin, kSessionTimeoutMsMax);
      },
      [](const ProxyConfig& c) { return show_number(c.session_timeout_ms); }, "ZooKeeper session timeout"},
+    {"--config", "FILE", [](ProxyConfig& c, const FlagArg& a) { c.config_file = line_text_value(a); },
+     [](const ProxyConfig&) -> std::string { return "none"; },
+     "settings file, TOML, one key per flag (cache-ttl = 300); flags given override it"},
 };
+
+// A TOML value as the text a flag takes: strings as written, integers in decimal, booleans as
+// on/off. Nothing for the kinds no flag takes (floats, dates, tables).
+std::optional<std::string> flag_text(const toml::node& node) {
+  if (const auto* text = node.as_string()) return text->get();
+  if (const auto* number = node.as_integer()) return std::to_string(number->get());
+  if (const auto* flag = node.as_boolean()) return std::string(flag->get() ? "on" : "off");
+  return std::nullopt;
+}
+
+// One top-level key of the config file, applied through its flag's own spec.
+void apply_setting(const FlagSpec<ProxyConfig>& spec, const toml::node& value, const std::string& where,
+                   ProxyConfig& config) {
+  std::optional<std::string> text = flag_text(value);
+  if (!text) fail(where + "expected a string, an integer or a boolean");
+  if (!spec.takes_value()) {  // a switch: true turns it on
+    if (!value.is_boolean()) fail(where + "expected true or false");
+    if (value.as_boolean()->get()) spec.apply(config, FlagArg{spec.name, {}});
+    return;
+  }
+  try {
+    spec.apply(config, FlagArg{spec.name, *text});
+  } catch (const ConfigError& e) {
+    // The flag's own message, "--name: reason", told with the file's key instead.
+    std::string_view message = e.what();
+    if (message.starts_with(spec.name) && message.substr(spec.name.size()).starts_with(": ")) {
+      message.remove_prefix(spec.name.size() + 2);
+    }
+    fail(where + std::string(message));
+  }
+}
+
+void apply_config_file(const std::string& path, ProxyConfig& config, SeenFlags& seen) {
+  std::ifstream in(path);
+  if (!in) fail(printable(path) + ": cannot read: " + std::strerror(errno));
+  std::stringstream text;
+  text << in.rdbuf();
+  toml::table table;
+  try {
+    table = toml::parse(text.str(), path);
+  } catch (const toml::parse_error& e) {
+    fail(printable(path) + ":" + std::to_string(e.source().begin.line) + ": " + printable(e.description()));
+  }
+  for (auto&& [key, value] : table) {
+    std::string where =
+        printable(path) + ":" + std::to_string(key.source().begin.line) + ": " + printable(key.str()) + ": ";
+    const FlagSpec<ProxyConfig>* spec = find_flag<ProxyConfig>("--" + std::string(key.str()), kProxyFlags);
+    if (spec == nullptr || spec->name == "--config") fail(where + "unknown setting");
+    if (const toml::array* list = value.as_array()) {
+      if (spec->name != "--target") fail(where + "expected one value, not a list");
+      for (const toml::node& item : *list) apply_setting(*spec, item, where, config);
+    } else {
+      apply_setting(*spec, value, where, config);
+    }
+    seen.insert(spec->name);
+  }
+}
 
 void check_proxy(ProxyConfig& config, const SeenFlags& seen) {
   if (!seen.contains("--listen")) fail("--listen is required");
@@ -533,6 +599,16 @@ std::string agent_flags_help() { return flags_help<AgentConfig>(kAgentFlags, Age
 ProxyConfig parse_proxy_args(const std::vector<std::string_view>& args) {
   ProxyConfig config = default_proxy_config();
   SeenFlags seen = parse_flags<ProxyConfig>(args, kProxyFlags, config);
+  if (!config.config_file.empty()) {
+    // The file first, then the command line again on top of it.
+    ProxyConfig from_file = default_proxy_config();
+    SeenFlags file_seen;
+    apply_config_file(config.config_file, from_file, file_seen);
+    if (seen.contains("--target")) from_file.targets.clear();
+    parse_flags<ProxyConfig>(args, kProxyFlags, from_file);
+    config = std::move(from_file);
+    seen.merge(file_seen);
+  }
   check_proxy(config, seen);
   return config;
 }

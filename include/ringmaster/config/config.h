@@ -58,6 +58,7 @@ struct ProxyConfig {
   uint32_t upstream_idle_max = 64;       // --upstream-idle-max N: idle pooled connections per
                                          //   target per reactor
   bool verbose = false;                  // --verbose: debug logging
+  std::string config_file;               // --config FILE: settings read before the flags
 };
 
 // --cache-ttl in milliseconds, computed in 64 bits: its maximum, 365 days, is 3.15e10 ms,
@@ -66,6 +67,11 @@ inline int64_t cache_ttl_ms(const ProxyConfig& config) { return int64_t{config.c
 
 // Parses the arguments after "proxy". Throws ConfigError (one line) on unknown flags, missing
 // values, bad values, missing --listen, or neither/both of --zk and --target.
+// With --config FILE the file's settings are applied first and the command line's flags
+// override them (a --target on the command line replaces the file's targets). The file is
+// TOML with one top-level key per flag, named without the dashes and checked by the same
+// code: `listen = "127.0.0.1:8080"`, `target = ["127.0.0.1:9001"]`, `cache-ttl = 300`,
+// `cache-bytes = "64M"`, `verbose = true`. Its errors read "FILE:LINE: KEY: reason".
 // Flags take "--flag value" or "--flag=value". SIZE accepts a plain byte count or a K/M/G
 // suffix (binary: 1K = 1024). Durations are plain integers in the flag's unit.
 ProxyConfig parse_proxy_args(const std::vector<std::string_view>& args);
