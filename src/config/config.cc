@@ -1,10 +1,13 @@
-// Command-line parsing for `ringmaster proxy` and `ringmaster agent`.
+// Command-line parsing for `ringmaster proxy` and `ringmaster agent`, their --help, and the
+// proxy's --config file.
 //
-// Shape: each command has a table of flag descriptors (name, whether it takes a value, a
-// handler that parses the value into the config struct). One generic loop walks the
-// arguments and dispatches through the tables; the flags both commands share live in one
-// table used by both. After the loop, a per-command check enforces the rules that involve
-// more than one flag (required flags, --zk vs --target, request line vs header bytes).
+// Shape: each command has a table of flag descriptors (name, the value it takes if any, a
+// handler that parses the value into the config struct, how to show its default, a one-line
+// meaning). One generic loop walks the arguments and dispatches through the tables; the
+// flags both commands share live in one table used by both. --help is printed from the same
+// tables, and a --config file's keys are flag names applied through the same handlers, so
+// nothing is described twice. After the loop, a per-command check enforces the rules that
+// involve more than one flag (required flags, --zk vs --target, request line vs header bytes).
 //
 // Conventions, chosen so that scripts and tests can rely on them:
 //   * "--flag value" and "--flag=value" are both accepted. In the two-word form a value that
