@@ -164,11 +164,10 @@ int run_proxy(const std::vector<std::string_view>& args) {
 
   const sigset_t control_signals = block_control_signals();
 
-  // Shards: enough that reactors rarely meet on one lock.
+  // Shards: enough that reactors rarely meet on one lock, each big enough for the largest object.
   std::unique_ptr<cache::Cache> response_cache;
   if (cfg.cache_bytes > 0) {
-    unsigned shards = 16;
-    while (shards < 8 * options.threads) shards *= 2;
+    unsigned shards = cache::Cache::shard_count(cfg.cache_bytes, options.threads, cfg.cache_object_max);
     response_cache = std::make_unique<cache::Cache>(cfg.cache_bytes, shards);
     options.cache = response_cache.get();
   }

@@ -173,6 +173,13 @@ Cache::Cache(uint64_t capacity_bytes, unsigned shards)
   for (unsigned i = 0; i < shards; ++i) shards_[i].capacity_bytes = capacity_bytes / shards;
 }
 
+unsigned Cache::shard_count(uint64_t capacity_bytes, unsigned reactors, uint64_t object_bytes_max) {
+  unsigned shards = 16;
+  while (shards < 8ull * reactors) shards *= 2;
+  while (shards > 1 && capacity_bytes / shards < object_bytes_max) shards /= 2;
+  return shards;
+}
+
 Cache::~Cache() {
   for (unsigned i = 0; i <= shard_mask_; ++i) {
     Shard& s = shards_[i];

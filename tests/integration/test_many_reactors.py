@@ -63,4 +63,13 @@ def test_eighty_reactors_proxy_and_collapse_cache_misses(start_cache_proxy, back
         assert serial(r) == i % 3 + 1, r
         assert_age(r, at_most=60)
     assert len(origin_hits(backend, "/cacheable/")) == 3
+
+    # A large response is stored too: 80 reactors must not split the cache into shards too
+    # small to hold one (at 8 shards per reactor, 64 MiB would be 64 KiB a shard).
+    big = "/cacheable/big?max_age=600&bytes=%d" % (2 << 20)
+    first = fetch(proxy.port, big)
+    again = fetch(proxy.port, big)
+    assert first.status == again.status == 200 and len(again.body) == 2 << 20, again
+    assert serial(again) == serial(first), "a 2 MiB response was not stored"
+    assert_age(again, at_most=60)
     assert proxy.alive(), proxy.stderr()

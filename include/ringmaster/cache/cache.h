@@ -208,6 +208,11 @@ class Cache {
  public:
   // capacity_bytes > 0; shards a power of two.
   Cache(uint64_t capacity_bytes, unsigned shards);
+  // The shards for `reactors` reactors: 8 per reactor (a power of two, at least 16) so that
+  // reactors rarely meet on one lock, but halved while a shard's share of capacity_bytes
+  // would be under object_bytes_max: an entry larger than its shard's share is never
+  // stored, so many reactors over a small cache would otherwise store nothing large.
+  static unsigned shard_count(uint64_t capacity_bytes, unsigned reactors, uint64_t object_bytes_max);
   ~Cache();
   Cache(const Cache&) = delete;
   Cache& operator=(const Cache&) = delete;
