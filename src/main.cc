@@ -1,9 +1,10 @@
 // ringmaster: wiring only — parse flags, build the static target snapshot, start the
-// reactors, wait for SIGTERM/SIGINT, drain, exit. Bad flags exit 2 with one line.
+// reactors, wait for SIGTERM/SIGINT (SIGHUP is a reload, never fatal), drain, exit. Bad flags exit 2 with one line.
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -29,12 +30,32 @@ namespace {
 
 using namespace ringmaster;
 
+constexpr const char* kProxyUsage =
+    "usage: ringmaster proxy --listen HOST:PORT (--zk HOSTS[/chroot] | --target HOST:PORT ...) [flags]\n";
+constexpr const char* kAgentUsage = "usage: ringmaster agent --zk HOSTS[/chroot] --target HOST:PORT [flags]\n";
 constexpr const char* kUsage =
     "usage: ringmaster proxy --listen HOST:PORT (--zk HOSTS[/chroot] | --target HOST:PORT ...) [flags]\n"
     "       ringmaster agent --zk HOSTS[/chroot] --target HOST:PORT [flags]\n"
-    "       ringmaster check proxy|agent [flags]   (validate flags, start nothing)\n"
+    "       ringmaster check proxy|agent [flags]     (validate flags, start nothing)\n"
+    "       ringmaster check --config FILE [flags]   (validate a config file, exit 0 or 2)\n"
     "       ringmaster --version\n"
-    "see README.md for every flag\n";
+    "every flag, its default and meaning: ringmaster proxy --help, ringmaster agent --help\n";
+
+// `ringmaster proxy --help` (anywhere: a value never starts with "--" in the two-word form)
+// or `ringmaster proxy -h`: the flags, exit 0.
+bool wants_help(const std::vector<std::string_view>& args) {
+  if (!args.empty() && args.front() == "-h") return true;
+  return std::find(args.begin(), args.end(), "--help") != args.end();
+}
+
+int print_help(const char* usage, const std::string& flags) {
+  std::fputs(usage, stdout);
+  std::fputs("\nFlags take \"--flag VALUE\" or \"--flag=VALUE\"; SIZE is bytes or K/M/G (binary); MS is "
+             "milliseconds.\n\n",
+             stdout);
+  std::fputs(flags.c_str(), stdout);
+  return 0;
+}
 
 int fail_usage(const char* message) {
   std::fprintf(stderr, "ringmaster: %s\n", message);
@@ -59,7 +80,7 @@ proxy::ServerOptions server_options(const config::ProxyConfig& cfg) {
   o.shutdown_timeout_ms = cfg.shutdown_timeout_ms;
   o.max_connections = cfg.max_connections;
   o.upstream_idle_max = cfg.upstream_idle_max;
-  o.cache_ttl_ms = cfg.cache_ttl_s * 1000;
+  o.cache_ttl_ms = config::cache_ttl_ms(cfg);
   o.cache_object_bytes_max = cfg.cache_object_max;
   o.cache_lock_timeout_ms = cfg.cache_lock_timeout_ms;
   return o;
@@ -128,21 +149,32 @@ ProxySetup setup_proxy(const std::vector<std::string_view>& args) {
 
 // `ringmaster check proxy|agent FLAGS...`: the flags are parsed (and names resolved) as the
 // command would, nothing is started; exit 0 when they are good, 2 with the one-line reason.
+//
+// `ringmaster check --config FILE [flags]`: the same for a proxy's config file (like
+// `nginx -t`); prints "FILE: ok".
 int run_check(const std::vector<std::string_view>& args) {
-  if (args.empty() || (args[0] != "proxy" && args[0] != "agent")) {
-    return fail_usage("check: expected \"check proxy FLAGS...\" or \"check agent FLAGS...\"");
+  bool named = !args.empty() && (args[0] == "proxy" || args[0] == "agent");
+  bool has_config = std::any_of(args.begin(), args.end(),
+                                [](std::string_view a) { return a == "--config" || a.starts_with("--config="); });
+  if (!named && !has_config) {
+    return fail_usage("check: expected \"check proxy FLAGS...\", \"check agent FLAGS...\" or \"check --config FILE\"");
   }
-  std::vector<std::string_view> rest(args.begin() + 1, args.end());
+  std::vector<std::string_view> rest(args.begin() + (named ? 1 : 0), args.end());
+  std::string config_file;
   try {
-    if (args[0] == "proxy") {
-      setup_proxy(rest);
+    if (!named || args[0] == "proxy") {
+      config_file = setup_proxy(rest).cfg.config_file;
     } else {
       config::parse_agent_args(rest);
     }
   } catch (const config::ConfigError& e) {
     return fail_usage(e.what());
   }
-  std::printf("ringmaster: %s flags ok\n", std::string(args[0]).c_str());
+  if (!config_file.empty()) {
+    std::printf("%s: ok\n", config_file.c_str());
+  } else {
+    std::printf("ringmaster: %s flags ok\n", named ? std::string(args[0]).c_str() : "proxy");
+  }
   return 0;
 }
 
@@ -179,6 +211,7 @@ Takeover take_over(ProxySetup& setup) {
 }
 
 int run_proxy(const std::vector<std::string_view>& args) {
+  if (wants_help(args)) return print_help(kProxyUsage, config::proxy_flags_help());
   ProxySetup setup;
   try {
     setup = setup_proxy(args);
@@ -228,11 +261,10 @@ int run_proxy(const std::vector<std::string_view>& args) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  // Shards: enough that reactors rarely meet on one lock.
+  // Shards: enough that reactors rarely meet on one lock, each big enough for the largest object.
   std::unique_ptr<cache::Cache> response_cache;
   if (cfg.cache_bytes > 0) {
-    unsigned shards = 16;
-    while (shards < 8 * options.threads) shards *= 2;
+    unsigned shards = cache::Cache::shard_count(cfg.cache_bytes, options.threads, cfg.cache_object_max);
     response_cache = std::make_unique<cache::Cache>(cfg.cache_bytes, shards);
     options.cache = response_cache.get();
   }
@@ -335,8 +367,14 @@ int run_proxy(const std::vector<std::string_view>& args) {
   for (;;) {
     sigwait(&stop_signals, &sig);
     if (sig == SIGHUP) {
-      // A reload (ExecReload): today only the access log is opened again; flags are read
-      // once, at start.
+      // A reload (ExecReload, or habit): never fatal. Today only the access log is opened
+      // again; flags and the config file are read once, at start.
+      if (cfg.config_file.empty()) {
+        RM_LOG_INFO("SIGHUP: no configuration file, nothing to reload; still running");
+      } else {
+        RM_LOG_WARN("SIGHUP: reloading %s while running is not supported yet, nothing changed; still running",
+                    cfg.config_file.c_str());
+      }
       notifier.reloading();
       if (access_log) access_log->reopen();
       notifier.reloaded();
@@ -361,6 +399,7 @@ int run_proxy(const std::vector<std::string_view>& args) {
 // `ringmaster agent`: flags -> AgentOptions, a sigwait thread turning SIGTERM/SIGINT into
 // the stop flag, then the agent loop on this thread until it returns.
 int run_agent_command(const std::vector<std::string_view>& args) {
+  if (wants_help(args)) return print_help(kAgentUsage, config::agent_flags_help());
   config::AgentConfig cfg;
   try {
     cfg = config::parse_agent_args(args);
@@ -387,12 +426,17 @@ int run_agent_command(const std::vector<std::string_view>& args) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);  // habit or `systemctl reload`: logged, never fatal
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
   std::atomic<bool> stop{false};
   std::thread signal_thread([&stop, stop_signals] {
     int sig = 0;
-    sigwait(&stop_signals, &sig);
+    for (;;) {
+      sigwait(&stop_signals, &sig);
+      if (sig != SIGHUP) break;
+      RM_LOG_INFO("SIGHUP: the agent has nothing to reload; still running");
+    }
     RM_LOG_INFO("%s: stopping", strsignal(sig));
     stop.store(true, std::memory_order_release);
   });
@@ -422,5 +466,5 @@ int main(int argc, char** argv) {
   if (command == "proxy") return run_proxy(args);
   if (command == "check") return run_check(args);
   if (command == "agent") return run_agent_command(args);
-  return fail_usage(("unknown command \"" + std::string(command) + "\" (expected proxy or agent)").c_str());
+  return fail_usage(("unknown command \"" + std::string(command) + "\" (expected proxy, agent or check)").c_str());
 }

@@ -43,7 +43,7 @@ struct KeyHash {
 
 struct InFlight {
   unsigned owner = 0;
-  uint64_t waiters = 0;  // bit r: reactor r has clients waiting on this key
+  ReactorSet waiters;  // the reactors with clients waiting on this key
   int64_t started_at_ms = 0;
 };
 
@@ -173,6 +173,13 @@ Cache::Cache(uint64_t capacity_bytes, unsigned shards)
   for (unsigned i = 0; i < shards; ++i) shards_[i].capacity_bytes = capacity_bytes / shards;
 }
 
+unsigned Cache::shard_count(uint64_t capacity_bytes, unsigned reactors, uint64_t object_bytes_max) {
+  unsigned shards = 16;
+  while (shards < 8ull * reactors) shards *= 2;
+  while (shards > 1 && capacity_bytes / shards < object_bytes_max) shards /= 2;
+  return shards;
+}
+
 Cache::~Cache() {
   for (unsigned i = 0; i <= shard_mask_; ++i) {
     Shard& s = shards_[i];
@@ -292,7 +299,6 @@ bool Cache::insert(EntryRef entry, uint64_t epoch_at_request_start) {
 
 Cache::Claim Cache::claim(std::string_view key, uint64_t key_hash, unsigned reactor, int64_t now_ms,
                           int64_t claim_timeout_ms) {
-  RM_CHECK(reactor < 64);
   Shard& s = shard_for(key_hash);
   std::lock_guard<std::mutex> lock(s.mutex);
   if (!s.pass.empty()) {
@@ -310,12 +316,12 @@ Cache::Claim Cache::claim(std::string_view key, uint64_t key_hash, unsigned reac
                     [&](const auto& kv) { return now_ms - kv.second.started_at_ms >= claim_timeout_ms; });
       if (s.in_flight.size() >= kInFlightKeysMax) return Claim::pass;
     }
-    s.in_flight.emplace(std::string(key), InFlight{reactor, 0, now_ms});
+    s.in_flight.emplace(std::string(key), InFlight{reactor, {}, now_ms});
     return Claim::owner;
   }
   InFlight& f = it->second;
   if (now_ms - f.started_at_ms < claim_timeout_ms) {
-    f.waiters |= uint64_t{1} << reactor;
+    f.waiters.add(reactor);
     return Claim::wait;
   }
   // The owner is presumed stuck: take over, keeping whoever waits on the key.
@@ -324,13 +330,13 @@ Cache::Claim Cache::claim(std::string_view key, uint64_t key_hash, unsigned reac
   return Claim::owner;
 }
 
-uint64_t Cache::release(std::string_view key, uint64_t key_hash, bool stored, int64_t now_ms, int64_t pass_ms) {
+ReactorSet Cache::release(std::string_view key, uint64_t key_hash, bool stored, int64_t now_ms, int64_t pass_ms) {
   Shard& s = shard_for(key_hash);
   std::lock_guard<std::mutex> lock(s.mutex);
-  uint64_t waiters = 0;
+  ReactorSet waiters;
   auto it = s.in_flight.find(key);
   if (it != s.in_flight.end()) {
-    waiters = it->second.waiters;
+    waiters = std::move(it->second.waiters);
     s.in_flight.erase(it);
   }
   if (!stored && pass_ms > 0) {

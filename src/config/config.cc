@@ -1,10 +1,13 @@
-// Command-line parsing for `ringmaster proxy` and `ringmaster agent`.
+// Command-line parsing for `ringmaster proxy` and `ringmaster agent`, their --help, and the
+// proxy's --config file.
 //
-// Shape: each command has a table of flag descriptors (name, whether it takes a value, a
-// handler that parses the value into the config struct). One generic loop walks the
-// arguments and dispatches through the tables; the flags both commands share live in one
-// table used by both. After the loop, a per-command check enforces the rules that involve
-// more than one flag (required flags, --zk vs --target, request line vs header bytes).
+// Shape: each command has a table of flag descriptors (name, the value it takes if any, a
+// handler that parses the value into the config struct, how to show its default, a one-line
+// meaning). One generic loop walks the arguments and dispatches through the tables; the
+// flags both commands share live in one table used by both. --help is printed from the same
+// tables, and a --config file's keys are flag names applied through the same handlers, so
+// nothing is described twice. After the loop, a per-command check enforces the rules that
+// involve more than one flag (required flags, --zk vs --target, request line vs header bytes).
 //
 // Conventions, chosen so that scripts and tests can rely on them:
 //   * "--flag value" and "--flag=value" are both accepted. In the two-word form a value that
@@ -35,9 +38,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <fstream>
 #include <set>
 #include <span>
+#include <sstream>
+#include <type_traits>
+
+#include <toml++/toml.h>
 
 namespace ringmaster::config {
 namespace {
@@ -229,21 +239,38 @@ std::string health_path_value(const FlagArg& arg) {
   return path;
 }
 
+// One flag: how it is parsed and how --help describes it, side by side. The default --help
+// shows is read from the default config (show), so the struct's initialisers stay the one
+// place defaults are written.
 template <typename Config>
 struct FlagSpec {
   std::string_view name;
-  bool takes_value;
+  std::string_view value_name;  // "N", "SIZE", "HOST:PORT", ...; empty: a switch (no value)
   void (*apply)(Config& config, const FlagArg& arg);
+  std::string (*show)(const Config& defaults);  // the default, as --help writes it
+  std::string_view help;                        // one line
+  bool takes_value() const { return !value_name.empty(); }
 };
+
+std::string show_number(uint64_t value) { return std::to_string(value); }
+std::string show_text(const std::string& value, const char* if_empty) { return value.empty() ? if_empty : value; }
+std::string show_off(const std::optional<base::HostPort>& value) { return value ? value->to_string() : "off"; }
+template <typename Config>
+std::string show_off_switch(const Config&) { return "off"; }
 
 // Flags with the same meaning in both commands (both structs name these members alike).
 template <typename Config>
 const FlagSpec<Config> kSharedFlags[] = {
-    {"--zk", true, [](Config& c, const FlagArg& a) { c.zk = zk_value(a); }},
-    {"--targets-path", true, [](Config& c, const FlagArg& a) { c.targets_path = znode_path_value(a); }},
-    {"--cache-version-path", true,
-     [](Config& c, const FlagArg& a) { c.cache_version_path = znode_path_value(a); }},
-    {"--verbose", false, [](Config& c, const FlagArg&) { c.verbose = true; }},
+    {"--zk", "HOSTS[/chroot]", [](Config& c, const FlagArg& a) { c.zk = zk_value(a); },
+     [](const Config& c) { return show_text(c.zk, std::is_same_v<Config, AgentConfig> ? "required" : "none"); },
+     "ZooKeeper ensemble, HOST:PORT[,HOST:PORT...][/chroot]"},
+    {"--targets-path", "PATH", [](Config& c, const FlagArg& a) { c.targets_path = znode_path_value(a); },
+     [](const Config& c) { return c.targets_path; }, "znode whose children are the targets"},
+    {"--cache-version-path", "PATH",
+     [](Config& c, const FlagArg& a) { c.cache_version_path = znode_path_value(a); },
+     [](const Config& c) { return c.cache_version_path; }, "znode whose value changing clears proxy caches"},
+    {"--verbose", "", [](Config& c, const FlagArg&) { c.verbose = true; }, show_off_switch<Config>,
+     "debug logging"},
 };
 
 template <typename Config>
@@ -273,7 +300,7 @@ SeenFlags parse_flags(const std::vector<std::string_view>& args, std::span<const
     const FlagSpec<Config>* spec = find_flag(name, own);
     if (spec == nullptr) fail("unknown flag " + printable(name));
     FlagArg arg{spec->name, {}};
-    if (!spec->takes_value) {
+    if (!spec->takes_value()) {
       if (equals != std::string_view::npos) fail(std::string(name) + ": takes no value");
     } else if (equals != std::string_view::npos) {
       arg.value = word.substr(equals + 1);
@@ -303,6 +330,12 @@ unsigned online_cpus() {
   return static_cast<unsigned>(std::clamp<long>(cpus, 1, kThreadsMax));
 }
 
+ProxyConfig default_proxy_config() {
+  ProxyConfig config;
+  config.threads = online_cpus();
+  return config;
+}
+
 void add_static_target(ProxyConfig& config, const FlagArg& arg) {
   base::HostPort target = host_port_value(arg);
   // In ZooKeeper mode a target is a znode name, so it appears once; keep static mode alike.
@@ -313,72 +346,177 @@ void add_static_target(ProxyConfig& config, const FlagArg& arg) {
 }
 
 const FlagSpec<ProxyConfig> kProxyFlags[] = {
-    {"--listen", true, [](ProxyConfig& c, const FlagArg& a) { c.listen = host_port_value(a); }},
-    {"--threads", true, [](ProxyConfig& c, const FlagArg& a) { c.threads = uint_value(a, 1, kThreadsMax); }},
-    {"--admin", true, [](ProxyConfig& c, const FlagArg& a) { c.admin = host_port_value(a); }},
-    {"--target", true, add_static_target},
-    {"--fleet", true,
+    {"--listen", "HOST:PORT", [](ProxyConfig& c, const FlagArg& a) { c.listen = host_port_value(a); },
+     [](const ProxyConfig&) -> std::string { return "required"; },
+     "client listener (one SO_REUSEPORT socket per reactor)"},
+    {"--threads", "N", [](ProxyConfig& c, const FlagArg& a) { c.threads = uint_value(a, 1, kThreadsMax); },
+     [](const ProxyConfig& c) { return "online CPUs, here " + show_number(c.threads); },
+     "reactors, 1..1024, each pinned to a core"},
+    {"--admin", "HOST:PORT", [](ProxyConfig& c, const FlagArg& a) { c.admin = host_port_value(a); },
+     [](const ProxyConfig& c) { return show_off(c.admin); },
+     "admin listener (GET /metrics, GET /targets, POST /cache/purge); give it a loopback address"},
+    {"--target", "HOST:PORT", add_static_target, [](const ProxyConfig&) -> std::string { return "none"; },
+     "static target, repeatable (no ZooKeeper; exclusive with --zk)"},
+    {"--fleet", "on|off",
      [](ProxyConfig& c, const FlagArg& a) {
        if (a.value != "on" && a.value != "off") fail_value(a, "must be on or off");
        c.fleet = a.value == "on";
-     }},
-    {"--fleet-path", true, [](ProxyConfig& c, const FlagArg& a) { c.fleet_path = znode_path_value(a); }},
-    {"--fleet-listen", true,
+     },
+     [](const ProxyConfig& c) -> std::string { return c.fleet ? "on" : "off"; },
+     "fleet coordination: one leader writes every proxy's counts"},
+    {"--fleet-path", "PATH", [](ProxyConfig& c, const FlagArg& a) { c.fleet_path = znode_path_value(a); },
+     [](const ProxyConfig& c) { return c.fleet_path; }, "where proxies announce themselves and the ledger lives"},
+    {"--fleet-listen", "HOST:PORT|off",
      [](ProxyConfig& c, const FlagArg& a) {
        c.fleet_listen_off = a.value == "off";
        if (!c.fleet_listen_off) c.fleet_listen = any_port_value(a);
-     }},
-    {"--flush-interval-ms", true,
-     [](ProxyConfig& c, const FlagArg& a) { c.flush_interval_ms = uint_value(a, 1, kFlushIntervalMsMax); }},
-    {"--cache-bytes", true, [](ProxyConfig& c, const FlagArg& a) { c.cache_bytes = size_value(a, 0, kBytesMax); }},
-    {"--cache-object-max", true,
-     [](ProxyConfig& c, const FlagArg& a) { c.cache_object_max = size_value(a, 1, kBytesMax); }},
-    {"--cache-lock-timeout-ms", true,
-     [](ProxyConfig& c, const FlagArg& a) { c.cache_lock_timeout_ms = timeout_ms_value(a); }},
-    {"--cache-ttl", true,
-     [](ProxyConfig& c, const FlagArg& a) { c.cache_ttl_s = uint_value(a, 1, kCacheTtlSecondsMax); }},
-    {"--request-line-bytes-max", true,
+     },
+     [](const ProxyConfig& c) -> std::string {
+       return c.fleet_listen_off ? "off" : c.fleet_listen ? c.fleet_listen->to_string() : "--listen's host, any port";
+     },
+     "the leader's listener for followers' reports; off: never lead"},
+    {"--flush-interval-ms", "MS",
+     [](ProxyConfig& c, const FlagArg& a) { c.flush_interval_ms = uint_value(a, 1, kFlushIntervalMsMax); },
+     [](const ProxyConfig& c) { return show_number(c.flush_interval_ms); },
+     "how often request counts are written to ZooKeeper"},
+    {"--cache-bytes", "SIZE", [](ProxyConfig& c, const FlagArg& a) { c.cache_bytes = size_value(a, 0, kBytesMax); },
+     [](const ProxyConfig& c) { return format_size(c.cache_bytes); }, "response cache size; 0 disables it"},
+    {"--cache-object-max", "SIZE",
+     [](ProxyConfig& c, const FlagArg& a) { c.cache_object_max = size_value(a, 1, kBytesMax); },
+     [](const ProxyConfig& c) { return format_size(c.cache_object_max); }, "larger responses stream through unstored"},
+    {"--cache-lock-timeout-ms", "MS",
+     [](ProxyConfig& c, const FlagArg& a) { c.cache_lock_timeout_ms = timeout_ms_value(a); },
+     [](const ProxyConfig& c) { return show_number(c.cache_lock_timeout_ms); },
+     "how long a collapsed miss waits before going upstream itself"},
+    {"--cache-ttl", "SECONDS",
+     [](ProxyConfig& c, const FlagArg& a) { c.cache_ttl_s = uint_value(a, 1, kCacheTtlSecondsMax); },
+     [](const ProxyConfig& c) { return show_number(c.cache_ttl_s); },
+     "freshness of responses that state none (up to 365 days)"},
+    {"--request-line-bytes-max", "SIZE",
      [](ProxyConfig& c, const FlagArg& a) {
        c.request_line_bytes_max = static_cast<uint32_t>(size_value(a, kRequestLineBytesMin, kHeaderBytesMax));
-     }},
-    {"--header-bytes-max", true,
+     },
+     [](const ProxyConfig& c) { return format_size(c.request_line_bytes_max); }, "longer request line -> 414"},
+    {"--header-bytes-max", "SIZE",
      [](ProxyConfig& c, const FlagArg& a) {
        c.header_bytes_max = static_cast<uint32_t>(size_value(a, kHeaderBytesMin, kHeaderBytesMax));
-     }},
-    {"--header-count-max", true,
-     [](ProxyConfig& c, const FlagArg& a) { c.header_count_max = uint_value(a, 1, kHeaderCountMax); }},
-    {"--body-bytes-max", true,
-     [](ProxyConfig& c, const FlagArg& a) { c.body_bytes_max = size_value(a, 0, kBytesMax); }},
-    {"--header-timeout-ms", true, [](ProxyConfig& c, const FlagArg& a) { c.header_timeout_ms = timeout_ms_value(a); }},
-    {"--idle-timeout-ms", true, [](ProxyConfig& c, const FlagArg& a) { c.idle_timeout_ms = timeout_ms_value(a); }},
-    {"--client-timeout-ms", true, [](ProxyConfig& c, const FlagArg& a) { c.client_timeout_ms = timeout_ms_value(a); }},
-    {"--connect-timeout-ms", true,
-     [](ProxyConfig& c, const FlagArg& a) { c.connect_timeout_ms = timeout_ms_value(a); }},
-    {"--upstream-timeout-ms", true,
-     [](ProxyConfig& c, const FlagArg& a) { c.upstream_timeout_ms = timeout_ms_value(a); }},
-    {"--shutdown-timeout-ms", true,
-     [](ProxyConfig& c, const FlagArg& a) { c.shutdown_timeout_ms = timeout_ms_value(a); }},
-    {"--max-connections", true,
-     [](ProxyConfig& c, const FlagArg& a) { c.max_connections = uint_value(a, 1, kMaxConnectionsMax); }},
-    {"--access-log", true,
+     },
+     [](const ProxyConfig& c) { return format_size(c.header_bytes_max); }, "larger request head -> 431"},
+    {"--header-count-max", "N",
+     [](ProxyConfig& c, const FlagArg& a) { c.header_count_max = uint_value(a, 1, kHeaderCountMax); },
+     [](const ProxyConfig& c) { return show_number(c.header_count_max); }, "more header lines -> 431"},
+    {"--body-bytes-max", "SIZE",
+     [](ProxyConfig& c, const FlagArg& a) { c.body_bytes_max = size_value(a, 0, kBytesMax); },
+     [](const ProxyConfig& c) { return format_size(c.body_bytes_max); }, "larger request body -> 413"},
+    {"--header-timeout-ms", "MS", [](ProxyConfig& c, const FlagArg& a) { c.header_timeout_ms = timeout_ms_value(a); },
+     [](const ProxyConfig& c) { return show_number(c.header_timeout_ms); },
+     "the whole request head must arrive within this -> 408"},
+    {"--idle-timeout-ms", "MS", [](ProxyConfig& c, const FlagArg& a) { c.idle_timeout_ms = timeout_ms_value(a); },
+     [](const ProxyConfig& c) { return show_number(c.idle_timeout_ms); }, "keep-alive wait between requests"},
+    {"--client-timeout-ms", "MS", [](ProxyConfig& c, const FlagArg& a) { c.client_timeout_ms = timeout_ms_value(a); },
+     [](const ProxyConfig& c) { return show_number(c.client_timeout_ms); },
+     "client stalled mid-request (body not arriving, response not read)"},
+    {"--connect-timeout-ms", "MS",
+     [](ProxyConfig& c, const FlagArg& a) { c.connect_timeout_ms = timeout_ms_value(a); },
+     [](const ProxyConfig& c) { return show_number(c.connect_timeout_ms); }, "upstream connect; then fail over"},
+    {"--upstream-timeout-ms", "MS",
+     [](ProxyConfig& c, const FlagArg& a) { c.upstream_timeout_ms = timeout_ms_value(a); },
+     [](const ProxyConfig& c) { return show_number(c.upstream_timeout_ms); }, "backend silent mid-response -> 504"},
+    {"--shutdown-timeout-ms", "MS",
+     [](ProxyConfig& c, const FlagArg& a) { c.shutdown_timeout_ms = timeout_ms_value(a); },
+     [](const ProxyConfig& c) { return show_number(c.shutdown_timeout_ms); }, "SIGTERM drain deadline"},
+    {"--max-connections", "N",
+     [](ProxyConfig& c, const FlagArg& a) { c.max_connections = uint_value(a, 1, kMaxConnectionsMax); },
+     [](const ProxyConfig& c) { return show_number(c.max_connections); },
+     "client connections, whole proxy; excess are closed at accept"},
+    {"--access-log", "PATH",
      [](ProxyConfig& c, const FlagArg& a) {
        if (a.value.empty() || a.value.size() > kTextBytesMax) fail_value(a, "expected a file path");
        c.access_log = std::string(a.value);
-     }},
-    {"--upgrade-socket", true,
+     },
+     [](const ProxyConfig&) -> std::string { return "off"; },
+     "one JSON line per request, written by a logging thread; reopened on SIGUSR1"},
+    {"--access-log-buffer", "SIZE",
+     [](ProxyConfig& c, const FlagArg& a) { c.access_log_buffer = size_value(a, 4096, 1ull << 30); },
+     [](const ProxyConfig& c) { return format_size(c.access_log_buffer); },
+     "per-reactor access log queue; lines beyond it are dropped and counted"},
+    {"--upgrade-socket", "PATH",
      [](ProxyConfig& c, const FlagArg& a) {
        if (a.value.empty() || a.value.size() > 100) fail_value(a, "expected a socket path of at most 100 bytes");
        c.upgrade_socket = std::string(a.value);
-     }},
-    {"--access-log-buffer", true,
-     [](ProxyConfig& c, const FlagArg& a) { c.access_log_buffer = size_value(a, 4096, 1ull << 30); }},
-    {"--upstream-idle-max", true,
-     [](ProxyConfig& c, const FlagArg& a) { c.upstream_idle_max = uint_value(a, 0, kUpstreamIdleMax); }},
-    {"--session-timeout-ms", true,
+     },
+     [](const ProxyConfig&) -> std::string { return "off"; },
+     "Unix socket for zero-downtime upgrades: hand the listeners over to a new process"},
+    {"--upstream-idle-max", "N",
+     [](ProxyConfig& c, const FlagArg& a) { c.upstream_idle_max = uint_value(a, 0, kUpstreamIdleMax); },
+     [](const ProxyConfig& c) { return show_number(c.upstream_idle_max); },
+     "idle keep-alive connections per target per reactor (0: no reuse)"},
+    {"--session-timeout-ms", "MS",
      [](ProxyConfig& c, const FlagArg& a) {
        c.session_timeout_ms = uint_value(a, kSessionTimeoutMsMin, kSessionTimeoutMsMax);
-     }},
+     },
+     [](const ProxyConfig& c) { return show_number(c.session_timeout_ms); }, "ZooKeeper session timeout"},
+    {"--config", "FILE", [](ProxyConfig& c, const FlagArg& a) { c.config_file = line_text_value(a); },
+     [](const ProxyConfig&) -> std::string { return "none"; },
+     "settings file, TOML, one key per flag (cache-ttl = 300); flags given override it"},
 };
+
+// A TOML value as the text a flag takes: strings as written, integers in decimal, booleans as
+// on/off. Nothing for the kinds no flag takes (floats, dates, tables).
+std::optional<std::string> flag_text(const toml::node& node) {
+  if (const auto* text = node.as_string()) return text->get();
+  if (const auto* number = node.as_integer()) return std::to_string(number->get());
+  if (const auto* flag = node.as_boolean()) return std::string(flag->get() ? "on" : "off");
+  return std::nullopt;
+}
+
+// One top-level key of the config file, applied through its flag's own spec.
+void apply_setting(const FlagSpec<ProxyConfig>& spec, const toml::node& value, const std::string& where,
+                   ProxyConfig& config) {
+  std::optional<std::string> text = flag_text(value);
+  if (!text) fail(where + "expected a string, an integer or a boolean");
+  if (!spec.takes_value()) {  // a switch: true turns it on
+    if (!value.is_boolean()) fail(where + "expected true or false");
+    if (value.as_boolean()->get()) spec.apply(config, FlagArg{spec.name, {}});
+    return;
+  }
+  try {
+    spec.apply(config, FlagArg{spec.name, *text});
+  } catch (const ConfigError& e) {
+    // The flag's own message, "--name: reason", told with the file's key instead.
+    std::string_view message = e.what();
+    if (message.starts_with(spec.name) && message.substr(spec.name.size()).starts_with(": ")) {
+      message.remove_prefix(spec.name.size() + 2);
+    }
+    fail(where + std::string(message));
+  }
+}
+
+void apply_config_file(const std::string& path, ProxyConfig& config, SeenFlags& seen) {
+  std::ifstream in(path);
+  if (!in) fail(printable(path) + ": cannot read: " + std::strerror(errno));
+  std::stringstream text;
+  text << in.rdbuf();
+  toml::table table;
+  try {
+    table = toml::parse(text.str(), path);
+  } catch (const toml::parse_error& e) {
+    fail(printable(path) + ":" + std::to_string(e.source().begin.line) + ": " + printable(e.description()));
+  }
+  for (auto&& [key, value] : table) {
+    std::string where =
+        printable(path) + ":" + std::to_string(key.source().begin.line) + ": " + printable(key.str()) + ": ";
+    const FlagSpec<ProxyConfig>* spec = find_flag<ProxyConfig>("--" + std::string(key.str()), kProxyFlags);
+    if (spec == nullptr || spec->name == "--config") fail(where + "unknown setting");
+    if (const toml::array* list = value.as_array()) {
+      if (spec->name != "--target") fail(where + "expected one value, not a list");
+      for (const toml::node& item : *list) apply_setting(*spec, item, where, config);
+    } else {
+      apply_setting(*spec, value, where, config);
+    }
+    seen.insert(spec->name);
+  }
+}
 
 void check_proxy(ProxyConfig& config, const SeenFlags& seen) {
   if (!seen.contains("--listen")) fail("--listen is required");
@@ -406,28 +544,55 @@ void check_proxy(ProxyConfig& config, const SeenFlags& seen) {
 }
 
 const FlagSpec<AgentConfig> kAgentFlags[] = {
-    {"--target", true, [](AgentConfig& c, const FlagArg& a) { c.target = host_port_value(a); }},
-    {"--health-path", true, [](AgentConfig& c, const FlagArg& a) { c.health_path = health_path_value(a); }},
-    {"--health-interval-ms", true,
-     [](AgentConfig& c, const FlagArg& a) { c.health_interval_ms = timeout_ms_value(a); }},
-    {"--health-timeout-ms", true,
-     [](AgentConfig& c, const FlagArg& a) { c.health_timeout_ms = timeout_ms_value(a); }},
-    {"--health-rise", true,
-     [](AgentConfig& c, const FlagArg& a) { c.health_rise = uint_value(a, 1, kHealthCountMax); }},
-    {"--health-fall", true,
-     [](AgentConfig& c, const FlagArg& a) { c.health_fall = uint_value(a, 1, kHealthCountMax); }},
-    {"--content-version", true,
-     [](AgentConfig& c, const FlagArg& a) { c.content_version = line_text_value(a); }},
-    {"--session-timeout-ms", true,
+    {"--target", "HOST:PORT", [](AgentConfig& c, const FlagArg& a) { c.target = host_port_value(a); },
+     [](const AgentConfig&) -> std::string { return "required"; }, "the backend this agent announces"},
+    {"--health-path", "PATH", [](AgentConfig& c, const FlagArg& a) { c.health_path = health_path_value(a); },
+     [](const AgentConfig& c) { return c.health_path.value_or("none (always healthy)"); },
+     "HTTP GET health check; the node is held only while healthy"},
+    {"--health-interval-ms", "MS",
+     [](AgentConfig& c, const FlagArg& a) { c.health_interval_ms = timeout_ms_value(a); },
+     [](const AgentConfig& c) { return show_number(c.health_interval_ms); }, "health check cadence"},
+    {"--health-timeout-ms", "MS",
+     [](AgentConfig& c, const FlagArg& a) { c.health_timeout_ms = timeout_ms_value(a); },
+     [](const AgentConfig& c) { return show_number(c.health_timeout_ms); }, "health check timeout"},
+    {"--health-rise", "N",
+     [](AgentConfig& c, const FlagArg& a) { c.health_rise = uint_value(a, 1, kHealthCountMax); },
+     [](const AgentConfig& c) { return show_number(c.health_rise); }, "consecutive passes to become healthy"},
+    {"--health-fall", "N",
+     [](AgentConfig& c, const FlagArg& a) { c.health_fall = uint_value(a, 1, kHealthCountMax); },
+     [](const AgentConfig& c) { return show_number(c.health_fall); }, "consecutive failures to become unhealthy"},
+    {"--content-version", "V",
+     [](AgentConfig& c, const FlagArg& a) { c.content_version = line_text_value(a); },
+     [](const AgentConfig& c) { return c.content_version.value_or("none"); },
+     "written to the cache-version node when its value differs"},
+    {"--session-timeout-ms", "MS",
      [](AgentConfig& c, const FlagArg& a) {
        c.session_timeout_ms = uint_value(a, kSessionTimeoutMsMin, kSessionTimeoutMsMax);
-     }},
+     },
+     [](const AgentConfig& c) { return show_number(c.session_timeout_ms); }, "ZooKeeper session timeout"},
 };
 
 void check_agent(const AgentConfig& config, const SeenFlags& seen) {
   if (!seen.contains("--zk")) fail("--zk is required");
   if (!seen.contains("--target")) fail("--target is required");
   check_znode_paths(config);
+}
+
+// "  --flag VALUE   meaning (default: D)", one line per flag of both tables, from `defaults`.
+template <typename Config>
+std::string flags_help(std::span<const FlagSpec<Config>> own, const Config& defaults) {
+  constexpr size_t kColumn = 36;
+  std::string out;
+  using Table = std::span<const FlagSpec<Config>>;
+  for (Table table : {own, Table(kSharedFlags<Config>)}) {
+    for (const auto& spec : table) {
+      std::string usage = "  " + std::string(spec.name);
+      if (spec.takes_value()) usage += " " + std::string(spec.value_name);
+      usage.resize(std::max(usage.size() + 1, kColumn), ' ');
+      out += usage + std::string(spec.help) + " (default: " + spec.show(defaults) + ")\n";
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -448,10 +613,23 @@ std::optional<uint64_t> parse_size(std::string_view text) {
   return *value << shift;
 }
 
+std::string proxy_flags_help() { return flags_help<ProxyConfig>(kProxyFlags, default_proxy_config()); }
+
+std::string agent_flags_help() { return flags_help<AgentConfig>(kAgentFlags, AgentConfig{}); }
+
 ProxyConfig parse_proxy_args(const std::vector<std::string_view>& args) {
-  ProxyConfig config;
-  config.threads = online_cpus();
+  ProxyConfig config = default_proxy_config();
   SeenFlags seen = parse_flags<ProxyConfig>(args, kProxyFlags, config);
+  if (!config.config_file.empty()) {
+    // The file first, then the command line again on top of it.
+    ProxyConfig from_file = default_proxy_config();
+    SeenFlags file_seen;
+    apply_config_file(config.config_file, from_file, file_seen);
+    if (seen.contains("--target")) from_file.targets.clear();
+    parse_flags<ProxyConfig>(args, kProxyFlags, from_file);
+    config = std::move(from_file);
+    seen.merge(file_seen);
+  }
   check_proxy(config, seen);
   return config;
 }

@@ -213,16 +213,16 @@ void Worker::end_cache_claim(ClientConn* c) {
   }
   if (!c->cache_owner) return;
   c->cache_owner = false;
-  uint64_t reactors = options_.cache->release(c->cache_key, c->cache_hash, stored, now_ms_, options_.cache_pass_ms);
-  for (unsigned r = 0; reactors != 0; ++r, reactors >>= 1) {
-    if (!(reactors & 1)) continue;
+  cache::ReactorSet reactors =
+      options_.cache->release(c->cache_key, c->cache_hash, stored, now_ms_, options_.cache_pass_ms);
+  reactors.for_each([this](unsigned r) {
     if (static_cast<int>(r) == index_) {
       local_wake_pending_ = true;
     } else if (r < wake_fds_->size()) {
       uint64_t one = 1;
       (void)!::write((*wake_fds_)[r], &one, sizeof one);
     }
-  }
+  });
 }
 
 void Worker::arm_wake_read() {

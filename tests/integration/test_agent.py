@@ -108,6 +108,18 @@ def test_sigint_also_stops_cleanly(zk, start_agent):
     assert not zk.ctl.exists("/targets/127.0.0.1:8085")
 
 
+def test_sighup_is_logged_and_the_node_stays(zk, start_agent):
+    agent = start_agent(zk.connect, "127.0.0.1:8087", session_timeout_ms=30000)
+    owner = agent.wait_session()
+    wait_node(zk.ctl, "/targets/127.0.0.1:8087", owner=owner)
+    agent.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: "SIGHUP" in agent.log() or not agent.process.alive(), 10,
+             "the agent to log the SIGHUP")
+    assert agent.process.alive(), "SIGHUP killed the agent: %s" % agent.process.returncode
+    wait_node(zk.ctl, "/targets/127.0.0.1:8087", owner=owner)
+    assert agent.terminate(timeout=10) == 0
+
+
 def test_node_deleted_by_another_client_is_recreated(zk, start_agent):
     agent = start_agent(zk.connect, "127.0.0.1:8086", verbose=True)
     session = agent.wait_session()

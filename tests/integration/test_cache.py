@@ -313,6 +313,26 @@ def test_entry_expires_after_its_lifetime_and_not_before(start_cache_proxy, back
     assert len(origin_hits(backend)) == 2
 
 
+# --cache-ttl is honoured up to its maximum (365 days). Seconds were once turned into
+# milliseconds in 32 bits: 4294968 s became 704 ms, the maximum about 17 days.
+@pytest.mark.parametrize("ttl", [4294968, 31536000], ids=["past-2^32-ms", "365-days"])
+def test_long_cache_ttl_keeps_the_response_fresh(start_cache_proxy, backend, ttl):
+    proxy = start_cache_proxy([backend], cache_ttl=ttl)
+    target = "/cacheable/long-ttl"  # states no freshness: --cache-ttl applies
+    t0 = time.monotonic()
+    assert serial(fetch(proxy.port, target)) == 1
+    # The passage of time is the subject: hits keep coming, well past 704 ms.
+    while time.monotonic() - t0 < 2.0:
+        hit = fetch(proxy.port, target)
+        assert hit.status == 200 and serial(hit) == 1, \
+            "refetched %.2fs after storing with --cache-ttl %d: %r" % (
+                time.monotonic() - t0, ttl, hit)
+        assert_age(hit, 0, 3)
+        time.sleep(0.1)
+    assert_age(fetch(proxy.port, target), 1, 3)
+    assert len(origin_hits(backend)) == 1
+
+
 # ---------------------------------------------------------------------------------------
 # 4. The key: Vary, Host, and requests that bypass the lookup
 

@@ -1,11 +1,12 @@
-"""Bad command lines exit 2 with a one-line reason on stderr."""
+"""Bad command lines exit 2 with a one-line reason on stderr; --help lists every flag."""
 
+import re
 import socket
 import subprocess
 
 import pytest
 
-from harness import ReservedPort, free_port, get
+from harness import REPO_ROOT, ReservedPort, free_port, get
 
 
 def _listen():
@@ -96,3 +97,42 @@ def test_port_held_by_another_programs_reuseport_listener_exits_2(ringmaster_bin
                             "--admin", addrs["--admin"], "--target", backend.addr,
                             "--threads", "1"])
     _assert_refused_occupied(out, flag, taken)
+
+
+def _run(ringmaster_bin, *args):
+    return subprocess.run([str(ringmaster_bin)] + list(args), capture_output=True, text=True,
+                          timeout=20, stdin=subprocess.DEVNULL)
+
+
+def _readme_flags(command):
+    """The flags README's table for `command` documents (the first cell of each row)."""
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n### %s\n" % command, 1)[1].split("\n#", 1)[0]
+    flags = set()
+    for row in section.splitlines():
+        if row.startswith("| `"):
+            flags.update(re.findall(r"`(--[a-z-]+)", row.split(" | ")[0]))
+    return flags
+
+
+@pytest.mark.parametrize("command", ["proxy", "agent"])
+def test_help_lists_every_flag_with_its_default_and_meaning(ringmaster_bin, command):
+    out = _run(ringmaster_bin, command, "--help")
+    assert out.returncode == 0 and out.stderr == "", out
+    assert out.stdout.startswith("usage: ringmaster %s " % command), out.stdout
+    rows = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("  --"):
+            m = re.fullmatch(r"  (--[a-z-]+)( \S+)? +(\S.*) \(default: (.+)\)", line)
+            assert m, "not 'flag [VALUE] meaning (default: D)': %r" % line
+            rows[m.group(1)] = line
+    # The same set as the README documents, and each one a flag the parser knows: an empty
+    # value is a bad value (or a switch given one), never an unknown flag.
+    assert set(rows) == _readme_flags(command)
+    for flag in rows:
+        bad = _run(ringmaster_bin, command, flag + "=")
+        assert bad.returncode == 2 and bad.stderr.startswith("ringmaster: %s: " % flag), \
+            "%s %s=: %r" % (command, flag, bad)
+    # -h is the same, and help wins over anything else on the line.
+    assert _run(ringmaster_bin, command, "-h").stdout == out.stdout
+    assert _run(ringmaster_bin, command, "--no-such-flag", "--help").stdout == out.stdout

@@ -54,6 +54,27 @@ def test_sigterm_with_no_traffic_exits_zero_promptly(start_proxy, backend):
         time.monotonic() - signalled)
 
 
+def test_sighup_is_logged_and_the_proxy_keeps_serving(start_proxy, backend):
+    # `systemctl reload` sends SIGHUP; without a configuration file there is nothing to
+    # re-read, and the proxy must neither die nor drop connections.
+    proxy = start_proxy([backend], shutdown_timeout_ms=SHUTDOWN_TIMEOUT_MS)
+    with HttpConnection(proxy.port) as c:
+        assert c.request("GET", "/before").status == 200
+        for n in (1, 2):
+            proxy.process.send_signal(signal.SIGHUP)
+            wait_until(lambda: proxy.stderr().count("SIGHUP") >= n or not proxy.alive(), 5,
+                       "SIGHUP number %d to be logged" % n)
+            assert proxy.alive(), "SIGHUP killed the proxy: exit code %s" % (
+                proxy.process.returncode)
+        r = c.request("GET", "/after")  # the same keep-alive connection
+        assert r.status == 200 and r.body == b"backend-1 /after\n", r
+    with HttpConnection(proxy.port) as c:
+        assert c.request("GET", "/new").body == b"backend-1 /new\n"
+    assert [line for line in proxy.stderr().splitlines() if "SIGHUP" in line][0].endswith(
+        "SIGHUP: no configuration file, nothing to reload; still running")
+    assert proxy.terminate(timeout=SHUTDOWN_TIMEOUT_MS / 1000 + 3) == 0
+
+
 def test_sigterm_closes_idle_keep_alive_connections(start_proxy, backend):
     proxy = start_proxy([backend], shutdown_timeout_ms=SHUTDOWN_TIMEOUT_MS)
     with HttpConnection(proxy.port) as c:

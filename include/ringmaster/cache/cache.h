@@ -157,6 +157,46 @@ class EntryBuilder {
 
 // ---- The cache ----
 
+// The reactors that have clients waiting on a collapsed miss. Reactors 0..63 are bits of one
+// inline word, so with up to 64 reactors a wait never allocates (the common case); higher
+// reactors get words allocated on demand, so any --threads works. Only the miss path
+// touches it (claim/release); lookups never do.
+class ReactorSet {
+ public:
+  void add(unsigned reactor) {
+    if (reactor < 64) {
+      low_ |= uint64_t{1} << reactor;
+      return;
+    }
+    size_t word = reactor / 64 - 1;
+    if (high_.size() <= word) high_.resize(word + 1, 0);
+    high_[word] |= uint64_t{1} << (reactor % 64);
+  }
+  bool contains(unsigned reactor) const {
+    if (reactor < 64) return (low_ >> reactor) & 1;
+    size_t word = reactor / 64 - 1;
+    return word < high_.size() && ((high_[word] >> (reactor % 64)) & 1);
+  }
+  bool empty() const { return low_ == 0 && high_.empty(); }  // high_ only grows with a bit set
+  // f(reactor) for each member, in increasing order.
+  template <typename F>
+  void for_each(F&& f) const {
+    for_each_bit(low_, 0, f);
+    for (size_t w = 0; w < high_.size(); ++w) for_each_bit(high_[w], static_cast<unsigned>((w + 1) * 64), f);
+  }
+
+ private:
+  template <typename F>
+  static void for_each_bit(uint64_t bits, unsigned base, F& f) {
+    while (bits != 0) {
+      f(base + static_cast<unsigned>(__builtin_ctzll(bits)));
+      bits &= bits - 1;
+    }
+  }
+  uint64_t low_ = 0;
+  std::vector<uint64_t> high_;  // high_[w] bit b: reactor (w + 1) * 64 + b
+};
+
 // Updated under shard locks or on rare admin paths; the per-request counters (hits, misses,
 // collapsed waits) are the reactors' own, in their WorkerStats.
 struct CacheStats {
@@ -168,6 +208,11 @@ class Cache {
  public:
   // capacity_bytes > 0; shards a power of two.
   Cache(uint64_t capacity_bytes, unsigned shards);
+  // The shards for `reactors` reactors: 8 per reactor (a power of two, at least 16) so that
+  // reactors rarely meet on one lock, but halved while a shard's share of capacity_bytes
+  // would be under object_bytes_max: an entry larger than its shard's share is never
+  // stored, so many reactors over a small cache would otherwise store nothing large.
+  static unsigned shard_count(uint64_t capacity_bytes, unsigned reactors, uint64_t object_bytes_max);
   ~Cache();
   Cache(const Cache&) = delete;
   Cache& operator=(const Cache&) = delete;
@@ -187,16 +232,16 @@ class Cache {
   // misses for the same key (any reactor) are told to wait, and their reactor is recorded so
   // that release() can return the set of reactors to wake. A claim older than
   // claim_timeout_ms is void (its owner is presumed stuck): the next miss takes it over,
-  // keeping the waiters. reactor < 64. Bounded: a shard tracks at most 4096 claimed keys;
+  // keeping the waiters. Any reactor index (see ReactorSet). Bounded: a shard tracks at most 4096 claimed keys;
   // when full (and none has lapsed) a miss is told pass, i.e. to go upstream uncollapsed.
   enum class Claim { owner, wait, pass };
   Claim claim(std::string_view key, uint64_t key_hash, unsigned reactor, int64_t now_ms, int64_t claim_timeout_ms);
   // Ends the owner's claim. stored=false marks the key "pass" for pass_ms: misses for it then
   // go upstream at once (the response was not cacheable; don't serialise clients on it).
-  // Returns a bitmask of reactors that have waiters to wake. The pass set forgets expired
+  // Returns the reactors that have waiters to wake. The pass set forgets expired
   // keys lazily and keeps at most 4096 per shard (the oldest go first). A release for a key
   // nobody claims (e.g. by an owner that was taken over) just ends whatever claim is there.
-  uint64_t release(std::string_view key, uint64_t key_hash, bool stored, int64_t now_ms, int64_t pass_ms);
+  ReactorSet release(std::string_view key, uint64_t key_hash, bool stored, int64_t now_ms, int64_t pass_ms);
 
   // Every entry stored before now becomes invalid at once (an epoch bump, no walk).
   void invalidate_all();

@@ -62,10 +62,20 @@ struct ProxyConfig {
   std::string upgrade_socket;            // --upgrade-socket PATH: hand listeners to / take them from
                                          //   another process (zero-downtime upgrade); empty: off
   bool verbose = false;                  // --verbose: debug logging
+  std::string config_file;               // --config FILE: settings read before the flags
 };
+
+// --cache-ttl in milliseconds, computed in 64 bits: its maximum, 365 days, is 3.15e10 ms,
+// past what 32 bits hold.
+inline int64_t cache_ttl_ms(const ProxyConfig& config) { return int64_t{config.cache_ttl_s} * 1000; }
 
 // Parses the arguments after "proxy". Throws ConfigError (one line) on unknown flags, missing
 // values, bad values, missing --listen, or neither/both of --zk and --target.
+// With --config FILE the file's settings are applied first and the command line's flags
+// override them (a --target on the command line replaces the file's targets). The file is
+// TOML with one top-level key per flag, named without the dashes and checked by the same
+// code: `listen = "127.0.0.1:8080"`, `target = ["127.0.0.1:9001"]`, `cache-ttl = 300`,
+// `cache-bytes = "64M"`, `verbose = true`. Its errors read "FILE:LINE: KEY: reason".
 // Flags take "--flag value" or "--flag=value". SIZE accepts a plain byte count or a K/M/G
 // suffix (binary: 1K = 1024). Durations are plain integers in the flag's unit.
 ProxyConfig parse_proxy_args(const std::vector<std::string_view>& args);
@@ -86,6 +96,11 @@ struct AgentConfig {
 };
 
 AgentConfig parse_agent_args(const std::vector<std::string_view>& args);
+
+// --help: every flag the parser accepts, one line each with its value, meaning and default,
+// generated from the parser's own flag tables.
+std::string proxy_flags_help();
+std::string agent_flags_help();
 
 // "16K" -> 16384 etc.; nullopt when malformed or overflowing.
 std::optional<uint64_t> parse_size(std::string_view text);

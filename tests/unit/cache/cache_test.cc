@@ -354,3 +354,28 @@ TEST(Cache, DestructionFreesEveryEntryButNotHeldOnes) {
 
 }  // namespace
 }  // namespace ringmaster::cache
+
+namespace ringmaster::cache {
+namespace {
+
+// Shards follow the reactors (8 each, at least 16), but never so many that a shard's share is
+// smaller than the largest object stored: with 80 reactors a 256 MiB cache would otherwise get
+// 1024 shards of 256 KiB and never store an 8 MiB response it was told to.
+TEST(CacheShards, EightPerReactorUnlessTheShareGetsSmallerThanTheLargestObject) {
+  constexpr uint64_t kMiB = 1 << 20;
+  EXPECT_EQ(Cache::shard_count(1024 * kMiB, 1, 1 * kMiB), 16u);
+  EXPECT_EQ(Cache::shard_count(1024 * kMiB, 2, 1 * kMiB), 16u);
+  EXPECT_EQ(Cache::shard_count(1024 * kMiB, 80, 1 * kMiB), 1024u);
+  EXPECT_EQ(Cache::shard_count(64 * kMiB, 80, 1 * kMiB), 64u);
+  EXPECT_EQ(Cache::shard_count(256 * kMiB, 80, 8 * kMiB), 32u);  // the defaults
+  EXPECT_EQ(Cache::shard_count(256 * kMiB, 2, 8 * kMiB), 16u);   // unchanged on small machines
+  EXPECT_EQ(Cache::shard_count(1 * kMiB, 80, 8 * kMiB), 1u);     // smaller than one object
+  for (unsigned reactors : {1u, 3u, 64u, 65u, 1024u}) {
+    unsigned shards = Cache::shard_count(512 * kMiB, reactors, 4 * kMiB);
+    EXPECT_EQ(shards & (shards - 1), 0u) << reactors;  // a power of two, as Cache requires
+    EXPECT_GE(512 * kMiB / shards, 4 * kMiB) << reactors;
+  }
+}
+
+}  // namespace
+}  // namespace ringmaster::cache

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "ringmaster/cache/cache.h"
 #include "test_support.h"
@@ -19,6 +20,14 @@ struct Key {
   explicit Key(std::string_view target) : key(test_support::key_of(target)), hash(hash_key(key)) {}
 };
 
+std::vector<unsigned> members(const ReactorSet& set) {
+  std::vector<unsigned> out;
+  set.for_each([&out](unsigned r) { out.push_back(r); });
+  return out;
+}
+
+using Reactors = std::vector<unsigned>;
+
 TEST(CacheClaim, FirstMissOwnsAndLaterMissesWait) {
   Cache cache(1 << 20, 4);
   Key k("/a");
@@ -34,16 +43,42 @@ TEST(CacheClaim, ReleaseReturnsTheReactorsThatWait) {
   Key k("/a");
   ASSERT_EQ(cache.claim(k.key, k.hash, 2, 100, kTimeoutMs), Cache::Claim::owner);
   for (unsigned r : {3u, 5u, 63u, 5u}) EXPECT_EQ(cache.claim(k.key, k.hash, r, 100, kTimeoutMs), Cache::Claim::wait);
-  uint64_t woken = cache.release(k.key, k.hash, true, 200, kPassMs);
-  EXPECT_EQ(woken, (uint64_t{1} << 3) | (uint64_t{1} << 5) | (uint64_t{1} << 63));
+  EXPECT_EQ(members(cache.release(k.key, k.hash, true, 200, kPassMs)), (Reactors{3, 5, 63}));
+}
+
+// More reactors than one 64-bit word (--threads above 64): every waiting reactor is woken,
+// none twice, and the owner's own reactor is included when it also has waiters.
+TEST(CacheClaim, ReleaseReturnsWaitingReactorsBeyondSixtyFour) {
+  Cache cache(1 << 20, 4);
+  Key k("/a");
+  ASSERT_EQ(cache.claim(k.key, k.hash, 70, 100, kTimeoutMs), Cache::Claim::owner);
+  for (unsigned r : {79u, 0u, 64u, 70u, 1023u, 127u, 128u, 64u, 63u}) {
+    EXPECT_EQ(cache.claim(k.key, k.hash, r, 100, kTimeoutMs), Cache::Claim::wait) << r;
+  }
+  EXPECT_EQ(members(cache.release(k.key, k.hash, true, 200, kPassMs)),
+            (Reactors{0, 63, 64, 70, 79, 127, 128, 1023}));
+  EXPECT_TRUE(cache.release(k.key, k.hash, true, 200, kPassMs).empty());
+}
+
+TEST(ReactorSet, AddContainsAndOrder) {
+  ReactorSet set;
+  EXPECT_TRUE(set.empty());
+  for (unsigned r : {200u, 1u, 65u, 1u}) set.add(r);
+  EXPECT_FALSE(set.empty());
+  EXPECT_TRUE(set.contains(1));
+  EXPECT_TRUE(set.contains(65));
+  EXPECT_TRUE(set.contains(200));
+  EXPECT_FALSE(set.contains(64));
+  EXPECT_FALSE(set.contains(5000));
+  EXPECT_EQ(members(set), (Reactors{1, 65, 200}));
 }
 
 TEST(CacheClaim, ReleaseWithoutWaitersWakesNobody) {
   Cache cache(1 << 20, 4);
   Key k("/a");
   ASSERT_EQ(cache.claim(k.key, k.hash, 0, 100, kTimeoutMs), Cache::Claim::owner);
-  EXPECT_EQ(cache.release(k.key, k.hash, true, 200, kPassMs), 0u);
-  EXPECT_EQ(cache.release(k.key, k.hash, true, 200, kPassMs), 0u);  // unknown now: harmless
+  EXPECT_TRUE(cache.release(k.key, k.hash, true, 200, kPassMs).empty());
+  EXPECT_TRUE(cache.release(k.key, k.hash, true, 200, kPassMs).empty());  // unknown now: harmless
 }
 
 TEST(CacheClaim, AfterAStoredReleaseTheNextMissOwnsAgain) {
@@ -60,7 +95,7 @@ TEST(CacheClaim, UncacheableResponseMarksTheKeyPassUntilItExpires) {
   Key k("/a");
   ASSERT_EQ(cache.claim(k.key, k.hash, 0, 100, kTimeoutMs), Cache::Claim::owner);
   ASSERT_EQ(cache.claim(k.key, k.hash, 1, 110, kTimeoutMs), Cache::Claim::wait);
-  EXPECT_EQ(cache.release(k.key, k.hash, false, 200, kPassMs), uint64_t{1} << 1);
+  EXPECT_EQ(members(cache.release(k.key, k.hash, false, 200, kPassMs)), Reactors{1});
   EXPECT_EQ(cache.claim(k.key, k.hash, 1, 201, kTimeoutMs), Cache::Claim::pass);
   EXPECT_EQ(cache.claim(k.key, k.hash, 0, 200 + kPassMs - 1, kTimeoutMs), Cache::Claim::pass);
   EXPECT_EQ(cache.claim(k.key, k.hash, 0, 200 + kPassMs, kTimeoutMs), Cache::Claim::owner);
@@ -84,7 +119,7 @@ TEST(CacheClaim, StuckOwnerIsTakenOverAfterTheTimeoutKeepingWaiters) {
   EXPECT_EQ(cache.claim(k.key, k.hash, 7, 1'000 + kTimeoutMs, kTimeoutMs), Cache::Claim::owner);
   // The new claim is young: later misses wait on the new owner.
   EXPECT_EQ(cache.claim(k.key, k.hash, 9, 1'000 + kTimeoutMs + 1, kTimeoutMs), Cache::Claim::wait);
-  EXPECT_EQ(cache.release(k.key, k.hash, true, 7'000, kPassMs), (uint64_t{1} << 4) | (uint64_t{1} << 9));
+  EXPECT_EQ(members(cache.release(k.key, k.hash, true, 7'000, kPassMs)), (Reactors{4, 9}));
 }
 
 TEST(CacheClaim, PassSetIsCappedDroppingTheOldest) {

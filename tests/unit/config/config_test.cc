@@ -360,6 +360,14 @@ TEST(ProxyArgs, RejectsCacheVersionPathInsideTargetsPath) {
   EXPECT_EQ(proxy(kZkProxy + Words{"--cache-version-path", "/targetsAge"}).cache_version_path, "/targetsAge");
 }
 
+// --cache-ttl reaches the proxy in milliseconds: at its maximum (365 days) and just past
+// 2^32 ms (4294968 s, which 32 bits turned into 704 ms) the conversion must not wrap.
+TEST(ProxyArgs, CacheTtlInMillisecondsDoesNotWrapUpToItsMaximum) {
+  EXPECT_EQ(cache_ttl_ms(proxy(kZkProxy + Words{"--cache-ttl", "31536000"})), int64_t{31'536'000'000});
+  EXPECT_EQ(cache_ttl_ms(proxy(kZkProxy + Words{"--cache-ttl", "4294968"})), int64_t{4'294'968'000});
+  EXPECT_EQ(cache_ttl_ms(proxy(kZkProxy + Words{"--cache-ttl", "1"})), 1000);
+}
+
 // Each numeric flag at both edges of its range: the edge is accepted, one past it rejected
 // with a message naming the flag and the range.
 struct RangeCase {

@@ -1,0 +1,119 @@
+// `ringmaster proxy --config FILE`: a TOML file with one key per flag, applied through the
+// flags' own specs before the command line, whose errors name the file, the line and the key.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "ringmaster/config/config.h"
+
+namespace ringmaster::config {
+namespace {
+
+using Words = std::vector<std::string>;
+
+// Writes `text` to a fresh file under the test's temporary directory; returns its path.
+std::string write_file(const std::string& name, const std::string& text) {
+  std::string path = testing::TempDir() + "ringmaster-" + std::to_string(getpid()) + "-" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+ProxyConfig parse(const Words& words) { return parse_proxy_args({words.begin(), words.end()}); }
+
+std::string error_of(const Words& words) {
+  try {
+    parse(words);
+  } catch (const ConfigError& e) {
+    std::string message = e.what();
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    return message;
+  }
+  ADD_FAILURE() << "expected a ConfigError";
+  return {};
+}
+
+constexpr const char* kGood =
+    "# a single static service\n"
+    "listen = \"127.0.0.1:8080\"\n"
+    "target = [\"127.0.0.1:9001\", \"127.0.0.1:9002\"]\n"
+    "threads = 3\n"
+    "cache-ttl = 31536000\n"
+    "cache-bytes = \"64M\"\n"
+    "body-bytes-max = 1024\n"
+    "fleet = false\n"
+    "verbose = true\n";
+
+TEST(ConfigFile, SettingsFillTheConfigThroughTheFlagsRules) {
+  std::string path = write_file("good.toml", kGood);
+  ProxyConfig c = parse({"--config", path});
+  EXPECT_EQ(c.config_file, path);
+  EXPECT_EQ(c.listen, (base::HostPort{"127.0.0.1", 8080}));
+  ASSERT_EQ(c.targets.size(), 2u);
+  EXPECT_EQ(c.targets[1], (base::HostPort{"127.0.0.1", 9002}));
+  EXPECT_EQ(c.threads, 3u);
+  EXPECT_EQ(cache_ttl_ms(c), int64_t{31'536'000'000});
+  EXPECT_EQ(c.cache_bytes, 64ull << 20);
+  EXPECT_EQ(c.body_bytes_max, 1024u);
+  EXPECT_FALSE(c.fleet);
+  EXPECT_TRUE(c.verbose);
+}
+
+TEST(ConfigFile, CommandLineFlagsOverrideTheFileWhereverTheyStand) {
+  std::string path = write_file("override.toml", kGood);
+  for (const Words& words : {Words{"--threads", "5", "--config", path}, Words{"--config=" + path, "--threads=5"}}) {
+    ProxyConfig c = parse(words);
+    EXPECT_EQ(c.threads, 5u);
+    EXPECT_EQ(c.cache_bytes, 64ull << 20);  // the rest still from the file
+  }
+  // A --target on the command line replaces the file's list rather than adding to it.
+  ProxyConfig c = parse({"--config", path, "--target", "127.0.0.1:9100"});
+  EXPECT_EQ(c.targets, (std::vector<base::HostPort>{{"127.0.0.1", 9100}}));
+}
+
+struct BadFile {
+  const char* name;
+  std::string text;
+  std::string expected;  // after "<path>:"
+};
+
+TEST(ConfigFile, ErrorsNameTheFileTheLineAndTheKey) {
+  const std::string head = "listen = \"127.0.0.1:8080\"\ntarget = \"127.0.0.1:9001\"\n";
+  const std::vector<BadFile> cases = {
+      {"bad-value", head + "\ncache-ttl = 0\n", "4: cache-ttl: expected an integer 1..31536000, got \"0\""},
+      {"unknown-key", head + "no-such-setting = 1\n", "3: no-such-setting: unknown setting"},
+      {"config-in-config", head + "config = \"other.toml\"\n", "3: config: unknown setting"},
+      {"list-for-one-value", head + "threads = [1, 2]\n", "3: threads: expected one value, not a list"},
+      {"float", head + "threads = 1.5\n", "3: threads: expected a string, an integer or a boolean"},
+      {"switch-as-text", head + "verbose = \"yes\"\n", "3: verbose: expected true or false"},
+      {"table", head + "[services.api]\nhost = \"api.example.com\"\n", "3: services: unknown setting"},
+      {"bad-target-in-list", "target = [\"127.0.0.1:1\", \"nonsense\"]\n",
+       "1: target: expected HOST:PORT, got \"nonsense\""},
+      {"negative", head + "threads = -1\n", "3: threads: expected an integer 1..1024, got \"-1\""},
+  };
+  for (const BadFile& bad : cases) {
+    SCOPED_TRACE(bad.name);
+    std::string path = write_file(std::string(bad.name) + ".toml", bad.text);
+    std::string message = error_of({"--config", path});
+    EXPECT_TRUE(message.starts_with(path + ":" + bad.expected)) << message;
+  }
+}
+
+TEST(ConfigFile, SyntaxErrorsAndUnreadableFilesAreOneLineNamingTheFile) {
+  std::string path = write_file("syntax.toml", "listen = \"127.0.0.1:8080\"\nthreads = = 2\n");
+  EXPECT_TRUE(error_of({"--config", path}).starts_with(path + ":2: ")) << error_of({"--config", path});
+  std::string missing = testing::TempDir() + "ringmaster-no-such-file.toml";
+  EXPECT_EQ(error_of({"--config", missing}), missing + ": cannot read: No such file or directory");
+}
+
+TEST(ConfigFile, RulesAcrossSettingsStillApply) {
+  std::string path = write_file("no-listen.toml", "target = \"127.0.0.1:9001\"\n");
+  EXPECT_EQ(error_of({"--config", path}), "--listen is required");
+  path = write_file("both.toml", "listen = \"127.0.0.1:8080\"\ntarget = \"127.0.0.1:9001\"\nzk = \"zk:2181\"\n");
+  EXPECT_EQ(error_of({"--config", path}), "--zk and --target are mutually exclusive");
+}
+
+}  // namespace
+}  // namespace ringmaster::config
