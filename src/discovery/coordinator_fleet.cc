@@ -462,16 +462,13 @@ void Coordinator::apply_fleet_plan(const std::vector<ZkStat>& stats) {
   f.uncertain.reset();
   f.ledger = plan.ledger;
   f.ledger_version = stats[0].version;
-  uint64_t own_before = 0;
-  for (const TargetBook::Row& row : book_->rows()) own_before += row.unflushed;
   for (size_t i = 0; i < plan.writes.size(); ++i) {
-    if (!book_->on_fleet_written(plan.writes[i], stats[i + 1].version, stats[i + 1].czxid)) {
+    uint64_t own = 0;  // exact: the reactors keep counting while this runs
+    if (!book_->on_fleet_written(plan.writes[i], stats[i + 1].version, stats[i + 1].czxid, &own)) {
       landed_on_new_node(CountWrite{plan.writes[i].name, plan.writes[i].count, plan.writes[i].expected_version, 0, 0, 0});
     }
+    flushed_requests_.add(own);
   }
-  uint64_t own_after = 0;
-  for (const TargetBook::Row& row : book_->rows()) own_after += row.unflushed;
-  flushed_requests_.add(own_before - std::min(own_before, own_after));
   // Our sequence covers every batch made before it; what of them is still unwritten goes
   // into the next batch.
   f.outbox.ack_through(plan.seq);

@@ -256,12 +256,13 @@ std::vector<TargetBook::FleetWrite> TargetBook::plan_fleet(const fleet::Deltas& 
   return writes;
 }
 
-bool TargetBook::on_fleet_written(const FleetWrite& w, int32_t new_version, int64_t czxid) {
+bool TargetBook::on_fleet_written(const FleetWrite& w, int32_t new_version, int64_t czxid, uint64_t* advanced) {
   auto it = entries_.find(w.name);
   if (it == entries_.end()) return true;
   Entry& e = it->second;
   e.count = w.count;
   e.version = new_version;
+  if (advanced != nullptr) *advanced = w.local_total > e.written_total ? w.local_total - e.written_total : 0;
   e.written_total = std::max(e.written_total, w.local_total);
   e.batched_total = std::max(e.batched_total, w.local_total);
   bool same = czxid == 0 || e.czxid == 0 || e.czxid == czxid;

@@ -109,7 +109,8 @@ class TargetBook {
   // *unwritable.
   std::vector<FleetWrite> plan_fleet(const fleet::Deltas& extra, fleet::Deltas* unwritable) const;
   // The write landed; false when it landed on another incarnation than planned.
-  bool on_fleet_written(const FleetWrite& w, int32_t new_version, int64_t czxid);
+  // *advanced: how many of this proxy's requests it wrote.
+  bool on_fleet_written(const FleetWrite& w, int32_t new_version, int64_t czxid, uint64_t* advanced = nullptr);
   // After this proxy's own write landed, its sequence covers every batch made before it:
   // those batches are dropped unacknowledged, so whatever of them is still not written (a
   // target that could not be written) goes into the next batch again.
