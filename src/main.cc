@@ -49,7 +49,7 @@ proxy::ServerOptions server_options(const config::ProxyConfig& cfg) {
   o.shutdown_timeout_ms = cfg.shutdown_timeout_ms;
   o.max_connections = cfg.max_connections;
   o.upstream_idle_max = cfg.upstream_idle_max;
-  o.cache_ttl_ms = cfg.cache_ttl_s * 1000;
+  o.cache_ttl_ms = int64_t{cfg.cache_ttl_s} * 1000;
   o.cache_object_bytes_max = cfg.cache_object_max;
   o.cache_lock_timeout_ms = cfg.cache_lock_timeout_ms;
   return o;

@@ -4,10 +4,16 @@
 // except primary_key (into the caller's reused string) and join_field_values (stores only).
 //
 // Where the RFC leaves a choice we take the conservative one, because a wrong hit is worse
-// than a miss: invalid freshness information means "not stored"; only the heuristically
-// cacheable statuses are stored even with explicit freshness; a response already as old as
-// its lifetime is not stored; we never serve stale and never revalidate, so "no-cache"
-// (with or without a field list) means "not stored" too.
+// than a miss: invalid freshness information means "not stored"; an Age that is not one
+// non-negative integer (a list, a sign, a fraction, a parameter) means "not stored", and of
+// several Age values the largest counts; a response already as old as its lifetime is not
+// stored; we never serve stale and never revalidate, so "no-cache" (with or without a field
+// list) means "not stored" too.
+//
+// Freshness without explicit information is heuristic only as RFC 9111 4.2.2 allows: for a
+// heuristically cacheable status (or "public"), 10% of the time since Last-Modified, at most
+// a day. An operator may instead give every such response a fixed lifetime (--cache-ttl), an
+// explicit opt-in that is safe only with content-version invalidation.
 #include <cstring>
 
 #include "cache/semantics.h"
@@ -124,6 +130,10 @@ uint64_t hash_key(std::string_view key) {
 
 namespace {
 
+// RFC 9111 4.2.2: a heuristic lifetime is a fraction of the time since Last-Modified, capped.
+constexpr int64_t kHeuristicFractionDivisor = 10;
+constexpr int64_t kHeuristicMaxMs = 24 * 3600 * 1000;
+
 bool heuristically_cacheable(uint16_t status) {
   switch (status) {
     case 200: case 203: case 204: case 300: case 301: case 308:
@@ -141,6 +151,7 @@ struct ResponseFacts {
   bool no_cache = false;
   bool is_public = false;
   bool must_revalidate = false;
+  bool must_understand = false;
   bool has_max_age = false;
   bool max_age_valid = false;
   int64_t max_age_s = 0;
@@ -153,8 +164,10 @@ struct ResponseFacts {
   std::string_view expires;
   bool has_date = false;
   std::string_view date;
-  bool has_age = false;
-  std::string_view age;
+  bool has_last_modified = false;
+  std::string_view last_modified;
+  bool age_valid = true;     // every Age value seen is one delta-seconds
+  int64_t age_s = 0;         // the largest of them
 };
 
 void read_cache_control(std::string_view value, ResponseFacts& r) {
@@ -165,6 +178,8 @@ void read_cache_control(std::string_view value, ResponseFacts& r) {
       r.is_private = true;  // with a field list too: we cannot store "all but these fields"
     } else if (iequals(d.name, "no-cache")) {
       r.no_cache = true;  // with a field list too: it would need revalidation we don't do
+    } else if (iequals(d.name, "must-understand")) {
+      r.must_understand = true;
     } else if (iequals(d.name, "public")) {
       r.is_public = true;
     } else if (iequals(d.name, "must-revalidate") || iequals(d.name, "proxy-revalidate")) {
@@ -205,11 +220,20 @@ ResponseFacts read_response(const Fields& fields) {
         r.has_date = true;
         r.date = trim(f.value);
       }
-    } else if (iequals(name, "age")) {
-      if (!r.has_age) {
-        r.has_age = true;
-        r.age = trim(f.value);
+    } else if (iequals(name, "last-modified")) {
+      if (!r.has_last_modified) {
+        r.has_last_modified = true;
+        r.last_modified = trim(f.value);
       }
+    } else if (iequals(name, "age")) {
+      // Age is a singleton, but a list (one line "7200, 0" or several lines) happens: no
+      // member may make the response look younger than another says it is.
+      detail::for_each_element(f.value, [&](std::string_view element) {
+        int64_t s = 0;
+        if (!detail::parse_delta_seconds(element, s)) r.age_valid = false;
+        else if (s > r.age_s) r.age_s = s;
+      });
+      if (trim(f.value).empty()) r.age_valid = false;
     }
   }
   return r;
@@ -221,13 +245,36 @@ StoreDecision refuse(const char* reason) {
   return d;
 }
 
+// RFC 9111 3 with must-understand: the cache must know the status's semantics.
+bool understood_status(uint16_t status) {
+  return status != 206 && status != 304 && !detail::reason_phrase(status).empty();
+}
+
+// The heuristic lifetime (RFC 9111 4.2.2), 0 when there is none to give.
+int64_t heuristic_freshness_ms(const ResponseFacts& r, int64_t now_unix_ms) {
+  int64_t modified_s = 0;
+  if (!r.has_last_modified || !detail::parse_http_date(r.last_modified, modified_s)) return 0;
+  int64_t date_ms = now_unix_ms;
+  int64_t date_s = 0;
+  if (r.has_date && detail::parse_http_date(r.date, date_s)) date_ms = date_s * 1000;
+  int64_t since_ms = date_ms - modified_s * 1000;
+  if (since_ms <= 0) return 0;
+  int64_t lifetime = since_ms / kHeuristicFractionDivisor;
+  return lifetime < kHeuristicMaxMs ? lifetime : kHeuristicMaxMs;
+}
+
 }  // namespace
 
 StoreDecision classify_response(uint16_t status, const Fields& response_fields, bool request_has_authorization,
                                 int64_t default_ttl_ms, int64_t now_unix_ms) {
-  if (!heuristically_cacheable(status)) return refuse("status");
+  // Final statuses only; a 206 is part of a representation and a 304 an answer to a
+  // condition: neither is a whole response to store.
+  if (status < 200 || status == 206 || status == 304) return refuse("status");
   ResponseFacts r = read_response(response_fields);
-  if (r.no_store) return refuse("no-store");
+  // must-understand (RFC 9111 5.2.2.3): store only a status we know, and then no-store
+  // (which the origin sends along for caches that don't know must-understand) yields.
+  if (r.must_understand && !understood_status(status)) return refuse("must-understand");
+  if (r.no_store && !r.must_understand) return refuse("no-store");
   if (r.is_private) return refuse("private");
   if (r.no_cache) return refuse("no-cache");
   if (r.set_cookie) return refuse("set-cookie");
@@ -238,7 +285,8 @@ StoreDecision classify_response(uint16_t status, const Fields& response_fields, 
     return refuse("authorization");
   }
 
-  // Lifetime (RFC 9111 4.2.1): s-maxage, then max-age, then Expires - Date, then our default.
+  // Lifetime (RFC 9111 4.2.1): s-maxage, then max-age, then Expires - Date; without any,
+  // the operator's fixed lifetime if one was asked for, else a heuristic if one is allowed.
   int64_t freshness_ms = 0;
   if (r.has_s_maxage) {
     if (!r.s_maxage_valid) return refuse("invalid-s-maxage");
@@ -253,14 +301,18 @@ StoreDecision classify_response(uint16_t status, const Fields& response_fields, 
     int64_t date_s = 0;
     if (r.has_date && detail::parse_http_date(r.date, date_s)) date_ms = date_s * 1000;
     freshness_ms = expires_s * 1000 - date_ms;
-  } else {
+  } else if (!heuristically_cacheable(status) && !r.is_public) {
+    return refuse("status");  // RFC 9111 3: no explicit freshness and no heuristic allowed
+  } else if (default_ttl_ms > 0) {
     freshness_ms = default_ttl_ms;
+  } else {
+    freshness_ms = heuristic_freshness_ms(r, now_unix_ms);
+    if (freshness_ms <= 0) return refuse("no-freshness");
   }
   if (freshness_ms <= 0) return refuse("expired");
 
-  int64_t age_s = 0;
-  if (r.has_age && !detail::parse_delta_seconds(r.age, age_s)) age_s = 0;  // invalid Age: ignored
-  int64_t initial_age_ms = age_s * 1000;
+  if (!r.age_valid) return refuse("invalid-age");
+  int64_t initial_age_ms = r.age_s * 1000;
   if (initial_age_ms >= freshness_ms) return refuse("stale");
 
   StoreDecision d;

@@ -20,7 +20,7 @@
 //   --threads 1..1024 (default: online CPUs, clamped to that range)
 //   every *-timeout-ms and --health-interval-ms: 1 ms .. 1 day; 0 is rejected because a zero
 //     deadline would fail every request rather than mean "no deadline"
-//   --flush-interval-ms 1..60000; --cache-ttl 1 s .. 365 days
+//   --flush-interval-ms 1..60000; --cache-ttl 0 (off) .. 365 days
 //   --cache-bytes 0..1024G (0 disables the cache); --body-bytes-max 0..1024G (0 = no body)
 //   --header-bytes-max 256..1M; --request-line-bytes-max 64..1M and <= --header-bytes-max
 //     (when only --header-bytes-max is given and is below the request-line default, the
@@ -314,7 +314,7 @@ const FlagSpec<ProxyConfig> kProxyFlags[] = {
     {"--cache-lock-timeout-ms", true,
      [](ProxyConfig& c, const FlagArg& a) { c.cache_lock_timeout_ms = timeout_ms_value(a); }},
     {"--cache-ttl", true,
-     [](ProxyConfig& c, const FlagArg& a) { c.cache_ttl_s = uint_value(a, 1, kCacheTtlSecondsMax); }},
+     [](ProxyConfig& c, const FlagArg& a) { c.cache_ttl_s = uint_value(a, 0, kCacheTtlSecondsMax); }},
     {"--request-line-bytes-max", true,
      [](ProxyConfig& c, const FlagArg& a) {
        c.request_line_bytes_max = static_cast<uint32_t>(size_value(a, kRequestLineBytesMin, kHeaderBytesMax));

@@ -160,8 +160,11 @@ void Worker::start_fill(ClientConn* c, UpstreamConn* u) {
   cache::StoreDecision decision =
       cache::classify_response(head.status, cache_response_fields_, c->cache_policy.has_authorization,
                                options_.cache_ttl_ms, unix_now_ms());
-  if (!decision.store || (head.framing == http::BodyFraming::content_length &&
-                          head.content_length > options_.cache_object_bytes_max)) {
+  // A 204 announcing a body is an invalid exchange (RFC 9110 8.6): whatever follows it is
+  // not part of this response, and the response itself is not trusted.
+  bool body_where_none_may_be = head.status == 204 && head.has_content_length && head.content_length > 0;
+  if (!decision.store || body_where_none_may_be ||
+      (head.framing == http::BodyFraming::content_length && head.content_length > options_.cache_object_bytes_max)) {
     stats_.cache_not_stored.add();
     return;
   }

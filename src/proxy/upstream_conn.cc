@@ -266,6 +266,12 @@ void Worker::on_response_done(ClientConn* c) {
     // left over on either side.
     bool reusable = u->parser.head().keep_alive && c->request_done && u->out.empty() && u->unparsed() == 0 &&
                     !draining_ && options_.upstream_idle_max > 0;
+    // Bytes past the end of the response (a body on a 204, a second response) mean the
+    // backend and we disagree on framing: what we took for the whole response may not be.
+    if (c->fill && u->unparsed() != 0) {
+      c->fill.reset();
+      stats_.cache_not_stored.add();
+    }
     detach(c);
     if (reusable) {
       release_upstream(u);

@@ -240,12 +240,13 @@ STATUSES = [(404, True), (410, True), (301, True), (500, False), (302, False), (
 
 
 @pytest.mark.parametrize("status,stored", STATUSES, ids=[str(s) for s, _ in STATUSES])
-def test_only_heuristically_cacheable_statuses_are_stored(cache_proxy, backend, status,
-                                                          stored):
+def test_opt_in_ttl_applies_only_to_heuristically_cacheable_statuses(start_cache_proxy,
+                                                                     backend, status, stored):
+    proxy = start_cache_proxy([backend], cache_ttl=120)
     target = "/cacheable/status?status=%d" % status   # no explicit freshness: --cache-ttl
-    first = fetch(cache_proxy.port, target)
+    first = fetch(proxy.port, target)
     assert first.status == status, first
-    second = fetch(cache_proxy.port, target)
+    second = fetch(proxy.port, target)
     assert second.status == status, second
     if stored:
         assert serial(second) == 1 and second.body == first.body, \
@@ -255,6 +256,65 @@ def test_only_heuristically_cacheable_statuses_are_stored(cache_proxy, backend, 
     else:
         assert serial(second) == 2, "status %d was served from the cache" % status
         assert len(origin_hits(backend)) == 2
+
+
+@pytest.mark.parametrize("status", [201, 302, 500, 503])
+def test_any_final_status_with_explicit_freshness_is_stored(cache_proxy, backend, status):
+    target = "/cacheable/explicit?status=%d&max_age=60" % status
+    first = fetch(cache_proxy.port, target)
+    assert first.status == status, first
+    second = fetch(cache_proxy.port, target)
+    assert second.status == status and serial(second) == 1 and second.body == first.body, \
+        "status %d with max-age was not stored: %r" % (status, second)
+    assert_age(second)
+    assert len(origin_hits(backend)) == 1
+
+
+def test_default_flags_store_nothing_without_freshness_or_last_modified(cache_proxy, backend):
+    target = "/cacheable/plain"
+    assert serial(fetch(cache_proxy.port, target)) == 1
+    second = fetch(cache_proxy.port, target)
+    assert serial(second) == 2 and second.header("Age") is None, \
+        "a response stating no freshness was reused with default flags: %r" % second
+    assert cache_proxy.metric("ringmaster_cache_stores_total") == 0
+
+
+def test_heuristic_freshness_is_a_tenth_of_the_time_since_last_modified(cache_proxy, backend):
+    # Modified 30 s before its Date: fresh for 3 s, then fetched again.
+    now = int(time.time())
+    target = "/cacheable/heuristic?date=%s&last_modified=%s" % (
+        http_date(now).replace(" ", "%20"), http_date(now - 30).replace(" ", "%20"))
+    t0 = time.monotonic()
+    assert serial(fetch(cache_proxy.port, target)) == 1
+    hit = fetch(cache_proxy.port, target)
+    assert serial(hit) == 1, "a response with an old Last-Modified was not stored: %r" % hit
+    assert_age(hit, 0, 3)
+    # A heuristically cacheable status only: a 500 with the same fields is not stored.
+    err = "/cacheable/heuristic-500?status=500&last_modified=%s" % (
+        http_date(now - 100).replace(" ", "%20"))
+    fetch(cache_proxy.port, err)
+    fetch(cache_proxy.port, err)
+    assert len(origin_hits(backend, "/cacheable/heuristic-500")) == 2
+    # The passage of time is the subject here: poll until the backend is asked again.
+    while serial(fetch(cache_proxy.port, target)) == 1:
+        assert time.monotonic() - t0 < 6, "still fresh well after 10% of 30 s"
+        time.sleep(0.2)
+    elapsed = time.monotonic() - t0
+    assert elapsed >= 2.5, "expired after %.1f s, before its heuristic 3 s" % elapsed
+
+
+def test_age_list_counts_its_oldest_member(cache_proxy, backend):
+    # "Age: 7200, 0" with max-age=3600: the response is already stale, not stored.
+    target = "/cacheable/age-list?max_age=3600&age=7200,%200"
+    assert serial(fetch(cache_proxy.port, target)) == 1
+    assert serial(fetch(cache_proxy.port, target)) == 2, "Age: 7200, 0 was read as 0"
+    # An Age that is not a number: not stored either (it might hide an old response).
+    target = "/cacheable/age-bad?max_age=3600&age=abc"
+    fetch(cache_proxy.port, target)
+    second = fetch(cache_proxy.port, target)
+    assert second.status == 200 and second.header("Age") == "abc", second  # relayed as sent
+    assert len(origin_hits(backend, "/cacheable/age-bad")) == 2, "Age: abc was read as 0"
+    assert cache_proxy.metric("ringmaster_cache_stores_total") == 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -452,7 +512,8 @@ def _download_sha(port, target):
 
 def test_oversized_response_streams_completely_and_is_not_stored(start_cache_proxy,
                                                                  backend):
-    proxy = start_cache_proxy([backend], cache_object_max="64K")
+    # /download states no freshness: the opt-in lifetime makes it storable but for its size.
+    proxy = start_cache_proxy([backend], cache_object_max="64K", cache_ttl=120)
     size = 1 << 20
     for framing in ("cl", "chunked"):
         target = "/download?bytes=%d&framing=%s" % (size, framing)

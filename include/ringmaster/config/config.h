@@ -29,7 +29,7 @@ struct ProxyConfig {
   std::string cache_version_path = "/cacheAge";  // --cache-version-path
   uint32_t flush_interval_ms = 100;      // --flush-interval-ms (1..60000)
   uint64_t cache_bytes = 256ull << 20;   // --cache-bytes SIZE (0 disables)
-  uint32_t cache_ttl_s = 120;            // --cache-ttl SECONDS
+  uint32_t cache_ttl_s = 0;              // --cache-ttl SECONDS: fixed lifetime of responses that state none (0: off)
   uint64_t cache_object_max = 8ull << 20;  // --cache-object-max SIZE: larger responses are not stored
   uint32_t cache_lock_timeout_ms = 5000;   // --cache-lock-timeout-ms: collapsed misses wait this long
   uint32_t session_timeout_ms = 10000;   // --session-timeout-ms: ZooKeeper session (1000..120000)

@@ -34,7 +34,7 @@ struct ServerOptions {
   uint32_t upstream_idle_max = 64;
   // The shared response cache; null disables caching (--cache-bytes 0).
   cache::Cache* cache = nullptr;
-  uint32_t cache_ttl_ms = 120000;            // freshness when a response states none
+  int64_t cache_ttl_ms = 0;                  // opt-in freshness when a response states none (0: heuristics only)
   uint64_t cache_object_bytes_max = 8 << 20;  // larger responses stream through unstored
   uint32_t cache_lock_timeout_ms = 5000;     // a collapsed miss waits this long, then goes upstream
   uint32_t cache_pass_ms = 1000;             // after an unstorable response, misses don't wait

@@ -142,27 +142,76 @@ TEST(HashKey, EveryLengthHashesDifferently) {
 
 // ---- Responses ----
 
-TEST(ResponsePolicy, WithoutExplicitFreshnessGetsTheDefaultTtl) {
+TEST(ResponsePolicy, OptInTtlGivesALifetimeToResponsesThatStateNone) {
   StoreDecision d = classify({{"Content-Type", "text/html"}});
   EXPECT_TRUE(d.store);
   EXPECT_EQ(d.freshness_ms, kTtlMs);
   EXPECT_EQ(d.initial_age_ms, 0);
 }
 
-TEST(ResponsePolicy, DefaultTtlOfZeroStoresNothing) {
-  StoreDecision d = classify_response(200, {}, false, 0, kNowMs);
+TEST(ResponsePolicy, WithoutTtlOrLastModifiedNothingIsStored) {
+  StoreDecision d = classify_response(200, {{"Content-Type", "text/html"}}, false, 0, kNowMs);
   EXPECT_FALSE(d.store);
+  EXPECT_STREQ(d.reason, "no-freshness");
 }
 
-TEST(ResponsePolicy, StoresOnlyHeuristicallyCacheableStatuses) {
+// RFC 9111 4.2.2: 10% of Date - Last-Modified.
+TEST(ResponsePolicy, HeuristicFreshnessIsATenthOfTheTimeSinceLastModified) {
+  // Date is kNowMs; Last-Modified 10000 s before it.
+  Fields f = {{"Date", "Sun, 06 Nov 1994 08:49:37 GMT"}, {"Last-Modified", "Sun, 06 Nov 1994 06:02:57 GMT"}};
+  StoreDecision d = classify_response(200, f, false, 0, kNowMs);
+  EXPECT_TRUE(d.store);
+  EXPECT_EQ(d.freshness_ms, 1'000'000);
+  // Without Date, now stands in for it.
+  d = classify_response(200, {{"Last-Modified", "Sun, 06 Nov 1994 06:02:57 GMT"}}, false, 0, kNowMs);
+  EXPECT_EQ(d.freshness_ms, 1'000'000);
+}
+
+TEST(ResponsePolicy, HeuristicFreshnessIsCappedAtADay) {
+  StoreDecision d = classify_response(200, {{"Last-Modified", "Mon, 01 Jan 1990 00:00:00 GMT"}}, false, 0, kNowMs);
+  EXPECT_TRUE(d.store);
+  EXPECT_EQ(d.freshness_ms, 86'400'000);
+}
+
+TEST(ResponsePolicy, NoHeuristicFromAFutureOrInvalidLastModified) {
+  EXPECT_FALSE(classify_response(200, {{"Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT"}}, false, 0, kNowMs).store);
+  EXPECT_FALSE(classify_response(200, {{"Last-Modified", "yesterday"}}, false, 0, kNowMs).store);
+}
+
+TEST(ResponsePolicy, HeuristicsOnlyForHeuristicallyCacheableStatusesOrPublic) {
+  Fields lm = {{"Last-Modified", "Mon, 01 Jan 1990 00:00:00 GMT"}};
   for (uint16_t s : {200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501}) {
-    EXPECT_TRUE(classify({}, s).store) << s;
+    EXPECT_TRUE(classify_response(s, lm, false, 0, kNowMs).store) << s;
+    EXPECT_TRUE(classify({}, s).store) << s;  // and the opt-in TTL
   }
-  for (uint16_t s : {201, 206, 302, 303, 304, 307, 400, 403, 500, 502, 503}) {
+  for (uint16_t s : {201, 302, 303, 307, 400, 403, 500, 502, 503, 599}) {
+    StoreDecision d = classify_response(s, lm, false, 0, kNowMs);
+    EXPECT_FALSE(d.store) << s;
+    EXPECT_STREQ(d.reason, "status");
+    EXPECT_FALSE(classify({}, s).store) << s;
+    Fields lm_public = {{"Last-Modified", "Mon, 01 Jan 1990 00:00:00 GMT"}, {"Cache-Control", "public"}};
+    EXPECT_TRUE(classify_response(s, lm_public, false, 0, kNowMs).store) << s;
+  }
+}
+
+TEST(ResponsePolicy, AnyFinalStatusWithExplicitFreshnessIsStored) {
+  for (uint16_t s : {200, 201, 302, 303, 307, 400, 403, 500, 502, 503, 299, 599}) {
+    EXPECT_TRUE(classify({{"Cache-Control", "max-age=60"}}, s).store) << s;
+  }
+  // Not whole responses: interim, partial and not-modified answers.
+  for (uint16_t s : {100, 103, 206, 304}) {
     StoreDecision d = classify({{"Cache-Control", "max-age=60"}}, s);
     EXPECT_FALSE(d.store) << s;
     EXPECT_STREQ(d.reason, "status");
   }
+}
+
+TEST(ResponsePolicy, MustUnderstandStoresOnlyKnownStatusesAndOverridesNoStore) {
+  StoreDecision d = classify({{"Cache-Control", "must-understand, no-store, max-age=60"}}, 200);
+  EXPECT_TRUE(d.store);
+  d = classify({{"Cache-Control", "must-understand, no-store, max-age=60"}}, 599);
+  EXPECT_FALSE(d.store);
+  EXPECT_STREQ(d.reason, "must-understand");
 }
 
 TEST(ResponsePolicy, NoStoreIsNotStored) {
@@ -318,9 +367,24 @@ TEST(ResponsePolicy, AgeHeaderIsTheInitialAge) {
   EXPECT_EQ(d.initial_age_ms, 25'000);
 }
 
-TEST(ResponsePolicy, InvalidAgeIsIgnored) {
-  EXPECT_EQ(classify({{"Age", "1.5"}}).initial_age_ms, 0);
-  EXPECT_EQ(classify({{"Age", "-3"}}).initial_age_ms, 0);
+// Conservative: an Age we cannot read might hide an old response.
+TEST(ResponsePolicy, InvalidAgeIsNotStored) {
+  for (const char* age : {"1.5", "-3", "abc", "7200;foo=bar", ""}) {
+    StoreDecision d = classify({{"Cache-Control", "max-age=3600"}, {"Age", age}});
+    EXPECT_FALSE(d.store) << age;
+    EXPECT_STREQ(d.reason, "invalid-age") << age;
+  }
+}
+
+// A list, on one line or several, counts as its largest member.
+TEST(ResponsePolicy, AgeListCountsItsLargestMember) {
+  StoreDecision d = classify({{"Cache-Control", "max-age=3600"}, {"Age", "7200, 0"}});
+  EXPECT_FALSE(d.store);
+  EXPECT_STREQ(d.reason, "stale");
+  EXPECT_FALSE(classify({{"Cache-Control", "max-age=3600"}, {"Age", "0,7200"}}).store);
+  EXPECT_FALSE(classify({{"Cache-Control", "max-age=3600"}, {"Age", "0"}, {"Age", "7200"}}).store);
+  EXPECT_EQ(classify({{"Cache-Control", "max-age=3600"}, {"Age", "10"}, {"Age", "20, 5"}}).initial_age_ms, 20'000);
+  EXPECT_EQ(classify({{"Cache-Control", "max-age=3600"}, {"Age", "0, 0"}}).initial_age_ms, 0);
 }
 
 TEST(ResponsePolicy, ResponseAlreadyAsOldAsItsLifetimeIsNotStored) {
