@@ -126,6 +126,58 @@ uint64_t hash_key(std::string_view key) {
   return mix(kP1 ^ n, mix(a ^ kP1, b ^ seed));
 }
 
+// ---- Invalidation ----
+
+bool invalidates_on_success(std::string_view method) {
+  return method != "GET" && method != "HEAD" && method != "OPTIONS" && method != "TRACE";
+}
+
+bool reference_key(std::string_view host, std::string_view request_target, std::string_view reference,
+                   std::string& out) {
+  std::string_view ref = trim(reference);
+  ref = ref.substr(0, ref.find('#'));
+  if (ref.empty()) return false;
+  // Absolute (http only: the proxy serves http) or network-path: the authority must be ours.
+  std::string_view authority;
+  bool has_authority = false;
+  if (ref.size() > 7 && iequals(ref.substr(0, 7), "http://")) {
+    ref.remove_prefix(7);
+    has_authority = true;
+  } else if (ref.substr(0, 2) == "//") {
+    ref.remove_prefix(2);
+    has_authority = true;
+  } else {
+    size_t colon = ref.find(':');
+    size_t slash = ref.find_first_of("/?");
+    if (colon != std::string_view::npos && colon < slash) return false;  // another scheme
+  }
+  if (has_authority) {
+    size_t end = ref.find_first_of("/?");
+    authority = ref.substr(0, end);
+    if (!iequals(authority, host)) return false;
+    ref = end == std::string_view::npos ? std::string_view("/") : ref.substr(end);
+  }
+  if (ref.find("/.") != std::string_view::npos || ref.substr(0, 1) == ".") return false;
+  out.clear();
+  for (char c : host) out.push_back(detail::ascii_lower(c));
+  out.push_back('\n');
+  if (ref.front() == '/') {
+    out.append(ref);
+  } else if (has_authority) {
+    out.push_back('/');  // "http://host?q": the root's query
+    out.append(ref);
+  } else if (ref.front() == '?') {
+    out.append(request_target.substr(0, request_target.find('?')));
+    out.append(ref);
+  } else {
+    // A relative path: merged with the directory of the request's path.
+    std::string_view path = request_target.substr(0, request_target.find('?'));
+    out.append(path.substr(0, path.rfind('/') + 1));
+    out.append(ref);
+  }
+  return true;
+}
+
 // ---- Response side ----
 
 namespace {

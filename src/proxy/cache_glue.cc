@@ -222,6 +222,14 @@ void Worker::end_cache_claim(ClientConn* c) {
   }
 }
 
+void Worker::invalidate_after_unsafe(ClientConn* c, const http::ResponseHead& response) {
+  // RFC 9111 4.4: the request changed what the target (and the same-origin URIs the response
+  // names) would answer; stored answers for them are now suspect.
+  const cache::RequestInfo& info = cache_request_info(c);
+  to_cache_fields(response.fields, cache_response_fields_);
+  stats_.cache_invalidated.add(options_.cache->invalidate_after_unsafe(info, cache_response_fields_));
+}
+
 void Worker::arm_wake_read() {
   io_uring_sqe* sqe = ring_->get_sqe();
   io_uring_prep_read(sqe, (*wake_fds_)[index_], &wake_value_, sizeof wake_value_, 0);

@@ -132,6 +132,9 @@ void Server::write_cache_metrics(metrics::TextWriter& out) const {
        &WorkerStats::cache_collapsed_waits},
       {"ringmaster_cache_not_stored_total", "Responses to storable requests that were not stored.",
        &WorkerStats::cache_not_stored},
+      {"ringmaster_cache_invalidated_total",
+       "Entries removed after successful unsafe requests (their target, Location, Content-Location).",
+       &WorkerStats::cache_invalidated},
   };
   for (const Family& f : kFamilies) {
     uint64_t sum = 0;

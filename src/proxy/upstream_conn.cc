@@ -234,6 +234,10 @@ void Worker::pump_upstream(UpstreamConn* u) {
       http::serialize_response_head(head, c->framing, c->version_minor, "ringmaster", c->out.pending());
       c->response_started = true;
       if (c->cache_owner) start_fill(c, u);
+      if (options_.cache != nullptr && head.status >= 200 && head.status < 400 &&
+          cache::invalidates_on_success(c->parser->head().method_text)) {
+        invalidate_after_unsafe(c, head);
+      }
       if (u->parser.body_done()) c->response_done = true;
       continue;
     }

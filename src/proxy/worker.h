@@ -173,6 +173,7 @@ struct WorkerStats {
   metrics::Counter cache_not_modified;
   metrics::Counter cache_collapsed_waits;
   metrics::Counter cache_not_stored;
+  metrics::Counter cache_invalidated;
   metrics::Gauge connections_open;
 };
 
@@ -229,6 +230,7 @@ class Worker {
   void start_fill(ClientConn* c, UpstreamConn* u);
   http::ParseResult parse_body_filling(ClientConn* c, UpstreamConn* u, const char* data, size_t len);
   void end_cache_claim(ClientConn* c);
+  void invalidate_after_unsafe(ClientConn* c, const http::ResponseHead& response);
   void arm_wake_read();
 
   // Upstream side (upstream_conn.cc).

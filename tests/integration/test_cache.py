@@ -709,6 +709,59 @@ def test_purge_all_while_a_fill_is_in_flight_does_not_store_the_old_response(cac
 
 
 # ---------------------------------------------------------------------------------------
+# 9b. Invalidation after unsafe requests (RFC 9111 4.4)
+
+def _stored(proxy, backend, target):
+    """Fetches target twice; True when the second answer came from the cache."""
+    before = len(origin_hits(backend, target))
+    fetch(proxy.port, target)
+    second = fetch(proxy.port, target)
+    return len(origin_hits(backend, target)) == before + 1 and second.header("Age") is not None
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_successful_unsafe_request_invalidates_its_target(cache_proxy, backend, method):
+    target = "/cacheable/inv-%s?max_age=60" % method
+    assert _stored(cache_proxy, backend, target)
+    with HttpConnection(cache_proxy.port) as c:
+        r = c.request(method, target, body=b"changed")
+    assert r.status == 200, r
+    after = fetch(cache_proxy.port, target)
+    assert after.header("Age") is None and len(origin_hits(backend, target)) == 3, \
+        "the stored answer outlived a successful %s to its URI: %r" % (method, after)
+    assert cache_proxy.metric("ringmaster_cache_invalidated_total") == 1
+
+
+def test_location_and_content_location_of_the_same_origin_are_invalidated(cache_proxy,
+                                                                          backend):
+    created, described, foreign = ("/cacheable/created?max_age=60",
+                                   "/cacheable/described?max_age=60",
+                                   "/cacheable/foreign?max_age=60")
+    for t in (created, described, foreign):
+        assert _stored(cache_proxy, backend, t)
+    # A failed POST naming them changes nothing ...
+    failed = "/cacheable/form?status=500&location=%s" % created.replace("?", "%3F")
+    with HttpConnection(cache_proxy.port) as c:
+        assert c.request("POST", failed, body=b"x").status == 500
+    assert fetch(cache_proxy.port, created).header("Age") is not None, "a failed POST invalidated"
+    # ... a successful one invalidates Location (absolute, same host) and Content-Location
+    # (path-relative), but never a URI of another origin.
+    ok = "/cacheable/form?status=201&location=%s&content_location=%s" % (
+        ("http://%s%s" % (DEFAULT_HOST, created)).replace("?", "%3F"),
+        described.split("/")[-1].replace("?", "%3F"))
+    with HttpConnection(cache_proxy.port) as c:
+        assert c.request("POST", ok, body=b"x").status == 201
+    with HttpConnection(cache_proxy.port) as c:
+        other = "/cacheable/form?status=201&location=%s" % (
+            "http://other.example" + foreign).replace("?", "%3F")
+        assert c.request("POST", other, body=b"x").status == 201
+    assert fetch(cache_proxy.port, created).header("Age") is None
+    assert fetch(cache_proxy.port, described).header("Age") is None
+    assert fetch(cache_proxy.port, foreign).header("Age") is not None, \
+        "another origin's URI was invalidated"
+
+
+# ---------------------------------------------------------------------------------------
 # 10. The memory bound
 
 def test_filling_past_cache_bytes_stays_within_the_bound(start_cache_proxy, backend,

@@ -51,6 +51,17 @@ RequestPolicy classify_request(const RequestInfo& request);
 void primary_key(const RequestInfo& request, std::string& out);
 uint64_t hash_key(std::string_view key);
 
+// Invalidation (RFC 9111 4.4): after a successful (2xx/3xx) response to an unsafe request,
+// the target URI and the same-origin URIs in Location / Content-Location are invalidated.
+// Whether the method is one after which that happens (anything but GET HEAD OPTIONS TRACE).
+bool invalidates_on_success(std::string_view method);
+// The primary key of `reference` (a Location / Content-Location value) resolved against the
+// request's target (RFC 3986 5.2, without dot-segment removal: a reference with one is left
+// alone); false when it names another origin (scheme other than http, another authority)
+// or is not a usable reference. Written into `out`.
+bool reference_key(std::string_view host, std::string_view request_target, std::string_view reference,
+                   std::string& out);
+
 // ---- Response side ----
 
 struct StoreDecision {
@@ -198,6 +209,12 @@ class Cache {
   // nobody claims (e.g. by an owner that was taken over) just ends whatever claim is there.
   uint64_t release(std::string_view key, uint64_t key_hash, bool stored, int64_t now_ms, int64_t pass_ms);
 
+  // Removes every variant stored under `key`. Returns how many were removed.
+  size_t invalidate(std::string_view key, uint64_t key_hash);
+  // After a successful response to an unsafe request: invalidates the request's target and
+  // the same-origin URIs in the response's Location / Content-Location. Returns how many
+  // entries were removed.
+  size_t invalidate_after_unsafe(const RequestInfo& request, const Fields& response_fields);
   // Every entry stored before now becomes invalid at once (an epoch bump, no walk).
   void invalidate_all();
   uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }

@@ -341,6 +341,30 @@ TEST(Cache, PurgePathRemovesEveryHostAndQueryOfThatPath) {
   EXPECT_EQ(cache.purge_path("/nothing"), 0u);
 }
 
+TEST(Cache, InvalidateAfterUnsafeRemovesTheTargetAndSameOriginLocations) {
+  Cache cache(1 << 20, 8);
+  for (const char* t : {"/created/1", "/dir/rel", "/other", "/a?q"}) cache.insert(make_entry(t), cache.epoch());
+  for (const char* coding : {"gzip", "br"}) {  // two variants of /a: both go
+    test_support::EntrySpec variant;
+    variant.target = "/a";
+    variant.request_fields = {{"Accept-Encoding", coding}};
+    variant.response_fields = {{"Vary", "Accept-Encoding"}};
+    cache.insert(make_entry(variant), cache.epoch());
+  }
+  Fields none;
+  RequestInfo post = test_support::get_request(none, "/a");
+  Fields response = {{"Location", "http://EXAMPLE.com/created/1"}, {"Content-Location", "http://evil.example/other"}};
+  EXPECT_EQ(cache.invalidate_after_unsafe(post, response), 3u);
+  EXPECT_FALSE(lookup(cache, "/a", kNow));
+  EXPECT_FALSE(lookup(cache, "/created/1", kNow));
+  EXPECT_TRUE(lookup(cache, "/other", kNow));  // another origin's URI: untouched
+  EXPECT_TRUE(lookup(cache, "/a?q", kNow));    // another target
+  RequestInfo put = test_support::get_request(none, "/dir/x");
+  EXPECT_EQ(cache.invalidate_after_unsafe(put, {{"Content-Location", "rel"}}), 1u);
+  EXPECT_FALSE(lookup(cache, "/dir/rel", kNow));
+  EXPECT_EQ(cache.stats().entries.load(), 2);
+}
+
 TEST(Cache, DestructionFreesEveryEntryButNotHeldOnes) {
   EntryRef held;
   {

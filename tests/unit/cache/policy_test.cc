@@ -393,6 +393,44 @@ TEST(ResponsePolicy, ResponseAlreadyAsOldAsItsLifetimeIsNotStored) {
   EXPECT_STREQ(d.reason, "stale");
 }
 
+// ---- Invalidation ----
+
+TEST(Invalidation, EveryMethodButTheSafeOnesInvalidates) {
+  for (const char* m : {"POST", "PUT", "DELETE", "PATCH", "M-SEARCH"}) EXPECT_TRUE(invalidates_on_success(m)) << m;
+  for (const char* m : {"GET", "HEAD", "OPTIONS", "TRACE"}) EXPECT_FALSE(invalidates_on_success(m)) << m;
+}
+
+TEST(Invalidation, ReferencesResolveAgainstTheRequestOnTheSameOriginOnly) {
+  std::string key;
+  struct Case {
+    const char* reference;
+    const char* key;  // nullptr: another origin or unusable
+  };
+  const Case cases[] = {
+      {"/x/y?z", "example.com\n/x/y?z"},
+      {"http://Example.com/x", "example.com\n/x"},
+      {"HTTP://example.com", "example.com\n/"},
+      {"http://example.com?q", "example.com\n/?q"},
+      {"//example.com/n", "example.com\n/n"},
+      {"sibling", "example.com\n/dir/sibling"},
+      {"?q=2", "example.com\n/dir/page?q=2"},
+      {"/frag#part", "example.com\n/frag"},
+      {"http://other.com/x", nullptr},
+      {"http://example.com:8080/x", nullptr},
+      {"https://example.com/x", nullptr},
+      {"mailto:a@example.com", nullptr},
+      {"../up", nullptr},
+      {"", nullptr},
+  };
+  for (const Case& c : cases) {
+    bool ok = reference_key("example.com", "/dir/page?q=1", c.reference, key);
+    EXPECT_EQ(ok, c.key != nullptr) << c.reference;
+    if (ok && c.key != nullptr) {
+      EXPECT_EQ(key, c.key) << c.reference;
+    }
+  }
+}
+
 // ---- HTTP dates ----
 
 TEST(HttpDate, ParsesTheThreeFormsOfRfc9110) {
