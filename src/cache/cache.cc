@@ -200,7 +200,8 @@ Cache::Shard& Cache::shard_for(uint64_t hash) const {
   return shards_[(hash >> 32) & shard_mask_];
 }
 
-EntryRef Cache::lookup(std::string_view key, uint64_t key_hash, const RequestInfo& request, int64_t now_ms) {
+EntryRef Cache::lookup(std::string_view key, uint64_t key_hash, const RequestInfo& request, int64_t now_ms,
+                       EntryRef* stale) {
   Shard& s = shard_for(key_hash);
   const uint64_t epoch = epoch_.load(std::memory_order_acquire);
   Entry* drops[kLookupDropsMax];
@@ -213,7 +214,8 @@ EntryRef Cache::lookup(std::string_view key, uint64_t key_hash, const RequestInf
     while (e != nullptr) {
       Entry* next = e->bucket_next;
       if (e->key_hash == key_hash && e->key == key) {
-        if (e->epoch != epoch || !is_fresh(*e, now_ms)) {
+        bool fresh = is_fresh(*e, now_ms);
+        if (e->epoch != epoch || (!fresh && !revalidatable(*e))) {
           if (drop_count < kLookupDropsMax) {
             uint64_t c = e->charge();
             s.unlink(e);
@@ -224,8 +226,10 @@ EntryRef Cache::lookup(std::string_view key, uint64_t key_hash, const RequestInf
           }
         } else if (detail::vary_matches(*e, request.fields)) {
           e->visited = true;
-          e->refs.fetch_add(1, std::memory_order_relaxed);
-          hit = EntryRef(e);
+          if (fresh || stale != nullptr) {
+            e->refs.fetch_add(1, std::memory_order_relaxed);
+            (fresh ? hit : *stale) = EntryRef(e);
+          }
           break;
         }
       }

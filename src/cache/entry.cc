@@ -183,6 +183,55 @@ bool EntryBuilder::append_body(const char* data, size_t len) {
   return true;
 }
 
+// ---- Freshening with a 304 (RFC 9111 4.3.4, 3.2) ----
+
+namespace {
+
+// Fields a 304 does not update: they describe the stored body (the 304 has none), or, for
+// ETag, the validator that just matched.
+bool kept_on_304(std::string_view name) {
+  static constexpr std::string_view kNames[] = {"content-length", "content-encoding", "content-range", "content-md5",
+                                                "etag"};
+  for (std::string_view n : kNames) {
+    if (iequals(name, n)) return true;
+  }
+  return false;
+}
+
+bool has_field(const Fields& fields, std::string_view name) {
+  for (const HeaderField& f : fields) {
+    if (iequals(f.name, name)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Freshened freshen(const Entry& stored, const RequestInfo& request, const Fields& not_modified_fields,
+                  bool request_has_authorization, int64_t default_ttl_ms, int64_t now_unix_ms, int64_t now_ms) {
+  Fields merged;
+  detail::for_each_stored_field(stored, [&](std::string_view, std::string_view name, std::string_view value) {
+    if (kept_on_304(name) || !has_field(not_modified_fields, name)) merged.push_back(HeaderField{name, value});
+  });
+  for (const HeaderField& f : not_modified_fields) {
+    if (!kept_on_304(f.name)) merged.push_back(f);
+  }
+  StoreDecision decision =
+      classify_response(stored.status, merged, request_has_authorization, default_ttl_ms, now_unix_ms);
+  Freshened out;
+  out.storable = decision.store;
+  decision.store = true;  // built either way: this request is answered from it
+  // The stored status line's reason phrase: "HTTP/1.1 200 <reason>\r\n".
+  std::string_view status_line = std::string_view(stored.head).substr(0, stored.head.find("\r\n"));
+  std::string_view reason = status_line.size() > 13 ? status_line.substr(13) : std::string_view();
+  EntryBuilder builder(stored.key, stored.key_hash, request, stored.status, merged, decision, stored.body.size(),
+                       reason);
+  builder.append_body(stored.body.data(), stored.body.size());
+  out.entry = builder.finish(now_ms);
+  if (!out.entry) out.storable = false;
+  return out;
+}
+
 EntryRef EntryBuilder::finish(int64_t now_ms) {
   if (abandoned_ || entry_ == nullptr) return EntryRef();
   Entry& e = *entry_;

@@ -7,8 +7,9 @@
 // than a miss: invalid freshness information means "not stored"; an Age that is not one
 // non-negative integer (a list, a sign, a fraction, a parameter) means "not stored", and of
 // several Age values the largest counts; a response already as old as its lifetime is not
-// stored; we never serve stale and never revalidate, so "no-cache" (with or without a field
-// list) means "not stored" too.
+// stored fresh. What needs revalidation before use ("no-cache", with or without a field
+// list, or already stale) is stored only when it has a validator, with no freshness: each
+// use asks the origin first. We never serve stale without revalidating.
 //
 // Freshness without explicit information is heuristic only as RFC 9111 4.2.2 allows: for a
 // heuristically cacheable status (or "public"), 10% of the time since Last-Modified, at most
@@ -216,6 +217,7 @@ struct ResponseFacts {
   std::string_view expires;
   bool has_date = false;
   std::string_view date;
+  bool has_etag = false;
   bool has_last_modified = false;
   std::string_view last_modified;
   bool age_valid = true;     // every Age value seen is one delta-seconds
@@ -229,7 +231,7 @@ void read_cache_control(std::string_view value, ResponseFacts& r) {
     } else if (iequals(d.name, "private")) {
       r.is_private = true;  // with a field list too: we cannot store "all but these fields"
     } else if (iequals(d.name, "no-cache")) {
-      r.no_cache = true;  // with a field list too: it would need revalidation we don't do
+      r.no_cache = true;  // with a field list too: the whole response is revalidated
     } else if (iequals(d.name, "must-understand")) {
       r.must_understand = true;
     } else if (iequals(d.name, "public")) {
@@ -272,6 +274,8 @@ ResponseFacts read_response(const Fields& fields) {
         r.has_date = true;
         r.date = trim(f.value);
       }
+    } else if (iequals(name, "etag")) {
+      r.has_etag = true;
     } else if (iequals(name, "last-modified")) {
       if (!r.has_last_modified) {
         r.has_last_modified = true;
@@ -328,7 +332,6 @@ StoreDecision classify_response(uint16_t status, const Fields& response_fields, 
   if (r.must_understand && !understood_status(status)) return refuse("must-understand");
   if (r.no_store && !r.must_understand) return refuse("no-store");
   if (r.is_private) return refuse("private");
-  if (r.no_cache) return refuse("no-cache");
   if (r.set_cookie) return refuse("set-cookie");
   if (r.vary_star) return refuse("vary-star");
   // RFC 9111 3.5: a shared cache stores a response to an authenticated request only when
@@ -336,6 +339,21 @@ StoreDecision classify_response(uint16_t status, const Fields& response_fields, 
   if (request_has_authorization && !r.is_public && !r.has_s_maxage && !r.must_revalidate) {
     return refuse("authorization");
   }
+
+  // A response that may not be used without revalidation (no-cache, or already stale) is
+  // still worth storing when it has a validator: the next request then asks the origin
+  // "has it changed?" and a 304 freshens it (RFC 9111 4.3). Without one it is useless.
+  int64_t modified_s = 0;
+  const bool has_validator =
+      r.has_etag || (r.has_last_modified && detail::parse_http_date(r.last_modified, modified_s));
+  auto stale_or_refuse = [&](const char* reason) {
+    if (!has_validator) return refuse(reason);
+    StoreDecision d;
+    d.store = true;
+    d.reason = reason;
+    return d;  // freshness 0: stale from the start
+  };
+  if (r.no_cache) return stale_or_refuse("no-cache");
 
   // Lifetime (RFC 9111 4.2.1): s-maxage, then max-age, then Expires - Date; without any,
   // the operator's fixed lifetime if one was asked for, else a heuristic if one is allowed.
@@ -348,7 +366,7 @@ StoreDecision classify_response(uint16_t status, const Fields& response_fields, 
     freshness_ms = r.max_age_s * 1000;
   } else if (r.has_expires) {
     int64_t expires_s = 0;
-    if (!detail::parse_http_date(r.expires, expires_s)) return refuse("expired");  // RFC 9111 5.3
+    if (!detail::parse_http_date(r.expires, expires_s)) return stale_or_refuse("expired");  // RFC 9111 5.3
     int64_t date_ms = now_unix_ms;
     int64_t date_s = 0;
     if (r.has_date && detail::parse_http_date(r.date, date_s)) date_ms = date_s * 1000;
@@ -359,13 +377,13 @@ StoreDecision classify_response(uint16_t status, const Fields& response_fields, 
     freshness_ms = default_ttl_ms;
   } else {
     freshness_ms = heuristic_freshness_ms(r, now_unix_ms);
-    if (freshness_ms <= 0) return refuse("no-freshness");
+    if (freshness_ms <= 0) return stale_or_refuse("no-freshness");
   }
-  if (freshness_ms <= 0) return refuse("expired");
+  if (freshness_ms <= 0) return stale_or_refuse("expired");
 
-  if (!r.age_valid) return refuse("invalid-age");
+  if (!r.age_valid) return stale_or_refuse("invalid-age");
   int64_t initial_age_ms = r.age_s * 1000;
-  if (initial_age_ms >= freshness_ms) return refuse("stale");
+  if (initial_age_ms >= freshness_ms) return stale_or_refuse("stale");
 
   StoreDecision d;
   d.store = true;
@@ -611,26 +629,27 @@ bool not_modified(const Entry& e, const Fields& request_fields) {
   return modified_s <= since_s;
 }
 
+bool is_conditional(const Fields& request_fields) {
+  for (const HeaderField& f : request_fields) {
+    if (f.name.size() >= 3 && (f.name[0] == 'i' || f.name[0] == 'I') && (f.name[1] == 'f' || f.name[1] == 'F') &&
+        f.name[2] == '-') {
+      return true;  // every "If-*" field is a precondition (RFC 9110 13.1)
+    }
+  }
+  return false;
+}
+
 void append_304_fields(const Entry& e, std::string& out) {
   static constexpr std::string_view kCarried[] = {"etag",  "cache-control", "expires",      "vary",
                                                   "content-location", "date", "last-modified"};
-  std::string_view head = e.head;
-  size_t line_start = head.find("\r\n");  // skip the status line
-  if (line_start == std::string_view::npos) return;
-  line_start += 2;
-  while (line_start < head.size()) {
-    size_t line_end = head.find("\r\n", line_start);
-    if (line_end == std::string_view::npos) break;
-    std::string_view line = head.substr(line_start, line_end + 2 - line_start);
-    std::string_view name = line.substr(0, line.find(':'));
+  detail::for_each_stored_field(e, [&](std::string_view line, std::string_view name, std::string_view) {
     for (std::string_view carried : kCarried) {
       if (iequals(name, carried)) {
         out.append(line);
         break;
       }
     }
-    line_start = line_end + 2;
-  }
+  });
 }
 
 }  // namespace ringmaster::cache

@@ -40,6 +40,8 @@ bool Worker::try_cache(ClientConn* c) {
   cache::Cache* cache = options_.cache;
   c->cache_owner = false;
   c->cache_policy = {};
+  c->revalidate.reset();
+  c->cache_refreshed = false;
   if (cache == nullptr || c->parser->head().framing != http::BodyFraming::none) return false;
   const cache::RequestInfo& info = cache_request_info(c);
   c->cache_policy = cache::classify_request(info);
@@ -48,12 +50,15 @@ bool Worker::try_cache(ClientConn* c) {
   c->cache_hash = cache::hash_key(c->cache_key);
   c->cache_epoch = cache->epoch();
   if (c->cache_policy.lookup) {
-    cache::EntryRef hit = cache->lookup(c->cache_key, c->cache_hash, info, now_ms_);
+    cache::EntryRef hit = cache->lookup(c->cache_key, c->cache_hash, info, now_ms_, &c->revalidate);
     if (hit) {
       stats_.cache_hits.add();
       serve_hit(c, std::move(hit));
       return true;
     }
+    // A stale entry with a validator is revalidated, unless the client's request is itself
+    // conditional (then its own validators go upstream and the answer is the client's).
+    if (c->revalidate && cache::is_conditional(cache_fields_)) c->revalidate.reset();
   }
   // A miss is counted when the request goes upstream; a collapsed wait is not a miss (it is
   // usually answered from the cache once the owner's response is stored).
@@ -81,6 +86,12 @@ bool Worker::try_cache(ClientConn* c) {
 }
 
 void Worker::serve_hit(ClientConn* c, cache::EntryRef entry) {
+  write_hit(c, std::move(entry));
+  kick_client_send(c);
+  finish_exchange(c);
+}
+
+void Worker::write_hit(ClientConn* c, cache::EntryRef entry) {
   const cache::Entry& e = *entry;
   base::ByteBuffer* out = &c->out.pending();
   bool close = !c->keep_alive;
@@ -113,8 +124,25 @@ void Worker::serve_hit(ClientConn* c, cache::EntryRef entry) {
   }
   c->response_started = true;
   c->response_done = true;
-  kick_client_send(c);
-  finish_exchange(c);
+}
+
+bool Worker::answer_revalidated(ClientConn* c, const http::ResponseHead& response) {
+  // RFC 9111 4.3.3/4.3.4: the origin says the stored response is still good. Freshen it
+  // with the 304's fields, store the result and answer from it, as a hit would.
+  if (!c->revalidate || response.status != 304) return false;
+  to_cache_fields(response.fields, cache_response_fields_);
+  const cache::RequestInfo& info = cache_request_info(c);
+  cache::Freshened fresh = cache::freshen(*c->revalidate, info, cache_response_fields_,
+                                          c->cache_policy.has_authorization, options_.cache_ttl_ms,
+                                          unix_now_ms(), now_ms_);
+  if (fresh.storable) {
+    c->cache_refreshed = options_.cache->insert(fresh.entry.share(), c->cache_epoch);
+  } else {
+    options_.cache->invalidate(c->cache_key, c->cache_hash);  // the 304 forbids reusing it
+  }
+  stats_.cache_revalidated.add();
+  write_hit(c, fresh.entry ? std::move(fresh.entry) : std::move(c->revalidate));
+  return true;
 }
 
 void Worker::park_cache_waiter(ClientConn* c) {
@@ -198,7 +226,9 @@ http::ParseResult Worker::parse_body_filling(ClientConn* c, UpstreamConn* u, con
 }
 
 void Worker::end_cache_claim(ClientConn* c) {
-  bool stored = false;
+  bool stored = c->cache_refreshed;
+  c->revalidate.reset();
+  c->cache_refreshed = false;
   if (c->fill) {
     if (c->response_done && !c->fill->abandoned()) {
       cache::EntryRef entry = c->fill->finish(now_ms_);

@@ -135,6 +135,10 @@ void Server::write_cache_metrics(metrics::TextWriter& out) const {
       {"ringmaster_cache_invalidated_total",
        "Entries removed after successful unsafe requests (their target, Location, Content-Location).",
        &WorkerStats::cache_invalidated},
+      {"ringmaster_cache_revalidations_total", "Conditional requests sent upstream for stale entries.",
+       &WorkerStats::cache_revalidations},
+      {"ringmaster_cache_revalidated_total", "Stale entries freshened by a 304 and served.",
+       &WorkerStats::cache_revalidated},
   };
   for (const Family& f : kFamilies) {
     uint64_t sum = 0;

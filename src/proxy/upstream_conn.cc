@@ -49,15 +49,25 @@ void Worker::write_request_head(ClientConn* c, UpstreamConn* u) {
   http::ForwardContext ctx;
   ctx.client_ip = c->ip;
   const http::RequestHead& head = c->parser->head();
-  if (!head.host.empty() || u->target == nullptr) {
+  bool missing_host = head.host.empty() && u->target != nullptr;
+  if (!missing_host && !c->revalidate) {
     http::serialize_request_head(head, ctx, u->out.pending());
     return;
   }
+  // Rare enough that a copy of the head is fine.
+  http::RequestHead changed = head;
   // An HTTP/1.0 client may omit Host; HTTP/1.1 backends require one: name the target (as
-  // nginx's default proxy_set_header Host does). Rare, so the copy is fine.
-  http::RequestHead with_host = head;
-  with_host.host = u->target->name;
-  http::serialize_request_head(with_host, ctx, u->out.pending());
+  // nginx's default proxy_set_header Host does).
+  if (missing_host) changed.host = u->target->name;
+  // Revalidating a stale entry: ask whether it changed (RFC 9111 4.3.1).
+  if (c->revalidate) {
+    if (!c->revalidate->etag.empty()) changed.fields.push_back(http::Field{"If-None-Match", c->revalidate->etag});
+    if (!c->revalidate->last_modified.empty()) {
+      changed.fields.push_back(http::Field{"If-Modified-Since", c->revalidate->last_modified});
+    }
+    stats_.cache_revalidations.add();
+  }
+  http::serialize_request_head(changed, ctx, u->out.pending());
 }
 
 UpstreamConn* Worker::take_idle(upstream::TargetState* target) {
@@ -229,6 +239,10 @@ void Worker::pump_upstream(UpstreamConn* u) {
       }
       if (r.status != http::ParseStatus::head_done) break;
       const http::ResponseHead& head = u->parser.head();
+      if (answer_revalidated(c, head)) {
+        if (u->parser.body_done()) c->response_done = true;
+        continue;
+      }
       c->framing = http::choose_response_framing(head, c->method, c->version_minor, c->keep_alive && !draining_);
       if (c->framing.close) c->keep_alive = false;
       http::serialize_response_head(head, c->framing, c->version_minor, "ringmaster", c->out.pending());

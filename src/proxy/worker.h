@@ -125,6 +125,8 @@ struct ClientConn {
   uint64_t cache_epoch = 0;    // the cache epoch when the request arrived
   std::string cache_key;
   std::unique_ptr<cache::EntryBuilder> fill;  // the response being stored as it streams
+  cache::EntryRef revalidate;  // the stale entry this request asks the origin about (conditionally)
+  bool cache_refreshed = false;  // a 304 freshened it and the result was stored
 
   char ip[46] = "";
 };
@@ -174,6 +176,8 @@ struct WorkerStats {
   metrics::Counter cache_collapsed_waits;
   metrics::Counter cache_not_stored;
   metrics::Counter cache_invalidated;
+  metrics::Counter cache_revalidations;
+  metrics::Counter cache_revalidated;
   metrics::Gauge connections_open;
 };
 
@@ -231,6 +235,8 @@ class Worker {
   http::ParseResult parse_body_filling(ClientConn* c, UpstreamConn* u, const char* data, size_t len);
   void end_cache_claim(ClientConn* c);
   void invalidate_after_unsafe(ClientConn* c, const http::ResponseHead& response);
+  void write_hit(ClientConn* c, cache::EntryRef entry);
+  bool answer_revalidated(ClientConn* c, const http::ResponseHead& response);
   void arm_wake_read();
 
   // Upstream side (upstream_conn.cc).

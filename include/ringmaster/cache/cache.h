@@ -139,9 +139,27 @@ bool is_fresh(const Entry& e, int64_t now_ms);
 // (If-None-Match with weak comparison against the ETag; else If-Modified-Since not before
 // Last-Modified) — the answer is then 304.
 bool not_modified(const Entry& e, const Fields& request_fields);
+// Whether a request carries a precondition of its own (If-None-Match, If-Modified-Since,
+// If-Match, If-Unmodified-Since, If-Range).
+bool is_conditional(const Fields& request_fields);
 // The head fields a 304 carries from the stored response (ETag, Cache-Control, Expires,
 // Vary, Content-Location, Date, Last-Modified): "Name: value\r\n" lines, appended to out.
 void append_304_fields(const Entry& e, std::string& out);
+
+// Whether a stale entry can be revalidated (it has an ETag or a Last-Modified).
+inline bool revalidatable(const Entry& e) { return !e.etag.empty() || !e.last_modified.empty(); }
+
+// Freshening with a 304 (RFC 9111 4.3.4): the stored response with its header fields
+// updated from the 304's — all but those that describe the stored body (Content-Length,
+// Content-Encoding, Content-Range, Content-MD5, ETag) and those never stored — and its
+// lifetime computed again from the result, as of now. `storable` says whether the result
+// may be stored (a 304 can add no-store, say); it may be served to this request either way.
+struct Freshened {
+  EntryRef entry;
+  bool storable = false;
+};
+Freshened freshen(const Entry& stored, const RequestInfo& request, const Fields& not_modified_fields,
+                  bool request_has_authorization, int64_t default_ttl_ms, int64_t now_unix_ms, int64_t now_ms);
 
 // Builds an entry while the response streams to the client. The stored head's status line
 // carries `reason` when given (the upstream's own reason phrase, as the miss sent it),
@@ -185,7 +203,10 @@ class Cache {
 
   // A fresh entry for the key whose Vary-ed request headers match `request`, stored in the
   // current epoch; empty on miss (stale and old-epoch entries are misses, and are dropped).
-  EntryRef lookup(std::string_view key, uint64_t key_hash, const RequestInfo& request, int64_t now_ms);
+  // A stale entry with a validator (ETag / Last-Modified) is kept: when `stale` is given,
+  // a matching one is handed out there for revalidation.
+  EntryRef lookup(std::string_view key, uint64_t key_hash, const RequestInfo& request, int64_t now_ms,
+                  EntryRef* stale = nullptr);
   // Stores (replacing an entry of the same key and Vary values); evicts with SIEVE until
   // the total charge fits capacity. Entries larger than a shard's share are not stored.
   // epoch_at_request_start is epoch() read when the request that fetched this response

@@ -174,8 +174,38 @@ TEST(ResponsePolicy, HeuristicFreshnessIsCappedAtADay) {
 }
 
 TEST(ResponsePolicy, NoHeuristicFromAFutureOrInvalidLastModified) {
-  EXPECT_FALSE(classify_response(200, {{"Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT"}}, false, 0, kNowMs).store);
+  // A future Last-Modified is still a validator: stored, but stale from the start.
+  StoreDecision d = classify_response(200, {{"Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT"}}, false, 0, kNowMs);
+  EXPECT_TRUE(d.store);
+  EXPECT_EQ(d.freshness_ms, 0);
   EXPECT_FALSE(classify_response(200, {{"Last-Modified", "yesterday"}}, false, 0, kNowMs).store);
+}
+
+// RFC 9111 4.3: what may not be used without asking the origin is stored when it can be
+// asked about (a validator), with no freshness: every use revalidates first.
+TEST(ResponsePolicy, ResponsesNeedingRevalidationAreStoredStaleWhenTheyHaveAValidator) {
+  const Fields cases[] = {
+      {{"Cache-Control", "no-cache"}, {"ETag", "\"a\""}},
+      {{"Cache-Control", "no-cache=\"x-foo\", max-age=60"}, {"ETag", "\"a\""}},
+      {{"Cache-Control", "max-age=0"}, {"ETag", "\"a\""}},
+      {{"Cache-Control", "max-age=60"}, {"Age", "120"}, {"Last-Modified", "Mon, 01 Jan 1990 00:00:00 GMT"}},
+      {{"Expires", "Sun, 06 Nov 1994 08:00:00 GMT"}, {"ETag", "W/\"b\""}},
+      {{"ETag", "\"only-a-validator\""}},
+  };
+  for (const Fields& f : cases) {
+    StoreDecision d = classify_response(200, f, false, 0, kNowMs);
+    EXPECT_TRUE(d.store) << f[0].name << ": " << f[0].value;
+    EXPECT_EQ(d.freshness_ms, 0) << f[0].value;
+  }
+  // The same without a validator: not stored.
+  for (const Fields& f : cases) {
+    Fields without;
+    for (const HeaderField& h : f) {
+      if (h.name != "ETag" && h.name != "Last-Modified") without.push_back(h);
+    }
+    if (without.empty()) continue;
+    EXPECT_FALSE(classify_response(200, without, false, 0, kNowMs).store) << f[0].value;
+  }
 }
 
 TEST(ResponsePolicy, HeuristicsOnlyForHeuristicallyCacheableStatusesOrPublic) {
