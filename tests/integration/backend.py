@@ -458,6 +458,14 @@ class Connection:
                 headers.append((name, query[key]))
         if query.get("set_cookie") == "1":
             headers.append(("Set-Cookie", "session=%d; Path=/" % serial))
+        # revalidate=1: a conditional request whose validator matches gets a 304 (with the
+        # same fields, X-Serial counting on) instead of the body.
+        if query.get("revalidate") == "1" and (
+                ("etag" in query and req.header("if-none-match") == query["etag"]) or
+                ("last_modified" in query and
+                 req.header("if-modified-since") == query["last_modified"])):
+            self.sock.sendall(self._send_head(304, "Not Modified", headers, keep_alive))
+            return
         body = ("%s %s n=%d ae=%s auth=%s\n" % (
             self.server.name, req.target, serial, req.header("accept-encoding") or "-",
             "yes" if req.header("authorization") is not None else "no")).encode("latin-1")

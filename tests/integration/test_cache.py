@@ -35,7 +35,8 @@ import time
 import pytest
 
 from harness import (DEFAULT_HOST, LOOPBACK, ConnectionClosed, HttpConnection, build_request,
-                     free_port, parse_metrics, pattern_sha256, port_accepts, wait_until)
+                     free_port, parse_metrics, pattern_sha256, port_accepts, request_header,
+                     wait_until)
 
 CACHE_BYTES = "64M"
 LAST_MODIFIED = "Mon, 01 Jan 2024 00:00:00 GMT"
@@ -759,6 +760,83 @@ def test_location_and_content_location_of_the_same_origin_are_invalidated(cache_
     assert fetch(cache_proxy.port, described).header("Age") is None
     assert fetch(cache_proxy.port, foreign).header("Age") is not None, \
         "another origin's URI was invalidated"
+
+
+# ---------------------------------------------------------------------------------------
+# 9c. Revalidation (RFC 9111 4.3)
+
+def _conditionals(entry):
+    return (request_header(entry, "If-None-Match"), request_header(entry, "If-Modified-Since"))
+
+
+def test_stale_entry_is_revalidated_and_a_304_freshens_it(cache_proxy, backend):
+    # max-age=0: stale as soon as stored, kept for its ETag.
+    target = "/cacheable/reval?max_age=0&etag=%22v1%22&revalidate=1&bytes=2000"
+    first = fetch(cache_proxy.port, target)
+    assert first.status == 200 and serial(first) == 1 and len(first.body) == 2000, first
+    assert _conditionals(origin_hits(backend)[0]) == ([], [])
+    second = fetch(cache_proxy.port, target)
+    sent = origin_hits(backend)
+    assert len(sent) == 2 and _conditionals(sent[1]) == (['"v1"'], []), \
+        "the stale entry was not revalidated with its ETag: %r" % sent[1]
+    # The client gets the stored body with the fields the 304 brought (X-Serial 2).
+    assert second.status == 200 and second.body == first.body, second
+    assert serial(second) == 2 and second.header("ETag") == '"v1"', second
+    assert_age(second, 0, 1)
+    assert cache_proxy.metric("ringmaster_cache_revalidated_total") == 1
+    # HEAD revalidates the same way and gets the head only.
+    head = fetch(cache_proxy.port, target, method="HEAD")
+    assert head.status == 200 and head.body == b"" and serial(head) == 3, head
+    assert head.header("Content-Length") == "2000", head
+
+
+def test_revalidation_by_last_modified_and_a_200_replaces_the_entry(cache_proxy, backend):
+    lm = LAST_MODIFIED.replace(" ", "%20")
+    # no-cache: stored, but used only after asking; without revalidate=1 the origin always
+    # answers 200, and that response replaces the stored one.
+    target = "/cacheable/reval-lm?cc=no-cache&last_modified=%s" % lm
+    assert serial(fetch(cache_proxy.port, target)) == 1
+    second = fetch(cache_proxy.port, target)
+    sent = origin_hits(backend)
+    assert _conditionals(sent[1]) == ([], [LAST_MODIFIED]), sent[1]
+    assert second.status == 200 and serial(second) == 2 and b"n=2" in second.body, second
+    third = fetch(cache_proxy.port, target)
+    assert serial(third) == 3 and b"n=3" in third.body, "a no-cache entry was served unasked"
+    # With revalidate=1 the origin says 304 and the (replaced) entry is served.
+    target304 = target + "&revalidate=1"
+    body = fetch(cache_proxy.port, target304).body
+    again = fetch(cache_proxy.port, target304)
+    assert again.body == body and again.header("Age") is not None, again
+
+
+def test_a_clients_own_conditional_request_goes_upstream_unchanged(cache_proxy, backend):
+    target = "/cacheable/reval-own?max_age=0&etag=%22v1%22&revalidate=1"
+    fetch(cache_proxy.port, target)
+    r = fetch(cache_proxy.port, target, [("If-None-Match", '"other"')])
+    sent = origin_hits(backend)
+    assert _conditionals(sent[1]) == (['"other"'], []), sent[1]
+    assert r.status == 200 and serial(r) == 2, r
+    # ... and a 304 answering the client's own validator is relayed, not stored.
+    r = fetch(cache_proxy.port, target, [("If-None-Match", '"v1"')])
+    assert r.status == 304 and r.body == b"", r
+    assert _conditionals(origin_hits(backend)[2]) == (['"v1"'], [])
+
+
+def test_concurrent_requests_for_a_stale_entry_make_one_conditional_request(start_cache_proxy,
+                                                                            backend):
+    proxy = start_cache_proxy([backend], threads=2)
+    target = "/cacheable/reval-herd?max_age=2&etag=%22h%22&revalidate=1&delay_ms=300"
+    first = fetch(proxy.port, target)
+    # The passage of time is the subject (any request would refresh the entry): let it age
+    # past its 2 s.
+    time.sleep(2.2)
+    before = len(origin_hits(backend))
+    results, _ = _concurrent_gets(proxy.port, target, 20)
+    assert all(not isinstance(x, Exception) and x.status == 200 and x.body == first.body
+               for x in results), results
+    assert len(origin_hits(backend)) == before + 1, \
+        "20 requests for a stale entry made %d conditional requests" % (
+            len(origin_hits(backend)) - before)
 
 
 # ---------------------------------------------------------------------------------------
