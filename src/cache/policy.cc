@@ -5,8 +5,7 @@
 //
 // Where the RFC leaves a choice we take the conservative one, because a wrong hit is worse
 // than a miss: invalid freshness information means "not stored"; an Age that is not one
-// non-negative integer (a list, a sign, a fraction, a parameter) means "not stored", and of
-// several Age values the largest counts; a response already as old as its lifetime is not
+// non-negative integer (a list, a sign, a fraction, a parameter) means stale; a response already as old as its lifetime is not
 // stored fresh. What needs revalidation before use ("no-cache", with or without a field
 // list, or already stale) is stored only when it has a validator, with no freshness: each
 // use asks the origin first. We never serve stale without revalidating.
@@ -220,8 +219,9 @@ struct ResponseFacts {
   bool has_etag = false;
   bool has_last_modified = false;
   std::string_view last_modified;
-  bool age_valid = true;     // every Age value seen is one delta-seconds
-  int64_t age_s = 0;         // the largest of them
+  int age_count = 0;         // Age members seen, over every line
+  bool age_valid = true;     // exactly one, a delta-seconds
+  int64_t age_s = 0;
 };
 
 void read_cache_control(std::string_view value, ResponseFacts& r) {
@@ -282,12 +282,11 @@ ResponseFacts read_response(const Fields& fields) {
         r.last_modified = trim(f.value);
       }
     } else if (iequals(name, "age")) {
-      // Age is a singleton, but a list (one line "7200, 0" or several lines) happens: no
-      // member may make the response look younger than another says it is.
+      // Age is a singleton. A list (one line "7200, 0" or several lines) says the response
+      // passed caches that disagree, or was spliced: which member is true is a guess, and
+      // a wrong guess may make an old response look young, so it counts as invalid.
       detail::for_each_element(f.value, [&](std::string_view element) {
-        int64_t s = 0;
-        if (!detail::parse_delta_seconds(element, s)) r.age_valid = false;
-        else if (s > r.age_s) r.age_s = s;
+        if (++r.age_count > 1 || !detail::parse_delta_seconds(element, r.age_s)) r.age_valid = false;
       });
       if (trim(f.value).empty()) r.age_valid = false;
     }

@@ -406,15 +406,23 @@ TEST(ResponsePolicy, InvalidAgeIsNotStored) {
   }
 }
 
-// A list, on one line or several, counts as its largest member.
-TEST(ResponsePolicy, AgeListCountsItsLargestMember) {
-  StoreDecision d = classify({{"Cache-Control", "max-age=3600"}, {"Age", "7200, 0"}});
-  EXPECT_FALSE(d.store);
-  EXPECT_STREQ(d.reason, "stale");
-  EXPECT_FALSE(classify({{"Cache-Control", "max-age=3600"}, {"Age", "0,7200"}}).store);
-  EXPECT_FALSE(classify({{"Cache-Control", "max-age=3600"}, {"Age", "0"}, {"Age", "7200"}}).store);
-  EXPECT_EQ(classify({{"Cache-Control", "max-age=3600"}, {"Age", "10"}, {"Age", "20, 5"}}).initial_age_ms, 20'000);
-  EXPECT_EQ(classify({{"Cache-Control", "max-age=3600"}, {"Age", "0, 0"}}).initial_age_ms, 0);
+// A list, on one line or several, is no single age: invalid, so stale (stored only for
+// revalidation when there is a validator).
+TEST(ResponsePolicy, AgeListIsInvalid) {
+  const Fields lists[] = {{{"Age", "7200, 0"}}, {{"Age", "0,7200"}}, {{"Age", "0"}, {"Age", "7200"}},
+                          {{"Age", "0, 0"}},    {{"Age", "0"}, {"Age", "0"}}};
+  for (const Fields& ages : lists) {
+    Fields f = ages;
+    f.push_back({"Cache-Control", "max-age=3600"});
+    StoreDecision d = classify(f);
+    EXPECT_FALSE(d.store) << ages[0].value;
+    EXPECT_STREQ(d.reason, "invalid-age");
+    f.push_back({"ETag", "\"e\""});
+    d = classify(f);
+    EXPECT_TRUE(d.store);
+    EXPECT_EQ(d.freshness_ms, 0) << ages[0].value;
+  }
+  EXPECT_EQ(classify({{"Cache-Control", "max-age=3600"}, {"Age", " 25 "}}).initial_age_ms, 25'000);
 }
 
 TEST(ResponsePolicy, ResponseAlreadyAsOldAsItsLifetimeIsNotStored) {
