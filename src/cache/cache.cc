@@ -215,7 +215,7 @@ EntryRef Cache::lookup(std::string_view key, uint64_t key_hash, const RequestInf
       Entry* next = e->bucket_next;
       if (e->key_hash == key_hash && e->key == key) {
         bool fresh = is_fresh(*e, now_ms);
-        if (e->epoch != epoch || (!fresh && !revalidatable(*e))) {
+        if (e->epoch != epoch || (!fresh && !worth_keeping_stale(*e, now_ms))) {
           if (drop_count < kLookupDropsMax) {
             uint64_t c = e->charge();
             s.unlink(e);

@@ -61,6 +61,20 @@ bool is_fresh(const Entry& e, int64_t now_ms) {
   return e.initial_age_ms + (now_ms - e.stored_at_ms) < e.freshness_ms;
 }
 
+int64_t staleness_ms(const Entry& e, int64_t now_ms) {
+  return e.initial_age_ms + (now_ms - e.stored_at_ms) - e.freshness_ms;
+}
+
+bool may_serve_stale(const Entry& e, int64_t now_ms, bool disconnected) {
+  if (e.stale_forbidden) return false;
+  int64_t stale = staleness_ms(e, now_ms);
+  return (disconnected && stale < e.stale_window_ms) || (e.stale_if_error_ms >= 0 && stale < e.stale_if_error_ms);
+}
+
+bool worth_keeping_stale(const Entry& e, int64_t now_ms) {
+  return revalidatable(e) || may_serve_stale(e, now_ms, true);
+}
+
 // ---- Reason phrases (RFC 9110 section 15) ----
 
 namespace detail {
@@ -142,6 +156,16 @@ EntryBuilder::EntryBuilder(std::string key, uint64_t key_hash, const RequestInfo
           if (known == lower) return;
         }
         e.vary_names.push_back(std::move(lower));
+      });
+    } else if (iequals(f.name, "cache-control")) {
+      detail::for_each_directive(f.value, [&](const detail::Directive& d) {
+        if (iequals(d.name, "must-revalidate") || iequals(d.name, "proxy-revalidate") ||
+            iequals(d.name, "s-maxage") || iequals(d.name, "no-cache")) {
+          e.stale_forbidden = true;
+        } else if (iequals(d.name, "stale-if-error") && d.has_argument) {
+          int64_t s = 0;
+          if (detail::parse_delta_seconds(d.argument, s)) e.stale_if_error_ms = s * 1000;
+        }
       });
     } else if (iequals(f.name, "etag")) {
       if (e.etag.empty()) e.etag = detail::trim(f.value);

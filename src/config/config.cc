@@ -20,7 +20,7 @@
 //   --threads 1..1024 (default: online CPUs, clamped to that range)
 //   every *-timeout-ms and --health-interval-ms: 1 ms .. 1 day; 0 is rejected because a zero
 //     deadline would fail every request rather than mean "no deadline"
-//   --flush-interval-ms 1..60000; --cache-ttl 0 (off) .. 365 days
+//   --flush-interval-ms 1..60000; --cache-ttl, --cache-serve-stale 0 (off) .. 365 days
 //   --cache-bytes 0..1024G (0 disables the cache); --body-bytes-max 0..1024G (0 = no body)
 //   --header-bytes-max 256..1M; --request-line-bytes-max 64..1M and <= --header-bytes-max
 //     (when only --header-bytes-max is given and is below the request-line default, the
@@ -311,6 +311,8 @@ const FlagSpec<ProxyConfig> kProxyFlags[] = {
     {"--cache-bytes", true, [](ProxyConfig& c, const FlagArg& a) { c.cache_bytes = size_value(a, 0, kBytesMax); }},
     {"--cache-object-max", true,
      [](ProxyConfig& c, const FlagArg& a) { c.cache_object_max = size_value(a, 1, kBytesMax); }},
+    {"--cache-serve-stale", true,
+     [](ProxyConfig& c, const FlagArg& a) { c.cache_serve_stale_s = uint_value(a, 0, kCacheTtlSecondsMax); }},
     {"--cache-lock-timeout-ms", true,
      [](ProxyConfig& c, const FlagArg& a) { c.cache_lock_timeout_ms = timeout_ms_value(a); }},
     {"--cache-ttl", true,

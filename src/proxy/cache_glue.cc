@@ -129,12 +129,13 @@ void Worker::write_hit(ClientConn* c, cache::EntryRef entry) {
 bool Worker::answer_revalidated(ClientConn* c, const http::ResponseHead& response) {
   // RFC 9111 4.3.3/4.3.4: the origin says the stored response is still good. Freshen it
   // with the 304's fields, store the result and answer from it, as a hit would.
-  if (!c->revalidate || response.status != 304) return false;
+  if (!c->revalidate || response.status != 304 || !cache::revalidatable(*c->revalidate)) return false;
   to_cache_fields(response.fields, cache_response_fields_);
   const cache::RequestInfo& info = cache_request_info(c);
   cache::Freshened fresh = cache::freshen(*c->revalidate, info, cache_response_fields_,
                                           c->cache_policy.has_authorization, options_.cache_ttl_ms,
                                           unix_now_ms(), now_ms_);
+  if (fresh.entry) fresh.entry->stale_window_ms = options_.cache_serve_stale_ms;
   if (fresh.storable) {
     c->cache_refreshed = options_.cache->insert(fresh.entry.share(), c->cache_epoch);
   } else {
@@ -200,6 +201,7 @@ void Worker::start_fill(ClientConn* c, UpstreamConn* u) {
   c->fill = std::make_unique<cache::EntryBuilder>(c->cache_key, c->cache_hash, info, head.status,
                                                   cache_response_fields_, decision,
                                                   options_.cache_object_bytes_max);
+  c->fill->entry().stale_window_ms = options_.cache_serve_stale_ms;
 }
 
 http::ParseResult Worker::parse_body_filling(ClientConn* c, UpstreamConn* u, const char* data, size_t len) {
@@ -250,6 +252,24 @@ void Worker::end_cache_claim(ClientConn* c) {
       (void)!::write((*wake_fds_)[r], &one, sizeof one);
     }
   }
+}
+
+bool Worker::serve_stale(ClientConn* c, bool disconnected) {
+  // RFC 9111 4.2.4: with no usable answer from the origin, a stale entry answers when its
+  // response allows it: no target answered (within --cache-serve-stale), or one answered
+  // 5xx (within the response's stale-if-error). Its Age tells the client how old it is.
+  if (!c->revalidate || c->response_started || !cache::may_serve_stale(*c->revalidate, now_ms_, disconnected)) {
+    return false;
+  }
+  if (c->upstream) {
+    UpstreamConn* u = c->upstream;
+    detach(c);
+    close_upstream(u);
+  }
+  c->fill.reset();
+  stats_.cache_stale_served.add();
+  serve_hit(c, std::move(c->revalidate));
+  return true;
 }
 
 void Worker::invalidate_after_unsafe(ClientConn* c, const http::ResponseHead& response) {

@@ -210,6 +210,7 @@ void Worker::on_request_head(ClientConn* c) {
 }
 
 void Worker::local_response(ClientConn* c, uint16_t status) {
+  if (status >= 502 && status <= 504 && serve_stale(c, true)) return;
   c->fill.reset();  // an error answer is never stored
   if (c->upstream) {
     UpstreamConn* u = c->upstream;

@@ -139,6 +139,9 @@ void Server::write_cache_metrics(metrics::TextWriter& out) const {
        &WorkerStats::cache_revalidations},
       {"ringmaster_cache_revalidated_total", "Stale entries freshened by a 304 and served.",
        &WorkerStats::cache_revalidated},
+      {"ringmaster_cache_stale_served_total",
+       "Stale entries served because no target answered (or one answered 5xx within stale-if-error).",
+       &WorkerStats::cache_stale_served},
   };
   for (const Family& f : kFamilies) {
     uint64_t sum = 0;

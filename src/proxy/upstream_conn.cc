@@ -50,7 +50,7 @@ void Worker::write_request_head(ClientConn* c, UpstreamConn* u) {
   ctx.client_ip = c->ip;
   const http::RequestHead& head = c->parser->head();
   bool missing_host = head.host.empty() && u->target != nullptr;
-  if (!missing_host && !c->revalidate) {
+  if (!missing_host && !(c->revalidate && cache::revalidatable(*c->revalidate))) {
     http::serialize_request_head(head, ctx, u->out.pending());
     return;
   }
@@ -60,7 +60,7 @@ void Worker::write_request_head(ClientConn* c, UpstreamConn* u) {
   // nginx's default proxy_set_header Host does).
   if (missing_host) changed.host = u->target->name;
   // Revalidating a stale entry: ask whether it changed (RFC 9111 4.3.1).
-  if (c->revalidate) {
+  if (c->revalidate && cache::revalidatable(*c->revalidate)) {
     if (!c->revalidate->etag.empty()) changed.fields.push_back(http::Field{"If-None-Match", c->revalidate->etag});
     if (!c->revalidate->last_modified.empty()) {
       changed.fields.push_back(http::Field{"If-Modified-Since", c->revalidate->last_modified});
@@ -243,6 +243,7 @@ void Worker::pump_upstream(UpstreamConn* u) {
         if (u->parser.body_done()) c->response_done = true;
         continue;
       }
+      if (head.status >= 500 && head.status <= 504 && serve_stale(c, false)) return;
       c->framing = http::choose_response_framing(head, c->method, c->version_minor, c->keep_alive && !draining_);
       if (c->framing.close) c->keep_alive = false;
       http::serialize_response_head(head, c->framing, c->version_minor, "ringmaster", c->out.pending());

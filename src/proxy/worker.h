@@ -178,6 +178,7 @@ struct WorkerStats {
   metrics::Counter cache_invalidated;
   metrics::Counter cache_revalidations;
   metrics::Counter cache_revalidated;
+  metrics::Counter cache_stale_served;
   metrics::Gauge connections_open;
 };
 
@@ -237,6 +238,7 @@ class Worker {
   void invalidate_after_unsafe(ClientConn* c, const http::ResponseHead& response);
   void write_hit(ClientConn* c, cache::EntryRef entry);
   bool answer_revalidated(ClientConn* c, const http::ResponseHead& response);
+  bool serve_stale(ClientConn* c, bool disconnected);
   void arm_wake_read();
 
   // Upstream side (upstream_conn.cc).

@@ -840,6 +840,37 @@ def test_concurrent_requests_for_a_stale_entry_make_one_conditional_request(star
 
 
 # ---------------------------------------------------------------------------------------
+# 9d. Serving stale when no target answers (RFC 9111 4.2.4)
+
+def test_stale_entry_answers_when_every_target_is_down(start_cache_proxy, start_backend):
+    b1, b2 = start_backend("backend-1"), start_backend("backend-2")
+    proxy = start_cache_proxy([b1, b2])
+    allowed, forbidden = "/cacheable/sie?max_age=1", "/cacheable/sie-mr?cc=must-revalidate&max_age=1"
+    stored = fetch(proxy.port, allowed)
+    assert stored.status == 200, stored
+    fetch(proxy.port, forbidden)
+    b1.stop()
+    b2.stop()
+    time.sleep(1.2)  # the passage of time is the subject: both entries are now stale
+    r = fetch(proxy.port, allowed)
+    assert r.status == 200 and r.body == stored.body, \
+        "with every target down a stale entry did not answer: %r" % r
+    assert_age(r, 1, 5)  # its true age, past its 1 s lifetime
+    assert fetch(proxy.port, forbidden).status == 502, "must-revalidate was served stale"
+    assert proxy.metric("ringmaster_cache_stale_served_total") == 1
+
+
+def test_serving_stale_can_be_switched_off(start_cache_proxy, backend):
+    proxy = start_cache_proxy([backend], cache_serve_stale=0)
+    target = "/cacheable/sie-off?max_age=1"
+    fetch(proxy.port, target)
+    backend.stop()
+    time.sleep(1.2)  # past the 1 s lifetime
+    assert fetch(proxy.port, target).status == 502
+    assert proxy.metric("ringmaster_cache_stale_served_total") == 0
+
+
+# ---------------------------------------------------------------------------------------
 # 10. The memory bound
 
 def test_filling_past_cache_bytes_stays_within_the_bound(start_cache_proxy, backend,

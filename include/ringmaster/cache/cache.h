@@ -98,6 +98,13 @@ struct Entry {
   int64_t freshness_ms = 0;
   int64_t initial_age_ms = 0;
   uint64_t epoch = 0;         // the cache epoch when stored (stamped by Cache::insert)
+  // Serving stale (RFC 9111 4.2.4): never when the response forbids it (must-revalidate,
+  // proxy-revalidate, s-maxage, no-cache); else up to stale_if_error_ms past its freshness
+  // after a 5xx or no answer (the response's stale-if-error, -1 without), and up to
+  // stale_window_ms when no target answered at all (the operator's setting; 0: never).
+  bool stale_forbidden = false;
+  int64_t stale_if_error_ms = -1;
+  int64_t stale_window_ms = 0;
   // Bytes counted against the cache size: key + head + body + Vary strings + overhead_bytes
   // (the Entry itself, its vectors, the allocator's headers, the shard's table slot).
   static constexpr size_t overhead_bytes = 256;
@@ -148,6 +155,13 @@ void append_304_fields(const Entry& e, std::string& out);
 
 // Whether a stale entry can be revalidated (it has an ETag or a Last-Modified).
 inline bool revalidatable(const Entry& e) { return !e.etag.empty() || !e.last_modified.empty(); }
+// How long past its freshness lifetime the entry is (negative while fresh).
+int64_t staleness_ms(const Entry& e, int64_t now_ms);
+// Whether a stale entry may answer a request the origin did not: `disconnected` when no
+// target gave any answer, else the origin answered 5xx.
+bool may_serve_stale(const Entry& e, int64_t now_ms, bool disconnected);
+// Whether a stale entry is worth keeping: it can be revalidated or may still be served stale.
+bool worth_keeping_stale(const Entry& e, int64_t now_ms);
 
 // Freshening with a 304 (RFC 9111 4.3.4): the stored response with its header fields
 // updated from the 304's — all but those that describe the stored body (Content-Length,

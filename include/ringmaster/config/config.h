@@ -32,6 +32,7 @@ struct ProxyConfig {
   uint32_t cache_ttl_s = 0;              // --cache-ttl SECONDS: fixed lifetime of responses that state none (0: off)
   uint64_t cache_object_max = 8ull << 20;  // --cache-object-max SIZE: larger responses are not stored
   uint32_t cache_lock_timeout_ms = 5000;   // --cache-lock-timeout-ms: collapsed misses wait this long
+  uint32_t cache_serve_stale_s = 3600;     // --cache-serve-stale: how stale an entry may answer when no target answers
   uint32_t session_timeout_ms = 10000;   // --session-timeout-ms: ZooKeeper session (1000..120000)
 
   // Request limits (see http::Limits).

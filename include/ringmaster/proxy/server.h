@@ -37,6 +37,7 @@ struct ServerOptions {
   int64_t cache_ttl_ms = 0;                  // opt-in freshness when a response states none (0: heuristics only)
   uint64_t cache_object_bytes_max = 8 << 20;  // larger responses stream through unstored
   uint32_t cache_lock_timeout_ms = 5000;     // a collapsed miss waits this long, then goes upstream
+  int64_t cache_serve_stale_ms = 3600000;     // how stale an entry may answer when no target answers (0: never)
   uint32_t cache_pass_ms = 1000;             // after an unstorable response, misses don't wait
 };
 

@@ -175,6 +175,51 @@ TEST(Cache, StaleEntryIsAMissAndIsDropped) {
   EXPECT_EQ(cache.stats().bytes.load(), 0);
 }
 
+TEST(Cache, StaleEntryWithAValidatorIsKeptAndHandedOutForRevalidation) {
+  Cache cache(1 << 20, 1);
+  test_support::EntrySpec spec;
+  spec.freshness_ms = 1'000;
+  spec.response_fields = {{"ETag", "\"v\""}};
+  cache.insert(make_entry(spec), cache.epoch());
+  Fields none;
+  RequestInfo info = test_support::get_request(none);
+  std::string key = test_support::key_of("/index.html");
+  EntryRef stale;
+  EXPECT_FALSE(cache.lookup(key, hash_key(key), info, kNow + 5'000, &stale));
+  ASSERT_TRUE(stale);
+  EXPECT_EQ(stale->etag, "\"v\"");
+  EXPECT_EQ(cache.stats().entries.load(), 1);
+  EXPECT_FALSE(lookup(cache, "/index.html", kNow + 5'000));  // no stale asked for: a plain miss
+  EXPECT_EQ(cache.stats().entries.load(), 1);
+}
+
+TEST(Cache, StaleEntryIsKeptWhileItMayStillBeServedStale) {
+  Cache cache(1 << 20, 1);
+  for (const char* target : {"/window", "/forbidden"}) {
+    test_support::EntrySpec spec;
+    spec.target = target;
+    spec.freshness_ms = 1'000;
+    if (std::string_view(target) == "/forbidden") spec.response_fields = {{"Cache-Control", "max-age=1, must-revalidate"}};
+    EntryRef e = make_entry(spec);
+    e->stale_window_ms = 10'000;
+    cache.insert(std::move(e), cache.epoch());
+  }
+  Fields none;
+  EntryRef stale;
+  std::string key = test_support::key_of("/window");
+  EXPECT_FALSE(cache.lookup(key, hash_key(key), test_support::get_request(none, "/window"), kNow + 5'000, &stale));
+  EXPECT_TRUE(stale);
+  stale.reset();
+  key = test_support::key_of("/forbidden");
+  EXPECT_FALSE(cache.lookup(key, hash_key(key), test_support::get_request(none, "/forbidden"), kNow + 5'000, &stale));
+  EXPECT_FALSE(stale);  // must-revalidate, no validator: dropped
+  EXPECT_EQ(cache.stats().entries.load(), 1);
+  key = test_support::key_of("/window");
+  EXPECT_FALSE(cache.lookup(key, hash_key(key), test_support::get_request(none, "/window"), kNow + 11'001, &stale));
+  EXPECT_FALSE(stale);  // past the window: dropped
+  EXPECT_EQ(cache.stats().entries.load(), 0);
+}
+
 TEST(Cache, LookupDropsAtMostEightStaleVariantsAtOnce) {
   Cache cache(1 << 20, 1);
   const std::string encodings[10] = {"enc0", "enc1", "enc2", "enc3", "enc4", "enc5", "enc6", "enc7", "enc8", "enc9"};

@@ -105,6 +105,7 @@ TEST(ProxyArgs, DefaultsMatchTheContract) {
   EXPECT_EQ(c.flush_interval_ms, 100u);
   EXPECT_EQ(c.cache_bytes, 256ull << 20);
   EXPECT_EQ(c.cache_ttl_s, 0u);  // off: only explicit and heuristic freshness
+  EXPECT_EQ(c.cache_serve_stale_s, 3600u);
   EXPECT_EQ(c.request_line_bytes_max, 8192u);
   EXPECT_EQ(c.header_bytes_max, 16384u);
   EXPECT_EQ(c.header_count_max, 100u);
@@ -370,6 +371,7 @@ TEST(ProxyArgs, AcceptsEachNumericFlagAtItsEdgesAndRejectsBeyond) {
       {"--threads", "1", "0", "1024", "1025", "1..1024"},
       {"--flush-interval-ms", "1", "0", "60000", "60001", "1..60000"},
       {"--cache-ttl", "0", "", "31536000", "31536001", "0..31536000"},
+      {"--cache-serve-stale", "0", "", "31536000", "31536001", "0..31536000"},
       {"--cache-bytes", "0", "", "1024G", "1099511627777", "0..1024G"},
       {"--body-bytes-max", "0", "", "1024G", "1025G", "0..1024G"},
       {"--header-bytes-max", "256", "255", "1M", "1048577", "256..1M"},
