@@ -42,9 +42,9 @@ RequestPolicy classify_request(const RequestInfo& request) {
       p.has_authorization = true;
       p.lookup = false;
     } else if (iequals(f.name, "range")) {
-      // We store and serve whole representations only.
-      p.lookup = false;
+      // A partial response is not stored; a stored whole one answers the range.
       p.store = false;
+      p.has_range = request.is_get;
     } else if (iequals(f.name, "cache-control")) {
       detail::for_each_directive(f.value, [&](const Directive& d) {
         if (iequals(d.name, "no-cache")) {
@@ -626,6 +626,76 @@ bool not_modified(const Entry& e, const Fields& request_fields) {
   if (!detail::parse_http_date(if_modified_since, since_s)) return false;
   if (!detail::parse_http_date(e.last_modified, modified_s)) return false;
   return modified_s <= since_s;
+}
+
+namespace {
+
+// A decimal without sign, at most 18 digits (no overflow).
+bool parse_position(std::string_view s, uint64_t& out) {
+  if (s.empty() || s.size() > 18) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  out = v;
+  return true;
+}
+
+// If-Range (RFC 9110 13.1.5): the stored response is current by a strong comparison.
+bool if_range_holds(const Entry& e, std::string_view value) {
+  value = trim(value);
+  if (!value.empty() && (value.front() == '"' || value.substr(0, 2) == "W/")) {
+    return value.front() == '"' && !e.etag.empty() && e.etag.front() == '"' && value == e.etag;
+  }
+  int64_t since = 0;
+  int64_t modified = 0;
+  return !e.last_modified.empty() && detail::parse_http_date(value, since) &&
+         detail::parse_http_date(e.last_modified, modified) && since == modified;
+}
+
+}  // namespace
+
+RangeAnswer select_range(const Entry& e, const Fields& request_fields, ByteRange& range) {
+  if (e.status != 200) return RangeAnswer::whole;
+  std::string_view spec;
+  int ranges = 0;
+  for (const HeaderField& f : request_fields) {
+    if (iequals(f.name, "range")) {
+      spec = trim(f.value);
+      ++ranges;
+    } else if (iequals(f.name, "if-range") && !if_range_holds(e, f.value)) {
+      return RangeAnswer::whole;
+    }
+  }
+  if (ranges != 1 || spec.size() < 6 || !iequals(spec.substr(0, 6), "bytes=")) return RangeAnswer::whole;
+  spec = trim(spec.substr(6));
+  if (spec.find(',') != std::string_view::npos) return RangeAnswer::whole;  // several: send it all
+  size_t dash = spec.find('-');
+  if (dash == std::string_view::npos) return RangeAnswer::whole;
+  std::string_view first_text = trim(spec.substr(0, dash));
+  std::string_view last_text = trim(spec.substr(dash + 1));
+  const uint64_t length = e.body.size();
+  uint64_t first = 0;
+  uint64_t last = 0;
+  if (first_text.empty()) {  // suffix: the last N bytes
+    uint64_t suffix = 0;
+    if (!parse_position(last_text, suffix)) return RangeAnswer::whole;
+    if (suffix == 0 || length == 0) return RangeAnswer::unsatisfiable;
+    range.first = suffix >= length ? 0 : length - suffix;
+    range.last = length - 1;
+    return RangeAnswer::partial;
+  }
+  if (!parse_position(first_text, first)) return RangeAnswer::whole;
+  if (last_text.empty()) {
+    last = length == 0 ? 0 : length - 1;
+  } else if (!parse_position(last_text, last) || last < first) {
+    return RangeAnswer::whole;  // invalid: ignored
+  }
+  if (first >= length) return RangeAnswer::unsatisfiable;
+  range.first = first;
+  range.last = last < length ? last : length - 1;
+  return RangeAnswer::partial;
 }
 
 bool is_conditional(const Fields& request_fields) {

@@ -57,8 +57,9 @@ bool Worker::try_cache(ClientConn* c) {
       return true;
     }
     // A stale entry with a validator is revalidated, unless the client's request is itself
-    // conditional (then its own validators go upstream and the answer is the client's).
-    if (c->revalidate && cache::is_conditional(cache_fields_)) c->revalidate.reset();
+    // conditional (then its own validators go upstream and the answer is the client's) or
+    // asks for a range (then the origin answers the range).
+    if (c->revalidate && (c->cache_policy.has_range || cache::is_conditional(cache_fields_))) c->revalidate.reset();
   }
   // A miss is counted when the request goes upstream; a collapsed wait is not a miss (it is
   // usually answered from the cache once the owner's response is stored).
@@ -97,17 +98,45 @@ void Worker::write_hit(ClientConn* c, cache::EntryRef entry) {
   bool close = !c->keep_alive;
   // cache_fields_ holds this request's fields (try_cache filled it just before).
   bool not_modified = cache::not_modified(e, cache_fields_);
+  // A Range request is answered from the whole stored body (preconditions come first).
+  cache::ByteRange range;
+  cache::RangeAnswer range_answer = cache::RangeAnswer::whole;
+  if (!not_modified && c->cache_policy.has_range) range_answer = cache::select_range(e, cache_fields_, range);
+  const char* body = e.body.data();
+  size_t body_len = e.body.size();
   if (not_modified) {
     stats_.cache_not_modified.add();
     std::string extra;
     cache::append_304_fields(e, extra);
     out->append("HTTP/1.1 304 Not Modified\r\n");
     out->append(extra);
-  } else {
-    c->out.append_shared(entry.share(), e.head.data(), e.head.size());
-    out = &c->out.pending();
-    out->append("Content-Length: ");
+  } else if (range_answer == cache::RangeAnswer::unsatisfiable) {
+    out->append("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */");
     out->append_decimal(e.body.size());
+    out->append("\r\nContent-Length: 0\r\n");
+    body_len = 0;
+  } else {
+    size_t fields_at = 0;
+    if (range_answer == cache::RangeAnswer::partial) {
+      // The stored fields after a 206 status line (the stored one says 200).
+      fields_at = e.head.find("\r\n") + 2;
+      out->append("HTTP/1.1 206 Partial Content\r\n");
+    }
+    c->out.append_shared(entry.share(), e.head.data() + fields_at, e.head.size() - fields_at);
+    out = &c->out.pending();
+    if (range_answer == cache::RangeAnswer::partial) {
+      out->append("Content-Range: bytes ");
+      out->append_decimal(range.first);
+      out->append("-");
+      out->append_decimal(range.last);
+      out->append("/");
+      out->append_decimal(e.body.size());
+      out->append("\r\n");
+      body += range.first;
+      body_len = range.last - range.first + 1;
+    }
+    out->append("Content-Length: ");
+    out->append_decimal(body_len);
     out->append("\r\n");
   }
   out->append("Age: ");
@@ -119,8 +148,8 @@ void Worker::write_hit(ClientConn* c, cache::EntryRef entry) {
     out->append("Connection: keep-alive\r\n");
   }
   out->append("\r\n");
-  if (!not_modified && c->method != http::Method::head) {
-    c->out.append_shared(std::move(entry), e.body.data(), e.body.size());
+  if (!not_modified && body_len > 0 && c->method != http::Method::head) {
+    c->out.append_shared(std::move(entry), body, body_len);
   }
   c->response_started = true;
   c->response_done = true;

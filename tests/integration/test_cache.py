@@ -12,7 +12,8 @@ response is told from a fresh one):
   * max-age, s-maxage, Age, Expires and --cache-ttl expire entries when they should, not
     before;
   * Vary: Accept-Encoding keeps variants apart, the Host is part of the key, and requests
-    with no-cache, Pragma, Range or Authorization bypass the lookup;
+    with no-cache, Pragma or Authorization bypass the lookup; a Range request is answered
+    from a stored whole response (206, 416) and a partial response is never stored;
   * HEAD and conditional requests (If-None-Match, If-Modified-Since) are answered from a
     stored GET without a body and without a backend request;
   * a response over --cache-object-max streams completely and is not stored; a response cut
@@ -417,7 +418,6 @@ def test_host_is_part_of_the_key(cache_proxy, backend):
 BYPASS = [
     ("cache-control-no-cache", [("Cache-Control", "no-cache")]),
     ("pragma-no-cache", [("Pragma", "no-cache")]),
-    ("range", [("Range", "bytes=0-9")]),
     ("authorization", [("Authorization", "Bearer x")]),
 ]
 
@@ -432,6 +432,39 @@ def test_request_bypasses_the_lookup(cache_proxy, backend, name, headers):
     assert len(origin_hits(backend)) == 2, \
         "a request with %s was answered from the cache: %r" % (headers, r)
     assert serial(r) == 2 and r.header("Age") is None, r
+
+
+def test_range_requests_are_answered_from_a_stored_whole_response(cache_proxy, backend):
+    target = "/cacheable/range?max_age=60&etag=%22r1%22&bytes=1000"
+    whole = fetch(cache_proxy.port, target)
+    assert whole.status == 200 and len(whole.body) == 1000, whole
+    cases = [("bytes=0-9", 0, 9), ("bytes=990-", 990, 999), ("bytes=-5", 995, 999),
+             ("bytes=900-5000", 900, 999)]
+    for spec, first, last in cases:
+        r = fetch(cache_proxy.port, target, [("Range", spec)])
+        assert r.status == 206, (spec, r)
+        assert r.header("Content-Range") == "bytes %d-%d/1000" % (first, last), (spec, r)
+        assert r.body == whole.body[first:last + 1], spec
+        assert r.header("ETag") == '"r1"' and r.header("Age") is not None, r
+    r = fetch(cache_proxy.port, target, [("Range", "bytes=1000-")])
+    assert r.status == 416 and r.header("Content-Range") == "bytes */1000" and r.body == b"", r
+    # Several ranges, or an If-Range that does not match: the whole stored response.
+    r = fetch(cache_proxy.port, target, [("Range", "bytes=0-1,5-6")])
+    assert r.status == 200 and r.body == whole.body, r
+    r = fetch(cache_proxy.port, target, [("Range", "bytes=0-1"), ("If-Range", '"old"')])
+    assert r.status == 200 and r.body == whole.body, r
+    assert len(origin_hits(backend)) == 1, "a range request went to the backend"
+
+
+def test_a_range_request_that_misses_is_relayed_and_not_stored(cache_proxy, backend):
+    # The backend answers the whole response even to a Range request: storable, but what
+    # answers a range request is not stored.
+    target = "/cacheable/range-miss?max_age=60"
+    r = fetch(cache_proxy.port, target, [("Range", "bytes=0-9")])
+    assert r.status == 200 and serial(r) == 1, r
+    assert cache_proxy.metric("ringmaster_cache_stores_total") == 0
+    assert serial(fetch(cache_proxy.port, target)) == 2
+    assert cache_proxy.metric("ringmaster_cache_stores_total") == 1
 
 
 # ---------------------------------------------------------------------------------------

@@ -39,10 +39,12 @@ struct RequestInfo {
 
 struct RequestPolicy {
   bool lookup = false;        // may be answered from the cache (GET/HEAD, no Authorization,
-                              // no "Cache-Control: no-cache"/"Pragma: no-cache", no Range)
-  bool store = false;         // its response may be stored (GET only; with Authorization only
-                              // when the response says public / s-maxage — checked later)
+                              // no "Cache-Control: no-cache"/"Pragma: no-cache")
+  bool store = false;         // its response may be stored (GET only, no Range; with
+                              // Authorization only when the response says public / s-maxage
+                              // — checked later)
   bool has_authorization = false;
+  bool has_range = false;     // a GET with Range: a fresh hit answers the range (select_range)
 };
 RequestPolicy classify_request(const RequestInfo& request);
 
@@ -149,6 +151,17 @@ bool not_modified(const Entry& e, const Fields& request_fields);
 // Whether a request carries a precondition of its own (If-None-Match, If-Modified-Since,
 // If-Match, If-Unmodified-Since, If-Range).
 bool is_conditional(const Fields& request_fields);
+// Range requests against a complete stored response (RFC 9110 14): a single byte range of
+// a stored 200 is answered 206; one that starts past the end, 416; anything else (several
+// ranges, another unit, bad syntax, an If-Range that does not match strongly) gets the whole
+// response, as a server may.
+struct ByteRange {
+  uint64_t first = 0;
+  uint64_t last = 0;  // inclusive
+};
+enum class RangeAnswer { whole, partial, unsatisfiable };
+RangeAnswer select_range(const Entry& e, const Fields& request_fields, ByteRange& range);
+
 // The head fields a 304 carries from the stored response (ETag, Cache-Control, Expires,
 // Vary, Content-Location, Date, Last-Modified): "Name: value\r\n" lines, appended to out.
 void append_304_fields(const Entry& e, std::string& out);

@@ -80,11 +80,12 @@ TEST(RequestPolicy, PragmaNoCacheSkipsLookup) {
   EXPECT_TRUE(p.store);
 }
 
-TEST(RequestPolicy, RangeSkipsLookupAndStore) {
+TEST(RequestPolicy, RangeIsLookedUpButNotStored) {
   Fields f{{"Range", "bytes=0-99"}};
   RequestPolicy p = classify_request(get_request(f));
-  EXPECT_FALSE(p.lookup);
+  EXPECT_TRUE(p.lookup);
   EXPECT_FALSE(p.store);
+  EXPECT_TRUE(p.has_range);
 }
 
 // Like nginx, a browser reload's "max-age=0" is not a bypass; only no-cache / no-store are.
