@@ -229,7 +229,10 @@ void Worker::pump_upstream(UpstreamConn* u) {
     const char* data = buf + off;
     size_t len = u->read_end - off;
     if (!c->response_started) {
+      // 103 Early Hints go ahead to an HTTP/1.1 client (RFC 9110 15.2: never to HTTP/1.0).
+      u->parser.forward_early_hints(c->version_minor == 1 ? &c->out.pending() : nullptr);
       http::ParseResult r = u->parser.parse_head(data, len);
+      u->parser.forward_early_hints(nullptr);
       off += r.consumed;
       if (r.status == http::ParseStatus::error) {
         RM_LOG_WARN("bad response head from %s: %.*s", target_name(u),
