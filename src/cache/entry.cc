@@ -71,8 +71,12 @@ bool may_serve_stale(const Entry& e, int64_t now_ms, bool disconnected) {
   return (disconnected && stale < e.stale_window_ms) || (e.stale_if_error_ms >= 0 && stale < e.stale_if_error_ms);
 }
 
+bool may_serve_while_revalidating(const Entry& e, int64_t now_ms) {
+  return !e.stale_forbidden && e.stale_while_revalidate_ms >= 0 && staleness_ms(e, now_ms) < e.stale_while_revalidate_ms;
+}
+
 bool worth_keeping_stale(const Entry& e, int64_t now_ms) {
-  return revalidatable(e) || may_serve_stale(e, now_ms, true);
+  return revalidatable(e) || may_serve_stale(e, now_ms, true) || may_serve_while_revalidating(e, now_ms);
 }
 
 // ---- Reason phrases (RFC 9110 section 15) ----
@@ -165,6 +169,9 @@ EntryBuilder::EntryBuilder(std::string key, uint64_t key_hash, const RequestInfo
         } else if (iequals(d.name, "stale-if-error") && d.has_argument) {
           int64_t s = 0;
           if (detail::parse_delta_seconds(d.argument, s)) e.stale_if_error_ms = s * 1000;
+        } else if (iequals(d.name, "stale-while-revalidate") && d.has_argument) {
+          int64_t s = 0;
+          if (detail::parse_delta_seconds(d.argument, s)) e.stale_while_revalidate_ms = s * 1000;
         }
       });
     } else if (iequals(f.name, "etag")) {

@@ -74,6 +74,13 @@ bool Worker::try_cache(ClientConn* c) {
       c->cache_owner = true;
       return false;
     case cache::Cache::Claim::wait:
+      // Someone is already revalidating the stale entry we found: within its
+      // stale-while-revalidate window, answer from it now rather than wait (RFC 5861).
+      if (c->revalidate && cache::may_serve_while_revalidating(*c->revalidate, now_ms_)) {
+        stats_.cache_stale_served.add();
+        serve_hit(c, std::move(c->revalidate));
+        return true;
+      }
       // Someone is already fetching this key: wait for its response instead of sending the
       // backend one more identical request (a cleared cache under load is no thundering herd).
       stats_.cache_collapsed_waits.add();

@@ -893,6 +893,34 @@ def test_stale_entry_answers_when_every_target_is_down(start_cache_proxy, start_
     assert proxy.metric("ringmaster_cache_stale_served_total") == 1
 
 
+def test_stale_while_revalidate_answers_waiters_at_once(start_cache_proxy, backend):
+    """While one request revalidates a stale entry (the origin takes 1.5 s), others within
+    its stale-while-revalidate window get the stale entry at once instead of waiting."""
+    proxy = start_cache_proxy([backend], threads=2)
+    target = "/cacheable/swr?cc=max-age%3D1%2C%20stale-while-revalidate%3D60&delay_ms=1500"
+    stored = fetch(proxy.port, target)
+    time.sleep(1.2)  # the passage of time is the subject: past the 1 s lifetime
+    results = {}
+
+    def revalidating():
+        t0 = time.monotonic()
+        results["first"] = (fetch(proxy.port, target), time.monotonic() - t0)
+    t = threading.Thread(target=revalidating)
+    t.start()
+    wait_until(lambda: len(origin_hits(backend)) == 2, 5, "the revalidation to reach the backend")
+    t0 = time.monotonic()
+    others = [fetch(proxy.port, target) for _ in range(3)]
+    elapsed = time.monotonic() - t0
+    t.join()
+    assert all(r.status == 200 and r.body == stored.body for r in others), others
+    assert all(int(r.header("Age")) >= 1 for r in others), others
+    assert elapsed < 1.0, "waiters waited %.2fs for the revalidation" % elapsed
+    first, first_elapsed = results["first"]
+    assert first.status == 200 and serial(first) == 2 and first_elapsed >= 1.4, first
+    assert len(origin_hits(backend)) == 2
+    assert proxy.metric("ringmaster_cache_stale_served_total") == 3
+
+
 def test_serving_stale_can_be_switched_off(start_cache_proxy, backend):
     proxy = start_cache_proxy([backend], cache_serve_stale=0)
     target = "/cacheable/sie-off?max_age=1"

@@ -106,6 +106,7 @@ struct Entry {
   // stale_window_ms when no target answered at all (the operator's setting; 0: never).
   bool stale_forbidden = false;
   int64_t stale_if_error_ms = -1;
+  int64_t stale_while_revalidate_ms = -1;  // the response's stale-while-revalidate, -1 without
   int64_t stale_window_ms = 0;
   // Bytes counted against the cache size: key + head + body + Vary strings + overhead_bytes
   // (the Entry itself, its vectors, the allocator's headers, the shard's table slot).
@@ -173,6 +174,9 @@ int64_t staleness_ms(const Entry& e, int64_t now_ms);
 // Whether a stale entry may answer a request the origin did not: `disconnected` when no
 // target gave any answer, else the origin answered 5xx.
 bool may_serve_stale(const Entry& e, int64_t now_ms, bool disconnected);
+// Whether a stale entry may answer while another request revalidates it (the response's
+// stale-while-revalidate window).
+bool may_serve_while_revalidating(const Entry& e, int64_t now_ms);
 // Whether a stale entry is worth keeping: it can be revalidated or may still be served stale.
 bool worth_keeping_stale(const Entry& e, int64_t now_ms);
 

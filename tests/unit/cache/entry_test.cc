@@ -175,6 +175,11 @@ TEST(ServeStale, ForbiddenByRevalidationDirectivesAndBoundedByWindowOrStaleIfErr
                                  "no-cache, max-age=1"}) {
     EXPECT_FALSE(may_serve_stale(*entry(forbidding), 3'000, true)) << forbidding;
   }
+  EntryRef swr = entry("max-age=1, stale-while-revalidate=5");
+  EXPECT_TRUE(may_serve_while_revalidating(*swr, 3'000));
+  EXPECT_FALSE(may_serve_while_revalidating(*swr, 7'000));
+  EXPECT_FALSE(may_serve_while_revalidating(*plain, 3'000));
+  EXPECT_FALSE(may_serve_while_revalidating(*entry("max-age=1, stale-while-revalidate=5, must-revalidate"), 3'000));
   EntryRef sie = entry("max-age=1, stale-if-error=5");
   EXPECT_TRUE(may_serve_stale(*sie, 3'000, false));
   EXPECT_FALSE(may_serve_stale(*sie, 7'000, false));
