@@ -214,8 +214,15 @@ EntryRef Cache::lookup(std::string_view key, uint64_t key_hash, const RequestInf
     while (e != nullptr) {
       Entry* next = e->bucket_next;
       if (e->key_hash == key_hash && e->key == key) {
-        bool fresh = is_fresh(*e, now_ms);
-        if (e->epoch != epoch || (!fresh && !worth_keeping_stale(*e, now_ms))) {
+        if (e->epoch == epoch && is_fresh(*e, now_ms)) {
+          // The hit path: as short as it was before stale entries were kept.
+          if (detail::vary_matches(*e, request.fields)) {
+            e->visited = true;
+            e->refs.fetch_add(1, std::memory_order_relaxed);
+            hit = EntryRef(e);
+            break;
+          }
+        } else if (e->epoch != epoch || !worth_keeping_stale(*e, now_ms)) {
           if (drop_count < kLookupDropsMax) {
             uint64_t c = e->charge();
             s.unlink(e);
@@ -224,13 +231,12 @@ EntryRef Cache::lookup(std::string_view key, uint64_t key_hash, const RequestInf
             stats_.entries.fetch_sub(1, std::memory_order_relaxed);
             drops[drop_count++] = e;
           }
-        } else if (detail::vary_matches(*e, request.fields)) {
+        } else if (stale != nullptr && !*stale && detail::vary_matches(*e, request.fields)) {
+          // Stale but usable for revalidation or as a stale answer; a fresh variant further
+          // down the chain still wins.
           e->visited = true;
-          if (fresh || stale != nullptr) {
-            e->refs.fetch_add(1, std::memory_order_relaxed);
-            (fresh ? hit : *stale) = EntryRef(e);
-          }
-          break;
+          e->refs.fetch_add(1, std::memory_order_relaxed);
+          *stale = EntryRef(e);
         }
       }
       e = next;
