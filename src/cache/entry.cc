@@ -92,11 +92,12 @@ std::string_view reason_phrase(uint16_t status) { return base::reason_phrase(sta
 namespace {
 
 // Fields a cache never replays: hop-by-hop (RFC 9110 7.6.1), framing (the proxy writes its
-// own Content-Length), Age (recomputed per hit) and Set-Cookie (never stored anyway).
+// own Content-Length), Age (recomputed per hit), Set-Cookie (never stored anyway) and
+// Surrogate-Control (addressed to us, the surrogate: not to replay to clients).
 bool never_stored(std::string_view name) {
   static constexpr std::string_view kNames[] = {"age",     "content-length", "transfer-encoding", "connection",
                                                 "keep-alive", "proxy-connection", "te",           "trailer",
-                                                "upgrade", "set-cookie"};
+                                                "upgrade", "set-cookie",     "surrogate-control"};
   for (std::string_view n : kNames) {
     if (iequals(name, n)) return true;
   }

@@ -211,6 +211,12 @@ struct ResponseFacts {
   bool s_maxage_valid = false;
   int64_t s_maxage_s = 0;
   bool set_cookie = false;
+  // Surrogate-Control (W3C Edge Architecture): directives for surrogates, untargeted or
+  // targeted at us; they take precedence over Cache-Control.
+  bool surrogate_no_store = false;
+  bool surrogate_has_max_age = false;
+  bool surrogate_max_age_valid = false;
+  int64_t surrogate_max_age_s = 0;
   bool vary_star = false;
   bool has_expires = false;
   std::string_view expires;
@@ -252,12 +258,38 @@ void read_cache_control(std::string_view value, ResponseFacts& r) {
   });
 }
 
+// "name[=value][;target]": a directive applies when it names no target or names ours.
+void read_surrogate_control(std::string_view value, ResponseFacts& r) {
+  detail::for_each_directive(value, [&](const Directive& d) {
+    std::string_view name = d.name;
+    std::string_view argument = d.argument;
+    std::string_view target;
+    std::string_view& carrier = d.has_argument ? argument : name;
+    size_t semi = carrier.find(';');
+    if (semi != std::string_view::npos) {
+      target = trim(carrier.substr(semi + 1));
+      carrier = trim(carrier.substr(0, semi));
+    }
+    if (!target.empty() && !iequals(target, kSurrogateToken)) return;
+    if (iequals(name, "no-store")) {
+      r.surrogate_no_store = true;
+    } else if (iequals(name, "max-age") && !r.surrogate_has_max_age) {
+      r.surrogate_has_max_age = true;
+      // "max-age=N[+M]": M is how long it may serve stale; only N is freshness.
+      r.surrogate_max_age_valid =
+          d.has_argument && detail::parse_delta_seconds(argument.substr(0, argument.find('+')), r.surrogate_max_age_s);
+    }
+  });
+}
+
 ResponseFacts read_response(const Fields& fields) {
   ResponseFacts r;
   for (const HeaderField& f : fields) {
     std::string_view name = f.name;
     if (iequals(name, "cache-control")) {
       read_cache_control(f.value, r);
+    } else if (iequals(name, "surrogate-control")) {
+      read_surrogate_control(f.value, r);
     } else if (iequals(name, "set-cookie")) {
       r.set_cookie = true;
     } else if (iequals(name, "vary")) {
@@ -329,7 +361,11 @@ StoreDecision classify_response(uint16_t status, const Fields& response_fields, 
   // must-understand (RFC 9111 5.2.2.3): store only a status we know, and then no-store
   // (which the origin sends along for caches that don't know must-understand) yields.
   if (r.must_understand && !understood_status(status)) return refuse("must-understand");
-  if (r.no_store && !r.must_understand) return refuse("no-store");
+  if (r.surrogate_no_store) return refuse("surrogate-no-store");
+  // A Surrogate-Control max-age addressed to surrogates overrides Cache-Control's no-store
+  // (meant for the caches after us) as it overrides its lifetime.
+  const bool surrogate_lifetime = r.surrogate_has_max_age && r.surrogate_max_age_valid;
+  if (r.no_store && !r.must_understand && !surrogate_lifetime) return refuse("no-store");
   if (r.is_private) return refuse("private");
   if (r.set_cookie) return refuse("set-cookie");
   if (r.vary_star) return refuse("vary-star");
@@ -357,7 +393,9 @@ StoreDecision classify_response(uint16_t status, const Fields& response_fields, 
   // Lifetime (RFC 9111 4.2.1): s-maxage, then max-age, then Expires - Date; without any,
   // the operator's fixed lifetime if one was asked for, else a heuristic if one is allowed.
   int64_t freshness_ms = 0;
-  if (r.has_s_maxage) {
+  if (surrogate_lifetime) {
+    freshness_ms = r.surrogate_max_age_s * 1000;
+  } else if (r.has_s_maxage) {
     if (!r.s_maxage_valid) return refuse("invalid-s-maxage");
     freshness_ms = r.s_maxage_s * 1000;
   } else if (r.has_max_age) {

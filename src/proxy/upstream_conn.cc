@@ -48,6 +48,9 @@ void Worker::start_attempt(ClientConn* c, base::ByteBuffer* carried) {
 void Worker::write_request_head(ClientConn* c, UpstreamConn* u) {
   http::ForwardContext ctx;
   ctx.client_ip = c->ip;
+  // With the cache on, ringmaster is a surrogate (W3C Edge Architecture): it says so, and
+  // answers to Surrogate-Control directives targeted at its token.
+  if (options_.cache != nullptr) ctx.extra_fields = "Surrogate-Capability: ringmaster=\"Surrogate/1.0\"\r\n";
   const http::RequestHead& head = c->parser->head();
   bool missing_host = head.host.empty() && u->target != nullptr;
   if (!missing_host && !(c->revalidate && cache::revalidatable(*c->revalidate))) {

@@ -453,7 +453,8 @@ class Connection:
             headers.append(("Cache-Control", ", ".join(cc)))
         for key, name in (("vary", "Vary"), ("etag", "ETag"), ("last_modified", "Last-Modified"),
                           ("expires", "Expires"), ("date", "Date"), ("age", "Age"),
-                          ("location", "Location"), ("content_location", "Content-Location")):
+                          ("location", "Location"), ("content_location", "Content-Location"),
+                          ("surrogate_control", "Surrogate-Control")):
             if key in query:
                 headers.append((name, query[key]))
         if query.get("set_cookie") == "1":

@@ -873,6 +873,29 @@ def test_concurrent_requests_for_a_stale_entry_make_one_conditional_request(star
 
 
 # ---------------------------------------------------------------------------------------
+# 9c2. Surrogate-Control (W3C Edge Architecture)
+
+def test_surrogate_control_for_ringmaster_overrides_cache_control(cache_proxy, backend):
+    # Cache-Control: no-store is for the caches after us; Surrogate-Control's max-age,
+    # targeted at ringmaster's token, is for us.
+    target = "/cacheable/sc?cc=no-store&surrogate_control=max-age%3D60%3Bringmaster"
+    first = fetch(cache_proxy.port, target)
+    assert first.header("Surrogate-Control") == "max-age=60;ringmaster", first  # relayed on a miss
+    hit = fetch(cache_proxy.port, target)
+    assert serial(hit) == 1 and hit.header("Age") is not None, hit
+    assert hit.header("Surrogate-Control") is None, "a hit replayed Surrogate-Control: %r" % hit
+    sent = origin_hits(backend)
+    assert request_header(sent[0], "Surrogate-Capability") == ['ringmaster="Surrogate/1.0"'], sent[0]
+    # no-store for surrogates wins over Cache-Control's lifetime; other targets are ignored.
+    no_store = "/cacheable/sc-ns?max_age=600&surrogate_control=no-store"
+    fetch(cache_proxy.port, no_store)
+    assert serial(fetch(cache_proxy.port, no_store)) == 3
+    other = "/cacheable/sc-other?max_age=600&surrogate_control=no-store%3Bsomeone-else"
+    fetch(cache_proxy.port, other)
+    assert fetch(cache_proxy.port, other).header("Age") is not None
+
+
+# ---------------------------------------------------------------------------------------
 # 9d. Serving stale when no target answers (RFC 9111 4.2.4)
 
 def test_stale_entry_answers_when_every_target_is_down(start_cache_proxy, start_backend):

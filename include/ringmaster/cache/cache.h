@@ -66,6 +66,10 @@ bool reference_key(std::string_view host, std::string_view request_target, std::
 
 // ---- Response side ----
 
+// The device token ringmaster answers to in Surrogate-Control ("max-age=60;ringmaster") and
+// advertises in Surrogate-Capability.
+inline constexpr std::string_view kSurrogateToken = "ringmaster";
+
 struct StoreDecision {
   bool store = false;
   const char* reason = "";        // why not (metrics/logs): "no-store", "private", "set-cookie", ...

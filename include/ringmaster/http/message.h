@@ -173,6 +173,7 @@ struct ForwardContext {
   std::string_view client_ip;            // appended to X-Forwarded-For
   std::string_view proto = "http";       // X-Forwarded-Proto
   std::string_view via_name = "ringmaster";  // "Via: 1.1 ringmaster" (or "1.0 ringmaster")
+  std::string_view extra_fields;             // field lines added as they are ("Name: value\r\n" each)
 };
 
 // Canonical head for the backend: "METHOD target HTTP/1.1", Host, the end-to-end fields,

@@ -432,6 +432,30 @@ TEST(ResponsePolicy, ResponseAlreadyAsOldAsItsLifetimeIsNotStored) {
   EXPECT_STREQ(d.reason, "stale");
 }
 
+// ---- Surrogate-Control ----
+
+TEST(ResponsePolicy, SurrogateControlAddressedToUsOverridesCacheControl) {
+  // Its max-age wins over Cache-Control's, longer or shorter, and over no-store.
+  EXPECT_EQ(classify({{"Cache-Control", "max-age=1"}, {"Surrogate-Control", "max-age=3600"}}).freshness_ms, 3'600'000);
+  EXPECT_EQ(classify({{"Cache-Control", "max-age=3600"}, {"Surrogate-Control", "MaX-aGe=1"}}).freshness_ms, 1'000);
+  EXPECT_EQ(classify({{"Cache-Control", "no-store"}, {"Surrogate-Control", "max-age=60;ringmaster"}}).freshness_ms,
+            60'000);
+  EXPECT_EQ(classify({{"Surrogate-Control", "foobar, max-age=60+600"}}).freshness_ms, 60'000);
+  // no-store: not stored whatever Cache-Control says.
+  StoreDecision d = classify({{"Cache-Control", "max-age=10000"}, {"Surrogate-Control", "no-store"}});
+  EXPECT_FALSE(d.store);
+  EXPECT_STREQ(d.reason, "surrogate-no-store");
+  // max-age=0: no lifetime.
+  EXPECT_FALSE(classify_response(200, {{"Surrogate-Control", "max-age=0"}}, false, 0, kNowMs).store);
+}
+
+TEST(ResponsePolicy, SurrogateControlTargetedElsewhereIsIgnored) {
+  EXPECT_EQ(classify({{"Cache-Control", "max-age=5"}, {"Surrogate-Control", "max-age=3600;not-for-you"}}).freshness_ms,
+            5'000);
+  EXPECT_TRUE(classify({{"Cache-Control", "max-age=5"}, {"Surrogate-Control", "no-store;other"}}).store);
+  EXPECT_FALSE(classify({{"Cache-Control", "no-store"}, {"Surrogate-Control", "max-age=60;other"}}).store);
+}
+
 // ---- Invalidation ----
 
 TEST(Invalidation, EveryMethodButTheSafeOnesInvalidates) {
