@@ -313,6 +313,7 @@ const FlagSpec<ProxyConfig> kProxyFlags[] = {
      [](ProxyConfig& c, const FlagArg& a) { c.cache_object_max = size_value(a, 1, kBytesMax); }},
     {"--cache-serve-stale", true,
      [](ProxyConfig& c, const FlagArg& a) { c.cache_serve_stale_s = uint_value(a, 0, kCacheTtlSecondsMax); }},
+    {"--cache-stale-on-5xx", false, [](ProxyConfig& c, const FlagArg&) { c.cache_stale_on_5xx = true; }},
     {"--cache-lock-timeout-ms", true,
      [](ProxyConfig& c, const FlagArg& a) { c.cache_lock_timeout_ms = timeout_ms_value(a); }},
     {"--cache-ttl", true,

@@ -293,8 +293,10 @@ void Worker::end_cache_claim(ClientConn* c) {
 bool Worker::serve_stale(ClientConn* c, bool disconnected) {
   // RFC 9111 4.2.4: with no usable answer from the origin, a stale entry answers when its
   // response allows it: no target answered (within --cache-serve-stale), or one answered
-  // 5xx (within the response's stale-if-error). Its Age tells the client how old it is.
-  if (!c->revalidate || c->response_started || !cache::may_serve_stale(*c->revalidate, now_ms_, disconnected)) {
+  // 5xx (within the response's stale-if-error, or --cache-serve-stale when the operator
+  // opted in with --cache-stale-on-5xx). Its Age tells the client how old it is.
+  bool window = disconnected || options_.cache_stale_on_5xx;
+  if (!c->revalidate || c->response_started || !cache::may_serve_stale(*c->revalidate, now_ms_, window)) {
     return false;
   }
   if (c->upstream) {

@@ -473,7 +473,8 @@ class Connection:
         size = int(query.get("bytes", "0"))
         if size > len(body):
             body += b"." * (size - len(body))
-        status = int(query.get("status", "200"))
+        # X-Backend-Status (a request header, not part of the cache key) overrides ?status.
+        status = int(req.header("x-backend-status") or query.get("status", "200"))
         self._respond(req, status, body, headers, keep_alive)
 
     def _download(self, req, query, keep_alive, extra):

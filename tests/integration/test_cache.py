@@ -944,6 +944,25 @@ def test_stale_while_revalidate_answers_waiters_at_once(start_cache_proxy, backe
     assert proxy.metric("ringmaster_cache_stale_served_total") == 3
 
 
+@pytest.mark.parametrize("opt_in", [False, True], ids=["default", "cache-stale-on-5xx"])
+def test_a_5xx_is_replaced_by_a_stale_entry_only_when_allowed(start_cache_proxy, backend,
+                                                              opt_in):
+    flags = {"cache_stale_on_5xx": True} if opt_in else {}
+    proxy = start_cache_proxy([backend], **flags)
+    plain, sie = "/cacheable/5xx?max_age=1", "/cacheable/5xx-sie?cc=max-age%3D1%2C%20stale-if-error%3D60"
+    stored = {t: fetch(proxy.port, t) for t in (plain, sie)}
+    time.sleep(1.2)  # the passage of time is the subject: both entries are now stale
+    failing = [("X-Backend-Status", "503")]
+    r = fetch(proxy.port, sie, failing)
+    assert r.status == 200 and r.body == stored[sie].body, "stale-if-error was not honoured: %r" % r
+    r = fetch(proxy.port, plain, failing)
+    if opt_in:
+        assert r.status == 200 and r.body == stored[plain].body, r
+    else:
+        assert r.status == 503, "a 503 was replaced by a stale entry without permission: %r" % r
+    assert proxy.metric("ringmaster_cache_stale_served_total") == (2 if opt_in else 1)
+
+
 def test_serving_stale_can_be_switched_off(start_cache_proxy, backend):
     proxy = start_cache_proxy([backend], cache_serve_stale=0)
     target = "/cacheable/sie-off?max_age=1"

@@ -176,7 +176,8 @@ inline bool revalidatable(const Entry& e) { return !e.etag.empty() || !e.last_mo
 // How long past its freshness lifetime the entry is (negative while fresh).
 int64_t staleness_ms(const Entry& e, int64_t now_ms);
 // Whether a stale entry may answer a request the origin did not: `disconnected` when no
-// target gave any answer, else the origin answered 5xx.
+// target gave any answer (or the operator treats a 5xx as none), else the origin answered
+// 5xx and only the response's stale-if-error counts.
 bool may_serve_stale(const Entry& e, int64_t now_ms, bool disconnected);
 // Whether a stale entry may answer while another request revalidates it (the response's
 // stale-while-revalidate window).

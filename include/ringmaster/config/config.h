@@ -33,6 +33,7 @@ struct ProxyConfig {
   uint64_t cache_object_max = 8ull << 20;  // --cache-object-max SIZE: larger responses are not stored
   uint32_t cache_lock_timeout_ms = 5000;   // --cache-lock-timeout-ms: collapsed misses wait this long
   uint32_t cache_serve_stale_s = 3600;     // --cache-serve-stale: how stale an entry may answer when no target answers
+  bool cache_stale_on_5xx = false;         // --cache-stale-on-5xx: ... and when a target answers 500-504
   uint32_t session_timeout_ms = 10000;   // --session-timeout-ms: ZooKeeper session (1000..120000)
 
   // Request limits (see http::Limits).

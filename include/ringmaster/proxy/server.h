@@ -38,6 +38,7 @@ struct ServerOptions {
   uint64_t cache_object_bytes_max = 8 << 20;  // larger responses stream through unstored
   uint32_t cache_lock_timeout_ms = 5000;     // a collapsed miss waits this long, then goes upstream
   int64_t cache_serve_stale_ms = 3600000;     // how stale an entry may answer when no target answers (0: never)
+  bool cache_stale_on_5xx = false;            // ... and when a target answers 500-504 (operator's opt-in)
   uint32_t cache_pass_ms = 1000;             // after an unstorable response, misses don't wait
 };
 

@@ -106,6 +106,7 @@ TEST(ProxyArgs, DefaultsMatchTheContract) {
   EXPECT_EQ(c.cache_bytes, 256ull << 20);
   EXPECT_EQ(c.cache_ttl_s, 0u);  // off: only explicit and heuristic freshness
   EXPECT_EQ(c.cache_serve_stale_s, 3600u);
+  EXPECT_FALSE(c.cache_stale_on_5xx);
   EXPECT_EQ(c.request_line_bytes_max, 8192u);
   EXPECT_EQ(c.header_bytes_max, 16384u);
   EXPECT_EQ(c.header_count_max, 100u);
@@ -212,8 +213,9 @@ TEST(ProxyArgs, ParsesTargetInBothForms) {
 }
 
 TEST(ProxyArgs, VerboseIsASwitchWithoutValue) {
-  ProxyConfig c = proxy(kZkProxy + Words{"--verbose", "--threads", "2"});
+  ProxyConfig c = proxy(kZkProxy + Words{"--verbose", "--threads", "2", "--cache-stale-on-5xx"});
   EXPECT_TRUE(c.verbose);
+  EXPECT_TRUE(c.cache_stale_on_5xx);
   EXPECT_EQ(c.threads, 2u);
 }
 
