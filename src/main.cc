@@ -83,6 +83,8 @@ proxy::ServerOptions server_options(const config::ProxyConfig& cfg) {
   o.cache_ttl_ms = config::cache_ttl_ms(cfg);
   o.cache_object_bytes_max = cfg.cache_object_max;
   o.cache_lock_timeout_ms = cfg.cache_lock_timeout_ms;
+  o.cache_serve_stale_ms = int64_t{cfg.cache_serve_stale_s} * 1000;
+  o.cache_stale_on_5xx = cfg.cache_stale_on_5xx;
   return o;
 }
 

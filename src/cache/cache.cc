@@ -127,6 +127,16 @@ struct alignas(64) Cache::Shard {
     --entries;
   }
 
+  // Unlinks e and takes its charge off; the caller drops it after the lock (victims).
+  // Returns the charge.
+  uint64_t take_out(Entry* e, Victims& victims) {
+    uint64_t c = e->charge();
+    unlink(e);
+    bytes -= c;
+    victims.push(e);
+    return c;
+  }
+
   void grow() {
     std::vector<Entry*> old;
     old.swap(buckets);
@@ -197,7 +207,8 @@ Cache::Shard& Cache::shard_for(uint64_t hash) const {
   return shards_[(hash >> 32) & shard_mask_];
 }
 
-EntryRef Cache::lookup(std::string_view key, uint64_t key_hash, const RequestInfo& request, int64_t now_ms) {
+EntryRef Cache::lookup(std::string_view key, uint64_t key_hash, const RequestInfo& request, int64_t now_ms,
+                       EntryRef* stale) {
   Shard& s = shard_for(key_hash);
   const uint64_t epoch = epoch_.load(std::memory_order_acquire);
   Entry* drops[kLookupDropsMax];
@@ -210,7 +221,15 @@ EntryRef Cache::lookup(std::string_view key, uint64_t key_hash, const RequestInf
     while (e != nullptr) {
       Entry* next = e->bucket_next;
       if (e->key_hash == key_hash && e->key == key) {
-        if (e->epoch != epoch || !is_fresh(*e, now_ms)) {
+        if (e->epoch == epoch && is_fresh(*e, now_ms)) {
+          // The hit path: as short as it was before stale entries were kept.
+          if (detail::vary_matches(*e, request.fields)) {
+            e->visited = true;
+            e->refs.fetch_add(1, std::memory_order_relaxed);
+            hit = EntryRef(e);
+            break;
+          }
+        } else if (e->epoch != epoch || !worth_keeping_stale(*e, now_ms)) {
           if (drop_count < kLookupDropsMax) {
             uint64_t c = e->charge();
             s.unlink(e);
@@ -219,11 +238,12 @@ EntryRef Cache::lookup(std::string_view key, uint64_t key_hash, const RequestInf
             stats_.entries.fetch_sub(1, std::memory_order_relaxed);
             drops[drop_count++] = e;
           }
-        } else if (detail::vary_matches(*e, request.fields)) {
+        } else if (stale != nullptr && !*stale && detail::vary_matches(*e, request.fields)) {
+          // Stale but usable for revalidation or as a stale answer; a fresh variant further
+          // down the chain still wins.
           e->visited = true;
           e->refs.fetch_add(1, std::memory_order_relaxed);
-          hit = EntryRef(e);
-          break;
+          *stale = EntryRef(e);
         }
       }
       e = next;
@@ -263,12 +283,8 @@ bool Cache::insert(EntryRef entry, uint64_t epoch_at_request_start) {
     e->epoch = epoch;
     e->visited = false;
     auto drop = [&](Entry* old_entry) {
-      s.unlink(old_entry);
-      uint64_t c = old_entry->charge();
-      s.bytes -= c;
-      freed_bytes += static_cast<int64_t>(c);
+      freed_bytes += static_cast<int64_t>(s.take_out(old_entry, victims));
       ++freed_entries;
-      victims.push(old_entry);
     };
     if (s.entries > 0) {
       Entry* x = s.buckets[s.bucket_of(e->key_hash)];
@@ -362,6 +378,40 @@ ReactorSet Cache::release(std::string_view key, uint64_t key_hash, bool stored, 
   return waiters;
 }
 
+size_t Cache::invalidate(std::string_view key, uint64_t key_hash) {
+  Shard& s = shard_for(key_hash);
+  Victims victims;  // released after the lock
+  int64_t freed_bytes = 0;
+  int64_t freed_entries = 0;
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    if (s.entries == 0) return 0;
+    Entry* e = s.buckets[s.bucket_of(key_hash)];
+    while (e != nullptr) {
+      Entry* next = e->bucket_next;
+      if (e->key_hash == key_hash && e->key == key) {
+        freed_bytes += static_cast<int64_t>(s.take_out(e, victims));
+        ++freed_entries;
+      }
+      e = next;
+    }
+    stats_.bytes.fetch_sub(freed_bytes, std::memory_order_relaxed);
+    stats_.entries.fetch_sub(freed_entries, std::memory_order_relaxed);
+  }
+  return static_cast<size_t>(freed_entries);
+}
+
+size_t Cache::invalidate_after_unsafe(const RequestInfo& request, const Fields& response_fields) {
+  std::string key;
+  primary_key(request, key);
+  size_t removed = invalidate(key, hash_key(key));
+  for (const HeaderField& f : response_fields) {
+    if (!detail::iequals(f.name, "location") && !detail::iequals(f.name, "content-location")) continue;
+    if (reference_key(request.host, request.target, f.value, key)) removed += invalidate(key, hash_key(key));
+  }
+  return removed;
+}
+
 void Cache::invalidate_all() {
   epoch_.fetch_add(1, std::memory_order_acq_rel);
   stats_.invalidations.fetch_add(1, std::memory_order_relaxed);
@@ -392,12 +442,8 @@ size_t Cache::purge_path(std::string_view path) {
       while (e != nullptr) {
         Entry* next = e->queue_next;
         if (key_path(e->key) == path) {
-          s.unlink(e);
-          uint64_t c = e->charge();
-          s.bytes -= c;
-          freed_bytes += static_cast<int64_t>(c);
+          freed_bytes += static_cast<int64_t>(s.take_out(e, victims));
           ++freed_entries;
-          victims.push(e);
         }
         e = next;
       }

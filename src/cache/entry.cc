@@ -61,6 +61,24 @@ bool is_fresh(const Entry& e, int64_t now_ms) {
   return e.initial_age_ms + (now_ms - e.stored_at_ms) < e.freshness_ms;
 }
 
+int64_t staleness_ms(const Entry& e, int64_t now_ms) {
+  return e.initial_age_ms + (now_ms - e.stored_at_ms) - e.freshness_ms;
+}
+
+bool may_serve_stale(const Entry& e, int64_t now_ms, bool disconnected) {
+  if (e.stale_forbidden) return false;
+  int64_t stale = staleness_ms(e, now_ms);
+  return (disconnected && stale < e.stale_window_ms) || (e.stale_if_error_ms >= 0 && stale < e.stale_if_error_ms);
+}
+
+bool may_serve_while_revalidating(const Entry& e, int64_t now_ms) {
+  return !e.stale_forbidden && e.stale_while_revalidate_ms >= 0 && staleness_ms(e, now_ms) < e.stale_while_revalidate_ms;
+}
+
+bool worth_keeping_stale(const Entry& e, int64_t now_ms) {
+  return revalidatable(e) || may_serve_stale(e, now_ms, true) || may_serve_while_revalidating(e, now_ms);
+}
+
 // ---- Reason phrases (RFC 9110 section 15) ----
 
 namespace detail {
@@ -74,11 +92,12 @@ std::string_view reason_phrase(uint16_t status) { return base::reason_phrase(sta
 namespace {
 
 // Fields a cache never replays: hop-by-hop (RFC 9110 7.6.1), framing (the proxy writes its
-// own Content-Length), Age (recomputed per hit) and Set-Cookie (never stored anyway).
+// own Content-Length), Age (recomputed per hit), Set-Cookie (never stored anyway) and
+// Surrogate-Control (addressed to us, the surrogate: not to replay to clients).
 bool never_stored(std::string_view name) {
   static constexpr std::string_view kNames[] = {"age",     "content-length", "transfer-encoding", "connection",
                                                 "keep-alive", "proxy-connection", "te",           "trailer",
-                                                "upgrade", "set-cookie"};
+                                                "upgrade", "set-cookie",     "surrogate-control"};
   for (std::string_view n : kNames) {
     if (iequals(name, n)) return true;
   }
@@ -143,6 +162,19 @@ EntryBuilder::EntryBuilder(std::string key, uint64_t key_hash, const RequestInfo
         }
         e.vary_names.push_back(std::move(lower));
       });
+    } else if (iequals(f.name, "cache-control")) {
+      detail::for_each_directive(f.value, [&](const detail::Directive& d) {
+        if (iequals(d.name, "must-revalidate") || iequals(d.name, "proxy-revalidate") ||
+            iequals(d.name, "s-maxage") || iequals(d.name, "no-cache")) {
+          e.stale_forbidden = true;
+        } else if (iequals(d.name, "stale-if-error") && d.has_argument) {
+          int64_t s = 0;
+          if (detail::parse_delta_seconds(d.argument, s)) e.stale_if_error_ms = s * 1000;
+        } else if (iequals(d.name, "stale-while-revalidate") && d.has_argument) {
+          int64_t s = 0;
+          if (detail::parse_delta_seconds(d.argument, s)) e.stale_while_revalidate_ms = s * 1000;
+        }
+      });
     } else if (iequals(f.name, "etag")) {
       if (e.etag.empty()) e.etag = detail::trim(f.value);
     } else if (iequals(f.name, "last-modified")) {
@@ -181,6 +213,55 @@ bool EntryBuilder::append_body(const char* data, size_t len) {
   }
   body.append(data, len);
   return true;
+}
+
+// ---- Freshening with a 304 (RFC 9111 4.3.4, 3.2) ----
+
+namespace {
+
+// Fields a 304 does not update: they describe the stored body (the 304 has none), or, for
+// ETag, the validator that just matched.
+bool kept_on_304(std::string_view name) {
+  static constexpr std::string_view kNames[] = {"content-length", "content-encoding", "content-range", "content-md5",
+                                                "etag"};
+  for (std::string_view n : kNames) {
+    if (iequals(name, n)) return true;
+  }
+  return false;
+}
+
+bool has_field(const Fields& fields, std::string_view name) {
+  for (const HeaderField& f : fields) {
+    if (iequals(f.name, name)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Freshened freshen(const Entry& stored, const RequestInfo& request, const Fields& not_modified_fields,
+                  bool request_has_authorization, int64_t default_ttl_ms, int64_t now_unix_ms, int64_t now_ms) {
+  Fields merged;
+  detail::for_each_stored_field(stored, [&](std::string_view, std::string_view name, std::string_view value) {
+    if (kept_on_304(name) || !has_field(not_modified_fields, name)) merged.push_back(HeaderField{name, value});
+  });
+  for (const HeaderField& f : not_modified_fields) {
+    if (!kept_on_304(f.name)) merged.push_back(f);
+  }
+  StoreDecision decision =
+      classify_response(stored.status, merged, request_has_authorization, default_ttl_ms, now_unix_ms);
+  Freshened out;
+  out.storable = decision.store;
+  decision.store = true;  // built either way: this request is answered from it
+  // The stored status line's reason phrase: "HTTP/1.1 200 <reason>\r\n".
+  std::string_view status_line = std::string_view(stored.head).substr(0, stored.head.find("\r\n"));
+  std::string_view reason = status_line.size() > 13 ? status_line.substr(13) : std::string_view();
+  EntryBuilder builder(stored.key, stored.key_hash, request, stored.status, merged, decision, stored.body.size(),
+                       reason);
+  builder.append_body(stored.body.data(), stored.body.size());
+  out.entry = builder.finish(now_ms);
+  if (!out.entry) out.storable = false;
+  return out;
 }
 
 EntryRef EntryBuilder::finish(int64_t now_ms) {

@@ -4,10 +4,16 @@
 // except primary_key (into the caller's reused string) and join_field_values (stores only).
 //
 // Where the RFC leaves a choice we take the conservative one, because a wrong hit is worse
-// than a miss: invalid freshness information means "not stored"; only the heuristically
-// cacheable statuses are stored even with explicit freshness; a response already as old as
-// its lifetime is not stored; we never serve stale and never revalidate, so "no-cache"
-// (with or without a field list) means "not stored" too.
+// than a miss: invalid freshness information means "not stored"; an Age that is not one
+// non-negative integer (a list, a sign, a fraction, a parameter) means stale; a response already as old as its lifetime is not
+// stored fresh. What needs revalidation before use ("no-cache", with or without a field
+// list, or already stale) is stored only when it has a validator, with no freshness: each
+// use asks the origin first. We never serve stale without revalidating.
+//
+// Freshness without explicit information is heuristic only as RFC 9111 4.2.2 allows: for a
+// heuristically cacheable status (or "public"), 10% of the time since Last-Modified, at most
+// a day. An operator may instead give every such response a fixed lifetime (--cache-ttl), an
+// explicit opt-in that is safe only with content-version invalidation.
 #include <cstring>
 
 #include "cache/semantics.h"
@@ -36,9 +42,9 @@ RequestPolicy classify_request(const RequestInfo& request) {
       p.has_authorization = true;
       p.lookup = false;
     } else if (iequals(f.name, "range")) {
-      // We store and serve whole representations only.
-      p.lookup = false;
+      // A partial response is not stored; a stored whole one answers the range.
       p.store = false;
+      p.has_range = request.is_get;
     } else if (iequals(f.name, "cache-control")) {
       detail::for_each_directive(f.value, [&](const Directive& d) {
         if (iequals(d.name, "no-cache")) {
@@ -120,9 +126,65 @@ uint64_t hash_key(std::string_view key) {
   return mix(kP1 ^ n, mix(a ^ kP1, b ^ seed));
 }
 
+// ---- Invalidation ----
+
+bool invalidates_on_success(std::string_view method) {
+  return method != "GET" && method != "HEAD" && method != "OPTIONS" && method != "TRACE";
+}
+
+bool reference_key(std::string_view host, std::string_view request_target, std::string_view reference,
+                   std::string& out) {
+  std::string_view ref = trim(reference);
+  ref = ref.substr(0, ref.find('#'));
+  if (ref.empty()) return false;
+  // Absolute (http only: the proxy serves http) or network-path: the authority must be ours.
+  std::string_view authority;
+  bool has_authority = false;
+  if (ref.size() > 7 && iequals(ref.substr(0, 7), "http://")) {
+    ref.remove_prefix(7);
+    has_authority = true;
+  } else if (ref.substr(0, 2) == "//") {
+    ref.remove_prefix(2);
+    has_authority = true;
+  } else {
+    size_t colon = ref.find(':');
+    size_t slash = ref.find_first_of("/?");
+    if (colon != std::string_view::npos && colon < slash) return false;  // another scheme
+  }
+  if (has_authority) {
+    size_t end = ref.find_first_of("/?");
+    authority = ref.substr(0, end);
+    if (!iequals(authority, host)) return false;
+    ref = end == std::string_view::npos ? std::string_view("/") : ref.substr(end);
+  }
+  if (ref.find("/.") != std::string_view::npos || ref.substr(0, 1) == ".") return false;
+  out.clear();
+  for (char c : host) out.push_back(detail::ascii_lower(c));
+  out.push_back('\n');
+  if (ref.front() == '/') {
+    out.append(ref);
+  } else if (has_authority) {
+    out.push_back('/');  // "http://host?q": the root's query
+    out.append(ref);
+  } else if (ref.front() == '?') {
+    out.append(request_target.substr(0, request_target.find('?')));
+    out.append(ref);
+  } else {
+    // A relative path: merged with the directory of the request's path.
+    std::string_view path = request_target.substr(0, request_target.find('?'));
+    out.append(path.substr(0, path.rfind('/') + 1));
+    out.append(ref);
+  }
+  return true;
+}
+
 // ---- Response side ----
 
 namespace {
+
+// RFC 9111 4.2.2: a heuristic lifetime is a fraction of the time since Last-Modified, capped.
+constexpr int64_t kHeuristicFractionDivisor = 10;
+constexpr int64_t kHeuristicMaxMs = 24 * 3600 * 1000;
 
 bool heuristically_cacheable(uint16_t status) {
   switch (status) {
@@ -141,6 +203,7 @@ struct ResponseFacts {
   bool no_cache = false;
   bool is_public = false;
   bool must_revalidate = false;
+  bool must_understand = false;
   bool has_max_age = false;
   bool max_age_valid = false;
   int64_t max_age_s = 0;
@@ -148,13 +211,23 @@ struct ResponseFacts {
   bool s_maxage_valid = false;
   int64_t s_maxage_s = 0;
   bool set_cookie = false;
+  // Surrogate-Control (W3C Edge Architecture): directives for surrogates, untargeted or
+  // targeted at us; they take precedence over Cache-Control.
+  bool surrogate_no_store = false;
+  bool surrogate_has_max_age = false;
+  bool surrogate_max_age_valid = false;
+  int64_t surrogate_max_age_s = 0;
   bool vary_star = false;
   bool has_expires = false;
   std::string_view expires;
   bool has_date = false;
   std::string_view date;
-  bool has_age = false;
-  std::string_view age;
+  bool has_etag = false;
+  bool has_last_modified = false;
+  std::string_view last_modified;
+  int age_count = 0;         // Age members seen, over every line
+  bool age_valid = true;     // exactly one, a delta-seconds
+  int64_t age_s = 0;
 };
 
 void read_cache_control(std::string_view value, ResponseFacts& r) {
@@ -164,7 +237,9 @@ void read_cache_control(std::string_view value, ResponseFacts& r) {
     } else if (iequals(d.name, "private")) {
       r.is_private = true;  // with a field list too: we cannot store "all but these fields"
     } else if (iequals(d.name, "no-cache")) {
-      r.no_cache = true;  // with a field list too: it would need revalidation we don't do
+      r.no_cache = true;  // with a field list too: the whole response is revalidated
+    } else if (iequals(d.name, "must-understand")) {
+      r.must_understand = true;
     } else if (iequals(d.name, "public")) {
       r.is_public = true;
     } else if (iequals(d.name, "must-revalidate") || iequals(d.name, "proxy-revalidate")) {
@@ -183,12 +258,38 @@ void read_cache_control(std::string_view value, ResponseFacts& r) {
   });
 }
 
+// "name[=value][;target]": a directive applies when it names no target or names ours.
+void read_surrogate_control(std::string_view value, ResponseFacts& r) {
+  detail::for_each_directive(value, [&](const Directive& d) {
+    std::string_view name = d.name;
+    std::string_view argument = d.argument;
+    std::string_view target;
+    std::string_view& carrier = d.has_argument ? argument : name;
+    size_t semi = carrier.find(';');
+    if (semi != std::string_view::npos) {
+      target = trim(carrier.substr(semi + 1));
+      carrier = trim(carrier.substr(0, semi));
+    }
+    if (!target.empty() && !iequals(target, kSurrogateToken)) return;
+    if (iequals(name, "no-store")) {
+      r.surrogate_no_store = true;
+    } else if (iequals(name, "max-age") && !r.surrogate_has_max_age) {
+      r.surrogate_has_max_age = true;
+      // "max-age=N[+M]": M is how long it may serve stale; only N is freshness.
+      r.surrogate_max_age_valid =
+          d.has_argument && detail::parse_delta_seconds(argument.substr(0, argument.find('+')), r.surrogate_max_age_s);
+    }
+  });
+}
+
 ResponseFacts read_response(const Fields& fields) {
   ResponseFacts r;
   for (const HeaderField& f : fields) {
     std::string_view name = f.name;
     if (iequals(name, "cache-control")) {
       read_cache_control(f.value, r);
+    } else if (iequals(name, "surrogate-control")) {
+      read_surrogate_control(f.value, r);
     } else if (iequals(name, "set-cookie")) {
       r.set_cookie = true;
     } else if (iequals(name, "vary")) {
@@ -205,11 +306,21 @@ ResponseFacts read_response(const Fields& fields) {
         r.has_date = true;
         r.date = trim(f.value);
       }
-    } else if (iequals(name, "age")) {
-      if (!r.has_age) {
-        r.has_age = true;
-        r.age = trim(f.value);
+    } else if (iequals(name, "etag")) {
+      r.has_etag = true;
+    } else if (iequals(name, "last-modified")) {
+      if (!r.has_last_modified) {
+        r.has_last_modified = true;
+        r.last_modified = trim(f.value);
       }
+    } else if (iequals(name, "age")) {
+      // Age is a singleton. A list (one line "7200, 0" or several lines) says the response
+      // passed caches that disagree, or was spliced: which member is true is a guess, and
+      // a wrong guess may make an old response look young, so it counts as invalid.
+      detail::for_each_element(f.value, [&](std::string_view element) {
+        if (++r.age_count > 1 || !detail::parse_delta_seconds(element, r.age_s)) r.age_valid = false;
+      });
+      if (trim(f.value).empty()) r.age_valid = false;
     }
   }
   return r;
@@ -221,15 +332,41 @@ StoreDecision refuse(const char* reason) {
   return d;
 }
 
+// RFC 9111 3 with must-understand: the cache must know the status's semantics.
+bool understood_status(uint16_t status) {
+  return status != 206 && status != 304 && !detail::reason_phrase(status).empty();
+}
+
+// The heuristic lifetime (RFC 9111 4.2.2), 0 when there is none to give.
+int64_t heuristic_freshness_ms(const ResponseFacts& r, int64_t now_unix_ms) {
+  int64_t modified_s = 0;
+  if (!r.has_last_modified || !detail::parse_http_date(r.last_modified, modified_s)) return 0;
+  int64_t date_ms = now_unix_ms;
+  int64_t date_s = 0;
+  if (r.has_date && detail::parse_http_date(r.date, date_s)) date_ms = date_s * 1000;
+  int64_t since_ms = date_ms - modified_s * 1000;
+  if (since_ms <= 0) return 0;
+  int64_t lifetime = since_ms / kHeuristicFractionDivisor;
+  return lifetime < kHeuristicMaxMs ? lifetime : kHeuristicMaxMs;
+}
+
 }  // namespace
 
 StoreDecision classify_response(uint16_t status, const Fields& response_fields, bool request_has_authorization,
                                 int64_t default_ttl_ms, int64_t now_unix_ms) {
-  if (!heuristically_cacheable(status)) return refuse("status");
+  // Final statuses only; a 206 is part of a representation and a 304 an answer to a
+  // condition: neither is a whole response to store.
+  if (status < 200 || status == 206 || status == 304) return refuse("status");
   ResponseFacts r = read_response(response_fields);
-  if (r.no_store) return refuse("no-store");
+  // must-understand (RFC 9111 5.2.2.3): store only a status we know, and then no-store
+  // (which the origin sends along for caches that don't know must-understand) yields.
+  if (r.must_understand && !understood_status(status)) return refuse("must-understand");
+  if (r.surrogate_no_store) return refuse("surrogate-no-store");
+  // A Surrogate-Control max-age addressed to surrogates overrides Cache-Control's no-store
+  // (meant for the caches after us) as it overrides its lifetime.
+  const bool surrogate_lifetime = r.surrogate_has_max_age && r.surrogate_max_age_valid;
+  if (r.no_store && !r.must_understand && !surrogate_lifetime) return refuse("no-store");
   if (r.is_private) return refuse("private");
-  if (r.no_cache) return refuse("no-cache");
   if (r.set_cookie) return refuse("set-cookie");
   if (r.vary_star) return refuse("vary-star");
   // RFC 9111 3.5: a shared cache stores a response to an authenticated request only when
@@ -238,9 +375,27 @@ StoreDecision classify_response(uint16_t status, const Fields& response_fields, 
     return refuse("authorization");
   }
 
-  // Lifetime (RFC 9111 4.2.1): s-maxage, then max-age, then Expires - Date, then our default.
+  // A response that may not be used without revalidation (no-cache, or already stale) is
+  // still worth storing when it has a validator: the next request then asks the origin
+  // "has it changed?" and a 304 freshens it (RFC 9111 4.3). Without one it is useless.
+  int64_t modified_s = 0;
+  const bool has_validator =
+      r.has_etag || (r.has_last_modified && detail::parse_http_date(r.last_modified, modified_s));
+  auto stale_or_refuse = [&](const char* reason) {
+    if (!has_validator) return refuse(reason);
+    StoreDecision d;
+    d.store = true;
+    d.reason = reason;
+    return d;  // freshness 0: stale from the start
+  };
+  if (r.no_cache) return stale_or_refuse("no-cache");
+
+  // Lifetime (RFC 9111 4.2.1): s-maxage, then max-age, then Expires - Date; without any,
+  // the operator's fixed lifetime if one was asked for, else a heuristic if one is allowed.
   int64_t freshness_ms = 0;
-  if (r.has_s_maxage) {
+  if (surrogate_lifetime) {
+    freshness_ms = r.surrogate_max_age_s * 1000;
+  } else if (r.has_s_maxage) {
     if (!r.s_maxage_valid) return refuse("invalid-s-maxage");
     freshness_ms = r.s_maxage_s * 1000;
   } else if (r.has_max_age) {
@@ -248,20 +403,24 @@ StoreDecision classify_response(uint16_t status, const Fields& response_fields, 
     freshness_ms = r.max_age_s * 1000;
   } else if (r.has_expires) {
     int64_t expires_s = 0;
-    if (!detail::parse_http_date(r.expires, expires_s)) return refuse("expired");  // RFC 9111 5.3
+    if (!detail::parse_http_date(r.expires, expires_s)) return stale_or_refuse("expired");  // RFC 9111 5.3
     int64_t date_ms = now_unix_ms;
     int64_t date_s = 0;
     if (r.has_date && detail::parse_http_date(r.date, date_s)) date_ms = date_s * 1000;
     freshness_ms = expires_s * 1000 - date_ms;
-  } else {
+  } else if (!heuristically_cacheable(status) && !r.is_public) {
+    return refuse("status");  // RFC 9111 3: no explicit freshness and no heuristic allowed
+  } else if (default_ttl_ms > 0) {
     freshness_ms = default_ttl_ms;
+  } else {
+    freshness_ms = heuristic_freshness_ms(r, now_unix_ms);
+    if (freshness_ms <= 0) return stale_or_refuse("no-freshness");
   }
-  if (freshness_ms <= 0) return refuse("expired");
+  if (freshness_ms <= 0) return stale_or_refuse("expired");
 
-  int64_t age_s = 0;
-  if (r.has_age && !detail::parse_delta_seconds(r.age, age_s)) age_s = 0;  // invalid Age: ignored
-  int64_t initial_age_ms = age_s * 1000;
-  if (initial_age_ms >= freshness_ms) return refuse("stale");
+  if (!r.age_valid) return stale_or_refuse("invalid-age");
+  int64_t initial_age_ms = r.age_s * 1000;
+  if (initial_age_ms >= freshness_ms) return stale_or_refuse("stale");
 
   StoreDecision d;
   d.store = true;
@@ -507,26 +666,97 @@ bool not_modified(const Entry& e, const Fields& request_fields) {
   return modified_s <= since_s;
 }
 
+namespace {
+
+// A decimal without sign, at most 18 digits (no overflow).
+bool parse_position(std::string_view s, uint64_t& out) {
+  if (s.empty() || s.size() > 18) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  out = v;
+  return true;
+}
+
+// If-Range (RFC 9110 13.1.5): the stored response is current by a strong comparison.
+bool if_range_holds(const Entry& e, std::string_view value) {
+  value = trim(value);
+  if (!value.empty() && (value.front() == '"' || value.substr(0, 2) == "W/")) {
+    return value.front() == '"' && !e.etag.empty() && e.etag.front() == '"' && value == e.etag;
+  }
+  int64_t since = 0;
+  int64_t modified = 0;
+  return !e.last_modified.empty() && detail::parse_http_date(value, since) &&
+         detail::parse_http_date(e.last_modified, modified) && since == modified;
+}
+
+}  // namespace
+
+RangeAnswer select_range(const Entry& e, const Fields& request_fields, ByteRange& range) {
+  if (e.status != 200) return RangeAnswer::whole;
+  std::string_view spec;
+  int ranges = 0;
+  for (const HeaderField& f : request_fields) {
+    if (iequals(f.name, "range")) {
+      spec = trim(f.value);
+      ++ranges;
+    } else if (iequals(f.name, "if-range") && !if_range_holds(e, f.value)) {
+      return RangeAnswer::whole;
+    }
+  }
+  if (ranges != 1 || spec.size() < 6 || !iequals(spec.substr(0, 6), "bytes=")) return RangeAnswer::whole;
+  spec = trim(spec.substr(6));
+  if (spec.find(',') != std::string_view::npos) return RangeAnswer::whole;  // several: send it all
+  size_t dash = spec.find('-');
+  if (dash == std::string_view::npos) return RangeAnswer::whole;
+  std::string_view first_text = trim(spec.substr(0, dash));
+  std::string_view last_text = trim(spec.substr(dash + 1));
+  const uint64_t length = e.body.size();
+  uint64_t first = 0;
+  uint64_t last = 0;
+  if (first_text.empty()) {  // suffix: the last N bytes
+    uint64_t suffix = 0;
+    if (!parse_position(last_text, suffix)) return RangeAnswer::whole;
+    if (suffix == 0 || length == 0) return RangeAnswer::unsatisfiable;
+    range.first = suffix >= length ? 0 : length - suffix;
+    range.last = length - 1;
+    return RangeAnswer::partial;
+  }
+  if (!parse_position(first_text, first)) return RangeAnswer::whole;
+  if (last_text.empty()) {
+    last = length == 0 ? 0 : length - 1;
+  } else if (!parse_position(last_text, last) || last < first) {
+    return RangeAnswer::whole;  // invalid: ignored
+  }
+  if (first >= length) return RangeAnswer::unsatisfiable;
+  range.first = first;
+  range.last = last < length ? last : length - 1;
+  return RangeAnswer::partial;
+}
+
+bool is_conditional(const Fields& request_fields) {
+  for (const HeaderField& f : request_fields) {
+    if (f.name.size() >= 3 && (f.name[0] == 'i' || f.name[0] == 'I') && (f.name[1] == 'f' || f.name[1] == 'F') &&
+        f.name[2] == '-') {
+      return true;  // every "If-*" field is a precondition (RFC 9110 13.1)
+    }
+  }
+  return false;
+}
+
 void append_304_fields(const Entry& e, std::string& out) {
   static constexpr std::string_view kCarried[] = {"etag",  "cache-control", "expires",      "vary",
                                                   "content-location", "date", "last-modified"};
-  std::string_view head = e.head;
-  size_t line_start = head.find("\r\n");  // skip the status line
-  if (line_start == std::string_view::npos) return;
-  line_start += 2;
-  while (line_start < head.size()) {
-    size_t line_end = head.find("\r\n", line_start);
-    if (line_end == std::string_view::npos) break;
-    std::string_view line = head.substr(line_start, line_end + 2 - line_start);
-    std::string_view name = line.substr(0, line.find(':'));
+  detail::for_each_stored_field(e, [&](std::string_view line, std::string_view name, std::string_view) {
     for (std::string_view carried : kCarried) {
       if (iequals(name, carried)) {
         out.append(line);
         break;
       }
     }
-    line_start = line_end + 2;
-  }
+  });
 }
 
 }  // namespace ringmaster::cache

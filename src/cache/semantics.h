@@ -102,6 +102,26 @@ inline bool parse_delta_seconds(std::string_view s, int64_t& seconds) {
   return true;
 }
 
+// Calls f(line, name, value) for each field line of a stored head ("Name: value\r\n";
+// `line` includes the CRLF), after the status line.
+template <class F>
+void for_each_stored_field(const Entry& e, F&& f) {
+  std::string_view head = e.head;
+  size_t line_start = head.find("\r\n");  // skip the status line
+  if (line_start == std::string_view::npos) return;
+  line_start += 2;
+  while (line_start < head.size()) {
+    size_t line_end = head.find("\r\n", line_start);
+    if (line_end == std::string_view::npos) break;
+    std::string_view line = head.substr(line_start, line_end + 2 - line_start);
+    size_t colon = line.find(':');
+    if (colon != std::string_view::npos) {
+      f(line, line.substr(0, colon), trim(line.substr(colon + 1, line.size() - 2 - (colon + 1))));
+    }
+    line_start = line_end + 2;
+  }
+}
+
 // HTTP-date (RFC 9110 5.6.7) in any of its three forms — IMF-fixdate, RFC 850, asctime —
 // to seconds since the Unix epoch. A two-digit RFC 850 year is 20yy below 70, else 19yy.
 bool parse_http_date(std::string_view text, int64_t& unix_seconds);

@@ -23,7 +23,7 @@
 //   --threads 1..1024 (default: online CPUs, clamped to that range)
 //   every *-timeout-ms and --health-interval-ms: 1 ms .. 1 day; 0 is rejected because a zero
 //     deadline would fail every request rather than mean "no deadline"
-//   --flush-interval-ms 1..60000; --cache-ttl 1 s .. 365 days
+//   --flush-interval-ms 1..60000; --cache-ttl, --cache-serve-stale 0 (off) .. 365 days
 //   --cache-bytes 0..1024G (0 disables the cache); --body-bytes-max 0..1024G (0 = no body)
 //   --header-bytes-max 256..1M; --request-line-bytes-max 64..1M and <= --header-bytes-max
 //     (when only --header-bytes-max is given and is below the request-line default, the
@@ -384,14 +384,21 @@ const FlagSpec<ProxyConfig> kProxyFlags[] = {
     {"--cache-object-max", "SIZE",
      [](ProxyConfig& c, const FlagArg& a) { c.cache_object_max = size_value(a, 1, kBytesMax); },
      [](const ProxyConfig& c) { return format_size(c.cache_object_max); }, "larger responses stream through unstored"},
+    {"--cache-serve-stale", "SECONDS",
+     [](ProxyConfig& c, const FlagArg& a) { c.cache_serve_stale_s = uint_value(a, 0, kCacheTtlSecondsMax); },
+     [](const ProxyConfig& c) { return show_number(c.cache_serve_stale_s); },
+     "how stale a stored answer may be to answer when no target answers (0: never)"},
+    {"--cache-stale-on-5xx", "", [](ProxyConfig& c, const FlagArg&) { c.cache_stale_on_5xx = true; },
+     [](const ProxyConfig& c) -> std::string { return c.cache_stale_on_5xx ? "on" : "off"; },
+     "also answer stale (within --cache-serve-stale) when a target answers 500-504"},
     {"--cache-lock-timeout-ms", "MS",
      [](ProxyConfig& c, const FlagArg& a) { c.cache_lock_timeout_ms = timeout_ms_value(a); },
      [](const ProxyConfig& c) { return show_number(c.cache_lock_timeout_ms); },
      "how long a collapsed miss waits before going upstream itself"},
     {"--cache-ttl", "SECONDS",
-     [](ProxyConfig& c, const FlagArg& a) { c.cache_ttl_s = uint_value(a, 1, kCacheTtlSecondsMax); },
+     [](ProxyConfig& c, const FlagArg& a) { c.cache_ttl_s = uint_value(a, 0, kCacheTtlSecondsMax); },
      [](const ProxyConfig& c) { return show_number(c.cache_ttl_s); },
-     "freshness of responses that state none (up to 365 days)"},
+     "opt-in fixed lifetime of responses that state none, up to 365 days (0: off, heuristics only)"},
     {"--request-line-bytes-max", "SIZE",
      [](ProxyConfig& c, const FlagArg& a) {
        c.request_line_bytes_max = static_cast<uint32_t>(size_value(a, kRequestLineBytesMin, kHeaderBytesMax));

@@ -55,7 +55,8 @@ struct ResponseParser::Impl : detail::ParserCore<ResponseParser::Impl> {
     const detail::FramingFields& f = framing_fields_;
     // The proxy never forwards Upgrade, so a switch of protocols is a backend bug.
     if (status == 101) return fail(502, "101 Switching Protocols");
-    if (status < 200) {  // 100, 102, 103, ...: informational, dropped; the real head follows
+    if (status < 200) {  // 100, 102, 103, ...: informational; the real head follows
+      if (status == 103 && early_hints_out_ != nullptr) write_early_hints(*early_hints_out_);
       interim_ = true;
       return 0;
     }
@@ -97,7 +98,22 @@ struct ResponseParser::Impl : detail::ParserCore<ResponseParser::Impl> {
     return 0;
   }
 
+  // RFC 8297: the hints (Link fields, mostly) go to the client ahead of the response.
+  void write_early_hints(base::ByteBuffer& out) {
+    resolve_fields(hints_);
+    out.append("HTTP/1.1 103 Early Hints\r\n");
+    for (const Field& f : hints_) {
+      out.append(f.name);
+      out.append(": ");
+      out.append(f.value);
+      out.append("\r\n");
+    }
+    out.append("\r\n");
+  }
+
   // ---- state ----
+  base::ByteBuffer* early_hints_out_ = nullptr;
+  std::vector<Field> hints_;
   ResponseHead head_;
   detail::Span reason_;
   Method method_ = Method::get;
@@ -112,6 +128,8 @@ void ResponseParser::reset(Method request_method) {
 }
 
 ParseResult ResponseParser::parse_head(const char* data, size_t len) { return impl_->parse_head_impl(data, len); }
+
+void ResponseParser::forward_early_hints(base::ByteBuffer* out) { impl_->early_hints_out_ = out; }
 
 const ResponseHead& ResponseParser::head() const { return impl_->head_; }
 

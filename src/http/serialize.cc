@@ -87,7 +87,7 @@ void serialize_request_head(const RequestHead& head, const ForwardContext& ctx, 
                  + 19 + head.x_forwarded_for.size() + 2 + ctx.client_ip.size()  // X-Forwarded-For
                  + 21 + ctx.proto.size()                                     // X-Forwarded-Proto
                  + 7 + head.via.size() + 2 + 4 + ctx.via_name.size()         // Via
-                 + 2;
+                 + ctx.extra_fields.size() + 2;
   Writer w(out.reserve_back(bound));
   w.put(head.method_text);
   w.put(' ');
@@ -111,6 +111,7 @@ void serialize_request_head(const RequestHead& head, const ForwardContext& ctx, 
   }
   w.put_field("X-Forwarded-Proto", ctx.proto);
   put_via(w, head.via, head.version_minor, ctx.via_name);
+  w.put(ctx.extra_fields);
   w.put("\r\n");
   out.commit(w.written());
 }

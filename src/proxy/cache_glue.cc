@@ -40,6 +40,8 @@ bool Worker::try_cache(ClientConn* c) {
   cache::Cache* cache = options_.cache;
   c->cache_owner = false;
   c->cache_policy = {};
+  c->revalidate.reset();
+  c->cache_refreshed = false;
   if (cache == nullptr || c->parser->head().framing != http::BodyFraming::none) return false;
   const cache::RequestInfo& info = cache_request_info(c);
   c->cache_policy = cache::classify_request(info);
@@ -48,13 +50,17 @@ bool Worker::try_cache(ClientConn* c) {
   c->cache_hash = cache::hash_key(c->cache_key);
   c->cache_epoch = cache->epoch();
   if (c->cache_policy.lookup) {
-    cache::EntryRef hit = cache->lookup(c->cache_key, c->cache_hash, info, now_ms_);
+    cache::EntryRef hit = cache->lookup(c->cache_key, c->cache_hash, info, now_ms_, &c->revalidate);
     if (hit) {
       stats_.cache_hits.add();
       c->cache_result = CacheResult::hit;
       serve_hit(c, std::move(hit));
       return true;
     }
+    // A stale entry with a validator is revalidated, unless the client's request is itself
+    // conditional (then its own validators go upstream and the answer is the client's) or
+    // asks for a range (then the origin answers the range).
+    if (c->revalidate && (c->cache_policy.has_range || cache::is_conditional(cache_fields_))) c->revalidate.reset();
   }
   // A miss is counted when the request goes upstream; a collapsed wait is not a miss (it is
   // usually answered from the cache once the owner's response is stored).
@@ -71,6 +77,13 @@ bool Worker::try_cache(ClientConn* c) {
       c->cache_owner = true;
       return false;
     case cache::Cache::Claim::wait:
+      // Someone is already revalidating the stale entry we found: within its
+      // stale-while-revalidate window, answer from it now rather than wait (RFC 5861).
+      if (c->revalidate && cache::may_serve_while_revalidating(*c->revalidate, now_ms_)) {
+        stats_.cache_stale_served.add();
+        serve_hit(c, std::move(c->revalidate));
+        return true;
+      }
       // Someone is already fetching this key: wait for its response instead of sending the
       // backend one more identical request (a cleared cache under load is no thundering herd).
       stats_.cache_collapsed_waits.add();
@@ -85,23 +98,60 @@ bool Worker::try_cache(ClientConn* c) {
 }
 
 void Worker::serve_hit(ClientConn* c, cache::EntryRef entry) {
+  write_hit(c, std::move(entry));
+  kick_client_send(c);
+  finish_exchange(c);
+}
+
+void Worker::write_hit(ClientConn* c, cache::EntryRef entry) {
   const cache::Entry& e = *entry;
   base::ByteBuffer* out = &c->out.pending();
   bool close = !c->keep_alive;
   // cache_fields_ holds this request's fields (try_cache filled it just before).
   bool not_modified = cache::not_modified(e, cache_fields_);
-  c->status = not_modified ? 304 : e.status;
+  // A Range request is answered from the whole stored body (preconditions come first).
+  cache::ByteRange range;
+  cache::RangeAnswer range_answer = cache::RangeAnswer::whole;
+  if (!not_modified && c->cache_policy.has_range) range_answer = cache::select_range(e, cache_fields_, range);
+  const char* body = e.body.data();
+  size_t body_len = e.body.size();
+  c->status = not_modified                                        ? 304
+              : range_answer == cache::RangeAnswer::unsatisfiable ? 416
+              : range_answer == cache::RangeAnswer::partial       ? 206
+                                                                   : e.status;
   if (not_modified) {
     stats_.cache_not_modified.add();
     std::string extra;
     cache::append_304_fields(e, extra);
     out->append("HTTP/1.1 304 Not Modified\r\n");
     out->append(extra);
-  } else {
-    c->out.append_shared(entry.share(), e.head.data(), e.head.size());
-    out = &c->out.pending();
-    out->append("Content-Length: ");
+  } else if (range_answer == cache::RangeAnswer::unsatisfiable) {
+    out->append("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */");
     out->append_decimal(e.body.size());
+    out->append("\r\nContent-Length: 0\r\n");
+    body_len = 0;
+  } else {
+    size_t fields_at = 0;
+    if (range_answer == cache::RangeAnswer::partial) {
+      // The stored fields after a 206 status line (the stored one says 200).
+      fields_at = e.head.find("\r\n") + 2;
+      out->append("HTTP/1.1 206 Partial Content\r\n");
+    }
+    c->out.append_shared(entry.share(), e.head.data() + fields_at, e.head.size() - fields_at);
+    out = &c->out.pending();
+    if (range_answer == cache::RangeAnswer::partial) {
+      out->append("Content-Range: bytes ");
+      out->append_decimal(range.first);
+      out->append("-");
+      out->append_decimal(range.last);
+      out->append("/");
+      out->append_decimal(e.body.size());
+      out->append("\r\n");
+      body += range.first;
+      body_len = range.last - range.first + 1;
+    }
+    out->append("Content-Length: ");
+    out->append_decimal(body_len);
     out->append("\r\n");
   }
   out->append("Age: ");
@@ -113,13 +163,31 @@ void Worker::serve_hit(ClientConn* c, cache::EntryRef entry) {
     out->append("Connection: keep-alive\r\n");
   }
   out->append("\r\n");
-  if (!not_modified && c->method != http::Method::head) {
-    c->out.append_shared(std::move(entry), e.body.data(), e.body.size());
+  if (!not_modified && body_len > 0 && c->method != http::Method::head) {
+    c->out.append_shared(std::move(entry), body, body_len);
   }
   c->response_started = true;
   c->response_done = true;
-  kick_client_send(c);
-  finish_exchange(c);
+}
+
+bool Worker::answer_revalidated(ClientConn* c, const http::ResponseHead& response) {
+  // RFC 9111 4.3.3/4.3.4: the origin says the stored response is still good. Freshen it
+  // with the 304's fields, store the result and answer from it, as a hit would.
+  if (!c->revalidate || response.status != 304 || !cache::revalidatable(*c->revalidate)) return false;
+  to_cache_fields(response.fields, cache_response_fields_);
+  const cache::RequestInfo& info = cache_request_info(c);
+  cache::Freshened fresh = cache::freshen(*c->revalidate, info, cache_response_fields_,
+                                          c->cache_policy.has_authorization, options_.cache_ttl_ms,
+                                          unix_now_ms(), now_ms_);
+  if (fresh.entry) fresh.entry->stale_window_ms = options_.cache_serve_stale_ms;
+  if (fresh.storable) {
+    c->cache_refreshed = options_.cache->insert(fresh.entry.share(), c->cache_epoch);
+  } else {
+    options_.cache->invalidate(c->cache_key, c->cache_hash);  // the 304 forbids reusing it
+  }
+  stats_.cache_revalidated.add();
+  write_hit(c, fresh.entry ? std::move(fresh.entry) : std::move(c->revalidate));
+  return true;
 }
 
 void Worker::park_cache_waiter(ClientConn* c) {
@@ -166,8 +234,11 @@ void Worker::start_fill(ClientConn* c, UpstreamConn* u) {
   cache::StoreDecision decision =
       cache::classify_response(head.status, cache_response_fields_, c->cache_policy.has_authorization,
                                options_.cache_ttl_ms, unix_now_ms());
-  if (!decision.store || (head.framing == http::BodyFraming::content_length &&
-                          head.content_length > options_.cache_object_bytes_max)) {
+  // A 204 announcing a body is an invalid exchange (RFC 9110 8.6): whatever follows it is
+  // not part of this response, and the response itself is not trusted.
+  bool body_where_none_may_be = head.status == 204 && head.has_content_length && head.content_length > 0;
+  if (!decision.store || body_where_none_may_be ||
+      (head.framing == http::BodyFraming::content_length && head.content_length > options_.cache_object_bytes_max)) {
     stats_.cache_not_stored.add();
     return;
   }
@@ -175,6 +246,7 @@ void Worker::start_fill(ClientConn* c, UpstreamConn* u) {
   c->fill = std::make_unique<cache::EntryBuilder>(c->cache_key, c->cache_hash, info, head.status,
                                                   cache_response_fields_, decision,
                                                   options_.cache_object_bytes_max);
+  c->fill->entry().stale_window_ms = options_.cache_serve_stale_ms;
 }
 
 http::ParseResult Worker::parse_body_filling(ClientConn* c, UpstreamConn* u, const char* data, size_t len) {
@@ -201,7 +273,9 @@ http::ParseResult Worker::parse_body_filling(ClientConn* c, UpstreamConn* u, con
 }
 
 void Worker::end_cache_claim(ClientConn* c) {
-  bool stored = false;
+  bool stored = c->cache_refreshed;
+  c->revalidate.reset();
+  c->cache_refreshed = false;
   if (c->fill) {
     if (c->response_done && !c->fill->abandoned()) {
       cache::EntryRef entry = c->fill->finish(now_ms_);
@@ -223,6 +297,34 @@ void Worker::end_cache_claim(ClientConn* c) {
       (void)!::write((*wake_fds_)[r], &one, sizeof one);
     }
   });
+}
+
+bool Worker::serve_stale(ClientConn* c, bool disconnected) {
+  // RFC 9111 4.2.4: with no usable answer from the origin, a stale entry answers when its
+  // response allows it: no target answered (within --cache-serve-stale), or one answered
+  // 5xx (within the response's stale-if-error, or --cache-serve-stale when the operator
+  // opted in with --cache-stale-on-5xx). Its Age tells the client how old it is.
+  bool window = disconnected || options_.cache_stale_on_5xx;
+  if (!c->revalidate || c->response_started || !cache::may_serve_stale(*c->revalidate, now_ms_, window)) {
+    return false;
+  }
+  if (c->upstream) {
+    UpstreamConn* u = c->upstream;
+    detach(c);
+    close_upstream(u);
+  }
+  c->fill.reset();
+  stats_.cache_stale_served.add();
+  serve_hit(c, std::move(c->revalidate));
+  return true;
+}
+
+void Worker::invalidate_after_unsafe(ClientConn* c, const http::ResponseHead& response) {
+  // RFC 9111 4.4: the request changed what the target (and the same-origin URIs the response
+  // names) would answer; stored answers for them are now suspect.
+  const cache::RequestInfo& info = cache_request_info(c);
+  to_cache_fields(response.fields, cache_response_fields_);
+  stats_.cache_invalidated.add(options_.cache->invalidate_after_unsafe(info, cache_response_fields_));
 }
 
 void Worker::arm_wake_read() {

@@ -217,6 +217,7 @@ void Worker::on_request_head(ClientConn* c) {
 }
 
 void Worker::local_response(ClientConn* c, uint16_t status) {
+  if (status >= 502 && status <= 504 && serve_stale(c, true)) return;
   c->fill.reset();  // an error answer is never stored
   end_upstream_time(c);
   if (c->upstream) {

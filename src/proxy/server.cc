@@ -153,6 +153,16 @@ void Server::write_cache_metrics(metrics::TextWriter& out) const {
        &WorkerStats::cache_collapsed_waits},
       {"ringmaster_cache_not_stored_total", "Responses to storable requests that were not stored.",
        &WorkerStats::cache_not_stored},
+      {"ringmaster_cache_invalidated_total",
+       "Entries removed after successful unsafe requests (their target, Location, Content-Location).",
+       &WorkerStats::cache_invalidated},
+      {"ringmaster_cache_revalidations_total", "Conditional requests sent upstream for stale entries.",
+       &WorkerStats::cache_revalidations},
+      {"ringmaster_cache_revalidated_total", "Stale entries freshened by a 304 and served.",
+       &WorkerStats::cache_revalidated},
+      {"ringmaster_cache_stale_served_total",
+       "Stale entries served because no target answered (or one answered 5xx within stale-if-error).",
+       &WorkerStats::cache_stale_served},
   };
   for (const Family& f : kFamilies) {
     uint64_t sum = 0;

@@ -51,16 +51,29 @@ void Worker::start_attempt(ClientConn* c, base::ByteBuffer* carried) {
 void Worker::write_request_head(ClientConn* c, UpstreamConn* u) {
   http::ForwardContext ctx;
   ctx.client_ip = c->ip;
+  // With the cache on, ringmaster is a surrogate (W3C Edge Architecture): it says so, and
+  // answers to Surrogate-Control directives targeted at its token.
+  if (options_.cache != nullptr) ctx.extra_fields = "Surrogate-Capability: ringmaster=\"Surrogate/1.0\"\r\n";
   const http::RequestHead& head = c->parser->head();
-  if (!head.host.empty() || u->target == nullptr) {
+  bool missing_host = head.host.empty() && u->target != nullptr;
+  if (!missing_host && !(c->revalidate && cache::revalidatable(*c->revalidate))) {
     http::serialize_request_head(head, ctx, u->out.pending());
     return;
   }
+  // Rare enough that a copy of the head is fine.
+  http::RequestHead changed = head;
   // An HTTP/1.0 client may omit Host; HTTP/1.1 backends require one: name the target (as
-  // nginx's default proxy_set_header Host does). Rare, so the copy is fine.
-  http::RequestHead with_host = head;
-  with_host.host = u->target->name;
-  http::serialize_request_head(with_host, ctx, u->out.pending());
+  // nginx's default proxy_set_header Host does).
+  if (missing_host) changed.host = u->target->name;
+  // Revalidating a stale entry: ask whether it changed (RFC 9111 4.3.1).
+  if (c->revalidate && cache::revalidatable(*c->revalidate)) {
+    if (!c->revalidate->etag.empty()) changed.fields.push_back(http::Field{"If-None-Match", c->revalidate->etag});
+    if (!c->revalidate->last_modified.empty()) {
+      changed.fields.push_back(http::Field{"If-Modified-Since", c->revalidate->last_modified});
+    }
+    stats_.cache_revalidations.add();
+  }
+  http::serialize_request_head(changed, ctx, u->out.pending());
 }
 
 UpstreamConn* Worker::take_idle(upstream::TargetState* target) {
@@ -222,7 +235,10 @@ void Worker::pump_upstream(UpstreamConn* u) {
     const char* data = buf + off;
     size_t len = u->read_end - off;
     if (!c->response_started) {
+      // 103 Early Hints go ahead to an HTTP/1.1 client (RFC 9110 15.2: never to HTTP/1.0).
+      u->parser.forward_early_hints(c->version_minor == 1 ? &c->out.pending() : nullptr);
       http::ParseResult r = u->parser.parse_head(data, len);
+      u->parser.forward_early_hints(nullptr);
       off += r.consumed;
       if (r.status == http::ParseStatus::error) {
         RM_LOG_WARN("bad response head from %s: %.*s", target_name(u),
@@ -232,12 +248,21 @@ void Worker::pump_upstream(UpstreamConn* u) {
       }
       if (r.status != http::ParseStatus::head_done) break;
       const http::ResponseHead& head = u->parser.head();
+      if (answer_revalidated(c, head)) {
+        if (u->parser.body_done()) c->response_done = true;
+        continue;
+      }
+      if (head.status >= 500 && head.status <= 504 && serve_stale(c, false)) return;
       c->status = head.status;
       c->framing = http::choose_response_framing(head, c->method, c->version_minor, c->keep_alive && !draining_);
       if (c->framing.close) c->keep_alive = false;
       http::serialize_response_head(head, c->framing, c->version_minor, "ringmaster", c->out.pending());
       c->response_started = true;
       if (c->cache_owner) start_fill(c, u);
+      if (options_.cache != nullptr && head.status >= 200 && head.status < 400 &&
+          cache::invalidates_on_success(c->parser->head().method_text)) {
+        invalidate_after_unsafe(c, head);
+      }
       if (u->parser.body_done()) c->response_done = true;
       continue;
     }
@@ -271,6 +296,12 @@ void Worker::on_response_done(ClientConn* c) {
     // left over on either side.
     bool reusable = u->parser.head().keep_alive && c->request_done && u->out.empty() && u->unparsed() == 0 &&
                     !draining_ && options_.upstream_idle_max > 0;
+    // Bytes past the end of the response (a body on a 204, a second response) mean the
+    // backend and we disagree on framing: what we took for the whole response may not be.
+    if (c->fill && u->unparsed() != 0) {
+      c->fill.reset();
+      stats_.cache_not_stored.add();
+    }
     detach(c);
     if (reusable) {
       release_upstream(u);

@@ -128,6 +128,8 @@ struct ClientConn {
   uint64_t cache_epoch = 0;    // the cache epoch when the request arrived
   std::string cache_key;
   std::unique_ptr<cache::EntryBuilder> fill;  // the response being stored as it streams
+  cache::EntryRef revalidate;  // the stale entry this request asks the origin about (conditionally)
+  bool cache_refreshed = false;  // a 304 freshened it and the result was stored
 
   // The current request as the latency histograms and the access log see it: opened at its
   // first byte (begin_request), closed once answered or cut off (request_finished).
@@ -188,6 +190,10 @@ struct WorkerStats {
   metrics::Counter cache_not_modified;
   metrics::Counter cache_collapsed_waits;
   metrics::Counter cache_not_stored;
+  metrics::Counter cache_invalidated;
+  metrics::Counter cache_revalidations;
+  metrics::Counter cache_revalidated;
+  metrics::Counter cache_stale_served;
   metrics::Gauge connections_open;
   // Loop turns (at least one per kTickMs while running): the systemd watchdog pings only
   // while every reactor's count moves.
@@ -254,6 +260,10 @@ class Worker {
   void start_fill(ClientConn* c, UpstreamConn* u);
   http::ParseResult parse_body_filling(ClientConn* c, UpstreamConn* u, const char* data, size_t len);
   void end_cache_claim(ClientConn* c);
+  void invalidate_after_unsafe(ClientConn* c, const http::ResponseHead& response);
+  void write_hit(ClientConn* c, cache::EntryRef entry);
+  bool answer_revalidated(ClientConn* c, const http::ResponseHead& response);
+  bool serve_stale(ClientConn* c, bool disconnected);
   void arm_wake_read();
 
   // Upstream side (upstream_conn.cc).

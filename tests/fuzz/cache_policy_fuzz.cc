@@ -114,6 +114,32 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
   std::string fields_304;
   cache::append_304_fields(e, fields_304);
   (void)e.charge();
+  (void)cache::may_serve_stale(e, mono_ms + later_ms, true);
+
+  // A range of the stored body is inside it.
+  cache::ByteRange range;
+  cache::RangeAnswer answer = cache::select_range(e, request_fields, range);
+  if (answer == cache::RangeAnswer::partial) {
+    FUZZ_CHECK(range.first <= range.last && range.last < e.body.size(),
+               "range " + std::to_string(range.first) + "-" + std::to_string(range.last) + " of " +
+                   std::to_string(e.body.size()) + " bytes");
+  }
+
+  // Freshening with the request's fields standing in for a 304's keeps the body and key.
+  cache::Freshened freshened =
+      cache::freshen(e, request, request_fields, policy.has_authorization, default_ttl_ms, now_unix_ms, mono_ms);
+  if (freshened.entry) {
+    FUZZ_CHECK(freshened.entry->body == e.body && freshened.entry->key == e.key, "freshen changed body or key");
+  }
+
+  // Location-style references resolve to a key of the same host, or to nothing.
+  for (const cache::HeaderField& f : response_fields) {
+    std::string ref_key;
+    if (cache::reference_key(request.host, request.target, f.value, ref_key)) {
+      FUZZ_CHECK(ref_key.compare(0, key.find('\n') + 1, key, 0, key.find('\n') + 1) == 0,
+                 "a reference resolved to another host: \"" + fuzz::escaped(ref_key) + "\"");
+    }
+  }
 
   // Through the cache: stored for this request, found again by it while fresh.
   if (!policy.store) return 0;

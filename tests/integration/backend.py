@@ -452,18 +452,29 @@ class Connection:
         if cc:
             headers.append(("Cache-Control", ", ".join(cc)))
         for key, name in (("vary", "Vary"), ("etag", "ETag"), ("last_modified", "Last-Modified"),
-                          ("expires", "Expires"), ("date", "Date"), ("age", "Age")):
+                          ("expires", "Expires"), ("date", "Date"), ("age", "Age"),
+                          ("location", "Location"), ("content_location", "Content-Location"),
+                          ("surrogate_control", "Surrogate-Control")):
             if key in query:
                 headers.append((name, query[key]))
         if query.get("set_cookie") == "1":
             headers.append(("Set-Cookie", "session=%d; Path=/" % serial))
+        # revalidate=1: a conditional request whose validator matches gets a 304 (with the
+        # same fields, X-Serial counting on) instead of the body.
+        if query.get("revalidate") == "1" and (
+                ("etag" in query and req.header("if-none-match") == query["etag"]) or
+                ("last_modified" in query and
+                 req.header("if-modified-since") == query["last_modified"])):
+            self.sock.sendall(self._send_head(304, "Not Modified", headers, keep_alive))
+            return
         body = ("%s %s n=%d ae=%s auth=%s\n" % (
             self.server.name, req.target, serial, req.header("accept-encoding") or "-",
             "yes" if req.header("authorization") is not None else "no")).encode("latin-1")
         size = int(query.get("bytes", "0"))
         if size > len(body):
             body += b"." * (size - len(body))
-        status = int(query.get("status", "200"))
+        # X-Backend-Status (a request header, not part of the cache key) overrides ?status.
+        status = int(req.header("x-backend-status") or query.get("status", "200"))
         self._respond(req, status, body, headers, keep_alive)
 
     def _download(self, req, query, keep_alive, extra):

@@ -140,6 +140,11 @@ RESPONSES = {
     "extra_garbage": Canned(_resp(["HTTP/1.1 200 OK", "Content-Length: 5"], b"hello")
                             + b"garbage\r\n\r\n"),
 
+    # --- interim responses (valid): 103 Early Hints and a 100 before the final response -
+    "early_hints": Canned(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+                          b"HTTP/1.1 100 Continue\r\n\r\n"
+                          + _resp(["HTTP/1.1 200 OK", "Content-Length: 5"], b"hello")),
+
     # --- a protocol switch nobody asked for ---------------------------------------------
     "switching": Canned(_resp(["HTTP/1.1 101 Switching Protocols", "Upgrade: websocket",
                                "Connection: Upgrade"], b"\x81\x05hello")),

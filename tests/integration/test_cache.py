@@ -12,7 +12,8 @@ response is told from a fresh one):
   * max-age, s-maxage, Age, Expires and --cache-ttl expire entries when they should, not
     before;
   * Vary: Accept-Encoding keeps variants apart, the Host is part of the key, and requests
-    with no-cache, Pragma, Range or Authorization bypass the lookup;
+    with no-cache, Pragma or Authorization bypass the lookup; a Range request is answered
+    from a stored whole response (206, 416) and a partial response is never stored;
   * HEAD and conditional requests (If-None-Match, If-Modified-Since) are answered from a
     stored GET without a body and without a backend request;
   * a response over --cache-object-max streams completely and is not stored; a response cut
@@ -35,7 +36,8 @@ import time
 import pytest
 
 from harness import (DEFAULT_HOST, LOOPBACK, ConnectionClosed, HttpConnection, build_request,
-                     free_port, parse_metrics, pattern_sha256, port_accepts, wait_until)
+                     free_port, parse_metrics, pattern_sha256, port_accepts, request_header,
+                     wait_until)
 
 CACHE_BYTES = "64M"
 LAST_MODIFIED = "Mon, 01 Jan 2024 00:00:00 GMT"
@@ -240,12 +242,13 @@ STATUSES = [(404, True), (410, True), (301, True), (500, False), (302, False), (
 
 
 @pytest.mark.parametrize("status,stored", STATUSES, ids=[str(s) for s, _ in STATUSES])
-def test_only_heuristically_cacheable_statuses_are_stored(cache_proxy, backend, status,
-                                                          stored):
+def test_opt_in_ttl_applies_only_to_heuristically_cacheable_statuses(start_cache_proxy,
+                                                                     backend, status, stored):
+    proxy = start_cache_proxy([backend], cache_ttl=120)
     target = "/cacheable/status?status=%d" % status   # no explicit freshness: --cache-ttl
-    first = fetch(cache_proxy.port, target)
+    first = fetch(proxy.port, target)
     assert first.status == status, first
-    second = fetch(cache_proxy.port, target)
+    second = fetch(proxy.port, target)
     assert second.status == status, second
     if stored:
         assert serial(second) == 1 and second.body == first.body, \
@@ -255,6 +258,65 @@ def test_only_heuristically_cacheable_statuses_are_stored(cache_proxy, backend, 
     else:
         assert serial(second) == 2, "status %d was served from the cache" % status
         assert len(origin_hits(backend)) == 2
+
+
+@pytest.mark.parametrize("status", [201, 302, 500, 503])
+def test_any_final_status_with_explicit_freshness_is_stored(cache_proxy, backend, status):
+    target = "/cacheable/explicit?status=%d&max_age=60" % status
+    first = fetch(cache_proxy.port, target)
+    assert first.status == status, first
+    second = fetch(cache_proxy.port, target)
+    assert second.status == status and serial(second) == 1 and second.body == first.body, \
+        "status %d with max-age was not stored: %r" % (status, second)
+    assert_age(second)
+    assert len(origin_hits(backend)) == 1
+
+
+def test_default_flags_store_nothing_without_freshness_or_last_modified(cache_proxy, backend):
+    target = "/cacheable/plain"
+    assert serial(fetch(cache_proxy.port, target)) == 1
+    second = fetch(cache_proxy.port, target)
+    assert serial(second) == 2 and second.header("Age") is None, \
+        "a response stating no freshness was reused with default flags: %r" % second
+    assert cache_proxy.metric("ringmaster_cache_stores_total") == 0
+
+
+def test_heuristic_freshness_is_a_tenth_of_the_time_since_last_modified(cache_proxy, backend):
+    # Modified 30 s before its Date: fresh for 3 s, then fetched again.
+    now = int(time.time())
+    target = "/cacheable/heuristic?date=%s&last_modified=%s" % (
+        http_date(now).replace(" ", "%20"), http_date(now - 30).replace(" ", "%20"))
+    t0 = time.monotonic()
+    assert serial(fetch(cache_proxy.port, target)) == 1
+    hit = fetch(cache_proxy.port, target)
+    assert serial(hit) == 1, "a response with an old Last-Modified was not stored: %r" % hit
+    assert_age(hit, 0, 3)
+    # A heuristically cacheable status only: a 500 with the same fields is not stored.
+    err = "/cacheable/heuristic-500?status=500&last_modified=%s" % (
+        http_date(now - 100).replace(" ", "%20"))
+    fetch(cache_proxy.port, err)
+    fetch(cache_proxy.port, err)
+    assert len(origin_hits(backend, "/cacheable/heuristic-500")) == 2
+    # The passage of time is the subject here: poll until the backend is asked again.
+    while serial(fetch(cache_proxy.port, target)) == 1:
+        assert time.monotonic() - t0 < 6, "still fresh well after 10% of 30 s"
+        time.sleep(0.2)
+    elapsed = time.monotonic() - t0
+    assert elapsed >= 2.5, "expired after %.1f s, before its heuristic 3 s" % elapsed
+
+
+def test_an_age_list_or_an_invalid_age_counts_as_stale(cache_proxy, backend):
+    # "Age: 7200, 0" with max-age=3600: not one age, so stale, and not stored (no validator).
+    target = "/cacheable/age-list?max_age=3600&age=7200,%200"
+    assert serial(fetch(cache_proxy.port, target)) == 1
+    assert serial(fetch(cache_proxy.port, target)) == 2, "Age: 7200, 0 was read as 0"
+    # An Age that is not a number: not stored either (it might hide an old response).
+    target = "/cacheable/age-bad?max_age=3600&age=abc"
+    fetch(cache_proxy.port, target)
+    second = fetch(cache_proxy.port, target)
+    assert second.status == 200 and second.header("Age") == "abc", second  # relayed as sent
+    assert len(origin_hits(backend, "/cacheable/age-bad")) == 2, "Age: abc was read as 0"
+    assert cache_proxy.metric("ringmaster_cache_stores_total") == 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -376,7 +438,6 @@ def test_host_is_part_of_the_key(cache_proxy, backend):
 BYPASS = [
     ("cache-control-no-cache", [("Cache-Control", "no-cache")]),
     ("pragma-no-cache", [("Pragma", "no-cache")]),
-    ("range", [("Range", "bytes=0-9")]),
     ("authorization", [("Authorization", "Bearer x")]),
 ]
 
@@ -391,6 +452,39 @@ def test_request_bypasses_the_lookup(cache_proxy, backend, name, headers):
     assert len(origin_hits(backend)) == 2, \
         "a request with %s was answered from the cache: %r" % (headers, r)
     assert serial(r) == 2 and r.header("Age") is None, r
+
+
+def test_range_requests_are_answered_from_a_stored_whole_response(cache_proxy, backend):
+    target = "/cacheable/range?max_age=60&etag=%22r1%22&bytes=1000"
+    whole = fetch(cache_proxy.port, target)
+    assert whole.status == 200 and len(whole.body) == 1000, whole
+    cases = [("bytes=0-9", 0, 9), ("bytes=990-", 990, 999), ("bytes=-5", 995, 999),
+             ("bytes=900-5000", 900, 999)]
+    for spec, first, last in cases:
+        r = fetch(cache_proxy.port, target, [("Range", spec)])
+        assert r.status == 206, (spec, r)
+        assert r.header("Content-Range") == "bytes %d-%d/1000" % (first, last), (spec, r)
+        assert r.body == whole.body[first:last + 1], spec
+        assert r.header("ETag") == '"r1"' and r.header("Age") is not None, r
+    r = fetch(cache_proxy.port, target, [("Range", "bytes=1000-")])
+    assert r.status == 416 and r.header("Content-Range") == "bytes */1000" and r.body == b"", r
+    # Several ranges, or an If-Range that does not match: the whole stored response.
+    r = fetch(cache_proxy.port, target, [("Range", "bytes=0-1,5-6")])
+    assert r.status == 200 and r.body == whole.body, r
+    r = fetch(cache_proxy.port, target, [("Range", "bytes=0-1"), ("If-Range", '"old"')])
+    assert r.status == 200 and r.body == whole.body, r
+    assert len(origin_hits(backend)) == 1, "a range request went to the backend"
+
+
+def test_a_range_request_that_misses_is_relayed_and_not_stored(cache_proxy, backend):
+    # The backend answers the whole response even to a Range request: storable, but what
+    # answers a range request is not stored.
+    target = "/cacheable/range-miss?max_age=60"
+    r = fetch(cache_proxy.port, target, [("Range", "bytes=0-9")])
+    assert r.status == 200 and serial(r) == 1, r
+    assert cache_proxy.metric("ringmaster_cache_stores_total") == 0
+    assert serial(fetch(cache_proxy.port, target)) == 2
+    assert cache_proxy.metric("ringmaster_cache_stores_total") == 1
 
 
 # ---------------------------------------------------------------------------------------
@@ -472,7 +566,8 @@ def _download_sha(port, target):
 
 def test_oversized_response_streams_completely_and_is_not_stored(start_cache_proxy,
                                                                  backend):
-    proxy = start_cache_proxy([backend], cache_object_max="64K")
+    # /download states no freshness: the opt-in lifetime makes it storable but for its size.
+    proxy = start_cache_proxy([backend], cache_object_max="64K", cache_ttl=120)
     size = 1 << 20
     for framing in ("cl", "chunked"):
         target = "/download?bytes=%d&framing=%s" % (size, framing)
@@ -665,6 +760,237 @@ def test_purge_all_while_a_fill_is_in_flight_does_not_store_the_old_response(cac
     r = fetch(cache_proxy.port, target)
     assert serial(r) == 2, \
         "a response fetched before the purge was stored after it and served: %r" % r
+
+
+# ---------------------------------------------------------------------------------------
+# 9b. Invalidation after unsafe requests (RFC 9111 4.4)
+
+def _stored(proxy, backend, target):
+    """Fetches target twice; True when the second answer came from the cache."""
+    before = len(origin_hits(backend, target))
+    fetch(proxy.port, target)
+    second = fetch(proxy.port, target)
+    return len(origin_hits(backend, target)) == before + 1 and second.header("Age") is not None
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_successful_unsafe_request_invalidates_its_target(cache_proxy, backend, method):
+    target = "/cacheable/inv-%s?max_age=60" % method
+    assert _stored(cache_proxy, backend, target)
+    with HttpConnection(cache_proxy.port) as c:
+        r = c.request(method, target, body=b"changed")
+    assert r.status == 200, r
+    after = fetch(cache_proxy.port, target)
+    assert after.header("Age") is None and len(origin_hits(backend, target)) == 3, \
+        "the stored answer outlived a successful %s to its URI: %r" % (method, after)
+    assert cache_proxy.metric("ringmaster_cache_invalidated_total") == 1
+
+
+def test_location_and_content_location_of_the_same_origin_are_invalidated(cache_proxy,
+                                                                          backend):
+    created, described, foreign = ("/cacheable/created?max_age=60",
+                                   "/cacheable/described?max_age=60",
+                                   "/cacheable/foreign?max_age=60")
+    for t in (created, described, foreign):
+        assert _stored(cache_proxy, backend, t)
+    # A failed POST naming them changes nothing ...
+    failed = "/cacheable/form?status=500&location=%s" % created.replace("?", "%3F")
+    with HttpConnection(cache_proxy.port) as c:
+        assert c.request("POST", failed, body=b"x").status == 500
+    assert fetch(cache_proxy.port, created).header("Age") is not None, "a failed POST invalidated"
+    # ... a successful one invalidates Location (absolute, same host) and Content-Location
+    # (path-relative), but never a URI of another origin.
+    ok = "/cacheable/form?status=201&location=%s&content_location=%s" % (
+        ("http://%s%s" % (DEFAULT_HOST, created)).replace("?", "%3F"),
+        described.split("/")[-1].replace("?", "%3F"))
+    with HttpConnection(cache_proxy.port) as c:
+        assert c.request("POST", ok, body=b"x").status == 201
+    with HttpConnection(cache_proxy.port) as c:
+        other = "/cacheable/form?status=201&location=%s" % (
+            "http://other.example" + foreign).replace("?", "%3F")
+        assert c.request("POST", other, body=b"x").status == 201
+    assert fetch(cache_proxy.port, created).header("Age") is None
+    assert fetch(cache_proxy.port, described).header("Age") is None
+    assert fetch(cache_proxy.port, foreign).header("Age") is not None, \
+        "another origin's URI was invalidated"
+
+
+# ---------------------------------------------------------------------------------------
+# 9c. Revalidation (RFC 9111 4.3)
+
+def _conditionals(entry):
+    return (request_header(entry, "If-None-Match"), request_header(entry, "If-Modified-Since"))
+
+
+def test_stale_entry_is_revalidated_and_a_304_freshens_it(cache_proxy, backend):
+    # max-age=0: stale as soon as stored, kept for its ETag.
+    target = "/cacheable/reval?max_age=0&etag=%22v1%22&revalidate=1&bytes=2000"
+    first = fetch(cache_proxy.port, target)
+    assert first.status == 200 and serial(first) == 1 and len(first.body) == 2000, first
+    assert _conditionals(origin_hits(backend)[0]) == ([], [])
+    second = fetch(cache_proxy.port, target)
+    sent = origin_hits(backend)
+    assert len(sent) == 2 and _conditionals(sent[1]) == (['"v1"'], []), \
+        "the stale entry was not revalidated with its ETag: %r" % sent[1]
+    # The client gets the stored body with the fields the 304 brought (X-Serial 2).
+    assert second.status == 200 and second.body == first.body, second
+    assert serial(second) == 2 and second.header("ETag") == '"v1"', second
+    assert_age(second, 0, 1)
+    assert cache_proxy.metric("ringmaster_cache_revalidated_total") == 1
+    # HEAD revalidates the same way and gets the head only.
+    head = fetch(cache_proxy.port, target, method="HEAD")
+    assert head.status == 200 and head.body == b"" and serial(head) == 3, head
+    assert head.header("Content-Length") == "2000", head
+
+
+def test_revalidation_by_last_modified_and_a_200_replaces_the_entry(cache_proxy, backend):
+    lm = LAST_MODIFIED.replace(" ", "%20")
+    # no-cache: stored, but used only after asking; without revalidate=1 the origin always
+    # answers 200, and that response replaces the stored one.
+    target = "/cacheable/reval-lm?cc=no-cache&last_modified=%s" % lm
+    assert serial(fetch(cache_proxy.port, target)) == 1
+    second = fetch(cache_proxy.port, target)
+    sent = origin_hits(backend)
+    assert _conditionals(sent[1]) == ([], [LAST_MODIFIED]), sent[1]
+    assert second.status == 200 and serial(second) == 2 and b"n=2" in second.body, second
+    third = fetch(cache_proxy.port, target)
+    assert serial(third) == 3 and b"n=3" in third.body, "a no-cache entry was served unasked"
+    # With revalidate=1 the origin says 304 and the (replaced) entry is served.
+    target304 = target + "&revalidate=1"
+    body = fetch(cache_proxy.port, target304).body
+    again = fetch(cache_proxy.port, target304)
+    assert again.body == body and again.header("Age") is not None, again
+
+
+def test_a_clients_own_conditional_request_goes_upstream_unchanged(cache_proxy, backend):
+    target = "/cacheable/reval-own?max_age=0&etag=%22v1%22&revalidate=1"
+    fetch(cache_proxy.port, target)
+    r = fetch(cache_proxy.port, target, [("If-None-Match", '"other"')])
+    sent = origin_hits(backend)
+    assert _conditionals(sent[1]) == (['"other"'], []), sent[1]
+    assert r.status == 200 and serial(r) == 2, r
+    # ... and a 304 answering the client's own validator is relayed, not stored.
+    r = fetch(cache_proxy.port, target, [("If-None-Match", '"v1"')])
+    assert r.status == 304 and r.body == b"", r
+    assert _conditionals(origin_hits(backend)[2]) == (['"v1"'], [])
+
+
+def test_concurrent_requests_for_a_stale_entry_make_one_conditional_request(start_cache_proxy,
+                                                                            backend):
+    proxy = start_cache_proxy([backend], threads=2)
+    target = "/cacheable/reval-herd?max_age=2&etag=%22h%22&revalidate=1&delay_ms=300"
+    first = fetch(proxy.port, target)
+    # The passage of time is the subject (any request would refresh the entry): let it age
+    # past its 2 s.
+    time.sleep(2.2)
+    before = len(origin_hits(backend))
+    results, _ = _concurrent_gets(proxy.port, target, 20)
+    assert all(not isinstance(x, Exception) and x.status == 200 and x.body == first.body
+               for x in results), results
+    assert len(origin_hits(backend)) == before + 1, \
+        "20 requests for a stale entry made %d conditional requests" % (
+            len(origin_hits(backend)) - before)
+
+
+# ---------------------------------------------------------------------------------------
+# 9c2. Surrogate-Control (W3C Edge Architecture)
+
+def test_surrogate_control_for_ringmaster_overrides_cache_control(cache_proxy, backend):
+    # Cache-Control: no-store is for the caches after us; Surrogate-Control's max-age,
+    # targeted at ringmaster's token, is for us.
+    target = "/cacheable/sc?cc=no-store&surrogate_control=max-age%3D60%3Bringmaster"
+    first = fetch(cache_proxy.port, target)
+    assert first.header("Surrogate-Control") == "max-age=60;ringmaster", first  # relayed on a miss
+    hit = fetch(cache_proxy.port, target)
+    assert serial(hit) == 1 and hit.header("Age") is not None, hit
+    assert hit.header("Surrogate-Control") is None, "a hit replayed Surrogate-Control: %r" % hit
+    sent = origin_hits(backend)
+    assert request_header(sent[0], "Surrogate-Capability") == ['ringmaster="Surrogate/1.0"'], sent[0]
+    # no-store for surrogates wins over Cache-Control's lifetime; other targets are ignored.
+    no_store = "/cacheable/sc-ns?max_age=600&surrogate_control=no-store"
+    fetch(cache_proxy.port, no_store)
+    assert serial(fetch(cache_proxy.port, no_store)) == 3
+    other = "/cacheable/sc-other?max_age=600&surrogate_control=no-store%3Bsomeone-else"
+    fetch(cache_proxy.port, other)
+    assert fetch(cache_proxy.port, other).header("Age") is not None
+
+
+# ---------------------------------------------------------------------------------------
+# 9d. Serving stale when no target answers (RFC 9111 4.2.4)
+
+def test_stale_entry_answers_when_every_target_is_down(start_cache_proxy, start_backend):
+    b1, b2 = start_backend("backend-1"), start_backend("backend-2")
+    proxy = start_cache_proxy([b1, b2])
+    allowed, forbidden = "/cacheable/sie?max_age=1", "/cacheable/sie-mr?cc=must-revalidate&max_age=1"
+    stored = fetch(proxy.port, allowed)
+    assert stored.status == 200, stored
+    fetch(proxy.port, forbidden)
+    b1.stop()
+    b2.stop()
+    time.sleep(1.2)  # the passage of time is the subject: both entries are now stale
+    r = fetch(proxy.port, allowed)
+    assert r.status == 200 and r.body == stored.body, \
+        "with every target down a stale entry did not answer: %r" % r
+    assert_age(r, 1, 5)  # its true age, past its 1 s lifetime
+    assert fetch(proxy.port, forbidden).status == 502, "must-revalidate was served stale"
+    assert proxy.metric("ringmaster_cache_stale_served_total") == 1
+
+
+def test_stale_while_revalidate_answers_waiters_at_once(start_cache_proxy, backend):
+    """While one request revalidates a stale entry (the origin takes 1.5 s), others within
+    its stale-while-revalidate window get the stale entry at once instead of waiting."""
+    proxy = start_cache_proxy([backend], threads=2)
+    target = "/cacheable/swr?cc=max-age%3D1%2C%20stale-while-revalidate%3D60&delay_ms=1500"
+    stored = fetch(proxy.port, target)
+    time.sleep(1.2)  # the passage of time is the subject: past the 1 s lifetime
+    results = {}
+
+    def revalidating():
+        t0 = time.monotonic()
+        results["first"] = (fetch(proxy.port, target), time.monotonic() - t0)
+    t = threading.Thread(target=revalidating)
+    t.start()
+    wait_until(lambda: len(origin_hits(backend)) == 2, 5, "the revalidation to reach the backend")
+    t0 = time.monotonic()
+    others = [fetch(proxy.port, target) for _ in range(3)]
+    elapsed = time.monotonic() - t0
+    t.join()
+    assert all(r.status == 200 and r.body == stored.body for r in others), others
+    assert all(int(r.header("Age")) >= 1 for r in others), others
+    assert elapsed < 1.0, "waiters waited %.2fs for the revalidation" % elapsed
+    first, first_elapsed = results["first"]
+    assert first.status == 200 and serial(first) == 2 and first_elapsed >= 1.4, first
+    assert len(origin_hits(backend)) == 2
+    assert proxy.metric("ringmaster_cache_stale_served_total") == 3
+
+
+@pytest.mark.parametrize("opt_in", [False, True], ids=["default", "cache-stale-on-5xx"])
+def test_a_5xx_is_replaced_by_a_stale_entry_only_when_allowed(start_cache_proxy, backend,
+                                                              opt_in):
+    flags = {"cache_stale_on_5xx": True} if opt_in else {}
+    proxy = start_cache_proxy([backend], **flags)
+    plain, sie = "/cacheable/5xx?max_age=1", "/cacheable/5xx-sie?cc=max-age%3D1%2C%20stale-if-error%3D60"
+    stored = {t: fetch(proxy.port, t) for t in (plain, sie)}
+    time.sleep(1.2)  # the passage of time is the subject: both entries are now stale
+    failing = [("X-Backend-Status", "503")]
+    r = fetch(proxy.port, sie, failing)
+    assert r.status == 200 and r.body == stored[sie].body, "stale-if-error was not honoured: %r" % r
+    r = fetch(proxy.port, plain, failing)
+    if opt_in:
+        assert r.status == 200 and r.body == stored[plain].body, r
+    else:
+        assert r.status == 503, "a 503 was replaced by a stale entry without permission: %r" % r
+    assert proxy.metric("ringmaster_cache_stale_served_total") == (2 if opt_in else 1)
+
+
+def test_serving_stale_can_be_switched_off(start_cache_proxy, backend):
+    proxy = start_cache_proxy([backend], cache_serve_stale=0)
+    target = "/cacheable/sie-off?max_age=1"
+    fetch(proxy.port, target)
+    backend.stop()
+    time.sleep(1.2)  # past the 1 s lifetime
+    assert fetch(proxy.port, target).status == 502
+    assert proxy.metric("ringmaster_cache_stale_served_total") == 0
 
 
 # ---------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import pytest
 import harness
 from harness import LOOPBACK, free_port, parse_metrics, port_accepts, wait_until
 from zk import (  # noqa: F401  (fixtures are used by name)
-    start_agent, wait_for, zk, zk_server)
+    start_agent, start_zk_server, wait_for, zk, zk_server)
 
 CACHE_AGE = "/cacheAge"
 TARGETS = "/targets"
@@ -99,6 +99,25 @@ def fetch(port, target=TARGET):
 def origin_requests(*backends):
     return sum(1 for b in backends for e in b.requests()
                if (e["target"] or "").startswith("/cacheable"))
+
+
+def test_stale_entry_answers_with_zookeeper_and_every_backend_down(
+        start_zk_server, start_backend, start_agent, start_cache_zk_proxy):
+    """Static stability with the cache: ZooKeeper gone and the only backend gone too, what
+    the cache holds still answers, stale, with its true Age, and is counted."""
+    server = start_zk_server()
+    b1, _ = registered(start_backend, start_agent, server.connect_string(), "backend-1")
+    proxy = start_cache_zk_proxy(server.connect_string())
+    proxy.wait_routing([b1.addr])
+    target = "/cacheable/zk-stale?max_age=1"
+    stored = fetch(proxy.port, target)
+    server.kill()
+    b1.stop()
+    time.sleep(1.2)  # the passage of time is the subject: past the 1 s lifetime
+    r = fetch(proxy.port, target)
+    assert r.body == stored.body, r
+    assert int(r.header("Age")) >= 1, r
+    assert proxy.metric("ringmaster_cache_stale_served_total") == 1
 
 
 def registered(start_backend, start_agent, zk_connect, name, **agent_flags):

@@ -39,10 +39,12 @@ struct RequestInfo {
 
 struct RequestPolicy {
   bool lookup = false;        // may be answered from the cache (GET/HEAD, no Authorization,
-                              // no "Cache-Control: no-cache"/"Pragma: no-cache", no Range)
-  bool store = false;         // its response may be stored (GET only; with Authorization only
-                              // when the response says public / s-maxage — checked later)
+                              // no "Cache-Control: no-cache"/"Pragma: no-cache")
+  bool store = false;         // its response may be stored (GET only, no Range; with
+                              // Authorization only when the response says public / s-maxage
+                              // — checked later)
   bool has_authorization = false;
+  bool has_range = false;     // a GET with Range: a fresh hit answers the range (select_range)
 };
 RequestPolicy classify_request(const RequestInfo& request);
 
@@ -51,7 +53,22 @@ RequestPolicy classify_request(const RequestInfo& request);
 void primary_key(const RequestInfo& request, std::string& out);
 uint64_t hash_key(std::string_view key);
 
+// Invalidation (RFC 9111 4.4): after a successful (2xx/3xx) response to an unsafe request,
+// the target URI and the same-origin URIs in Location / Content-Location are invalidated.
+// Whether the method is one after which that happens (anything but GET HEAD OPTIONS TRACE).
+bool invalidates_on_success(std::string_view method);
+// The primary key of `reference` (a Location / Content-Location value) resolved against the
+// request's target (RFC 3986 5.2, without dot-segment removal: a reference with one is left
+// alone); false when it names another origin (scheme other than http, another authority)
+// or is not a usable reference. Written into `out`.
+bool reference_key(std::string_view host, std::string_view request_target, std::string_view reference,
+                   std::string& out);
+
 // ---- Response side ----
+
+// The device token ringmaster answers to in Surrogate-Control ("max-age=60;ringmaster") and
+// advertises in Surrogate-Capability.
+inline constexpr std::string_view kSurrogateToken = "ringmaster";
 
 struct StoreDecision {
   bool store = false;
@@ -87,6 +104,14 @@ struct Entry {
   int64_t freshness_ms = 0;
   int64_t initial_age_ms = 0;
   uint64_t epoch = 0;         // the cache epoch when stored (stamped by Cache::insert)
+  // Serving stale (RFC 9111 4.2.4): never when the response forbids it (must-revalidate,
+  // proxy-revalidate, s-maxage, no-cache); else up to stale_if_error_ms past its freshness
+  // after a 5xx or no answer (the response's stale-if-error, -1 without), and up to
+  // stale_window_ms when no target answered at all (the operator's setting; 0: never).
+  bool stale_forbidden = false;
+  int64_t stale_if_error_ms = -1;
+  int64_t stale_while_revalidate_ms = -1;  // the response's stale-while-revalidate, -1 without
+  int64_t stale_window_ms = 0;
   // Bytes counted against the cache size: key + head + body + Vary strings + overhead_bytes
   // (the Entry itself, its vectors, the allocator's headers, the shard's table slot).
   static constexpr size_t overhead_bytes = 256;
@@ -128,9 +153,49 @@ bool is_fresh(const Entry& e, int64_t now_ms);
 // (If-None-Match with weak comparison against the ETag; else If-Modified-Since not before
 // Last-Modified) — the answer is then 304.
 bool not_modified(const Entry& e, const Fields& request_fields);
+// Whether a request carries a precondition of its own (If-None-Match, If-Modified-Since,
+// If-Match, If-Unmodified-Since, If-Range).
+bool is_conditional(const Fields& request_fields);
+// Range requests against a complete stored response (RFC 9110 14): a single byte range of
+// a stored 200 is answered 206; one that starts past the end, 416; anything else (several
+// ranges, another unit, bad syntax, an If-Range that does not match strongly) gets the whole
+// response, as a server may.
+struct ByteRange {
+  uint64_t first = 0;
+  uint64_t last = 0;  // inclusive
+};
+enum class RangeAnswer { whole, partial, unsatisfiable };
+RangeAnswer select_range(const Entry& e, const Fields& request_fields, ByteRange& range);
+
 // The head fields a 304 carries from the stored response (ETag, Cache-Control, Expires,
 // Vary, Content-Location, Date, Last-Modified): "Name: value\r\n" lines, appended to out.
 void append_304_fields(const Entry& e, std::string& out);
+
+// Whether a stale entry can be revalidated (it has an ETag or a Last-Modified).
+inline bool revalidatable(const Entry& e) { return !e.etag.empty() || !e.last_modified.empty(); }
+// How long past its freshness lifetime the entry is (negative while fresh).
+int64_t staleness_ms(const Entry& e, int64_t now_ms);
+// Whether a stale entry may answer a request the origin did not: `disconnected` when no
+// target gave any answer (or the operator treats a 5xx as none), else the origin answered
+// 5xx and only the response's stale-if-error counts.
+bool may_serve_stale(const Entry& e, int64_t now_ms, bool disconnected);
+// Whether a stale entry may answer while another request revalidates it (the response's
+// stale-while-revalidate window).
+bool may_serve_while_revalidating(const Entry& e, int64_t now_ms);
+// Whether a stale entry is worth keeping: it can be revalidated or may still be served stale.
+bool worth_keeping_stale(const Entry& e, int64_t now_ms);
+
+// Freshening with a 304 (RFC 9111 4.3.4): the stored response with its header fields
+// updated from the 304's — all but those that describe the stored body (Content-Length,
+// Content-Encoding, Content-Range, Content-MD5, ETag) and those never stored — and its
+// lifetime computed again from the result, as of now. `storable` says whether the result
+// may be stored (a 304 can add no-store, say); it may be served to this request either way.
+struct Freshened {
+  EntryRef entry;
+  bool storable = false;
+};
+Freshened freshen(const Entry& stored, const RequestInfo& request, const Fields& not_modified_fields,
+                  bool request_has_authorization, int64_t default_ttl_ms, int64_t now_unix_ms, int64_t now_ms);
 
 // Builds an entry while the response streams to the client. The stored head's status line
 // carries `reason` when given (the upstream's own reason phrase, as the miss sent it),
@@ -219,7 +284,10 @@ class Cache {
 
   // A fresh entry for the key whose Vary-ed request headers match `request`, stored in the
   // current epoch; empty on miss (stale and old-epoch entries are misses, and are dropped).
-  EntryRef lookup(std::string_view key, uint64_t key_hash, const RequestInfo& request, int64_t now_ms);
+  // A stale entry with a validator (ETag / Last-Modified) is kept: when `stale` is given,
+  // a matching one is handed out there for revalidation.
+  EntryRef lookup(std::string_view key, uint64_t key_hash, const RequestInfo& request, int64_t now_ms,
+                  EntryRef* stale = nullptr);
   // Stores (replacing an entry of the same key and Vary values); evicts with SIEVE until
   // the total charge fits capacity. Entries larger than a shard's share are not stored.
   // epoch_at_request_start is epoch() read when the request that fetched this response
@@ -243,6 +311,12 @@ class Cache {
   // nobody claims (e.g. by an owner that was taken over) just ends whatever claim is there.
   ReactorSet release(std::string_view key, uint64_t key_hash, bool stored, int64_t now_ms, int64_t pass_ms);
 
+  // Removes every variant stored under `key`. Returns how many were removed.
+  size_t invalidate(std::string_view key, uint64_t key_hash);
+  // After a successful response to an unsafe request: invalidates the request's target and
+  // the same-origin URIs in the response's Location / Content-Location. Returns how many
+  // entries were removed.
+  size_t invalidate_after_unsafe(const RequestInfo& request, const Fields& response_fields);
   // Every entry stored before now becomes invalid at once (an epoch bump, no walk).
   void invalidate_all();
   uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }

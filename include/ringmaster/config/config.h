@@ -29,9 +29,11 @@ struct ProxyConfig {
   std::string cache_version_path = "/cacheAge";  // --cache-version-path
   uint32_t flush_interval_ms = 100;      // --flush-interval-ms (1..60000)
   uint64_t cache_bytes = 256ull << 20;   // --cache-bytes SIZE (0 disables)
-  uint32_t cache_ttl_s = 120;            // --cache-ttl SECONDS
+  uint32_t cache_ttl_s = 0;              // --cache-ttl SECONDS: fixed lifetime of responses that state none (0: off)
   uint64_t cache_object_max = 8ull << 20;  // --cache-object-max SIZE: larger responses are not stored
   uint32_t cache_lock_timeout_ms = 5000;   // --cache-lock-timeout-ms: collapsed misses wait this long
+  uint32_t cache_serve_stale_s = 3600;     // --cache-serve-stale: how stale an entry may answer when no target answers
+  bool cache_stale_on_5xx = false;         // --cache-stale-on-5xx: ... and when a target answers 500-504
   uint32_t session_timeout_ms = 10000;   // --session-timeout-ms: ZooKeeper session (1000..120000)
   bool fleet = true;                     // --fleet on|off: one leader writes the fleet's counts
   std::string fleet_path = "/ringmaster";  // --fleet-path: proxies' announcements and the ledger

@@ -147,6 +147,10 @@ class ResponseParser {
 
   void reset(Method request_method);
   ParseResult parse_head(const char* data, size_t len);
+  // Where parse_head re-serialises a 103 Early Hints interim response ("HTTP/1.1 103 Early
+  // Hints", its end-to-end fields, blank line) for the client; nullptr (the default) drops
+  // it. Other 1xx responses are always dropped (100: the proxy answers Expect itself).
+  void forward_early_hints(base::ByteBuffer* out);
   const ResponseHead& head() const;
   bool body_done() const;
   // Decodes body bytes; appends them to `out` re-chunked when `rechunk` is true (client gets
@@ -169,6 +173,7 @@ struct ForwardContext {
   std::string_view client_ip;            // appended to X-Forwarded-For
   std::string_view proto = "http";       // X-Forwarded-Proto
   std::string_view via_name = "ringmaster";  // "Via: 1.1 ringmaster" (or "1.0 ringmaster")
+  std::string_view extra_fields;             // field lines added as they are ("Name: value\r\n" each)
 };
 
 // Canonical head for the backend: "METHOD target HTTP/1.1", Host, the end-to-end fields,

@@ -35,10 +35,12 @@ struct ServerOptions {
   uint32_t upstream_idle_max = 64;
   // The shared response cache; null disables caching (--cache-bytes 0).
   cache::Cache* cache = nullptr;
-  int64_t cache_ttl_ms = 120000;             // freshness when a response states none (64-bit:
-                                             //   --cache-ttl goes up to 365 days)
+  int64_t cache_ttl_ms = 0;                  // opt-in freshness when a response states none (0: heuristics
+                                             //   only; 64-bit: --cache-ttl goes up to 365 days)
   uint64_t cache_object_bytes_max = 8 << 20;  // larger responses stream through unstored
   uint32_t cache_lock_timeout_ms = 5000;     // a collapsed miss waits this long, then goes upstream
+  int64_t cache_serve_stale_ms = 3600000;     // how stale an entry may answer when no target answers (0: never)
+  bool cache_stale_on_5xx = false;            // ... and when a target answers 500-504 (operator's opt-in)
   uint32_t cache_pass_ms = 1000;             // after an unstorable response, misses don't wait
   // --access-log: one line per request into this reactor's queue; null when off.
   AccessLog* access_log = nullptr;

@@ -175,6 +175,51 @@ TEST(Cache, StaleEntryIsAMissAndIsDropped) {
   EXPECT_EQ(cache.stats().bytes.load(), 0);
 }
 
+TEST(Cache, StaleEntryWithAValidatorIsKeptAndHandedOutForRevalidation) {
+  Cache cache(1 << 20, 1);
+  test_support::EntrySpec spec;
+  spec.freshness_ms = 1'000;
+  spec.response_fields = {{"ETag", "\"v\""}};
+  cache.insert(make_entry(spec), cache.epoch());
+  Fields none;
+  RequestInfo info = test_support::get_request(none);
+  std::string key = test_support::key_of("/index.html");
+  EntryRef stale;
+  EXPECT_FALSE(cache.lookup(key, hash_key(key), info, kNow + 5'000, &stale));
+  ASSERT_TRUE(stale);
+  EXPECT_EQ(stale->etag, "\"v\"");
+  EXPECT_EQ(cache.stats().entries.load(), 1);
+  EXPECT_FALSE(lookup(cache, "/index.html", kNow + 5'000));  // no stale asked for: a plain miss
+  EXPECT_EQ(cache.stats().entries.load(), 1);
+}
+
+TEST(Cache, StaleEntryIsKeptWhileItMayStillBeServedStale) {
+  Cache cache(1 << 20, 1);
+  for (const char* target : {"/window", "/forbidden"}) {
+    test_support::EntrySpec spec;
+    spec.target = target;
+    spec.freshness_ms = 1'000;
+    if (std::string_view(target) == "/forbidden") spec.response_fields = {{"Cache-Control", "max-age=1, must-revalidate"}};
+    EntryRef e = make_entry(spec);
+    e->stale_window_ms = 10'000;
+    cache.insert(std::move(e), cache.epoch());
+  }
+  Fields none;
+  EntryRef stale;
+  std::string key = test_support::key_of("/window");
+  EXPECT_FALSE(cache.lookup(key, hash_key(key), test_support::get_request(none, "/window"), kNow + 5'000, &stale));
+  EXPECT_TRUE(stale);
+  stale.reset();
+  key = test_support::key_of("/forbidden");
+  EXPECT_FALSE(cache.lookup(key, hash_key(key), test_support::get_request(none, "/forbidden"), kNow + 5'000, &stale));
+  EXPECT_FALSE(stale);  // must-revalidate, no validator: dropped
+  EXPECT_EQ(cache.stats().entries.load(), 1);
+  key = test_support::key_of("/window");
+  EXPECT_FALSE(cache.lookup(key, hash_key(key), test_support::get_request(none, "/window"), kNow + 11'001, &stale));
+  EXPECT_FALSE(stale);  // past the window: dropped
+  EXPECT_EQ(cache.stats().entries.load(), 0);
+}
+
 TEST(Cache, LookupDropsAtMostEightStaleVariantsAtOnce) {
   Cache cache(1 << 20, 1);
   const std::string encodings[10] = {"enc0", "enc1", "enc2", "enc3", "enc4", "enc5", "enc6", "enc7", "enc8", "enc9"};
@@ -339,6 +384,30 @@ TEST(Cache, PurgePathRemovesEveryHostAndQueryOfThatPath) {
   EXPECT_TRUE(lookup(cache, "/q?p", kNow));
   EXPECT_EQ(cache.stats().entries.load(), 2);
   EXPECT_EQ(cache.purge_path("/nothing"), 0u);
+}
+
+TEST(Cache, InvalidateAfterUnsafeRemovesTheTargetAndSameOriginLocations) {
+  Cache cache(1 << 20, 8);
+  for (const char* t : {"/created/1", "/dir/rel", "/other", "/a?q"}) cache.insert(make_entry(t), cache.epoch());
+  for (const char* coding : {"gzip", "br"}) {  // two variants of /a: both go
+    test_support::EntrySpec variant;
+    variant.target = "/a";
+    variant.request_fields = {{"Accept-Encoding", coding}};
+    variant.response_fields = {{"Vary", "Accept-Encoding"}};
+    cache.insert(make_entry(variant), cache.epoch());
+  }
+  Fields none;
+  RequestInfo post = test_support::get_request(none, "/a");
+  Fields response = {{"Location", "http://EXAMPLE.com/created/1"}, {"Content-Location", "http://evil.example/other"}};
+  EXPECT_EQ(cache.invalidate_after_unsafe(post, response), 3u);
+  EXPECT_FALSE(lookup(cache, "/a", kNow));
+  EXPECT_FALSE(lookup(cache, "/created/1", kNow));
+  EXPECT_TRUE(lookup(cache, "/other", kNow));  // another origin's URI: untouched
+  EXPECT_TRUE(lookup(cache, "/a?q", kNow));    // another target
+  RequestInfo put = test_support::get_request(none, "/dir/x");
+  EXPECT_EQ(cache.invalidate_after_unsafe(put, {{"Content-Location", "rel"}}), 1u);
+  EXPECT_FALSE(lookup(cache, "/dir/rel", kNow));
+  EXPECT_EQ(cache.stats().entries.load(), 2);
 }
 
 TEST(Cache, DestructionFreesEveryEntryButNotHeldOnes) {

@@ -115,5 +115,56 @@ TEST(NotModifiedResponse, CarriesOnlyTheValidatorAndCachingFields) {
             "Last-Modified: Sat, 05 Nov 1994 08:49:37 GMT\r\n");
 }
 
+// ---- Range (RFC 9110 14) against a stored 200 of 10 bytes ----
+
+struct RangeCase {
+  Fields request;
+  RangeAnswer answer;
+  uint64_t first = 0;
+  uint64_t last = 0;
+};
+
+TEST(Range, SingleByteRangesOfAStoredResponse) {
+  test_support::EntrySpec spec;
+  spec.body = "0123456789";
+  spec.response_fields = {{"ETag", "\"s\""}, {"Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT"}};
+  EntryRef e = test_support::make_entry(spec);
+  const RangeCase cases[] = {
+      {{{"Range", "bytes=0-1"}}, RangeAnswer::partial, 0, 1},
+      {{{"Range", "bytes=1-"}}, RangeAnswer::partial, 1, 9},
+      {{{"Range", "bytes=-1"}}, RangeAnswer::partial, 9, 9},
+      {{{"Range", "bytes=-50"}}, RangeAnswer::partial, 0, 9},
+      {{{"Range", "bytes=5-500"}}, RangeAnswer::partial, 5, 9},
+      {{{"Range", "bytes=10-"}}, RangeAnswer::unsatisfiable},
+      {{{"Range", "bytes=-0"}}, RangeAnswer::unsatisfiable},
+      {{{"Range", "bytes=3-1"}}, RangeAnswer::whole},      // invalid: ignored
+      {{{"Range", "bytes=0-1,3-4"}}, RangeAnswer::whole},  // several: the whole response
+      {{{"Range", "items=0-1"}}, RangeAnswer::whole},
+      {{{"Range", "bytes=a-b"}}, RangeAnswer::whole},
+      {{{"Range", "bytes=0-1"}, {"If-Range", "\"s\""}}, RangeAnswer::partial, 0, 1},
+      {{{"Range", "bytes=0-1"}, {"If-Range", "\"other\""}}, RangeAnswer::whole},
+      {{{"Range", "bytes=0-1"}, {"If-Range", "W/\"s\""}}, RangeAnswer::whole},  // weak never matches
+      {{{"Range", "bytes=0-1"}, {"If-Range", "Mon, 01 Jan 2024 00:00:00 GMT"}}, RangeAnswer::partial, 0, 1},
+      {{{"Range", "bytes=0-1"}, {"If-Range", "Tue, 02 Jan 2024 00:00:00 GMT"}}, RangeAnswer::whole},
+  };
+  for (const RangeCase& c : cases) {
+    ByteRange r;
+    RangeAnswer a = select_range(*e, c.request, r);
+    EXPECT_EQ(a, c.answer) << c.request[0].value;
+    if (a == RangeAnswer::partial && c.answer == RangeAnswer::partial) {
+      EXPECT_EQ(r.first, c.first) << c.request[0].value;
+      EXPECT_EQ(r.last, c.last) << c.request[0].value;
+    }
+  }
+}
+
+TEST(Range, OnlyA200IsSliced) {
+  test_support::EntrySpec spec;
+  spec.status = 404;
+  EntryRef e = test_support::make_entry(spec);
+  ByteRange r;
+  EXPECT_EQ(select_range(*e, {{"Range", "bytes=0-1"}}, r), RangeAnswer::whole);
+}
+
 }  // namespace
 }  // namespace ringmaster::cache

@@ -10,6 +10,8 @@
 namespace ringmaster::cache {
 namespace {
 
+using test_support::make_entry;
+
 StoreDecision storable(int64_t freshness_ms = 60'000) {
   StoreDecision d;
   d.store = true;
@@ -152,6 +154,36 @@ TEST(EntryRef, ShareCountsAndTheLastReferenceFrees) {
   EXPECT_FALSE(d.share());
   d = std::move(a);
   EXPECT_EQ(d->body, "hello");
+}
+
+TEST(ServeStale, ForbiddenByRevalidationDirectivesAndBoundedByWindowOrStaleIfError) {
+  auto entry = [](const char* cache_control) {
+    test_support::EntrySpec spec;
+    spec.freshness_ms = 1'000;
+    spec.now_ms = 0;
+    spec.response_fields = {{"Cache-Control", cache_control}};
+    EntryRef e = make_entry(spec);
+    e->stale_window_ms = 60'000;
+    return e;
+  };
+  EntryRef plain = entry("max-age=1");
+  EXPECT_EQ(staleness_ms(*plain, 3'000), 2'000);
+  EXPECT_TRUE(may_serve_stale(*plain, 3'000, true));    // no target answered: the window
+  EXPECT_FALSE(may_serve_stale(*plain, 3'000, false));  // a 5xx: only with stale-if-error
+  EXPECT_FALSE(may_serve_stale(*plain, 62'000, true));
+  for (const char* forbidding : {"max-age=1, must-revalidate", "max-age=1, proxy-revalidate", "s-maxage=1",
+                                 "no-cache, max-age=1"}) {
+    EXPECT_FALSE(may_serve_stale(*entry(forbidding), 3'000, true)) << forbidding;
+  }
+  EntryRef swr = entry("max-age=1, stale-while-revalidate=5");
+  EXPECT_TRUE(may_serve_while_revalidating(*swr, 3'000));
+  EXPECT_FALSE(may_serve_while_revalidating(*swr, 7'000));
+  EXPECT_FALSE(may_serve_while_revalidating(*plain, 3'000));
+  EXPECT_FALSE(may_serve_while_revalidating(*entry("max-age=1, stale-while-revalidate=5, must-revalidate"), 3'000));
+  EntryRef sie = entry("max-age=1, stale-if-error=5");
+  EXPECT_TRUE(may_serve_stale(*sie, 3'000, false));
+  EXPECT_FALSE(may_serve_stale(*sie, 7'000, false));
+  EXPECT_TRUE(may_serve_stale(*sie, 7'000, true));
 }
 
 }  // namespace

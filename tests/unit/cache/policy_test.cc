@@ -80,11 +80,12 @@ TEST(RequestPolicy, PragmaNoCacheSkipsLookup) {
   EXPECT_TRUE(p.store);
 }
 
-TEST(RequestPolicy, RangeSkipsLookupAndStore) {
+TEST(RequestPolicy, RangeIsLookedUpButNotStored) {
   Fields f{{"Range", "bytes=0-99"}};
   RequestPolicy p = classify_request(get_request(f));
-  EXPECT_FALSE(p.lookup);
+  EXPECT_TRUE(p.lookup);
   EXPECT_FALSE(p.store);
+  EXPECT_TRUE(p.has_range);
 }
 
 // Like nginx, a browser reload's "max-age=0" is not a bypass; only no-cache / no-store are.
@@ -142,27 +143,106 @@ TEST(HashKey, EveryLengthHashesDifferently) {
 
 // ---- Responses ----
 
-TEST(ResponsePolicy, WithoutExplicitFreshnessGetsTheDefaultTtl) {
+TEST(ResponsePolicy, OptInTtlGivesALifetimeToResponsesThatStateNone) {
   StoreDecision d = classify({{"Content-Type", "text/html"}});
   EXPECT_TRUE(d.store);
   EXPECT_EQ(d.freshness_ms, kTtlMs);
   EXPECT_EQ(d.initial_age_ms, 0);
 }
 
-TEST(ResponsePolicy, DefaultTtlOfZeroStoresNothing) {
-  StoreDecision d = classify_response(200, {}, false, 0, kNowMs);
+TEST(ResponsePolicy, WithoutTtlOrLastModifiedNothingIsStored) {
+  StoreDecision d = classify_response(200, {{"Content-Type", "text/html"}}, false, 0, kNowMs);
   EXPECT_FALSE(d.store);
+  EXPECT_STREQ(d.reason, "no-freshness");
 }
 
-TEST(ResponsePolicy, StoresOnlyHeuristicallyCacheableStatuses) {
-  for (uint16_t s : {200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501}) {
-    EXPECT_TRUE(classify({}, s).store) << s;
+// RFC 9111 4.2.2: 10% of Date - Last-Modified.
+TEST(ResponsePolicy, HeuristicFreshnessIsATenthOfTheTimeSinceLastModified) {
+  // Date is kNowMs; Last-Modified 10000 s before it.
+  Fields f = {{"Date", "Sun, 06 Nov 1994 08:49:37 GMT"}, {"Last-Modified", "Sun, 06 Nov 1994 06:02:57 GMT"}};
+  StoreDecision d = classify_response(200, f, false, 0, kNowMs);
+  EXPECT_TRUE(d.store);
+  EXPECT_EQ(d.freshness_ms, 1'000'000);
+  // Without Date, now stands in for it.
+  d = classify_response(200, {{"Last-Modified", "Sun, 06 Nov 1994 06:02:57 GMT"}}, false, 0, kNowMs);
+  EXPECT_EQ(d.freshness_ms, 1'000'000);
+}
+
+TEST(ResponsePolicy, HeuristicFreshnessIsCappedAtADay) {
+  StoreDecision d = classify_response(200, {{"Last-Modified", "Mon, 01 Jan 1990 00:00:00 GMT"}}, false, 0, kNowMs);
+  EXPECT_TRUE(d.store);
+  EXPECT_EQ(d.freshness_ms, 86'400'000);
+}
+
+TEST(ResponsePolicy, NoHeuristicFromAFutureOrInvalidLastModified) {
+  // A future Last-Modified is still a validator: stored, but stale from the start.
+  StoreDecision d = classify_response(200, {{"Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT"}}, false, 0, kNowMs);
+  EXPECT_TRUE(d.store);
+  EXPECT_EQ(d.freshness_ms, 0);
+  EXPECT_FALSE(classify_response(200, {{"Last-Modified", "yesterday"}}, false, 0, kNowMs).store);
+}
+
+// RFC 9111 4.3: what may not be used without asking the origin is stored when it can be
+// asked about (a validator), with no freshness: every use revalidates first.
+TEST(ResponsePolicy, ResponsesNeedingRevalidationAreStoredStaleWhenTheyHaveAValidator) {
+  const Fields cases[] = {
+      {{"Cache-Control", "no-cache"}, {"ETag", "\"a\""}},
+      {{"Cache-Control", "no-cache=\"x-foo\", max-age=60"}, {"ETag", "\"a\""}},
+      {{"Cache-Control", "max-age=0"}, {"ETag", "\"a\""}},
+      {{"Cache-Control", "max-age=60"}, {"Age", "120"}, {"Last-Modified", "Mon, 01 Jan 1990 00:00:00 GMT"}},
+      {{"Expires", "Sun, 06 Nov 1994 08:00:00 GMT"}, {"ETag", "W/\"b\""}},
+      {{"ETag", "\"only-a-validator\""}},
+  };
+  for (const Fields& f : cases) {
+    StoreDecision d = classify_response(200, f, false, 0, kNowMs);
+    EXPECT_TRUE(d.store) << f[0].name << ": " << f[0].value;
+    EXPECT_EQ(d.freshness_ms, 0) << f[0].value;
   }
-  for (uint16_t s : {201, 206, 302, 303, 304, 307, 400, 403, 500, 502, 503}) {
+  // The same without a validator: not stored.
+  for (const Fields& f : cases) {
+    Fields without;
+    for (const HeaderField& h : f) {
+      if (h.name != "ETag" && h.name != "Last-Modified") without.push_back(h);
+    }
+    if (without.empty()) continue;
+    EXPECT_FALSE(classify_response(200, without, false, 0, kNowMs).store) << f[0].value;
+  }
+}
+
+TEST(ResponsePolicy, HeuristicsOnlyForHeuristicallyCacheableStatusesOrPublic) {
+  Fields lm = {{"Last-Modified", "Mon, 01 Jan 1990 00:00:00 GMT"}};
+  for (uint16_t s : {200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501}) {
+    EXPECT_TRUE(classify_response(s, lm, false, 0, kNowMs).store) << s;
+    EXPECT_TRUE(classify({}, s).store) << s;  // and the opt-in TTL
+  }
+  for (uint16_t s : {201, 302, 303, 307, 400, 403, 500, 502, 503, 599}) {
+    StoreDecision d = classify_response(s, lm, false, 0, kNowMs);
+    EXPECT_FALSE(d.store) << s;
+    EXPECT_STREQ(d.reason, "status");
+    EXPECT_FALSE(classify({}, s).store) << s;
+    Fields lm_public = {{"Last-Modified", "Mon, 01 Jan 1990 00:00:00 GMT"}, {"Cache-Control", "public"}};
+    EXPECT_TRUE(classify_response(s, lm_public, false, 0, kNowMs).store) << s;
+  }
+}
+
+TEST(ResponsePolicy, AnyFinalStatusWithExplicitFreshnessIsStored) {
+  for (uint16_t s : {200, 201, 302, 303, 307, 400, 403, 500, 502, 503, 299, 599}) {
+    EXPECT_TRUE(classify({{"Cache-Control", "max-age=60"}}, s).store) << s;
+  }
+  // Not whole responses: interim, partial and not-modified answers.
+  for (uint16_t s : {100, 103, 206, 304}) {
     StoreDecision d = classify({{"Cache-Control", "max-age=60"}}, s);
     EXPECT_FALSE(d.store) << s;
     EXPECT_STREQ(d.reason, "status");
   }
+}
+
+TEST(ResponsePolicy, MustUnderstandStoresOnlyKnownStatusesAndOverridesNoStore) {
+  StoreDecision d = classify({{"Cache-Control", "must-understand, no-store, max-age=60"}}, 200);
+  EXPECT_TRUE(d.store);
+  d = classify({{"Cache-Control", "must-understand, no-store, max-age=60"}}, 599);
+  EXPECT_FALSE(d.store);
+  EXPECT_STREQ(d.reason, "must-understand");
 }
 
 TEST(ResponsePolicy, NoStoreIsNotStored) {
@@ -318,15 +398,100 @@ TEST(ResponsePolicy, AgeHeaderIsTheInitialAge) {
   EXPECT_EQ(d.initial_age_ms, 25'000);
 }
 
-TEST(ResponsePolicy, InvalidAgeIsIgnored) {
-  EXPECT_EQ(classify({{"Age", "1.5"}}).initial_age_ms, 0);
-  EXPECT_EQ(classify({{"Age", "-3"}}).initial_age_ms, 0);
+// Conservative: an Age we cannot read might hide an old response.
+TEST(ResponsePolicy, InvalidAgeIsNotStored) {
+  for (const char* age : {"1.5", "-3", "abc", "7200;foo=bar", ""}) {
+    StoreDecision d = classify({{"Cache-Control", "max-age=3600"}, {"Age", age}});
+    EXPECT_FALSE(d.store) << age;
+    EXPECT_STREQ(d.reason, "invalid-age") << age;
+  }
+}
+
+// A list, on one line or several, is no single age: invalid, so stale (stored only for
+// revalidation when there is a validator).
+TEST(ResponsePolicy, AgeListIsInvalid) {
+  const Fields lists[] = {{{"Age", "7200, 0"}}, {{"Age", "0,7200"}}, {{"Age", "0"}, {"Age", "7200"}},
+                          {{"Age", "0, 0"}},    {{"Age", "0"}, {"Age", "0"}}};
+  for (const Fields& ages : lists) {
+    Fields f = ages;
+    f.push_back({"Cache-Control", "max-age=3600"});
+    StoreDecision d = classify(f);
+    EXPECT_FALSE(d.store) << ages[0].value;
+    EXPECT_STREQ(d.reason, "invalid-age");
+    f.push_back({"ETag", "\"e\""});
+    d = classify(f);
+    EXPECT_TRUE(d.store);
+    EXPECT_EQ(d.freshness_ms, 0) << ages[0].value;
+  }
+  EXPECT_EQ(classify({{"Cache-Control", "max-age=3600"}, {"Age", " 25 "}}).initial_age_ms, 25'000);
 }
 
 TEST(ResponsePolicy, ResponseAlreadyAsOldAsItsLifetimeIsNotStored) {
   StoreDecision d = classify({{"Cache-Control", "max-age=60"}, {"Age", "60"}});
   EXPECT_FALSE(d.store);
   EXPECT_STREQ(d.reason, "stale");
+}
+
+// ---- Surrogate-Control ----
+
+TEST(ResponsePolicy, SurrogateControlAddressedToUsOverridesCacheControl) {
+  // Its max-age wins over Cache-Control's, longer or shorter, and over no-store.
+  EXPECT_EQ(classify({{"Cache-Control", "max-age=1"}, {"Surrogate-Control", "max-age=3600"}}).freshness_ms, 3'600'000);
+  EXPECT_EQ(classify({{"Cache-Control", "max-age=3600"}, {"Surrogate-Control", "MaX-aGe=1"}}).freshness_ms, 1'000);
+  EXPECT_EQ(classify({{"Cache-Control", "no-store"}, {"Surrogate-Control", "max-age=60;ringmaster"}}).freshness_ms,
+            60'000);
+  EXPECT_EQ(classify({{"Surrogate-Control", "foobar, max-age=60+600"}}).freshness_ms, 60'000);
+  // no-store: not stored whatever Cache-Control says.
+  StoreDecision d = classify({{"Cache-Control", "max-age=10000"}, {"Surrogate-Control", "no-store"}});
+  EXPECT_FALSE(d.store);
+  EXPECT_STREQ(d.reason, "surrogate-no-store");
+  // max-age=0: no lifetime.
+  EXPECT_FALSE(classify_response(200, {{"Surrogate-Control", "max-age=0"}}, false, 0, kNowMs).store);
+}
+
+TEST(ResponsePolicy, SurrogateControlTargetedElsewhereIsIgnored) {
+  EXPECT_EQ(classify({{"Cache-Control", "max-age=5"}, {"Surrogate-Control", "max-age=3600;not-for-you"}}).freshness_ms,
+            5'000);
+  EXPECT_TRUE(classify({{"Cache-Control", "max-age=5"}, {"Surrogate-Control", "no-store;other"}}).store);
+  EXPECT_FALSE(classify({{"Cache-Control", "no-store"}, {"Surrogate-Control", "max-age=60;other"}}).store);
+}
+
+// ---- Invalidation ----
+
+TEST(Invalidation, EveryMethodButTheSafeOnesInvalidates) {
+  for (const char* m : {"POST", "PUT", "DELETE", "PATCH", "M-SEARCH"}) EXPECT_TRUE(invalidates_on_success(m)) << m;
+  for (const char* m : {"GET", "HEAD", "OPTIONS", "TRACE"}) EXPECT_FALSE(invalidates_on_success(m)) << m;
+}
+
+TEST(Invalidation, ReferencesResolveAgainstTheRequestOnTheSameOriginOnly) {
+  std::string key;
+  struct Case {
+    const char* reference;
+    const char* key;  // nullptr: another origin or unusable
+  };
+  const Case cases[] = {
+      {"/x/y?z", "example.com\n/x/y?z"},
+      {"http://Example.com/x", "example.com\n/x"},
+      {"HTTP://example.com", "example.com\n/"},
+      {"http://example.com?q", "example.com\n/?q"},
+      {"//example.com/n", "example.com\n/n"},
+      {"sibling", "example.com\n/dir/sibling"},
+      {"?q=2", "example.com\n/dir/page?q=2"},
+      {"/frag#part", "example.com\n/frag"},
+      {"http://other.com/x", nullptr},
+      {"http://example.com:8080/x", nullptr},
+      {"https://example.com/x", nullptr},
+      {"mailto:a@example.com", nullptr},
+      {"../up", nullptr},
+      {"", nullptr},
+  };
+  for (const Case& c : cases) {
+    bool ok = reference_key("example.com", "/dir/page?q=1", c.reference, key);
+    EXPECT_EQ(ok, c.key != nullptr) << c.reference;
+    if (ok && c.key != nullptr) {
+      EXPECT_EQ(key, c.key) << c.reference;
+    }
+  }
 }
 
 // ---- HTTP dates ----

@@ -104,7 +104,9 @@ TEST(ProxyArgs, DefaultsMatchTheContract) {
   EXPECT_EQ(c.cache_version_path, "/cacheAge");
   EXPECT_EQ(c.flush_interval_ms, 100u);
   EXPECT_EQ(c.cache_bytes, 256ull << 20);
-  EXPECT_EQ(c.cache_ttl_s, 120u);
+  EXPECT_EQ(c.cache_ttl_s, 0u);  // off: only explicit and heuristic freshness
+  EXPECT_EQ(c.cache_serve_stale_s, 3600u);
+  EXPECT_FALSE(c.cache_stale_on_5xx);
   EXPECT_EQ(c.request_line_bytes_max, 8192u);
   EXPECT_EQ(c.header_bytes_max, 16384u);
   EXPECT_EQ(c.header_count_max, 100u);
@@ -217,8 +219,9 @@ TEST(ProxyArgs, ParsesTargetInBothForms) {
 }
 
 TEST(ProxyArgs, VerboseIsASwitchWithoutValue) {
-  ProxyConfig c = proxy(kZkProxy + Words{"--verbose", "--threads", "2"});
+  ProxyConfig c = proxy(kZkProxy + Words{"--verbose", "--threads", "2", "--cache-stale-on-5xx"});
   EXPECT_TRUE(c.verbose);
+  EXPECT_TRUE(c.cache_stale_on_5xx);
   EXPECT_EQ(c.threads, 2u);
 }
 
@@ -383,7 +386,8 @@ TEST(ProxyArgs, AcceptsEachNumericFlagAtItsEdgesAndRejectsBeyond) {
   const std::vector<RangeCase> cases = {
       {"--threads", "1", "0", "1024", "1025", "1..1024"},
       {"--flush-interval-ms", "1", "0", "60000", "60001", "1..60000"},
-      {"--cache-ttl", "1", "0", "31536000", "31536001", "1..31536000"},
+      {"--cache-ttl", "0", "", "31536000", "31536001", "0..31536000"},
+      {"--cache-serve-stale", "0", "", "31536000", "31536001", "0..31536000"},
       {"--cache-bytes", "0", "", "1024G", "1099511627777", "0..1024G"},
       {"--body-bytes-max", "0", "", "1024G", "1025G", "0..1024G"},
       {"--header-bytes-max", "256", "255", "1M", "1048577", "256..1M"},

@@ -391,6 +391,26 @@ TEST(ResponseParser, InterimResponseSplitAcrossReads) {
   EXPECT_TRUE(p.body_done());
 }
 
+TEST(ResponseParser, EarlyHintsAreReserialisedWhenAskedAndOtherInterimResponsesDropped) {
+  ResponseParser p;
+  p.reset(Method::get);
+  base::ByteBuffer hints;
+  p.forward_early_hints(&hints);
+  std::string in =
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n"
+      "Connection: X-Hop\r\nX-Hop: 1\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+  ParseResult r = p.parse_head(in.data(), in.size());
+  ASSERT_EQ(r.status, ParseStatus::head_done);
+  EXPECT_EQ(p.head().status, 200);
+  EXPECT_EQ(hints.view(), "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n");
+  // Not asked for: dropped.
+  p.reset(Method::get);
+  p.forward_early_hints(nullptr);
+  r = p.parse_head(in.data(), in.size());
+  ASSERT_EQ(r.status, ParseStatus::head_done);
+  EXPECT_EQ(hints.view(), "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n");
+}
+
 TEST(ResponseParser, ReusedAcrossResponsesWithDifferentMethods) {
   ResponseParser p;
   std::string in = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n";
