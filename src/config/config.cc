@@ -593,8 +593,10 @@ std::string flags_help(std::span<const FlagSpec<Config>> own, const Config& defa
   using Table = std::span<const FlagSpec<Config>>;
   for (Table table : {own, Table(kSharedFlags<Config>)}) {
     for (const auto& spec : table) {
-      std::string usage = "  " + std::string(spec.name);
-      if (spec.takes_value()) usage += " " + std::string(spec.value_name);
+      // Appends, not "literal" + std::string: GCC 12 at -O3 warns falsely (-Wrestrict) there.
+      std::string usage(2, ' ');
+      usage.append(spec.name);
+      if (spec.takes_value()) usage.append(" ").append(spec.value_name);
       usage.resize(std::max(usage.size() + 1, kColumn), ' ');
       out += usage + std::string(spec.help) + " (default: " + spec.show(defaults) + ")\n";
     }

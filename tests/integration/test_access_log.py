@@ -58,7 +58,8 @@ def start_logging_proxy(start_proxy, tmp_path):
 
 
 def test_proxied_cache_hit_and_local_4xx_lines(start_logging_proxy, backend):
-    proxy = start_logging_proxy([backend], cache_bytes="16M")
+    # --cache-ttl: the test backend's answers state no freshness of their own.
+    proxy = start_logging_proxy([backend], cache_bytes="16M", cache_ttl=120)
     r = get(proxy.port, "/status?code=404", headers=[("Cache-Control", "no-cache")])
     assert r.status == 404
     assert get(proxy.port, "/cacheable").status == 200

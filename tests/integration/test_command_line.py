@@ -111,7 +111,7 @@ def _readme_flags(command):
     flags = set()
     for row in section.splitlines():
         if row.startswith("| `"):
-            flags.update(re.findall(r"`(--[a-z-]+)", row.split(" | ")[0]))
+            flags.update(re.findall(r"`(--[a-z0-9-]+)", row.split(" | ")[0]))
     return flags
 
 
@@ -123,7 +123,7 @@ def test_help_lists_every_flag_with_its_default_and_meaning(ringmaster_bin, comm
     rows = {}
     for line in out.stdout.splitlines():
         if line.startswith("  --"):
-            m = re.fullmatch(r"  (--[a-z-]+)( \S+)? +(\S.*) \(default: (.+)\)", line)
+            m = re.fullmatch(r"  (--[a-z0-9-]+)( \S+)? +(\S.*) \(default: (.+)\)", line)
             assert m, "not 'flag [VALUE] meaning (default: D)': %r" % line
             rows[m.group(1)] = line
     # The same set as the README documents, and each one a flag the parser knows: an empty

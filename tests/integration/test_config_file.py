@@ -60,8 +60,8 @@ def test_proxy_runs_from_its_config_file_alone(ringmaster_bin, backend, tmp_path
 
 def test_check_names_the_file_line_and_key_and_exits_2(ringmaster_bin, tmp_path):
     cases = [
-        ('listen = "127.0.0.1:8080"\ntarget = "127.0.0.1:9001"\n\ncache-ttl = 0\n',
-         '4: cache-ttl: expected an integer 1..31536000, got "0"'),
+        ('listen = "127.0.0.1:8080"\ntarget = "127.0.0.1:9001"\n\ncache-ttl = 31536001\n',
+         '4: cache-ttl: expected an integer 0..31536000, got "31536001"'),
         ('listen = "127.0.0.1:8080"\nlisten-port = 8080\n', "2: listen-port: unknown setting"),
         ('listen = "127.0.0.1:8080"\nthreads = = 2\n', "2: "),
         ('target = "127.0.0.1:9001"\n', None),  # no line: a rule across settings
