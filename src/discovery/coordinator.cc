@@ -477,8 +477,7 @@ std::string Coordinator::targets_json() const {
 
 void Coordinator::write_metrics(metrics::TextWriter& out) const {
   auto counter = [&out](const char* name, const char* help, const metrics::Counter& c) {
-    out.family(name, "counter", help);
-    out.sample(name, "", c.get());
+    out.counter(name, help, c.get());
   };
   out.family("ringmaster_zk_operations_total", "counter", "ZooKeeper operations by kind.");
   out.sample("ringmaster_zk_operations_total", "kind=\"get\"", zk_reads_.get());
@@ -501,8 +500,7 @@ void Coordinator::write_metrics(metrics::TextWriter& out) const {
   counter("ringmaster_content_version_changes_total", "Changes of the cache version node's value seen.",
           cache_invalidations_);
   auto gauge = [&out](const char* name, const char* help, const metrics::Gauge& g) {
-    out.family(name, "gauge", help);
-    out.sample(name, "", g.get());
+    out.gauge(name, help, g.get());
   };
   gauge("ringmaster_zk_session_connected", "1 while the ZooKeeper session is connected.", session_connected_);
   gauge("ringmaster_snapshot_version", "Version of the last published target snapshot.", snapshot_version_gauge_);

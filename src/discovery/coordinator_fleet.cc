@@ -543,13 +543,10 @@ void Coordinator::fleet_final() {
 void Coordinator::write_fleet_metrics(metrics::TextWriter& out) const {
   const FleetState& f = *fleet_;
   auto counter = [&out](const char* name, const char* help, const metrics::Counter& c) {
-    out.family(name, "counter", help);
-    out.sample(name, "", c.get());
+    out.counter(name, help, c.get());
   };
-  out.family("ringmaster_fleet_leader", "gauge", "1 while this proxy leads the fleet (writes every count).");
-  out.sample("ringmaster_fleet_leader", "", f.leader_gauge.get());
-  out.family("ringmaster_fleet_proxies", "gauge", "Proxies announced under the fleet path.");
-  out.sample("ringmaster_fleet_proxies", "", f.members_gauge.get());
+  out.gauge("ringmaster_fleet_leader", "1 while this proxy leads the fleet (writes every count).", f.leader_gauge.get());
+  out.gauge("ringmaster_fleet_proxies", "Proxies announced under the fleet path.", f.members_gauge.get());
   out.family("ringmaster_fleet_reports_total", "counter", "Reports sent to the fleet leader, by result.");
   out.sample("ringmaster_fleet_reports_total", "result=\"ok\"", f.reports_ok.get());
   out.sample("ringmaster_fleet_reports_total", "result=\"error\"", f.reports_failed.get());

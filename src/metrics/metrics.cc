@@ -67,4 +67,14 @@ std::string label_value(std::string_view raw) {
   return out;
 }
 
+void TextWriter::counter(std::string_view name, std::string_view help, uint64_t value) {
+  family(name, "counter", help);
+  sample(name, "", value);
+}
+
+void TextWriter::gauge(std::string_view name, std::string_view help, int64_t value) {
+  family(name, "gauge", help);
+  sample(name, "", value);
+}
+
 }  // namespace ringmaster::metrics

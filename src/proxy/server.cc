@@ -116,13 +116,11 @@ void Server::write_metrics(metrics::TextWriter& out) const {
   for (const Family& f : kFamilies) {
     uint64_t sum = 0;
     for (const auto& w : workers_) sum += (w->stats().*f.counter).get();
-    out.family(f.name, "counter", f.help);
-    out.sample(f.name, "", sum);
+    out.counter(f.name, f.help, sum);
   }
   int64_t open = 0;
   for (const auto& w : workers_) open += w->stats().connections_open.get();
-  out.family("ringmaster_connections_open", "gauge", "Client connections open now.");
-  out.sample("ringmaster_connections_open", "", open);
+  out.gauge("ringmaster_connections_open", "Client connections open now.", open);
   const std::pair<const char*, const char*> kHistograms[] = {
       {"ringmaster_request_duration_seconds",
        "Requests from their first byte until the answer is complete (or the request is cut off)."},
@@ -167,25 +165,17 @@ void Server::write_cache_metrics(metrics::TextWriter& out) const {
   for (const Family& f : kFamilies) {
     uint64_t sum = 0;
     for (const auto& w : workers_) sum += (w->stats().*f.counter).get();
-    out.family(f.name, "counter", f.help);
-    out.sample(f.name, "", sum);
+    out.counter(f.name, f.help, sum);
   }
   if (options_.cache == nullptr) return;
   const cache::CacheStats& s = options_.cache->stats();
-  out.family("ringmaster_cache_stores_total", "counter", "Responses stored.");
-  out.sample("ringmaster_cache_stores_total", "", s.stores.load());
-  out.family("ringmaster_cache_evictions_total", "counter", "Entries evicted to stay within --cache-bytes.");
-  out.sample("ringmaster_cache_evictions_total", "", s.evictions.load());
-  out.family("ringmaster_cache_invalidations_total", "counter", "Whole-cache invalidations (content version, purge).");
-  out.sample("ringmaster_cache_invalidations_total", "", s.invalidations.load());
-  out.family("ringmaster_cache_purged_total", "counter", "Entries removed by a purge of one path.");
-  out.sample("ringmaster_cache_purged_total", "", s.purged.load());
-  out.family("ringmaster_cache_bytes", "gauge", "Bytes held by cache entries.");
-  out.sample("ringmaster_cache_bytes", "", s.bytes.load());
-  out.family("ringmaster_cache_entries", "gauge", "Entries in the cache.");
-  out.sample("ringmaster_cache_entries", "", s.entries.load());
-  out.family("ringmaster_cache_capacity_bytes", "gauge", "--cache-bytes.");
-  out.sample("ringmaster_cache_capacity_bytes", "", options_.cache->capacity_bytes());
+  out.counter("ringmaster_cache_stores_total", "Responses stored.", s.stores.load());
+  out.counter("ringmaster_cache_evictions_total", "Entries evicted to stay within --cache-bytes.", s.evictions.load());
+  out.counter("ringmaster_cache_invalidations_total", "Whole-cache invalidations (content version, purge).", s.invalidations.load());
+  out.counter("ringmaster_cache_purged_total", "Entries removed by a purge of one path.", s.purged.load());
+  out.gauge("ringmaster_cache_bytes", "Bytes held by cache entries.", s.bytes.load());
+  out.gauge("ringmaster_cache_entries", "Entries in the cache.", s.entries.load());
+  out.gauge("ringmaster_cache_capacity_bytes", "--cache-bytes.", options_.cache->capacity_bytes());
 }
 
 std::vector<uint64_t> Server::loop_turns() const {

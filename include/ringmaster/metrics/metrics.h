@@ -63,6 +63,9 @@ class TextWriter {
   // One sample: name{labels} value. `labels` is preformatted ("target=\"a:1\"") or empty.
   void sample(std::string_view name, std::string_view labels, uint64_t value);
   void sample(std::string_view name, std::string_view labels, int64_t value);
+  // A family with one unlabelled sample: family() then sample().
+  void counter(std::string_view name, std::string_view help, uint64_t value);
+  void gauge(std::string_view name, std::string_view help, int64_t value);
   // A histogram family (name_bucket{le=...}, name_sum in seconds, name_count) summed over
   // `parts` (one per reactor); _count equals the +Inf bucket.
   void histogram(std::string_view name, std::string_view help, std::span<const Histogram* const> parts);
