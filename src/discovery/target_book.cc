@@ -1,6 +1,7 @@
 #include "target_book.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 namespace ringmaster::discovery {
@@ -83,14 +84,28 @@ void TargetBook::on_read(const std::string& name, std::string_view data, int32_t
   if (*count < e.count) e.offset_set = false;  // a re-created node: level it again
   e.count = *count;
   e.version = version;
-  if (!e.offset_set) {
-    // Joining: level with the least-loaded member, whatever the cumulative count says, so a
-    // fresh target (count 0 next to 100000s) gets an even share instead of a flood.
-    int64_t level = min_normalised();
-    e.offset = static_cast<int64_t>(balance_on_own_ ? local_total(e) : e.count) - level;
-    e.offset_set = true;
-  }
+  if (!e.offset_set) level(e);
   e.readable = true;
+}
+
+void TargetBook::level(Entry& e) {
+  // Joining: level with the least-loaded member, whatever the cumulative count says, so a
+  // fresh target (count 0 next to 100000s) gets an even share instead of a flood. With
+  // weights, "level" means the same requests per unit of weight (Balancer::pick compares
+  // those), so a weight-3 member joins at three times the least-loaded weight-1 member's base.
+  e.offset_set = false;
+  double per_weight = min_normalised_per_weight();
+  int64_t start = std::llround(per_weight * e.weight);
+  e.offset = static_cast<int64_t>(balance_on_own_ ? local_total(e) : e.count) - start;
+  e.offset_set = true;
+}
+
+void TargetBook::set_weight(const std::string& name, uint32_t weight) {
+  auto it = entries_.find(name);
+  if (it == entries_.end() || weight == 0 || it->second.weight == weight) return;
+  Entry& e = it->second;
+  e.weight = weight;
+  if (e.offset_set) level(e);
 }
 
 void TargetBook::on_missing(const std::string& name) {
@@ -108,12 +123,12 @@ int64_t TargetBook::normalised(const Entry& e) const {
   return static_cast<int64_t>(e.count + pending) - e.offset;
 }
 
-int64_t TargetBook::min_normalised() const {
+double TargetBook::min_normalised_per_weight() const {
   bool any = false;
-  int64_t best = 0;
+  double best = 0;
   for (const auto& [name, e] : entries_) {
     if (!e.member || !e.readable || !e.offset_set) continue;
-    int64_t norm = normalised(e);
+    double norm = static_cast<double>(normalised(e)) / e.weight;
     if (!any || norm < best) best = norm;
     any = true;
   }
@@ -131,7 +146,7 @@ std::optional<CountWrite> plan_entry(const std::string& name, uint64_t count, in
 std::vector<TargetBook::Write> TargetBook::plan_flush() const {
   std::vector<Write> writes;
   for (const auto& [name, e] : entries_) {
-    if (!e.member || !e.readable || !e.node_present) continue;
+    if (!writable(e)) continue;
     if (auto w = plan_entry(name, e.count, e.version, e.written_total, local_total(e), e.czxid)) {
       writes.push_back(*w);
     }
@@ -141,7 +156,7 @@ std::vector<TargetBook::Write> TargetBook::plan_flush() const {
 
 std::optional<TargetBook::Write> TargetBook::plan_one(const std::string& name) const {
   auto it = entries_.find(name);
-  if (it == entries_.end() || !it->second.member || !it->second.readable || !it->second.node_present) {
+  if (it == entries_.end() || !writable(it->second)) {
     return std::nullopt;
   }
   const Entry& e = it->second;
@@ -176,6 +191,7 @@ std::unique_ptr<upstream::TargetSnapshot> TargetBook::build_snapshot(uint64_t ve
     t.state = e.state;
     t.count = e.count;
     t.balance_base = norm > 0 ? static_cast<uint64_t>(norm) : 0;
+    t.weight = e.weight;
     snapshot->targets.push_back(std::move(t));
   }
   return snapshot;
@@ -195,7 +211,9 @@ uint64_t TargetBook::unflushed_total() const {
 
 // ---- Fleet ----
 
-bool TargetBook::writable(const Entry& e) { return e.member && e.readable && e.node_present; }
+bool TargetBook::writable(const Entry& e) const {
+  return (e.member || write_left_) && e.readable && e.node_present;
+}
 
 fleet::Deltas TargetBook::take_batch() {
   fleet::Deltas deltas;
@@ -277,7 +295,7 @@ void TargetBook::rebatch_unwritten() {
 std::vector<std::string> TargetBook::pending_members() const {
   std::vector<std::string> names;
   for (const auto& [name, e] : entries_) {
-    if (e.member && local_total(e) > e.written_total) names.push_back(name);
+    if ((e.member || write_left_) && local_total(e) > e.written_total) names.push_back(name);
   }
   return names;
 }

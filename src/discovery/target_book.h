@@ -39,6 +39,10 @@ class TargetBook {
   // Fleet mode: balance on this proxy's own requests (levelled when a target joins) rather
   // than on the fleet-wide counts in ZooKeeper.
   void set_balance_on_own_requests(bool on) { balance_on_own_ = on; }
+  // Count nodes that outlive membership (a foreign registry's, under the counts path): a
+  // target that left still gets the requests it served written, then is forgotten (prune).
+  // Our own layout's node goes with its agent, so there only members are written.
+  void set_write_left_members(bool on) { write_left_ = on; }
 
   // A new children list. Names that do not parse as host:port (or do not resolve) are
   // skipped and counted. Returns the names whose count must be read: new members,
@@ -59,6 +63,10 @@ class TargetBook {
   // the target keeps routing until a list without it is believed; its requests wait, unwritten,
   // until the node is read again (an agent re-creating it after session expiry).
   void on_missing(const std::string& name);
+  // A member's weight (a foreign registry's, e.g. nerve's "weight"; 1 otherwise): its share
+  // of requests is proportional to it. A change re-levels the member (see on_read) in
+  // weighted terms, so it neither floods nor starves while its share moves.
+  void set_weight(const std::string& name, uint32_t weight);
 
   using Write = CountWrite;
   // One write per member with requests not yet written; empty when nothing changed.
@@ -143,18 +151,22 @@ class TargetBook {
     uint64_t batched_total = 0;  // follower: requests already put into a batch
     int64_t offset = 0;          // balance normalisation: base = count - offset
     bool offset_set = false;
+    uint32_t weight = 1;
     int64_t left_ms = 0;  // when it stopped being a member
     bool was_member = false;  // scratch for set_members
   };
-  int64_t min_normalised() const;
+  // The least normalised count per unit of weight over levelled members (0 when none).
+  double min_normalised_per_weight() const;
+  void level(Entry& e);
   int64_t normalised(const Entry& e) const;
   static uint64_t local_total(const Entry& e) { return e.state->requests_total() + e.carried; }
-  static bool writable(const Entry& e);
+  bool writable(const Entry& e) const;
 
   unsigned reactors_;
   Resolver resolver_;
   std::map<std::string, Entry> entries_;
   bool balance_on_own_ = false;
+  bool write_left_ = false;
   uint64_t skipped_names_ = 0;
   uint64_t skipped_data_ = 0;
 };

@@ -83,15 +83,39 @@ void Balancer::adopt(const TargetSnapshot* snapshot) {
   if (snapshot == snapshot_) return;
   snapshot_ = snapshot;
   local_.clear();
+  weight_prefix_.clear();
   if (snapshot == nullptr) return;
   local_.reserve(snapshot->targets.size());
+  bool equal = true;
   for (const Target& t : snapshot->targets) {
     TargetState* s = t.state.get();
-    local_.push_back(Local{s, &s->slots[reactor_], t.balance_base, s->slots[reactor_].picks});
+    local_.push_back(Local{s, &s->slots[reactor_], t.balance_base, s->slots[reactor_].picks, std::max<uint32_t>(1, t.weight)});
+    equal = equal && local_.back().weight == local_.front().weight;
+  }
+  if (!equal && local_.size() > kScanTargetsMax) {
+    uint64_t sum = 0;
+    for (const Local& l : local_) weight_prefix_.push_back(sum += l.weight);
   }
 }
 
+uint64_t Balancer::next_random() {
+  rng_ ^= rng_ << 13;
+  rng_ ^= rng_ >> 7;
+  rng_ ^= rng_ << 17;
+  return rng_;
+}
+
+int Balancer::draw_weighted() {
+  uint64_t x = next_random() % weight_prefix_.back();
+  return static_cast<int>(std::upper_bound(weight_prefix_.begin(), weight_prefix_.end(), x) - weight_prefix_.begin());
+}
+
 uint64_t Balancer::score(const Local& l) const { return l.balance_base + (l.slot->picks - l.picks_at_adopt); }
+
+bool Balancer::lighter(const Local& a, const Local& b) const {
+  using Wide = unsigned __int128;  // a 64-bit score times a 32-bit weight cannot overflow it
+  return static_cast<Wide>(score(a)) * b.weight < static_cast<Wide>(score(b)) * a.weight;
+}
 
 bool Balancer::usable(const Local& l, const TriedSet& tried, int64_t now_ms) const {
   return l.slot->ejected_until_ms <= now_ms && !tried.contains(l.state);
@@ -103,21 +127,25 @@ int Balancer::pick(const TriedSet& tried, int64_t now_ms) {
   if (n > kScanTargetsMax) {
     // Many targets: the better of two random ones (power of two choices) balances almost as
     // well as a full scan at a constant cost; the scan below remains the fallback.
-    rng_ ^= rng_ << 13;
-    rng_ ^= rng_ >> 7;
-    rng_ ^= rng_ << 17;
-    int a = static_cast<int>(rng_ % static_cast<uint64_t>(n));
-    int b = static_cast<int>((rng_ >> 32) % static_cast<uint64_t>(n - 1));
-    if (b >= a) ++b;
+    int a, b;
+    if (weight_prefix_.empty()) {
+      uint64_t r = next_random();
+      a = static_cast<int>(r % static_cast<uint64_t>(n));
+      b = static_cast<int>((r >> 32) % static_cast<uint64_t>(n - 1));
+      if (b >= a) ++b;
+    } else {
+      a = draw_weighted();
+      b = draw_weighted();
+      if (b == a) b = a + 1 < n ? a + 1 : 0;
+    }
     bool a_ok = usable(local_[a], tried, now_ms);
     bool b_ok = usable(local_[b], tried, now_ms);
-    if (a_ok && b_ok) return score(local_[a]) <= score(local_[b]) ? a : b;
+    if (a_ok && b_ok) return lighter(local_[b], local_[a]) ? b : a;
     if (a_ok) return a;
     if (b_ok) return b;
   }
   int best = -1;
   bool best_ejected = true;
-  uint64_t best_score = 0;
   // Start the scan at a rotating offset so ties do not always land on the first target.
   int start = static_cast<int>(rotate_++ % static_cast<uint32_t>(n));
   for (int k = 0; k < n; ++k) {
@@ -125,12 +153,10 @@ int Balancer::pick(const TriedSet& tried, int64_t now_ms) {
     const Local& l = local_[i];
     if (tried.contains(l.state)) continue;
     bool is_ejected = l.slot->ejected_until_ms > now_ms;
-    uint64_t s = score(l);
-    bool better = best < 0 || (best_ejected && !is_ejected) || (best_ejected == is_ejected && s < best_score);
+    bool better = best < 0 || (best_ejected && !is_ejected) || (best_ejected == is_ejected && lighter(l, local_[best]));
     if (better) {
       best = i;
       best_ejected = is_ejected;
-      best_score = s;
     }
   }
   return best;

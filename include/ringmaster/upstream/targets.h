@@ -62,6 +62,10 @@ struct Target {
   // snapshot: the coordinator normalises it so a target that just joined starts level with
   // the others instead of at its (low) cumulative count.
   uint64_t balance_base = 0;
+  // Share of requests relative to the other targets (a registry's weight; 1 by default, never
+  // 0: a target that must get nothing is left out of the snapshot). Least-requests compares
+  // requests per unit of weight.
+  uint32_t weight = 1;
 };
 
 struct TargetSnapshot {
@@ -140,7 +144,7 @@ class Balancer {
   size_t size() const { return local_.size(); }
   TargetState* state(int index) const { return local_[index].state; }
 
-  // The target with the lowest balance_base + own picks since adoption, among those not
+  // The target with the lowest (balance_base + own picks since adoption) / weight, among those not
   // tried and not ejected (ejected ones only when nothing else is left). Ties rotate. Over
   // kScanTargetsMax targets: the better of two random usable ones. -1 when every target was
   // tried (or there is none).
@@ -163,14 +167,23 @@ class Balancer {
     ReactorSlot* slot;  // this reactor's slot of `state`
     uint64_t balance_base;
     uint64_t picks_at_adopt;
+    uint32_t weight;
   };
   uint64_t score(const Local& l) const;
+  // a's score per unit of weight is below b's (cross-multiplied: exact, no division).
+  bool lighter(const Local& a, const Local& b) const;
   bool usable(const Local& l, const TriedSet& tried, int64_t now_ms) const;
   ReactorSlot& slot(TargetState* state) const { return state->slots[reactor_]; }
+
+  uint64_t next_random();
+  // Over kScanTargetsMax targets of unequal weights: a random index drawn in proportion to
+  // weight (uniform sampling would cap a heavy target at its 2/n chance of being drawn).
+  int draw_weighted();
 
   unsigned reactor_;
   const TargetSnapshot* snapshot_ = nullptr;
   std::vector<Local> local_;
+  std::vector<uint64_t> weight_prefix_;  // running sums of weights; empty when all are equal
   uint32_t rotate_ = 0;
   uint64_t rng_;
 };

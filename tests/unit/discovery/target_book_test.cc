@@ -23,6 +23,15 @@ uint64_t base_of(const upstream::TargetSnapshot& s, const std::string& name) {
   return UINT64_MAX;
 }
 
+// a:1 and b:2 join at count 0 (levelled together), then both grow to `count`.
+void two_members_grown_to(TargetBook& book, const char* count, int32_t version) {
+  book.set_members({"a:1", "b:2"}, 0);
+  book.on_read("a:1", "0", 0);
+  book.on_read("b:2", "0", 0);
+  book.on_read("a:1", count, version);
+  book.on_read("b:2", count, version);
+}
+
 TEST(ParseCount, AcceptsDecimalDigitsOnly) {
   EXPECT_EQ(parse_count("0"), 0u);
   EXPECT_EQ(parse_count("1234"), 1234u);
@@ -135,13 +144,27 @@ TEST(TargetBook, ANewTargetJoinsLevelWithTheLeastLoadedInsteadOfAtItsLowCount) {
   EXPECT_EQ(base_of(*snap, "c:3"), 50u);
 }
 
+TEST(TargetBook, WeightsReachTheSnapshotAndANewcomerJoinsLevelPerUnitOfWeight) {
+  TargetBook book(1, fake_resolve);
+  two_members_grown_to(book, "100", 1);
+  book.set_members({"a:1", "b:2", "c:3"}, 0);
+  book.set_weight("c:3", 3);
+  book.on_read("c:3", "7", 0);
+  auto snap = book.build_snapshot(1);
+  // a and b carry 100 per unit of weight; c joins at 300 = 100 per unit of its weight 3.
+  EXPECT_EQ(base_of(*snap, "a:1"), 100u);
+  EXPECT_EQ(base_of(*snap, "c:3"), 300u);
+  for (const auto& t : snap->targets) EXPECT_EQ(t.weight, t.state->name == "c:3" ? 3u : 1u) << t.state->name;
+  // A weight change re-levels in the new units; weight 0 (not routed) never reaches here.
+  book.set_weight("c:3", 2);
+  book.set_weight("c:3", 0);
+  snap = book.build_snapshot(2);
+  EXPECT_EQ(base_of(*snap, "c:3"), 200u);
+}
+
 TEST(TargetBook, ANodeReCreatedAtALowerCountIsLevelledAgainNotFlooded) {
   TargetBook book(1, fake_resolve);
-  book.set_members({"a:1", "b:2"}, 0);
-  book.on_read("a:1", "0", 0);
-  book.on_read("b:2", "0", 0);
-  book.on_read("a:1", "5000", 50);
-  book.on_read("b:2", "5000", 50);
+  two_members_grown_to(book, "5000", 50);
   // b's agent restarts: its node comes back at count 0, version 0.
   book.set_members({"a:1"}, 10);
   auto again = book.set_members({"a:1", "b:2"}, 20);
@@ -246,6 +269,33 @@ TEST(TargetBook, ForgetsALeftTargetOnlyAfterItsRequestsAreWrittenAndTheLingerPas
   EXPECT_EQ(book.rows().size(), 1u);
   book.prune(2000, 1000);
   EXPECT_EQ(book.rows().size(), 0u);
+}
+
+TEST(TargetBook, CountNodesThatOutliveMembershipGetALeftTargetsLastRequestsWritten) {
+  for (bool write_left : {false, true}) {
+    SCOPED_TRACE(write_left);
+    TargetBook book(1, fake_resolve);
+    book.set_write_left_members(write_left);
+    book.set_members({"a:1"}, 0);
+    book.on_read("a:1", "5", 1);
+    auto snap = book.build_snapshot(1);
+    state_of(*snap, "a:1")->slots[0].count_request();
+    state_of(*snap, "a:1")->slots[0].count_request();
+    book.set_members({}, 1000);  // left with two requests not yet written
+    auto writes = book.plan_flush();
+    EXPECT_EQ(book.pending_members().size(), write_left ? 1u : 0u);
+    if (!write_left) {
+      EXPECT_TRUE(writes.empty());
+      continue;
+    }
+    ASSERT_EQ(writes.size(), 1u);
+    EXPECT_EQ(writes[0].count, 7u);
+    book.prune(5000, 1000);
+    EXPECT_EQ(book.rows().size(), 1u);  // kept until written
+    book.on_written(writes[0], 2);
+    book.prune(5000, 1000);
+    EXPECT_EQ(book.rows().size(), 0u);
+  }
 }
 
 }  // namespace

@@ -33,18 +33,25 @@ std::vector<std::shared_ptr<TargetState>> make_states(int n, unsigned reactors =
   return out;
 }
 
-TEST(Balancer, SplitsRequestsEvenlyAcrossEqualTargets) {
-  auto states = make_states(3);
-  auto snap = snapshot_of(states);
+// `n` picks by one balancer from `snap`, each counted as sent: picks per target name.
+std::map<std::string, int> picks_by_name(const TargetSnapshot* snap, int n) {
   Balancer b(0);
-  b.adopt(snap.get());
+  b.adopt(snap);
   std::map<std::string, int> hits;
-  for (int i = 0; i < 3000; ++i) {
+  for (int i = 0; i < n; ++i) {
     int idx = b.pick(TriedSet{}, 0);
-    ASSERT_GE(idx, 0);
+    EXPECT_GE(idx, 0);
+    if (idx < 0) break;
     b.on_pick(b.state(idx));
     ++hits[b.state(idx)->name];
   }
+  return hits;
+}
+
+TEST(Balancer, SplitsRequestsEvenlyAcrossEqualTargets) {
+  auto states = make_states(3);
+  auto snap = snapshot_of(states);
+  auto hits = picks_by_name(snap.get(), 3000);
   for (auto& [name, n] : hits) EXPECT_EQ(n, 1000) << name;
 }
 
@@ -108,6 +115,32 @@ TEST(Balancer, EmptySnapshotPicksNothing) {
   EXPECT_EQ(b.pick(TriedSet{}, 0), -1);
   b.adopt(nullptr);
   EXPECT_EQ(b.pick(TriedSet{}, 0), -1);
+}
+
+TEST(Balancer, SharesFollowWeights) {
+  // nerve's "weight": 1, 2 and 3 take a sixth, a third and a half.
+  auto states = make_states(3);
+  auto snap = snapshot_of(states);
+  snap->targets[0].weight = 1;
+  snap->targets[1].weight = 2;
+  snap->targets[2].weight = 3;
+  auto hits = picks_by_name(snap.get(), 6000);
+  EXPECT_EQ(hits["127.0.0.1:9000"], 1000);
+  EXPECT_EQ(hits["127.0.0.1:9001"], 2000);
+  EXPECT_EQ(hits["127.0.0.1:9002"], 3000);
+}
+
+TEST(Balancer, ManyWeightedTargetsStayNearTheirShareWithTwoRandomChoices) {
+  auto states = make_states(64);
+  auto snap = snapshot_of(states);
+  for (size_t i = 0; i < snap->targets.size(); ++i) snap->targets[i].weight = i % 2 == 0 ? 1 : 4;
+  constexpr int kPerWeight = 200;
+  auto hits = picks_by_name(snap.get(), 32 * 5 * kPerWeight);
+  for (size_t i = 0; i < states.size(); ++i) {
+    int expected = kPerWeight * (i % 2 == 0 ? 1 : 4);
+    EXPECT_GE(hits[states[i]->name], expected * 90 / 100) << states[i]->name;
+    EXPECT_LE(hits[states[i]->name], expected * 110 / 100) << states[i]->name;
+  }
 }
 
 TEST(Balancer, ManyTargetsStayWithinAFewPercentOfEvenWithTwoRandomChoices) {
