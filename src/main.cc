@@ -279,6 +279,9 @@ int run_proxy(const std::vector<std::string_view>& args) {
     discovery::CoordinatorOptions co;
     co.zk = cfg.zk;
     co.targets_path = cfg.targets_path;
+    co.targets_format = cfg.targets_format;
+    co.serverset_endpoint = cfg.serverset_endpoint;
+    co.counts_path = cfg.counts_path;
     co.cache_version_path = cfg.cache_version_path;
     co.flush_interval_ms = cfg.flush_interval_ms;
     co.session_timeout_ms = cfg.session_timeout_ms;
@@ -421,6 +424,9 @@ int run_agent_command(const std::vector<std::string_view>& args) {
   options.health_fall = cfg.health_fall;
   options.content_version = cfg.content_version;
   options.session_timeout_ms = cfg.session_timeout_ms;
+  options.format = cfg.format;
+  options.name = cfg.name;
+  options.weight = cfg.weight;
 
   // Blocked before any thread exists (ZooKeeper's client starts two), so only the sigwait
   // thread below receives them.

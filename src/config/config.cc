@@ -66,7 +66,8 @@ constexpr uint32_t kUpstreamIdleMax = 4096;
 constexpr uint32_t kHealthCountMax = 1000;
 constexpr uint32_t kSessionTimeoutMsMin = 1000;
 constexpr uint32_t kSessionTimeoutMsMax = 120000;
-constexpr size_t kTextBytesMax = 1024;  // --health-path, --content-version
+constexpr size_t kTextBytesMax = 1024;
+constexpr uint32_t kWeightMax = 10000;  // agent --weight; readers take no more (registry_format.h)  // --health-path, --content-version
 constexpr size_t kQuotedBytesMax = 80;  // longer values are cut in error messages
 
 // Escapes everything outside printable ASCII so that an error message stays on one line.
@@ -345,6 +346,15 @@ void add_static_target(ProxyConfig& config, const FlagArg& arg) {
   config.targets.push_back(std::move(target));
 }
 
+// --targets-format / agent --format: whose node layout the targets path holds (README "Other
+// registries"). The names are discovery::RegistryFormat's; config depends on base only.
+std::string registry_format_value(const FlagArg& arg) {
+  for (std::string_view name : {"ringmaster", "nerve", "serverset", "curator"}) {
+    if (arg.value == name) return std::string(name);
+  }
+  fail_value(arg, "must be ringmaster, nerve, serverset or curator");
+}
+
 const FlagSpec<ProxyConfig> kProxyFlags[] = {
     {"--listen", "HOST:PORT", [](ProxyConfig& c, const FlagArg& a) { c.listen = host_port_value(a); },
      [](const ProxyConfig&) -> std::string { return "required"; },
@@ -357,6 +367,17 @@ const FlagSpec<ProxyConfig> kProxyFlags[] = {
      "admin listener (GET /metrics, GET /targets, POST /cache/purge); give it a loopback address"},
     {"--target", "HOST:PORT", add_static_target, [](const ProxyConfig&) -> std::string { return "none"; },
      "static target, repeatable (no ZooKeeper; exclusive with --zk)"},
+    {"--targets-format", "FORMAT",
+     [](ProxyConfig& c, const FlagArg& a) { c.targets_format = registry_format_value(a); },
+     [](const ProxyConfig& c) { return c.targets_format; },
+     "who registers the targets: ringmaster, nerve, serverset or curator (read only)"},
+    {"--serverset-endpoint", "NAME",
+     [](ProxyConfig& c, const FlagArg& a) { c.serverset_endpoint = line_text_value(a); },
+     [](const ProxyConfig&) -> std::string { return "serviceEndpoint"; },
+     "ServerSets: route to this additionalEndpoints entry"},
+    {"--counts-path", "PATH", [](ProxyConfig& c, const FlagArg& a) { c.counts_path = znode_path_value(a); },
+     [](const ProxyConfig&) -> std::string { return "<fleet-path>/counts/default"; },
+     "foreign formats: persistent count nodes <PATH>/<host>:<port>"},
     {"--fleet", "on|off",
      [](ProxyConfig& c, const FlagArg& a) {
        if (a.value != "on" && a.value != "off") fail_value(a, "must be on or off");
@@ -548,6 +569,15 @@ void check_proxy(ProxyConfig& config, const SeenFlags& seen) {
   if (fleet == targets || fleet.starts_with(targets + "/") || targets.starts_with(fleet + "/")) {
     fail("--fleet-path must not be --targets-path, inside it or above it, got " + quoted(fleet));
   }
+  if (!config.serverset_endpoint.empty() && config.targets_format != "serverset") {
+    fail("--serverset-endpoint needs --targets-format serverset");
+  }
+  if (config.counts_path.empty()) config.counts_path = fleet + "/counts/default";
+  // Count nodes inside the targets path would be read as registrations, and the other way round.
+  const std::string& counts = config.counts_path;
+  if (counts == targets || counts.starts_with(targets + "/") || targets.starts_with(counts + "/")) {
+    fail("--counts-path must not be --targets-path, inside it or above it, got " + quoted(counts));
+  }
 }
 
 const FlagSpec<AgentConfig> kAgentFlags[] = {
@@ -572,6 +602,14 @@ const FlagSpec<AgentConfig> kAgentFlags[] = {
      [](AgentConfig& c, const FlagArg& a) { c.content_version = line_text_value(a); },
      [](const AgentConfig& c) { return c.content_version.value_or("none"); },
      "written to the cache-version node when its value differs"},
+    {"--format", "FORMAT", [](AgentConfig& c, const FlagArg& a) { c.format = registry_format_value(a); },
+     [](const AgentConfig& c) { return c.format; },
+     "register as ringmaster, nerve, serverset or curator does"},
+    {"--name", "NAME", [](AgentConfig& c, const FlagArg& a) { c.name = line_text_value(a); },
+     [](const AgentConfig&) -> std::string { return "nerve: the target's host; curator: --targets-path's last part"; },
+     "nerve: the instance name; curator: the service name"},
+    {"--weight", "N", [](AgentConfig& c, const FlagArg& a) { c.weight = uint_value(a, 0, kWeightMax); },
+     [](const AgentConfig&) -> std::string { return "none"; }, "nerve: the weight written, 0..10000"},
     {"--session-timeout-ms", "MS",
      [](AgentConfig& c, const FlagArg& a) {
        c.session_timeout_ms = uint_value(a, kSessionTimeoutMsMin, kSessionTimeoutMsMax);
@@ -583,6 +621,10 @@ void check_agent(const AgentConfig& config, const SeenFlags& seen) {
   if (!seen.contains("--zk")) fail("--zk is required");
   if (!seen.contains("--target")) fail("--target is required");
   check_znode_paths(config);
+  if (config.weight && config.format != "nerve") fail("--weight needs --format nerve");
+  if (!config.name.empty() && config.format != "nerve" && config.format != "curator") {
+    fail("--name needs --format nerve or curator");
+  }
 }
 
 // "  --flag VALUE   meaning (default: D)", one line per flag of both tables, from `defaults`.

@@ -29,7 +29,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <random>
 #include <cstring>
+
+#include <nlohmann/json.hpp>
 
 #include "discovery/zk_session.h"
 #include "ringmaster/base/clock.h"
@@ -140,6 +145,66 @@ ZkSessionOptions session_options(const AgentOptions& options) {
 // backs off. The C client gives each host up to 2/3 of the session timeout to answer (a
 // black-holed host costs that much) and retries refused ones every 1/60 of it, so the window
 // lets it try every host of the ensemble once.
+// What a foreign-format registration looks like: where it is created, how, with what data.
+struct Registration {
+  std::string path;  // the full path, or the prefix ZooKeeper appends a sequence number to
+  CreateMode mode = CreateMode::ephemeral;
+  std::string data;
+};
+
+// A random (version 4) UUID, Curator's instance id.
+std::string random_uuid() {
+  std::random_device random;
+  auto draw64 = [&random] { return (static_cast<uint64_t>(random()) << 32) | random(); };
+  uint64_t hi = draw64();
+  uint64_t lo = draw64();
+  hi = (hi & ~0xf000ull) | 0x4000ull;                                    // version 4
+  lo = (lo & ~(3ull << 62)) | (2ull << 62);                               // RFC 4122 variant
+  char text[37];
+  std::snprintf(text, sizeof text, "%08llx-%04llx-%04llx-%04llx-%012llx", static_cast<unsigned long long>(hi >> 32),
+                static_cast<unsigned long long>((hi >> 16) & 0xffff), static_cast<unsigned long long>(hi & 0xffff),
+                static_cast<unsigned long long>(lo >> 48), static_cast<unsigned long long>(lo & 0xffffffffffffull));
+  return text;
+}
+
+std::optional<Registration> foreign_registration(const AgentOptions& o) {
+  using json = nlohmann::json;
+  const std::string& host = o.target.host;
+  Registration r;
+  if (o.format == "nerve") {
+    // nerve's reporter: zk_path + "/" + instance_id + "_", ephemeral sequential.
+    std::string name = o.name.empty() ? host : o.name;
+    json data = {{"host", host}, {"port", o.target.port}, {"name", name}};
+    if (o.weight) data["weight"] = *o.weight;
+    r.path = o.targets_path + "/" + name + "_";
+    r.mode = CreateMode::ephemeral_sequential;
+    r.data = data.dump();
+  } else if (o.format == "serverset") {
+    json endpoint = {{"host", host}, {"port", o.target.port}};
+    json data = {{"serviceEndpoint", endpoint}, {"additionalEndpoints", json::object()}, {"status", "ALIVE"}};
+    r.path = o.targets_path + "/member_";
+    r.mode = CreateMode::ephemeral_sequential;
+    r.data = data.dump();
+  } else if (o.format == "curator") {
+    // ServiceDiscoveryImpl.registerService: <base>/<name>/<id>, EPHEMERAL for DYNAMIC.
+    std::string name = o.name.empty() ? o.targets_path.substr(o.targets_path.rfind('/') + 1) : o.name;
+    std::string id = random_uuid();
+    json data = {{"name", name},           {"id", id},
+                 {"address", host},        {"port", o.target.port},
+                 {"sslPort", nullptr},     {"payload", nullptr},
+                 {"registrationTimeUTC", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             std::chrono::system_clock::now().time_since_epoch()).count()},
+                 {"serviceType", "DYNAMIC"}, {"uriSpec", nullptr},
+                 {"enabled", true}};
+    r.path = o.targets_path + "/" + id;
+    r.mode = CreateMode::ephemeral;
+    r.data = data.dump();
+  } else {
+    return std::nullopt;
+  }
+  return r;
+}
+
 int64_t connect_window_ms(const AgentOptions& options) {
   std::string hosts = split_connect_string(options.zk).hosts;
   int64_t host_count = 1 + std::count(hosts.begin(), hosts.end(), ',');
@@ -154,7 +219,10 @@ class Agent {
       : options_(options),
         stop_(stop),
         node_name_(options.target.to_string()),
-        node_path_(options.targets_path + "/" + node_name_),
+        registration_(foreign_registration(options)),
+        sequential_(registration_ && registration_->mode == CreateMode::ephemeral_sequential),
+        node_path_(registration_ ? (sequential_ ? std::string() : registration_->path)
+                                 : options.targets_path + "/" + node_name_),
         session_(session_options(options)),
         connect_window_ms_(connect_window_ms(options)),
         healthy_(!options.health_path) {}
@@ -181,13 +249,18 @@ class Agent {
   ZkCode refresh_node();
   ZkCode create_node();
   ZkCode remove_stale_node();
+  ZkCode find_own_sequential_node();
   ZkCode delete_own_node(bool* removed = nullptr);
   void shutdown();
 
   const AgentOptions& options_;
   const std::atomic<bool>& stop_;
   const std::string node_name_;
-  const std::string node_path_;
+  // A foreign format's registration (none: ringmaster's own node). A sequential node's path
+  // is only known once created; empty until then, and again once it is gone.
+  const std::optional<Registration> registration_;
+  const bool sequential_;
+  std::string node_path_;
   ZkSession session_;
 
   // Session bookkeeping.
@@ -324,6 +397,7 @@ void Agent::handle_session_event(SessionState state) {
       // The server dropped the session's ephemeral node and watches; nothing of it is reusable.
       session_.close();
       node_state_ = NodeState::unknown;
+      if (sequential_) node_path_.clear();
       reopen_at_ms_ = state == SessionState::expired ? 0 : base::now_ms() + backoff_ms_;
       return;
     case SessionState::closed:
@@ -340,6 +414,7 @@ void Agent::on_session_established() {
                 session_.negotiated_timeout_ms(), hex_id(established_session_));
   }
   established_session_ = id;
+  if (sequential_) node_path_.clear();  // the old session's node went with it
   setup_pending_ = true;
   node_state_ = NodeState::unknown;
   owned_in_session_ = false;
@@ -526,11 +601,16 @@ ZkCode Agent::sync_node() {
 
 // Reads the node with a watch (data changes and deletion wake us up) and classifies it.
 ZkCode Agent::refresh_node() {
+  if (sequential_ && node_path_.empty()) {
+    ZkCode rc = find_own_sequential_node();
+    if (rc != ZkCode::ok || node_path_.empty()) return rc;
+  }
   std::string data;
   ZkStat stat;
   ZkCode rc = session_.get(node_path_, &data, &stat, true);
   if (rc == ZkCode::no_node) {
     node_state_ = NodeState::absent;
+    if (sequential_) node_path_.clear();
     return ZkCode::ok;
   }
   if (rc != ZkCode::ok) return rc;
@@ -550,7 +630,24 @@ ZkCode Agent::refresh_node() {
 }
 
 ZkCode Agent::create_node() {
-  ZkCode rc = session_.create(node_path_, std::to_string(last_count_), CreateMode::ephemeral);
+  ZkCode rc = ZkCode::ok;
+  if (registration_) {
+    std::string created;
+    rc = session_.create(registration_->path, registration_->data, registration_->mode, &created);
+    if (rc == ZkCode::ok) {
+      node_path_ = created;
+      RM_LOG_INFO("registered %s as %s node %s (session 0x%llx)", node_name_.c_str(), options_.format.c_str(),
+                  node_path_.c_str(), hex_id(session_.session_id()));
+      owned_in_session_ = true;
+      node_state_ = NodeState::unknown;
+      return ZkCode::ok;
+    }
+    node_state_ = NodeState::unknown;  // a sequential create cut off is found by its owner
+    if (rc == ZkCode::node_exists) return ZkCode::ok;
+    if (rc == ZkCode::no_node) setup_pending_ = true;
+    return rc;
+  }
+  rc = session_.create(node_path_, std::to_string(last_count_), CreateMode::ephemeral);
   if (rc == ZkCode::ok) {
     RM_LOG_INFO("%s node %s (count %llu, session 0x%llx)", created_once_ ? "re-created" : "created", node_path_.c_str(),
                 static_cast<unsigned long long>(last_count_), hex_id(session_.session_id()));
@@ -567,7 +664,39 @@ ZkCode Agent::create_node() {
   return rc;
 }
 
+// A sequential create whose answer was lost (CONNECTIONLOSS) may have made a node nobody knows
+// the name of; within the same session it is ours: the one child with our prefix whose
+// ephemeral owner is this session. Bounded by the children of the targets path.
+ZkCode Agent::find_own_sequential_node() {
+  std::vector<std::string> children;
+  ZkCode rc = session_.get_children(options_.targets_path, &children, false);
+  if (rc == ZkCode::no_node) {
+    node_state_ = NodeState::absent;
+    return ZkCode::ok;
+  }
+  if (rc != ZkCode::ok) return rc;
+  std::string prefix = registration_->path.substr(options_.targets_path.size() + 1);
+  for (const std::string& child : children) {
+    if (!child.starts_with(prefix)) continue;
+    ZkStat stat;
+    std::string path = options_.targets_path + "/" + child;
+    rc = session_.exists(path, &stat, false);
+    if (rc == ZkCode::ok && stat.ephemeral_owner == session_.session_id()) {
+      node_path_ = path;
+      return ZkCode::ok;
+    }
+  }
+  node_state_ = NodeState::absent;
+  return ZkCode::ok;
+}
+
 ZkCode Agent::remove_stale_node() {
+  if (registration_) {
+    // Another session's registration at our path: never ours to remove (a foreign format's
+    // names are random or sequential, so this is someone else's); wait for it to go.
+    stale_removed_in_session_ = true;
+    return ZkCode::ok;
+  }
   ZkCode rc = session_.remove(node_path_, node_stat_.version);
   if (rc == ZkCode::bad_version) {  // a proxy just counted into it: read again, retry
     node_state_ = NodeState::unknown;
@@ -593,6 +722,7 @@ ZkCode Agent::delete_own_node(bool* removed) {
     rc = session_.remove(node_path_, node_stat_.version);
     if (rc == ZkCode::ok || rc == ZkCode::no_node) {
       node_state_ = NodeState::absent;
+      if (sequential_) node_path_.clear();
       if (removed != nullptr) *removed = rc == ZkCode::ok;
       return ZkCode::ok;
     }

@@ -3,11 +3,14 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <set>
 
+#include "ringmaster/base/check.h"
 #include "ringmaster/base/clock.h"
 #include "ringmaster/base/log.h"
 #include "fleet_link.h"
 #include "fleet_state.h"
+#include "registry_format.h"
 #include "target_book.h"
 #include "zk_session.h"
 
@@ -33,11 +36,28 @@ std::string json_escape(std::string_view s) {
 
 }  // namespace
 
+// A foreign registry's children, as last read (README "Other registries").
+struct RegistryState {
+  RegistryFormat format = RegistryFormat::ringmaster;
+  std::map<std::string, RegistryEntry> nodes;  // child name -> what its node says
+  std::vector<RegistryMember> members;         // what they route to, one per endpoint
+  RegistryTally tally;
+  metrics::Counter malformed_reads;            // reads of a node that did not parse
+};
+
 Coordinator::Coordinator(const CoordinatorOptions& options, upstream::SnapshotCell* cell)
     : options_(options),
       cell_(cell),
       session_(std::make_unique<ZkSession>(ZkSessionOptions{options.zk, options.session_timeout_ms, 4096})),
-      book_(std::make_unique<TargetBook>(options.reactors, [](const base::HostPort& hp) { return base::resolve(hp); })) {}
+      book_(std::make_unique<TargetBook>(options.reactors, [](const base::HostPort& hp) { return base::resolve(hp); })) {
+  std::optional<RegistryFormat> format = parse_registry_format(options.targets_format);
+  RM_CHECK(format.has_value());  // config validated it
+  if (*format != RegistryFormat::ringmaster) {
+    registry_ = std::make_unique<RegistryState>();
+    registry_->format = *format;
+    book_->set_write_left_members(true);
+  }
+}
 
 Coordinator::~Coordinator() { stop(); }
 
@@ -62,7 +82,11 @@ bool Coordinator::wait_first_snapshot(int64_t timeout_ms) {
   return first_snapshot_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return first_snapshot_; });
 }
 
-std::string Coordinator::target_path(const std::string& name) const { return options_.targets_path + "/" + name; }
+// The node holding a target's count: its own node in our layout; in a foreign one, a node of
+// ours, since the registration belongs to another tool (and may be re-created by it at will).
+std::string Coordinator::target_path(const std::string& name) const {
+  return (registry_ ? options_.counts_path : options_.targets_path) + "/" + name;
+}
 
 void Coordinator::run() {
   int64_t now = base::now_ms();
@@ -92,6 +116,9 @@ void Coordinator::run() {
         case ZkEvent::Type::deleted:
         case ZkEvent::Type::changed:
           if (event->path == options_.cache_version_path) read_cache_version();
+          if (registry_ && event->path.starts_with(options_.targets_path + "/")) {
+            on_registry_node_event(event->path, event->type == ZkEvent::Type::deleted);
+          }
           break;
         case ZkEvent::Type::not_watching:
         case ZkEvent::Type::lost_events:
@@ -156,6 +183,12 @@ void Coordinator::handle_session_change() {
 void Coordinator::full_read() {
   ZkCode rc = session_->ensure_path(options_.targets_path);
   zk_other_ops_.add();
+  if (rc == ZkCode::ok && registry_) {
+    // A new session lost the data watches: every registration is read again.
+    registry_->nodes.clear();
+    rc = session_->ensure_path(options_.counts_path);
+    zk_other_ops_.add();
+  }
   if (rc != ZkCode::ok) {
     zk_errors_.add();
     return;
@@ -183,8 +216,13 @@ bool Coordinator::read_members() {
     if (zk_connection_problem(rc)) need_full_read_ = true;
     return false;
   }
+  // A foreign registry: the children are registrations; what routes is their endpoints. The
+  // guard below is for registrations vanishing, not for ones saying "do not route" (status
+  // DEAD, enabled false): those are believed at once.
+  bool vanished = names.empty();
+  if (registry_) names = read_registry(names);
   int64_t now = base::now_ms();
-  if (names.empty() && published_nonempty_) {
+  if (vanished && published_nonempty_) {
     // Every target vanished at once: after a ZooKeeper outage the agents' sessions may
     // expire together and come back seconds later. Keep routing to the last targets for one
     // session timeout; only then believe the empty list.
@@ -220,7 +258,9 @@ bool Coordinator::read_members() {
     }
   }
   int64_t changes = static_cast<int64_t>(parent.cversion) - applied_cversion_;
-  bool hidden_churn = applied_cversion_ >= 0 && (changes < 0 || changes > static_cast<int64_t>(visible));
+  // (A foreign registry's count nodes are ours and persistent: its churn does not touch them.)
+  bool hidden_churn =
+      !registry_ && applied_cversion_ >= 0 && (changes < 0 || changes > static_cast<int64_t>(visible));
   if (hidden_churn) {
     RM_LOG_INFO("%s: %lld child changes for %zu visible ones; reading every member again",
                 options_.targets_path.c_str(), static_cast<long long>(changes), visible);
@@ -228,9 +268,84 @@ bool Coordinator::read_members() {
   }
   applied_cversion_ = parent.cversion;
   applied_names_ = names;
-  for (const std::string& name : book_->set_members(names, now, hidden_churn)) read_target(name);
+  std::vector<std::string> to_read = book_->set_members(names, now, hidden_churn);
+  if (registry_) {
+    for (const RegistryMember& m : registry_->members) book_->set_weight(m.endpoint, m.weight);
+  }
+  for (const std::string& name : to_read) read_target(name);
   publish();
   return true;
+}
+
+std::vector<std::string> Coordinator::read_registry(const std::vector<std::string>& children) {
+  // Registrations are read once, when they appear, with a data watch: ServerSet status and
+  // Curator's "enabled" change in place (setData), nerve rewrites its node on a weight change.
+  std::map<std::string, RegistryEntry>& nodes = registry_->nodes;
+  std::set<std::string> present(children.begin(), children.end());
+  std::erase_if(nodes, [&present](const auto& node) { return !present.contains(node.first); });
+  for (const std::string& child : children) {
+    if (!nodes.contains(child)) read_registry_node(child);
+  }
+  registry_->members = merge_registry(nodes, &registry_->tally);
+  std::vector<std::string> endpoints;
+  endpoints.reserve(registry_->members.size());
+  for (const RegistryMember& m : registry_->members) endpoints.push_back(m.endpoint);
+  return endpoints;
+}
+
+void Coordinator::read_registry_node(const std::string& child) {
+  std::string data;
+  ZkStat stat;
+  ZkCode rc = session_->get(options_.targets_path + "/" + child, &data, &stat, true);
+  zk_reads_.add();
+  if (rc == ZkCode::no_node) {
+    registry_->nodes.erase(child);  // gone already: the next children list agrees
+    return;
+  }
+  if (rc != ZkCode::ok) {
+    // Unknown for now: not routed until read (a connection problem re-reads everything).
+    zk_errors_.add();
+    if (zk_connection_problem(rc)) need_full_read_ = true;
+    return;
+  }
+  RegistryEntry entry = parse_registry_node(registry_->format, child, data, options_.serverset_endpoint);
+  if (entry.kind == RegistryEntry::Kind::malformed) {
+    registry_->malformed_reads.add();
+    RM_LOG_WARN("%s/%s: not a %s registration (%s); skipped", options_.targets_path.c_str(), child.c_str(),
+                registry_format_name(registry_->format), entry.why.c_str());
+  } else if (entry.kind == RegistryEntry::Kind::not_routed) {
+    RM_LOG_INFO("%s/%s: %s not routed (%s)", options_.targets_path.c_str(), child.c_str(), entry.endpoint.c_str(),
+                entry.why.c_str());
+  }
+  registry_->nodes[child] = std::move(entry);
+}
+
+void Coordinator::on_registry_node_event(const std::string& path, bool deleted) {
+  std::string child = path.substr(options_.targets_path.size() + 1);
+  if (child.find('/') != std::string::npos) return;
+  if (deleted) {
+    registry_->nodes.erase(child);
+  } else {
+    read_registry_node(child);  // re-arms the watch
+  }
+  read_members();
+}
+
+bool Coordinator::create_count_node(const std::string& name) {
+  // Counts of a foreign registry's targets: persistent, so they outlive the registration (a
+  // backend that leaves and comes back continues its total) and never depend on its owner.
+  std::string path = target_path(name);
+  ZkCode rc = session_->create(path, "0", CreateMode::persistent);
+  zk_other_ops_.add();
+  if (rc == ZkCode::no_node) {
+    rc = session_->create_parents(path);
+    zk_other_ops_.add();
+    if (rc == ZkCode::ok) rc = session_->create(path, "0", CreateMode::persistent);
+    zk_other_ops_.add();
+  }
+  if (rc == ZkCode::ok || rc == ZkCode::node_exists) return true;
+  zk_errors_.add();
+  return false;
 }
 
 void Coordinator::read_target(const std::string& name) {
@@ -238,6 +353,10 @@ void Coordinator::read_target(const std::string& name) {
   ZkStat stat;
   ZkCode rc = session_->get(target_path(name), &data, &stat, false);
   zk_reads_.add();
+  if (rc == ZkCode::no_node && registry_ && create_count_node(name)) {
+    rc = session_->get(target_path(name), &data, &stat, false);
+    zk_reads_.add();
+  }
   if (rc == ZkCode::ok) {
     book_->on_read(name, data, stat.version, stat.czxid);
   } else if (rc == ZkCode::no_node) {
@@ -434,7 +553,14 @@ void Coordinator::publish() {
   snapshot_version_gauge_.set(static_cast<int64_t>(snapshot_version_));
   targets_gauge_.set(static_cast<int64_t>(targets));
   unflushed_gauge_.set(static_cast<int64_t>(book_->unflushed_total()));
-  skipped_gauge_.set(static_cast<int64_t>(book_->skipped_names() + book_->skipped_data()));
+  uint64_t registry_malformed = registry_ ? registry_->tally.malformed : 0;
+  skipped_gauge_.set(static_cast<int64_t>(book_->skipped_names() + book_->skipped_data() + registry_malformed));
+  if (registry_) {
+    registry_routed_.set(static_cast<int64_t>(registry_->tally.routed));
+    registry_duplicates_.set(static_cast<int64_t>(registry_->tally.duplicates));
+    registry_not_routed_.set(static_cast<int64_t>(registry_->tally.not_routed));
+    registry_malformed_.set(static_cast<int64_t>(registry_->tally.malformed));
+  }
   if (fleet_) {
     fleet_->leader_gauge.set(fleet_->is_leader ? 1 : 0);
     fleet_->members_gauge.set(static_cast<int64_t>(fleet_->members));
@@ -444,6 +570,14 @@ void Coordinator::publish() {
   std::string json = "{\"mode\":\"zookeeper\",\"session\":\"";
   json += session_state_name(session_->state());
   json += "\",\"snapshot_version\":" + std::to_string(snapshot_version_);
+  if (registry_) {
+    const RegistryTally& t = registry_->tally;
+    json += std::string(",\"registry\":{\"format\":\"") + registry_format_name(registry_->format) +
+            "\",\"nodes\":" + std::to_string(registry_->nodes.size()) + ",\"routed\":" + std::to_string(t.routed) +
+            ",\"duplicates\":" + std::to_string(t.duplicates) + ",\"not_routed\":" + std::to_string(t.not_routed) +
+            ",\"ignored\":" + std::to_string(t.ignored) + ",\"malformed\":" + std::to_string(t.malformed) +
+            ",\"counts_path\":\"" + json_escape(options_.counts_path) + "\"}";
+  }
   if (fleet_) {
     json += ",\"fleet\":{\"instance\":\"" + fleet_->instance + "\",\"role\":\"" +
             (fleet_->is_leader ? "leader" : "follower") + "\",\"proxies\":" + std::to_string(fleet_->members) +
@@ -507,6 +641,16 @@ void Coordinator::write_metrics(metrics::TextWriter& out) const {
   gauge("ringmaster_targets", "Targets in the last published snapshot.", targets_gauge_);
   gauge("ringmaster_unflushed_requests", "Requests counted but not yet written to ZooKeeper.", unflushed_gauge_);
   gauge("ringmaster_targets_skipped", "Children whose name or data did not parse.", skipped_gauge_);
+  if (registry_) {
+    // Read on the admin thread while the coordinator writes: the gauges are published copies.
+    counter("ringmaster_registry_malformed_reads_total",
+            "Reads of a foreign registry's node that did not parse (skipped, never fatal).", registry_->malformed_reads);
+    out.family("ringmaster_registry_nodes", "gauge", "A foreign registry's children by what they say.");
+    out.sample("ringmaster_registry_nodes", "state=\"routed\"", registry_routed_.get());
+    out.sample("ringmaster_registry_nodes", "state=\"duplicate\"", registry_duplicates_.get());
+    out.sample("ringmaster_registry_nodes", "state=\"not_routed\"", registry_not_routed_.get());
+    out.sample("ringmaster_registry_nodes", "state=\"malformed\"", registry_malformed_.get());
+  }
   if (fleet_) write_fleet_metrics(out);
   std::lock_guard lock(view_mutex_);
   std::vector<const upstream::TargetState*> targets;

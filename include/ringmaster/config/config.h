@@ -26,6 +26,10 @@ struct ProxyConfig {
   std::string zk;                        // --zk HOSTS[/chroot]; empty in static mode
   std::vector<base::HostPort> targets;   // --target HOST:PORT, repeatable (static mode)
   std::string targets_path = "/targets";         // --targets-path
+  std::string targets_format = "ringmaster";     // --targets-format: ringmaster|nerve|serverset|curator
+  std::string serverset_endpoint;                // --serverset-endpoint NAME; empty: serviceEndpoint
+  std::string counts_path;                       // --counts-path; after parsing never empty
+                                                 //   (default <fleet-path>/counts/default)
   std::string cache_version_path = "/cacheAge";  // --cache-version-path
   uint32_t flush_interval_ms = 100;      // --flush-interval-ms (1..60000)
   uint64_t cache_bytes = 256ull << 20;   // --cache-bytes SIZE (0 disables)
@@ -94,6 +98,9 @@ struct AgentConfig {
   uint32_t health_fall = 3;                     // --health-fall N
   std::optional<std::string> content_version;   // --content-version STRING
   uint32_t session_timeout_ms = 10000;          // --session-timeout-ms
+  std::string format = "ringmaster";            // --format: ringmaster|nerve|serverset|curator
+  std::string name;                             // --name: nerve instance / curator service name
+  std::optional<uint32_t> weight;               // --weight N (nerve)
   bool verbose = false;
 };
 

@@ -32,6 +32,17 @@ struct AgentOptions {
   uint32_t health_fall = 3;                     // consecutive failures to become unhealthy
   std::optional<std::string> content_version;   // written to cache_version_path if different
   uint32_t session_timeout_ms = 10000;
+  // Register as another tool would (README "Other registries"), so a fleet read by nerve's
+  // synapse, Finagle or Curator can move to ringmaster one backend at a time:
+  //   "nerve":     ephemeral sequential <targets_path>/<name>_<seq>, {"host","port","name","weight"?}
+  //   "serverset": ephemeral sequential <targets_path>/member_<seq>,
+  //                {"serviceEndpoint":{"host","port"},"additionalEndpoints":{},"status":"ALIVE"}
+  //   "curator":   ephemeral <targets_path>/<random id>, Curator's ServiceInstance JSON
+  // Counts are then not kept in the node (proxies keep them under their counts path).
+  std::string format = "ringmaster";
+  std::string name;                // nerve: instance name (default: target host);
+                                   // curator: service name (default: targets_path's last part)
+  std::optional<uint32_t> weight;  // nerve "weight"
 };
 
 // Runs until `stop` becomes true (main sets it from SIGTERM/SIGINT), then deletes the node,

@@ -27,6 +27,13 @@ namespace ringmaster::discovery {
 struct CoordinatorOptions {
   std::string zk;  // "host:port,...[/chroot]"
   std::string targets_path = "/targets";
+  // Who writes the children of targets_path (README "Other registries"): "ringmaster" (our own
+  // layout: "<host>:<port>" nodes holding the count), or "nerve", "serverset", "curator":
+  // another tool's nodes, only read; their counts live in persistent nodes
+  // <counts_path>/<host>:<port>, created on demand and written like ours.
+  std::string targets_format = "ringmaster";
+  std::string serverset_endpoint;  // ServerSets: an additionalEndpoints name; empty: serviceEndpoint
+  std::string counts_path = "/ringmaster/counts/default";
   std::string cache_version_path = "/cacheAge";
   uint32_t flush_interval_ms = 100;
   uint32_t session_timeout_ms = 10000;
@@ -50,6 +57,7 @@ struct CountWrite;
 class FleetServer;
 class FleetClient;
 struct FleetState;
+struct RegistryState;
 
 class Coordinator {
  public:
@@ -76,6 +84,11 @@ class Coordinator {
   void full_read();
   bool read_members();
   void read_target(const std::string& name);
+  bool create_count_node(const std::string& name);
+  // Foreign registry formats (registry_format.h): the endpoints the children list routes to.
+  std::vector<std::string> read_registry(const std::vector<std::string>& children);
+  void read_registry_node(const std::string& child);
+  void on_registry_node_event(const std::string& path, bool deleted);
   void read_cache_version();
   void flush();
   bool flush_as_one(const std::vector<CountWrite>& writes);
@@ -123,6 +136,7 @@ class Coordinator {
   int64_t applied_cversion_ = -1;
   int64_t empty_since_ms_ = 0;
 
+  std::unique_ptr<RegistryState> registry_;  // null for ringmaster's own layout
   std::unique_ptr<FleetState> fleet_;  // null unless options_.fleet
   std::unique_ptr<FleetServer> fleet_server_;
   std::unique_ptr<FleetClient> fleet_client_;
@@ -153,6 +167,10 @@ class Coordinator {
   metrics::Gauge targets_gauge_;
   metrics::Gauge unflushed_gauge_;
   metrics::Gauge skipped_gauge_;
+  metrics::Gauge registry_routed_;
+  metrics::Gauge registry_duplicates_;
+  metrics::Gauge registry_not_routed_;
+  metrics::Gauge registry_malformed_;
 };
 
 }  // namespace ringmaster::discovery
