@@ -301,7 +301,9 @@ class Agent {
 
 int Agent::run() {
   base::set_thread_name("agent");
-  RM_LOG_INFO("agent for %s: ZooKeeper %s, node %s, %s", node_name_.c_str(), options_.zk.c_str(), node_path_.c_str(),
+  std::string where = registration_ ? options_.format + " node " + registration_->path + (sequential_ ? "<sequence>" : "")
+                                    : "node " + node_path_;
+  RM_LOG_INFO("agent for %s: ZooKeeper %s, %s, %s", node_name_.c_str(), options_.zk.c_str(), where.c_str(),
               options_.health_path ? ("health check GET " + *options_.health_path).c_str() : "no health check");
   while (!stop_.load(std::memory_order_acquire)) {
     int64_t now = base::now_ms();
