@@ -592,7 +592,7 @@ void Coordinator::publish() {
     json += "{\"name\":\"" + json_escape(row.name) + "\",\"state\":\"" +
             (!row.member ? "left" : !row.readable ? "unreadable" : "routing") + "\",\"node_present\":" +
             (row.node_present ? "true" : "false") + ",\"count\":" + std::to_string(row.count) + ",\"unflushed\":" + std::to_string(row.unflushed) +
-            ",\"version\":" + std::to_string(row.version) + "}";
+            ",\"version\":" + std::to_string(row.version) + ",\"weight\":" + std::to_string(row.weight) + "}";
   }
   json += "]}\n";
   std::lock_guard lock(view_mutex_);

@@ -304,7 +304,7 @@ std::vector<TargetBook::Row> TargetBook::rows() const {
   std::vector<Row> out;
   for (const auto& [name, e] : entries_) {
     out.push_back(
-        Row{name, e.member, e.readable, e.node_present, e.count, local_total(e) - e.written_total, e.version});
+        Row{name, e.member, e.readable, e.node_present, e.count, local_total(e) - e.written_total, e.version, e.weight});
   }
   return out;
 }

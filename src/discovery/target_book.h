@@ -134,6 +134,7 @@ class TargetBook {
     uint64_t count;        // last known count in ZooKeeper
     uint64_t unflushed;    // this proxy's requests not yet written
     int32_t version;
+    uint32_t weight;
   };
   std::vector<Row> rows() const;
 

@@ -220,6 +220,8 @@ def test_nerve_weights_set_the_shares(zk, kz, start_backend, start_zk_proxy):
     nerve_register(kz, path, b2, "i-two", weight=3)
     proxy = start_zk_proxy(zk.connect, targets_path=path, targets_format="nerve")
     proxy.wait_routing([b1.addr, b2.addr])
+    rows = proxy.target_rows()
+    assert (rows[b1.addr]["weight"], rows[b2.addr]["weight"]) == (1, 3), rows
     client = load(proxy, 2000)
     shares = client.by_backend()
     print("nerve weights 1:3:", share_report(shares, client.answered))
@@ -269,6 +271,23 @@ def test_agent_registers_as_the_tool_does(fmt, zk, kz, start_backend, start_agen
     assert registry["malformed"] == 0 and registry["routed"] == 1, registry
     load(proxy, 20)
     wait_counts_sum(zk.ctl, 20, [proxy], path=COUNTS)
+    # A session expiry takes the registration with it; the agent registers again in its new
+    # session, once (a sequential node under a new name, Curator's under its id).
+    old_session = agent.expire_session(zk.ctl)
+    new_session = agent.wait_session(other_than=old_session)
+
+    def registered_once_in_new_session():
+        names = kz.get_children(path)
+        if len(names) != 1:
+            return None
+        got = kz.exists("%s/%s" % (path, names[0]))
+        return names[0] if got is not None and got.ephemeralOwner == new_session else None
+    again = wait_for(registered_once_in_new_session, 15, "one registration in the new session")
+    if fmt == "curator":
+        assert again == child
+    else:
+        assert again != child and again.startswith(child[:-10]), (child, again)
+    proxy.wait_routing([b.addr])
     # SIGTERM: the registration goes first.
     assert agent.terminate() == 0
     wait_until(lambda: kz.get_children(path) == [], 10, "the registration removed")
