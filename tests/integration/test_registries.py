@@ -309,3 +309,23 @@ def test_bad_format_flags_exit_2(ringmaster_bin):
     assert r.returncode == 2 and "--counts-path" in r.stderr, r.stderr
     r = run("agent", "--zk", "127.0.0.1:2181", "--target", "127.0.0.1:1", "--weight", "2")
     assert r.returncode == 2 and "--weight" in r.stderr, r.stderr
+
+
+def test_agent_foreign_registration_only_while_healthy(zk, kz, start_backend, start_agent):
+    """The health check holds a foreign registration as it holds our own node: gone while the
+    backend is down, registered again (a new sequential name) once it is back."""
+    path = "/aurora/jobs/web"
+    b = start_backend("web")
+    agent = start_agent(zk.connect, b.addr, targets_path=path, format="serverset",
+                        health_path="/healthz", health_interval_ms=100, health_timeout_ms=500,
+                        health_rise=2, health_fall=2)
+    session = agent.wait_session()
+    first = wait_for(lambda: kz.exists(path) and kz.get_children(path), 10, "the registration")
+    port = b.port
+    b.stop()
+    wait_for(lambda: kz.get_children(path) == [], 10, "the registration removed while unhealthy")
+    agent.wait_log("health down: 2 failed checks")
+    start_backend("web", port=port)
+    again = wait_for(lambda: kz.get_children(path), 10, "registered again")
+    assert len(again) == 1 and again != first, (first, again)
+    assert kz.exists("%s/%s" % (path, again[0])).ephemeralOwner == session
