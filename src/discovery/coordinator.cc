@@ -21,6 +21,14 @@ constexpr int64_t kReopenDelayMs = 500;
 // A target that left is forgotten this long after its last count was written.
 constexpr int64_t kLeftTargetLingerMs = 5000;
 
+template <typename Sources>
+bool source_for_in(const Sources& sources, const std::string& targets_path) {
+  for (const auto& s : sources) {
+    if (s.options.targets_path == targets_path) return true;
+  }
+  return false;
+}
+
 std::string json_escape(std::string_view s) {
   std::string out;
   for (char c : s) {
@@ -33,11 +41,69 @@ std::string json_escape(std::string_view s) {
 
 }  // namespace
 
-Coordinator::Coordinator(const CoordinatorOptions& options, upstream::SnapshotCell* cell)
+Coordinator::Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board)
     : options_(options),
-      cell_(cell),
+      board_(board),
       session_(std::make_unique<ZkSession>(ZkSessionOptions{options.zk, options.session_timeout_ms, 4096})),
-      book_(std::make_unique<TargetBook>(options.reactors, [](const base::HostPort& hp) { return base::resolve(hp); })) {}
+      book_(std::make_unique<TargetBook>(options.reactors, [](const base::HostPort& hp) { return base::resolve(hp); })) {
+  std::vector<SourceOptions> sources = options_.sources;
+  if (sources.empty()) sources.push_back({options_.targets_path, options_.cache_version_path});
+  pending_sources_ = std::move(sources);
+  apply_pending_sources();
+}
+
+void Coordinator::set_sources(std::vector<SourceOptions> sources) {
+  std::lock_guard lock(pending_mutex_);
+  pending_sources_ = std::move(sources);
+  session_->interrupt();  // wakes the thread's wait; the session itself is untouched
+}
+
+Coordinator::Source* Coordinator::source_for(const std::string& targets_path) {
+  for (Source& s : sources_) {
+    if (s.options.targets_path == targets_path) return &s;
+  }
+  return nullptr;
+}
+
+void Coordinator::apply_pending_sources() {
+  std::optional<std::vector<SourceOptions>> next;
+  {
+    std::lock_guard lock(pending_mutex_);
+    next.swap(pending_sources_);
+  }
+  if (!next) return;
+  std::vector<Source> kept;
+  for (const SourceOptions& o : *next) {
+    if (std::any_of(kept.begin(), kept.end(), [&o](const Source& s) { return s.options.targets_path == o.targets_path; })) {
+      continue;  // two services on one targets path share its source
+    }
+    Source* old = source_for(o.targets_path);
+    Source s = old != nullptr ? std::move(*old) : Source{};
+    s.options = o;
+    s.group = o.targets_path == options_.targets_path ? "" : o.targets_path + "/";
+    kept.push_back(std::move(s));
+  }
+  int64_t now = base::now_ms();
+  for (Source& gone : sources_) {
+    if (gone.options.targets_path.empty() || source_for_in(kept, gone.options.targets_path)) continue;
+    // Its targets stop routing; what they counted is still written before they are pruned.
+    book_->set_members({}, now, false, gone.group);
+    board_->set_targets(source_key(gone.options.targets_path), nullptr);
+    RM_LOG_INFO("no longer watching %s", gone.options.targets_path.c_str());
+  }
+  sources_ = std::move(kept);
+  std::map<std::string, VersionNode> versions;
+  for (const Source& s : sources_) {
+    const std::string& path = s.options.cache_version_path;
+    if (path.empty()) continue;
+    auto it = versions_.find(path);
+    versions[path] = it != versions_.end() ? it->second : VersionNode{};
+  }
+  versions_ = std::move(versions);
+  // New sources are read (and watched) by a full read; ZooKeeper has no way to remove a
+  // watch, so a removed source's events are ignored.
+  need_full_read_ = true;
+}
 
 Coordinator::~Coordinator() { stop(); }
 
@@ -62,7 +128,10 @@ bool Coordinator::wait_first_snapshot(int64_t timeout_ms) {
   return first_snapshot_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return first_snapshot_; });
 }
 
-std::string Coordinator::target_path(const std::string& name) const { return options_.targets_path + "/" + name; }
+// A book key: a bare name (the flags' source) or already the node's full path.
+std::string Coordinator::target_path(const std::string& name) const {
+  return name.starts_with('/') ? name : options_.targets_path + "/" + name;
+}
 
 void Coordinator::run() {
   int64_t now = base::now_ms();
@@ -70,6 +139,7 @@ void Coordinator::run() {
   int64_t next_refresh = now + options_.refresh_interval_ms;
   int64_t next_open = now;
   while (!stop_.load()) {
+    apply_pending_sources();
     if (!session_->is_open() && base::now_ms() >= next_open) {
       if (session_->open() == ZkCode::ok) {
         sessions_started_.add();
@@ -85,13 +155,13 @@ void Coordinator::run() {
           handle_session_change();
           break;
         case ZkEvent::Type::child:
-          if (event->path == options_.targets_path) read_members();
+          if (Source* source = source_for(event->path)) read_members(*source);
           if (fleet_ && event->path == fleet_->proxies_path) read_fleet();
           break;
         case ZkEvent::Type::created:
         case ZkEvent::Type::deleted:
         case ZkEvent::Type::changed:
-          if (event->path == options_.cache_version_path) read_cache_version();
+          if (versions_.contains(event->path)) read_cache_version(event->path);
           break;
         case ZkEvent::Type::not_watching:
         case ZkEvent::Type::lost_events:
@@ -101,7 +171,9 @@ void Coordinator::run() {
     }
     if (need_full_read_ && session_->connected()) full_read();
     now = base::now_ms();
-    if (empty_since_ms_ != 0 && now - empty_since_ms_ >= options_.session_timeout_ms) read_members();
+    for (Source& s : sources_) {
+      if (s.empty_since_ms != 0 && now - s.empty_since_ms >= options_.session_timeout_ms) read_members(s);
+    }
     if (now >= next_flush) {
       flush_intervals_.add();
       if (fleet_) {
@@ -154,27 +226,30 @@ void Coordinator::handle_session_change() {
 }
 
 void Coordinator::full_read() {
-  ZkCode rc = session_->ensure_path(options_.targets_path);
-  zk_other_ops_.add();
-  if (rc != ZkCode::ok) {
-    zk_errors_.add();
-    return;
+  for (Source& s : sources_) {
+    ZkCode rc = session_->ensure_path(s.options.targets_path);
+    zk_other_ops_.add();
+    if (rc != ZkCode::ok) {
+      zk_errors_.add();
+      return;
+    }
+    if (!read_members(s)) return;
   }
-  if (!read_members()) return;
   if (fleet_ && !read_fleet()) return;
-  read_cache_version();
+  for (const auto& [path, node] : versions_) read_cache_version(path);
   need_full_read_ = false;
 }
 
-bool Coordinator::read_members() {
+bool Coordinator::read_members(Source& source) {
+  const std::string& targets_path = source.options.targets_path;
   std::vector<std::string> names;
   ZkStat parent;
-  ZkCode rc = session_->get_children(options_.targets_path, &names, true, &parent);
+  ZkCode rc = session_->get_children(targets_path, &names, true, &parent);
   zk_children_reads_.add();
   if (rc == ZkCode::no_node) {
     // Someone removed the targets path: recreate it (whoever comes first) and watch again.
-    session_->ensure_path(options_.targets_path);
-    rc = session_->get_children(options_.targets_path, &names, true, &parent);
+    session_->ensure_path(targets_path);
+    rc = session_->get_children(targets_path, &names, true, &parent);
     zk_children_reads_.add();
   }
   if (rc != ZkCode::ok) {
@@ -184,19 +259,20 @@ bool Coordinator::read_members() {
     return false;
   }
   int64_t now = base::now_ms();
-  if (names.empty() && published_nonempty_) {
+  source.read_once = true;
+  if (names.empty() && source.published_nonempty) {
     // Every target vanished at once: after a ZooKeeper outage the agents' sessions may
     // expire together and come back seconds later. Keep routing to the last targets for one
     // session timeout; only then believe the empty list.
-    if (empty_since_ms_ == 0) {
-      empty_since_ms_ = now;
-      RM_LOG_WARN("every target left %s; keeping the last %zu for up to %u ms", options_.targets_path.c_str(),
-                  book_->member_count(), options_.session_timeout_ms);
+    if (source.empty_since_ms == 0) {
+      source.empty_since_ms = now;
+      RM_LOG_WARN("every target left %s; keeping the last ones for up to %u ms", targets_path.c_str(),
+                  options_.session_timeout_ms);
       return true;
     }
-    if (now - empty_since_ms_ < options_.session_timeout_ms) return true;
+    if (now - source.empty_since_ms < options_.session_timeout_ms) return true;
   }
-  empty_since_ms_ = 0;
+  source.empty_since_ms = 0;
   // The parent's cversion counts every child created or deleted. More of those since the
   // last applied list than the two lists differ by means some node was deleted and created
   // again in between (an agent's session expired and it came back, or a delete and create in
@@ -205,9 +281,9 @@ bool Coordinator::read_members() {
   std::sort(names.begin(), names.end());
   size_t visible = 0;
   {
-    auto a = names.begin(), b = applied_names_.begin();
-    while (a != names.end() || b != applied_names_.end()) {
-      if (b == applied_names_.end() || (a != names.end() && *a < *b)) {
+    auto a = names.begin(), b = source.applied_names.begin();
+    while (a != names.end() || b != source.applied_names.end()) {
+      if (b == source.applied_names.end() || (a != names.end() && *a < *b)) {
         ++visible;
         ++a;
       } else if (a == names.end() || *b < *a) {
@@ -219,16 +295,16 @@ bool Coordinator::read_members() {
       }
     }
   }
-  int64_t changes = static_cast<int64_t>(parent.cversion) - applied_cversion_;
-  bool hidden_churn = applied_cversion_ >= 0 && (changes < 0 || changes > static_cast<int64_t>(visible));
+  int64_t changes = static_cast<int64_t>(parent.cversion) - source.applied_cversion;
+  bool hidden_churn = source.applied_cversion >= 0 && (changes < 0 || changes > static_cast<int64_t>(visible));
   if (hidden_churn) {
     RM_LOG_INFO("%s: %lld child changes for %zu visible ones; reading every member again",
-                options_.targets_path.c_str(), static_cast<long long>(changes), visible);
+                targets_path.c_str(), static_cast<long long>(changes), visible);
     hidden_churn_.add();
   }
-  applied_cversion_ = parent.cversion;
-  applied_names_ = names;
-  for (const std::string& name : book_->set_members(names, now, hidden_churn)) read_target(name);
+  source.applied_cversion = parent.cversion;
+  source.applied_names = names;
+  for (const std::string& name : book_->set_members(names, now, hidden_churn, source.group)) read_target(name);
   publish();
   return true;
 }
@@ -247,19 +323,20 @@ void Coordinator::read_target(const std::string& name) {
   }
 }
 
-void Coordinator::read_cache_version() {
+void Coordinator::read_cache_version(const std::string& path) {
+  VersionNode& node = versions_[path];
   std::string data;
   ZkStat stat;
-  ZkCode rc = session_->get(options_.cache_version_path, &data, &stat, true);
+  ZkCode rc = session_->get(path, &data, &stat, true);
   zk_reads_.add();
   if (rc == ZkCode::no_node) {
     // Watch for its creation instead. "No version" is a value too: the first deploy that
     // creates the node changes it.
-    session_->exists(options_.cache_version_path, nullptr, true);
+    session_->exists(path, nullptr, true);
     zk_other_ops_.add();
-    if (!have_cache_version_) {
-      have_cache_version_ = true;
-      cache_version_absent_ = true;
+    if (!node.have) {
+      node.have = true;
+      node.absent = true;
     }
     return;
   }
@@ -267,14 +344,14 @@ void Coordinator::read_cache_version() {
     zk_errors_.add();
     return;
   }
-  if (have_cache_version_ && (cache_version_absent_ || data != cache_version_)) {
-    RM_LOG_INFO("content version changed to \"%s\": cache invalidated", data.c_str());
+  if (node.have && (node.absent || data != node.value)) {
+    RM_LOG_INFO("%s: content version changed to \"%s\": cache invalidated", path.c_str(), data.c_str());
     cache_invalidations_.add();
-    if (options_.on_content_version_change) options_.on_content_version_change();
+    if (options_.on_content_version_change) options_.on_content_version_change(path);
   }
-  cache_version_ = data;
-  cache_version_absent_ = false;
-  have_cache_version_ = true;
+  node.value = data;
+  node.absent = false;
+  node.have = true;
 }
 
 void Coordinator::refresh_counts() {
@@ -416,21 +493,35 @@ static bool same_routing(const upstream::TargetSnapshot* a, const upstream::Targ
   return true;
 }
 
+// One row of /targets, named without its group.
+static std::string row_json(const TargetBook::Row& row) {
+  std::string_view name = std::string_view(row.name).substr(TargetBook::group_of(row.name).size());
+  return "{\"name\":\"" + json_escape(name) + "\",\"state\":\"" +
+         (!row.member ? "left" : !row.readable ? "unreadable" : "routing") + "\",\"node_present\":" +
+         (row.node_present ? "true" : "false") + ",\"count\":" + std::to_string(row.count) +
+         ",\"unflushed\":" + std::to_string(row.unflushed) + ",\"version\":" + std::to_string(row.version) + "}";
+}
+
 void Coordinator::publish() {
-  auto snapshot = book_->build_snapshot(snapshot_version_ + 1);
-  size_t targets = snapshot->targets.size();
+  size_t targets = 0;
   std::vector<std::shared_ptr<const upstream::TargetState>> states;
-  for (const upstream::Target& t : snapshot->targets) states.push_back(t.state);
-  if (targets > 0) published_nonempty_ = true;
-  if (targets == 0 && empty_since_ms_ == 0) published_nonempty_ = false;
-  // Only this thread publishes, so reading the current snapshot here is safe. An unchanged
-  // view is not republished: idle proxies cause no snapshot churn.
-  if (!same_routing(cell_->load(), *snapshot)) {
-    ++snapshot_version_;
-    cell_->publish(std::move(snapshot));
-  } else {
-    cell_->reclaim();
+  for (Source& source : sources_) {
+    auto snapshot = book_->build_snapshot(snapshot_version_ + 1, source.group);
+    size_t n = snapshot->targets.size();
+    targets += n;
+    for (const upstream::Target& t : snapshot->targets) states.push_back(t.state);
+    if (n > 0) source.published_nonempty = true;
+    if (n == 0 && source.empty_since_ms == 0) source.published_nonempty = false;
+    // An unchanged view is not republished: idle proxies cause no snapshot churn. Nor is a
+    // source's before its first read: its services answer 503 meanwhile either way.
+    std::string key = source_key(source.options.targets_path);
+    std::shared_ptr<const upstream::TargetSnapshot> current = board_->targets(key);
+    if (!same_routing(current.get(), *snapshot) && (source.read_once || current)) {
+      ++snapshot_version_;
+      board_->set_targets(key, std::move(snapshot));
+    }
   }
+  board_->reclaim();
   snapshot_version_gauge_.set(static_cast<int64_t>(snapshot_version_));
   targets_gauge_.set(static_cast<int64_t>(targets));
   unflushed_gauge_.set(static_cast<int64_t>(book_->unflushed_total()));
@@ -450,17 +541,23 @@ void Coordinator::publish() {
             ",\"leader\":\"" + json_escape(fleet_->leader.instance) + "\",\"leader_address\":\"" +
             json_escape(fleet_->leader.address) + "\"}";
   }
-  json += ",\"targets\":[";
-  bool first = true;
-  for (const TargetBook::Row& row : book_->rows()) {
-    if (!first) json += ",";
-    first = false;
-    json += "{\"name\":\"" + json_escape(row.name) + "\",\"state\":\"" +
-            (!row.member ? "left" : !row.readable ? "unreadable" : "routing") + "\",\"node_present\":" +
-            (row.node_present ? "true" : "false") + ",\"count\":" + std::to_string(row.count) + ",\"unflushed\":" + std::to_string(row.unflushed) +
-            ",\"version\":" + std::to_string(row.version) + "}";
+  // "targets": the flags' source, as before services; "sources": every source by path.
+  std::vector<TargetBook::Row> rows = book_->rows();
+  auto list = [&rows](std::string_view group) {
+    std::string out = "[";
+    for (const TargetBook::Row& row : rows) {
+      if (TargetBook::group_of(row.name) != group) continue;
+      if (out.size() > 1) out += ",";
+      out += row_json(row);
+    }
+    return out + "]";
+  };
+  json += ",\"targets\":" + list("") + ",\"sources\":{";
+  for (size_t i = 0; i < sources_.size(); ++i) {
+    if (i) json += ",";
+    json += "\"" + json_escape(sources_[i].options.targets_path) + "\":" + list(sources_[i].group);
   }
-  json += "]}\n";
+  json += "}}\n";
   std::lock_guard lock(view_mutex_);
   targets_json_ = std::move(json);
   view_targets_ = std::move(states);

@@ -80,6 +80,7 @@ int Matcher::match(std::string_view raw_host, std::string_view target) const {
 void RouteBoard::set_services(std::vector<ServiceSpec> services, int default_service) {
   std::vector<Matcher::Rule> rules;
   for (size_t i = 0; i < services.size(); ++i) {
+    if (!services[i].matchable) continue;
     rules.push_back(Matcher::Rule{services[i].hosts, services[i].path_prefix, static_cast<int>(i)});
   }
   auto matcher = std::make_shared<const Matcher>(rules, default_service);

@@ -121,6 +121,7 @@ class RouteBoard {
     std::shared_ptr<ServiceRuntime> runtime;
     std::vector<std::string> hosts;
     std::string path_prefix = "/";
+    bool matchable = true;  // false: reached only as the default (the flags' service)
   };
   // A new configuration: the services in order, and the index of the default (-1: none).
   void set_services(std::vector<ServiceSpec> services, int default_service);
