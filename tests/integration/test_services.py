@@ -115,13 +115,10 @@ def test_static_services_route_by_host_then_longest_prefix(start_backend, start_
 
 def test_the_flags_service_answers_what_no_service_matches(start_backend, start_config_proxy):
     api, fallback = start_backend("api"), start_backend("fallback")
-    admin, _ = start_config_proxy(_service("api", hosts=["api.example.test"], targets=[api]))
     # No default-service in the file and --target on the command line: the flags' service.
-    admin2 = admin  # noqa: F841
-    admin.proxy.terminate()
-    p2, _ = start_config_proxy(_service("api", hosts=["api.example.test"], targets=[api]),
-                               target=fallback.addr)
-    port = p2.proxy.port
+    admin, _ = start_config_proxy(_service("api", hosts=["api.example.test"], targets=[api]),
+                                  target=fallback.addr)
+    port = admin.proxy.port
     assert _backend_of(port, "api.example.test", "/") == (200, "api")
     assert _backend_of(port, "other.test", "/") == (200, "fallback")
 
@@ -228,18 +225,21 @@ def test_reload_follows_each_file_under_load_with_no_failed_request(
                 _write(path, head, stable + extra_services)
                 if use_sighup:
                     admin.proxy.process.send_signal(signal.SIGHUP)
+                    # SIGHUP is asynchronous: the next file must not be written before this
+                    # one was read.
+                    wait_until(lambda: admin.metrics()['ringmaster_config_reloads_total{result="ok"}']
+                               == reloads + 1, 5, "SIGHUP reload %d applied" % (reloads + 1))
                 else:
                     r = admin.reload()
                     assert r.status == 200 and b"reloaded" in r.body, r
                 reloads += 1
-                started = time.monotonic()
 
                 def routed():
                     r = _get(port, host, target)
                     return (r.status == want) if isinstance(want, int) else \
                         (r.status == 200 and r.header("X-Backend") == want)
-                wait_until(routed, 5, "routing to follow reload %d (%s%s -> %s)" % (reloads, host, target, want))
-                assert time.monotonic() - started < 1.0 + 0.5, "reload %d took too long" % reloads
+                # Within a second of the reload being applied (answered, or counted for SIGHUP).
+                wait_until(routed, 1.0, "routing to follow reload %d (%s%s -> %s)" % (reloads, host, target, want))
             # A bad file in between: refused, nothing changes.
             _write(path, head, stable + ['[[service]]\nname = "broken"\nhosts = ["a b"]\n'])
             r = admin.reload()
