@@ -60,9 +60,19 @@ void Coordinator::set_sources(std::vector<SourceOptions> sources) {
 
 Coordinator::Source* Coordinator::source_for(const std::string& targets_path) {
   for (Source& s : sources_) {
-    if (s.options.targets_path == targets_path) return &s;
+    if (s.options.targets_path == targets_path && !s.removed) return &s;
   }
   return nullptr;
+}
+
+void Coordinator::forget_drained_sources() {
+  int64_t now = base::now_ms();
+  std::erase_if(sources_, [this, now](const Source& s) {
+    if (!s.removed || book_->unflushed_members(s.group) > 0) return false;
+    book_->set_members({}, now, false, s.group);  // pruned by the book once they linger out
+    RM_LOG_INFO("%s: counts written; forgotten", s.options.targets_path.c_str());
+    return true;
+  });
 }
 
 void Coordinator::apply_pending_sources() {
@@ -74,6 +84,10 @@ void Coordinator::apply_pending_sources() {
   if (!next) return;
   std::vector<Source> kept;
   for (const SourceOptions& o : *next) {
+    // A source removed by an earlier reload and added back before it drained: watched again.
+    for (Source& s : sources_) {
+      if (s.removed && s.options.targets_path == o.targets_path) s.removed = false;
+    }
     if (std::any_of(kept.begin(), kept.end(), [&o](const Source& s) { return s.options.targets_path == o.targets_path; })) {
       continue;  // two services on one targets path share its source
     }
@@ -83,19 +97,22 @@ void Coordinator::apply_pending_sources() {
     s.group = o.targets_path == options_.targets_path ? "" : o.targets_path + "/";
     kept.push_back(std::move(s));
   }
-  int64_t now = base::now_ms();
   for (Source& gone : sources_) {
     if (gone.options.targets_path.empty() || source_for_in(kept, gone.options.targets_path)) continue;
-    // Its targets stop routing; what they counted is still written before they are pruned.
-    book_->set_members({}, now, false, gone.group);
-    board_->set_targets(source_key(gone.options.targets_path), nullptr);
-    RM_LOG_INFO("no longer watching %s", gone.options.targets_path.c_str());
+    // Its targets stop routing now; they stay members of the book (not read, not routed)
+    // until what they counted is written, then the source is forgotten.
+    if (!gone.removed) {
+      board_->set_targets(source_key(gone.options.targets_path), nullptr);
+      RM_LOG_INFO("no longer routing to %s; its last counts are written next", gone.options.targets_path.c_str());
+    }
+    gone.removed = true;
+    kept.push_back(std::move(gone));
   }
   sources_ = std::move(kept);
   std::map<std::string, VersionNode> versions;
   for (const Source& s : sources_) {
     const std::string& path = s.options.cache_version_path;
-    if (path.empty()) continue;
+    if (path.empty() || s.removed) continue;
     auto it = versions_.find(path);
     versions[path] = it != versions_.end() ? it->second : VersionNode{};
   }
@@ -172,7 +189,7 @@ void Coordinator::run() {
     if (need_full_read_ && session_->connected()) full_read();
     now = base::now_ms();
     for (Source& s : sources_) {
-      if (s.empty_since_ms != 0 && now - s.empty_since_ms >= options_.session_timeout_ms) read_members(s);
+      if (!s.removed && s.empty_since_ms != 0 && now - s.empty_since_ms >= options_.session_timeout_ms) read_members(s);
     }
     if (now >= next_flush) {
       flush_intervals_.add();
@@ -186,6 +203,7 @@ void Coordinator::run() {
         flush();
       }
       book_->prune(now, kLeftTargetLingerMs);
+      forget_drained_sources();
       publish();
       next_flush = now + options_.flush_interval_ms;
     }
@@ -227,6 +245,7 @@ void Coordinator::handle_session_change() {
 
 void Coordinator::full_read() {
   for (Source& s : sources_) {
+    if (s.removed) continue;
     ZkCode rc = session_->ensure_path(s.options.targets_path);
     zk_other_ops_.add();
     if (rc != ZkCode::ok) {
@@ -506,6 +525,7 @@ void Coordinator::publish() {
   size_t targets = 0;
   std::vector<std::shared_ptr<const upstream::TargetState>> states;
   for (Source& source : sources_) {
+    if (source.removed) continue;
     auto snapshot = book_->build_snapshot(snapshot_version_ + 1, source.group);
     size_t n = snapshot->targets.size();
     targets += n;

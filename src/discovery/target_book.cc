@@ -208,6 +208,14 @@ uint64_t TargetBook::unflushed_total() const {
   return sum;
 }
 
+uint64_t TargetBook::unflushed_members(std::string_view group) const {
+  uint64_t sum = 0;
+  for (const auto& [name, e] : entries_) {
+    if (e.member && group_of(name) == group) sum += local_total(e) - e.written_total;
+  }
+  return sum;
+}
+
 // ---- Fleet ----
 
 bool TargetBook::writable(const Entry& e) { return e.member && e.readable && e.node_present; }

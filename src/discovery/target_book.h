@@ -91,6 +91,8 @@ class TargetBook {
   uint64_t skipped_data() const { return skipped_data_; }
   // Requests counted locally and not yet written, over all targets.
   uint64_t unflushed_total() const;
+  // The same for one group's members (a source removed by a reload drains to 0 first).
+  uint64_t unflushed_members(std::string_view group) const;
 
   // ---- Fleet mode (see fleet.h). A proxy's "local total" for a target is the requests its
   // reactors sent plus the requests of other proxies it took responsibility for (carried:

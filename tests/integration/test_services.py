@@ -180,6 +180,36 @@ def test_zookeeper_services_each_reach_only_their_targets_and_count_there(
     assert serial("www.example.test", "/cacheable/c?max_age=600") == www_first
 
 
+def test_a_fleet_writes_every_services_counts_through_its_leader(
+        start_backend, start_config_proxy, zk):
+    # Two proxies, one configuration: one leads and writes, in its ledgered multi, the
+    # follower's batches for every service too (keyed by full node path beyond the default).
+    backends = {name: start_backend(name) for name in ("api", "www")}
+    for name, b in backends.items():
+        zk.ctl.create("/services/%s/targets/%s" % (name, b.addr), "0", parents=True)
+    head = 'zk = "%s"\nflush-interval-ms = %d\ndefault-service = "none"\n' % (zk.connect, FLUSH_INTERVAL_MS)
+    text = head + "".join(_service(name, hosts=["%s.example.test" % name],
+                                   targets_path="/services/%s/targets" % name) for name in backends)
+    proxies = [start_config_proxy(text)[0] for _ in range(2)]
+
+    def roles():
+        return sorted(p.metrics().get("ringmaster_fleet_leader", -1) for p in proxies)
+    wait_until(lambda: roles() == [0, 1], 20, "one leader and one follower")
+    per_proxy = 15
+    for p in proxies:
+        for name in backends:
+            for i in range(per_proxy):
+                assert _backend_of(p.proxy.port, "%s.example.test" % name, "/f%d" % i) == (200, name)
+    for name, b in backends.items():
+        path = "/services/%s/targets" % name
+        wait_until(lambda: _counts(zk, path) == {b.addr: 2 * per_proxy}, COUNTS_SETTLE_S,
+                   "%s's count from both proxies (%s)" % (name, _counts(zk, path)))
+    ledger = zk.ctl.get("/ringmaster/ledger")
+    assert ledger, "the counts went through the fleet's ledger"
+    relayed = sum(p.metrics().get("ringmaster_fleet_relayed_requests_total", 0) for p in proxies)
+    assert relayed > 0, "the leader wrote the follower's requests"
+
+
 def test_reload_follows_each_file_under_load_with_no_failed_request(
         start_backend, start_config_proxy, ringmaster_bin, zk):
     api, www, extra, assets, assets2 = (start_backend(n) for n in ("api", "www", "extra", "assets",
@@ -250,6 +280,12 @@ def test_reload_follows_each_file_under_load_with_no_failed_request(
         stop.set()
         loader.join(30)
     assert sent[0] > 0 and failures == [], (sent[0], failures[:5])
+    # Every request counted on its service's node, also those routed to "extra" just before
+    # a reload removed it (the coordinator writes them before it forgets the source).
+    for name, b in (("api", api), ("www", www), ("extra", extra)):
+        path = "/services/%s/targets" % name
+        wait_until(lambda: _counts(zk, path) == {b.addr: len(b.requests())}, COUNTS_SETTLE_S,
+                   "%s's count to match its backend (%s, %d)" % (name, _counts(zk, path), len(b.requests())))
     m = admin.metrics()
     assert m['ringmaster_config_reloads_total{result="ok"}'] == 20
     assert m['ringmaster_config_reloads_total{result="error"}'] == 4

@@ -85,7 +85,8 @@ class Coordinator {
   bool wait_first_snapshot(int64_t timeout_ms);
 
   // A reload (any thread): the sources to watch from now on. New ones are read at once;
-  // removed ones stop routing (their unwritten counts are still written).
+  // removed ones stop routing at once, and are forgotten once the counts their targets
+  // took before are written (a few flush intervals).
   void set_sources(std::vector<SourceOptions> sources);
 
   // For the admin listener (any thread): {"mode", "session", "snapshot_version", "fleet",
@@ -140,13 +141,15 @@ class Coordinator {
     int64_t empty_since_ms = 0;
     bool published_nonempty = false;
     bool read_once = false;
+    bool removed = false;  // by a reload: not routed, not read; its counts still written
   };
   struct VersionNode {
     bool have = false;
     bool absent = false;
     std::string value;
   };
-  Source* source_for(const std::string& targets_path);
+  Source* source_for(const std::string& targets_path);  // a watched (not removed) one
+  void forget_drained_sources();
 
   CoordinatorOptions options_;
   upstream::RouteBoard* board_;
