@@ -312,3 +312,24 @@ def test_sighup_without_config_rereads_nothing(start_backend, start_proxy):
     p.process.send_signal(signal.SIGHUP)
     wait_until(lambda: "nothing to reload" in p.stderr() or not p.alive(), 5, "SIGHUP logged")
     assert p.alive() and get(p.port, "/").status == 200
+
+
+def test_reload_reports_settings_it_cannot_apply_live(start_backend, start_config_proxy):
+    a, b = start_backend("a"), start_backend("b")
+    admin, path = start_config_proxy(_service("s", targets=[a]))
+    path.write_text("header-timeout-ms = 5000\n" + _service("s", targets=[b]), encoding="utf-8")
+    r = admin.reload()
+    assert r.status == 200, r
+    assert b"not applied until a restart: timeouts" in r.body, r.body
+    assert "not applied until a restart: timeouts" in admin.proxy.stderr()
+    # The services were applied all the same: the static target changed.
+    wait_until(lambda: _backend_of(admin.proxy.port, "x.test", "/") == (200, "b"), 1.0, "the new target")
+
+
+def test_reload_without_config_file_is_refused_by_the_admin_endpoint(start_backend, start_proxy):
+    b = start_backend("b")
+    admin_port = free_port()
+    p = start_proxy([b], admin="%s:%d" % (LOOPBACK, admin_port))
+    wait_until(lambda: port_accepts(admin_port), 10, "admin listener")
+    r = AdminProxy(p, admin_port).reload()
+    assert r.status == 409 and b"nothing to reload" in r.body, r
