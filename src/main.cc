@@ -365,8 +365,16 @@ int run_proxy(const std::vector<std::string_view>& args) {
         Reloader::Result r = reloader.reload();
         return proxy::AdminResponse{r.ok ? 200 : 400, "text/plain", r.message + "\n"};
       });
-      admin->route("POST", "/cache/purge", [&response_cache](const proxy::AdminRequest& req) {
-        return purge_cache(response_cache.get(), req);
+      admin->route("POST", "/cache/purge", [&response_cache, &services](const proxy::AdminRequest& req) {
+        if (!req.query.starts_with("service=")) return purge_cache(response_cache.get(), req);
+        // ?service=NAME[&path=/x]: that service's own cache.
+        proxy::AdminRequest rest = req;
+        size_t amp = req.query.find('&');
+        std::string name = req.query.substr(8, amp == std::string::npos ? std::string::npos : amp - 8);
+        rest.query = amp == std::string::npos ? "" : req.query.substr(amp + 1);
+        std::shared_ptr<cache::Cache> c = services.cache_of(name);
+        if (!c) return proxy::AdminResponse{404, "text/plain", "no service with a cache named \"" + name + "\"\n"};
+        return purge_cache(c.get(), rest);
       });
       admin->start();
     }

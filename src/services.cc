@@ -171,6 +171,12 @@ std::string Services::services_json() const {
   return out + "]";
 }
 
+std::shared_ptr<cache::Cache> Services::cache_of(const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(name);
+  return it == entries_.end() ? nullptr : it->second.runtime->cache;
+}
+
 size_t Services::size() const {
   std::lock_guard lock(mutex_);
   return entries_.size();

@@ -67,9 +67,12 @@ class AdminProxy:
     def targets(self):
         return json.loads(get(self.admin_port, "/targets").body)
 
-    def reload(self):
+    def post(self, target):
         with HttpConnection(self.admin_port, timeout=10.0) as c:
-            return c.request("POST", "/config/reload", timeout=10.0)
+            return c.request("POST", target, timeout=10.0)
+
+    def reload(self):
+        return self.post("/config/reload")
 
 
 @pytest.fixture
@@ -174,6 +177,12 @@ def test_zookeeper_services_each_reach_only_their_targets_and_count_there(
     www_first = serial("www.example.test", "/cacheable/c?max_age=600")
     assert serial("api.example.test", "/cacheable/c?max_age=600") == api_first
     assert serial("www.example.test", "/cacheable/c?max_age=600") == www_first
+    # The admin purge reaches one service's cache.
+    r = admin.post("/cache/purge?service=www&path=/cacheable/c")
+    assert r.status == 200 and b'"purged":1' in r.body, r
+    assert admin.post("/cache/purge?service=nope").status == 404
+    assert serial("www.example.test", "/cacheable/c?max_age=600") != www_first
+    www_first = serial("www.example.test", "/cacheable/c?max_age=600")
     zk.ctl.set("/services/api/version", "v2")
     wait_until(lambda: serial("api.example.test", "/cacheable/c?max_age=600") != api_first, 10,
                "api's cache to empty on its version change")
