@@ -338,7 +338,8 @@ int run_proxy(const std::vector<std::string_view>& args) {
     }
     if (setup.admin) {
       admin = std::make_unique<proxy::AdminServer>(*setup.admin);
-      admin->route("GET", "/metrics", [&server, &coordinator, &access_log, &board, &reloader](const proxy::AdminRequest&) {
+      admin->route("GET", "/metrics", [&server, &coordinator, &access_log, &board, &reloader,
+                                       &services](const proxy::AdminRequest&) {
         metrics::TextWriter w;
         w.family("ringmaster_build_info", "gauge", "Always 1; the version this binary was built as.");
         w.sample("ringmaster_build_info", "version=\"" RINGMASTER_VERSION "\"", uint64_t{1});
@@ -350,6 +351,7 @@ int run_proxy(const std::vector<std::string_view>& args) {
           write_all_target_histograms(w, board);
         }
         upstream::write_service_metrics(w, board.services());
+        services.write_metrics(w);
         reloader.write_metrics(w);
         if (access_log) access_log->write_metrics(w);
         return proxy::AdminResponse{200, "text/plain; version=0.0.4", w.text()};

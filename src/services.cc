@@ -171,6 +171,16 @@ std::string Services::services_json() const {
   return out + "]";
 }
 
+void Services::write_metrics(metrics::TextWriter& out) const {
+  constexpr const char* kBytes = "ringmaster_service_cache_bytes";
+  out.family(kBytes, "gauge", "Bytes held by each service's cache (0: it does not cache).");
+  std::lock_guard lock(mutex_);
+  for (const auto& [name, e] : entries_) {
+    int64_t bytes = e.runtime->cache ? e.runtime->cache->stats().bytes.load(std::memory_order_relaxed) : 0;
+    out.sample(kBytes, "service=\"" + metrics::label_value(name) + "\"", bytes);
+  }
+}
+
 std::shared_ptr<cache::Cache> Services::cache_of(const std::string& name) const {
   std::lock_guard lock(mutex_);
   auto it = entries_.find(name);

@@ -40,6 +40,8 @@ class Services {
   // GET /targets's "services": each service with the targets it routes to now.
   std::string services_json() const;
   size_t size() const;
+  // ringmaster_service_cache_bytes{service}: what each service's cache holds.
+  void write_metrics(metrics::TextWriter& out) const;
   // A service's cache (null: no such service, or it does not cache).
   std::shared_ptr<cache::Cache> cache_of(const std::string& name) const;
 

@@ -53,6 +53,7 @@ bool Worker::try_cache(ClientConn* c) {
     cache::EntryRef hit = cache->lookup(c->cache_key, c->cache_hash, info, now_ms_, &c->revalidate);
     if (hit) {
       stats_.cache_hits.add();
+      c->service->slot->cache_hits.add();
       c->cache_result = CacheResult::hit;
       serve_hit(c, std::move(hit));
       return true;
@@ -66,6 +67,7 @@ bool Worker::try_cache(ClientConn* c) {
   // usually answered from the cache once the owner's response is stored).
   if (!c->cache_policy.store) {
     stats_.cache_misses.add();
+    c->service->slot->cache_misses.add();
     c->cache_result = CacheResult::miss;
     return false;
   }
@@ -73,6 +75,7 @@ bool Worker::try_cache(ClientConn* c) {
                        options_.cache_lock_timeout_ms)) {
     case cache::Cache::Claim::owner:
       stats_.cache_misses.add();
+      c->service->slot->cache_misses.add();
       c->cache_result = CacheResult::miss;
       c->cache_owner = true;
       return false;
@@ -91,6 +94,7 @@ bool Worker::try_cache(ClientConn* c) {
       return true;
     case cache::Cache::Claim::pass:
       stats_.cache_misses.add();
+      c->service->slot->cache_misses.add();
       c->cache_result = CacheResult::miss;
       return false;
   }
@@ -224,6 +228,7 @@ void Worker::on_cache_wait_timer(ClientConn* c) {
   unpark_cache_waiter(c);
   c->cache_owner = false;
   stats_.cache_misses.add();
+  c->service->slot->cache_misses.add();
   c->cache_result = CacheResult::miss;
   start_attempt(c, nullptr);
 }

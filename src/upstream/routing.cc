@@ -1,6 +1,7 @@
 #include "ringmaster/upstream/routing.h"
 
 #include <algorithm>
+#include <tuple>
 
 namespace ringmaster::upstream {
 
@@ -131,13 +132,20 @@ void RouteBoard::publish_locked() {
 }
 
 void write_service_metrics(metrics::TextWriter& out, const std::vector<std::shared_ptr<ServiceRuntime>>& services) {
-  constexpr const char* kRequests = "ringmaster_service_requests_total";
-  out.family(kRequests, "counter", "Requests routed to each service.");
-  for (const auto& s : services) {
-    uint64_t n = 0;
-    for (unsigned r = 0; r < s->reactors; ++r) n += s->slots[r].requests.get();
-    out.sample(kRequests, "service=\"" + metrics::label_value(s->name) + "\"", n);
+  constexpr std::tuple<const char*, const char*, metrics::Counter ServiceSlot::*> kCounters[] = {
+      {"ringmaster_service_requests_total", "Requests routed to each service.", &ServiceSlot::requests},
+      {"ringmaster_service_cache_hits_total", "Requests answered from each service's cache.", &ServiceSlot::cache_hits},
+      {"ringmaster_service_cache_misses_total", "Cache misses by service (sent upstream).", &ServiceSlot::cache_misses},
+  };
+  for (auto [name, help, member] : kCounters) {
+    out.family(name, "counter", help);
+    for (const auto& s : services) {
+      uint64_t n = 0;
+      for (unsigned r = 0; r < s->reactors; ++r) n += (s->slots[r].*member).get();
+      out.sample(name, "service=\"" + metrics::label_value(s->name) + "\"", n);
+    }
   }
+
   constexpr std::pair<const char*, metrics::Histogram ServiceSlot::*> kHistograms[] = {
       {"ringmaster_service_request_duration_seconds", &ServiceSlot::request_time},
       {"ringmaster_service_upstream_duration_seconds", &ServiceSlot::upstream_time},

@@ -177,6 +177,11 @@ def test_zookeeper_services_each_reach_only_their_targets_and_count_there(
     www_first = serial("www.example.test", "/cacheable/c?max_age=600")
     assert serial("api.example.test", "/cacheable/c?max_age=600") == api_first
     assert serial("www.example.test", "/cacheable/c?max_age=600") == www_first
+    m = admin.metrics()
+    assert m['ringmaster_service_cache_hits_total{service="www"}'] == 1, m
+    assert m['ringmaster_service_cache_misses_total{service="www"}'] == per_service + 1, m
+    assert m['ringmaster_service_cache_bytes{service="www"}'] > 0
+    assert m['ringmaster_service_cache_hits_total{service="assets"}'] == 0
     # The admin purge reaches one service's cache.
     r = admin.post("/cache/purge?service=www&path=/cacheable/c")
     assert r.status == 200 and b'"purged":1' in r.body, r

@@ -36,6 +36,8 @@ namespace ringmaster::upstream {
 // One reactor's counters for one service (single writer: that reactor).
 struct alignas(64) ServiceSlot {
   metrics::Counter requests;          // requests routed to the service
+  metrics::Counter cache_hits;        // answered from its cache
+  metrics::Counter cache_misses;      // looked up (or storable) and sent upstream
   metrics::Histogram request_time;    // first byte to answer complete
   metrics::Histogram upstream_time;   // time upstream, for requests that went there
 };
