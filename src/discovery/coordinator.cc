@@ -83,15 +83,21 @@ void Coordinator::apply_pending_sources() {
   }
   if (!next) return;
   std::vector<Source> kept;
+  bool added = false;  // a source or version node not watched yet
   for (const SourceOptions& o : *next) {
-    // A source removed by an earlier reload and added back before it drained: watched again.
+    // A source removed by an earlier reload and added back before it drained: read and
+    // watched again (its watch may have fired, ignored, meanwhile).
     for (Source& s : sources_) {
-      if (s.removed && s.options.targets_path == o.targets_path) s.removed = false;
+      if (s.removed && s.options.targets_path == o.targets_path) {
+        s.removed = false;
+        added = true;
+      }
     }
     if (std::any_of(kept.begin(), kept.end(), [&o](const Source& s) { return s.options.targets_path == o.targets_path; })) {
       continue;  // two services on one targets path share its source
     }
     Source* old = source_for(o.targets_path);
+    added = added || old == nullptr;
     Source s = old != nullptr ? std::move(*old) : Source{};
     s.options = o;
     s.group = o.targets_path == options_.targets_path ? "" : o.targets_path + "/";
@@ -114,12 +120,13 @@ void Coordinator::apply_pending_sources() {
     const std::string& path = s.options.cache_version_path;
     if (path.empty() || s.removed) continue;
     auto it = versions_.find(path);
+    added = added || it == versions_.end();
     versions[path] = it != versions_.end() ? it->second : VersionNode{};
   }
   versions_ = std::move(versions);
   // New sources are read (and watched) by a full read; ZooKeeper has no way to remove a
-  // watch, so a removed source's events are ignored.
-  need_full_read_ = true;
+  // watch, so a removed source's events are ignored. A reload that adds nothing reads nothing.
+  if (added) need_full_read_ = true;
 }
 
 Coordinator::~Coordinator() { stop(); }
