@@ -155,7 +155,8 @@ std::string Services::services_json() const {
   std::string out = "[";
   for (const auto& [name, e] : entries_) {
     if (out.size() > 1) out += ",";
-    out += "{\"name\":" + json_text(name) + ",\"source\":" + json_text(e.runtime->source) +
+    out.append("{\"name\":").append(json_text(name));
+    out += ",\"source\":" + json_text(e.runtime->source) +
            ",\"default\":" + (name == default_name_ ? "true" : "false") + ",\"cache\":" +
            (e.runtime->cache ? "true" : "false") + ",\"targets\":[";
     std::shared_ptr<const upstream::TargetSnapshot> targets = board_->targets(e.runtime->source);

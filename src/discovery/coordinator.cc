@@ -522,7 +522,8 @@ static bool same_routing(const upstream::TargetSnapshot* a, const upstream::Targ
 // One row of /targets, named without its group.
 static std::string row_json(const TargetBook::Row& row) {
   std::string_view name = std::string_view(row.name).substr(TargetBook::group_of(row.name).size());
-  return "{\"name\":\"" + json_escape(name) + "\",\"state\":\"" +
+  std::string out = "{\"name\":\"";
+  return out.append(json_escape(name)) + "\",\"state\":\"" +
          (!row.member ? "left" : !row.readable ? "unreadable" : "routing") + "\",\"node_present\":" +
          (row.node_present ? "true" : "false") + ",\"count\":" + std::to_string(row.count) +
          ",\"unflushed\":" + std::to_string(row.unflushed) + ",\"version\":" + std::to_string(row.version) + "}";
@@ -579,10 +580,12 @@ void Coordinator::publish() {
     }
     return out + "]";
   };
-  json += ",\"targets\":" + list("") + ",\"sources\":{";
+  // Appends, not "literal" + std::string&&: GCC 12 at -O3 warns falsely (-Wrestrict) there.
+  json.append(",\"targets\":").append(list("")).append(",\"sources\":{");
   for (size_t i = 0; i < sources_.size(); ++i) {
     if (i) json += ",";
-    json += "\"" + json_escape(sources_[i].options.targets_path) + "\":" + list(sources_[i].group);
+    json.append("\"").append(json_escape(sources_[i].options.targets_path)).append("\":");
+    json.append(list(sources_[i].group));
   }
   json += "}}\n";
   std::lock_guard lock(view_mutex_);
