@@ -1,4 +1,4 @@
-// ringmaster: wiring only — parse flags, build the static target snapshot, start the
+// ringmaster: wiring only — parse flags, build the services (services.h), start the
 // reactors, wait for SIGTERM/SIGINT (SIGHUP is a reload, never fatal), drain, exit. Bad flags exit 2 with one line.
 #include <signal.h>
 #include <sys/socket.h>
@@ -25,6 +25,7 @@
 #include "ringmaster/proxy/server.h"
 #include "ringmaster/proxy/upgrade.h"
 #include "ringmaster/service/notifier.h"
+#include "services.h"
 
 namespace {
 
@@ -88,29 +89,39 @@ proxy::ServerOptions server_options(const config::ProxyConfig& cfg) {
   return o;
 }
 
-std::unique_ptr<const upstream::TargetSnapshot> static_snapshot(const config::ProxyConfig& cfg) {
-  auto snapshot = std::make_unique<upstream::TargetSnapshot>();
-  snapshot->version = 1;
-  for (const base::HostPort& hp : cfg.targets) {
-    auto address = base::resolve(hp);
-    if (!address) throw config::ConfigError("--target: cannot resolve \"" + hp.to_string() + "\"");
-    upstream::Target t;
-    t.state = std::make_shared<upstream::TargetState>(hp.to_string(), *address, cfg.threads);
-    snapshot->targets.push_back(std::move(t));
-  }
-  return snapshot;
-}
-
-// JSON for GET /targets in static mode (the snapshot never changes, so reading it from the
-// admin thread is safe).
-std::string static_targets_json(const upstream::TargetSnapshot& snapshot) {
+// Static mode's GET /targets: the flags' service's targets (the shape before services).
+std::string static_targets_json(const upstream::RouteBoard& board) {
   std::string out = "{\"mode\":\"static\",\"targets\":[";
-  for (size_t i = 0; i < snapshot.targets.size(); ++i) {
-    const upstream::Target& t = snapshot.targets[i];
-    if (i) out += ",";
-    out += "{\"name\":\"" + t.state->name + "\",\"requests\":" + std::to_string(t.state->requests_total()) + "}";
+  if (auto snapshot = board.targets(std::string("static:") + config::kFlagsServiceName)) {
+    for (size_t i = 0; i < snapshot->targets.size(); ++i) {
+      const upstream::Target& t = snapshot->targets[i];
+      if (i) out += ",";
+      out += "{\"name\":\"" + t.state->name + "\",\"requests\":" + std::to_string(t.state->requests_total()) + "}";
+    }
   }
   return out + "]}\n";
+}
+
+// GET /targets: the mode's own view, plus "services": each service and what it routes to.
+std::string targets_json(std::string base, const Services& services) {
+  while (!base.empty() && base.back() == '\n') base.pop_back();
+  if (!base.empty() && base.back() == '}') base.pop_back();  // the object's own end
+  return base + ",\"services\":" + services.services_json() + "}\n";
+}
+
+// Every target of every service, for the per-target histograms.
+void write_all_target_histograms(metrics::TextWriter& w, const upstream::RouteBoard& board) {
+  std::vector<std::shared_ptr<const upstream::TargetSnapshot>> keep;
+  std::vector<const upstream::TargetState*> targets;
+  for (const auto& service : board.services()) {
+    auto snapshot = board.targets(service->source);
+    if (!snapshot) continue;
+    for (const upstream::Target& t : snapshot->targets) {
+      if (std::find(targets.begin(), targets.end(), t.state.get()) == targets.end()) targets.push_back(t.state.get());
+    }
+    keep.push_back(std::move(snapshot));
+  }
+  upstream::write_target_histograms(w, targets);
 }
 
 // POST /cache/purge: everything, or ?path=/x for every cached variant of one path.
@@ -133,7 +144,6 @@ proxy::AdminResponse purge_cache(cache::Cache* c, const proxy::AdminRequest& req
 struct ProxySetup {
   config::ProxyConfig cfg;
   proxy::ServerOptions options;
-  std::unique_ptr<const upstream::TargetSnapshot> snapshot;  // static mode only
   std::optional<base::SocketAddress> admin;                  // --admin, resolved
 };
 
@@ -141,7 +151,14 @@ ProxySetup setup_proxy(const std::vector<std::string_view>& args) {
   ProxySetup s;
   s.cfg = config::parse_proxy_args(args);
   s.options = server_options(s.cfg);
-  if (s.cfg.zk.empty()) s.snapshot = static_snapshot(s.cfg);
+  // Static targets resolve now, so that a bad name is a usage error (and `check` sees it).
+  std::vector<base::HostPort> names = s.cfg.targets;
+  for (const config::ServiceConfig& service : s.cfg.services) {
+    for (const base::HostPort& hp : service.source.static_targets) names.push_back(hp);
+  }
+  for (const base::HostPort& hp : names) {
+    if (!base::resolve(hp)) throw config::ConfigError("--target: cannot resolve \"" + hp.to_string() + "\"");
+  }
   if (s.cfg.admin) {
     s.admin = base::resolve(*s.cfg.admin);
     if (!s.admin) throw config::ConfigError("--admin: cannot resolve \"" + s.cfg.admin->to_string() + "\"");
@@ -207,7 +224,6 @@ Takeover take_over(ProxySetup& setup) {
     RM_LOG_INFO("upgrade: %u reactors, one per listener handed over (--threads %u ignored)", n, setup.cfg.threads);
     setup.cfg.threads = n;
     setup.options.threads = n;
-    if (setup.snapshot) setup.snapshot = static_snapshot(setup.cfg);
   }
   return t;
 }
@@ -222,7 +238,6 @@ int run_proxy(const std::vector<std::string_view>& args) {
   }
   const config::ProxyConfig& cfg = setup.cfg;
   proxy::ServerOptions& options = setup.options;
-  std::unique_ptr<const upstream::TargetSnapshot>& snapshot = setup.snapshot;
   if (cfg.verbose) base::set_log_level(base::LogLevel::debug);
   // --upgrade-socket: when a proxy listens there, this is an upgrade — take its listeners.
   Takeover takeover;
@@ -270,11 +285,19 @@ int run_proxy(const std::vector<std::string_view>& args) {
     response_cache = std::make_unique<cache::Cache>(cfg.cache_bytes, shards);
     options.cache = response_cache.get();
   }
-  upstream::SnapshotCell cell(options.threads);
+  // Services: the routing table (the flags' service and the config file's [[service]]s),
+  // published through the board; static targets now, ZooKeeper ones by the coordinator.
+  upstream::RouteBoard board(options.threads);
+  Services services(options.threads, &board, response_cache.get());
+  std::shared_ptr<Services::Plan> plan;
+  try {
+    plan = services.prepare(cfg);
+  } catch (const config::ConfigError& e) {
+    return fail_usage(e.what());
+  }
   std::unique_ptr<discovery::Coordinator> coordinator;
-  if (snapshot) {
-    RM_LOG_INFO("static mode: %zu targets", snapshot->targets.size());
-    cell.publish(std::move(snapshot));
+  if (cfg.zk.empty()) {
+    RM_LOG_INFO("static mode: %s", services.apply(plan).c_str());
   } else {
     discovery::CoordinatorOptions co;
     co.zk = cfg.zk;
@@ -283,14 +306,16 @@ int run_proxy(const std::vector<std::string_view>& args) {
     co.serverset_endpoint = cfg.serverset_endpoint;
     co.counts_path = cfg.counts_path;
     co.cache_version_path = cfg.cache_version_path;
+    co.sources = Services::sources(*plan);
     co.flush_interval_ms = cfg.flush_interval_ms;
     co.session_timeout_ms = cfg.session_timeout_ms;
     co.reactors = options.threads;
     co.fleet = cfg.fleet;
     co.fleet_path = cfg.fleet_path;
     if (!cfg.fleet_listen_off) co.fleet_listen = cfg.fleet_listen.value_or(base::HostPort{cfg.listen.host, 0});
-    if (response_cache) co.on_content_version_change = [c = response_cache.get()] { c->invalidate_all(); };
-    coordinator = std::make_unique<discovery::Coordinator>(co, &cell);
+    co.on_content_version_change = [&services](const std::string& path) { services.on_content_version_change(path); };
+    coordinator = std::make_unique<discovery::Coordinator>(co, &board);
+    RM_LOG_INFO("%s", services.apply(plan).c_str());
     try {
       coordinator->start();
     } catch (const std::exception& e) {
@@ -303,7 +328,8 @@ int run_proxy(const std::vector<std::string_view>& args) {
       RM_LOG_WARN("no target snapshot from ZooKeeper yet; answering 503 until one arrives");
     }
   }
-  proxy::Server server(options, &cell);
+  Reloader reloader(args, cfg, &services, coordinator.get(), &board);
+  proxy::Server server(options, board.cell());
   std::unique_ptr<proxy::AdminServer> admin;
   std::unique_ptr<proxy::UpgradeListener> upgrade_listener;
   try {
@@ -315,7 +341,8 @@ int run_proxy(const std::vector<std::string_view>& args) {
     }
     if (setup.admin) {
       admin = std::make_unique<proxy::AdminServer>(*setup.admin);
-      admin->route("GET", "/metrics", [&server, &coordinator, &access_log, &cell](const proxy::AdminRequest&) {
+      admin->route("GET", "/metrics", [&server, &coordinator, &access_log, &board, &reloader,
+                                       &services](const proxy::AdminRequest&) {
         metrics::TextWriter w;
         w.family("ringmaster_build_info", "gauge", "Always 1; the version this binary was built as.");
         w.sample("ringmaster_build_info", "version=\"" RINGMASTER_VERSION "\"", uint64_t{1});
@@ -324,20 +351,35 @@ int run_proxy(const std::vector<std::string_view>& args) {
         if (coordinator) {
           coordinator->write_metrics(w);
         } else {
-          // Static mode: the snapshot never changes, so reading it here is safe.
-          std::vector<const upstream::TargetState*> targets;
-          for (const upstream::Target& t : cell.load()->targets) targets.push_back(t.state.get());
-          upstream::write_target_histograms(w, targets);
+          write_all_target_histograms(w, board);
         }
+        upstream::write_service_metrics(w, board.services());
+        services.write_metrics(w);
+        reloader.write_metrics(w);
         if (access_log) access_log->write_metrics(w);
         return proxy::AdminResponse{200, "text/plain; version=0.0.4", w.text()};
       });
-      admin->route("GET", "/targets", [&cell, &coordinator](const proxy::AdminRequest&) {
-        return proxy::AdminResponse{200, "application/json",
-                                    coordinator ? coordinator->targets_json() : static_targets_json(*cell.load())};
+      admin->route("GET", "/targets", [&board, &coordinator, &services](const proxy::AdminRequest&) {
+        std::string base = coordinator ? coordinator->targets_json() : static_targets_json(board);
+        return proxy::AdminResponse{200, "application/json", targets_json(std::move(base), services)};
       });
-      admin->route("POST", "/cache/purge", [&response_cache](const proxy::AdminRequest& req) {
-        return purge_cache(response_cache.get(), req);
+      admin->route("POST", "/config/reload", [&reloader](const proxy::AdminRequest&) {
+        if (reloader.config_file().empty()) {
+          return proxy::AdminResponse{409, "text/plain", "no configuration file (--config): nothing to reload\n"};
+        }
+        Reloader::Result r = reloader.reload();
+        return proxy::AdminResponse{r.ok ? 200 : 400, "text/plain", r.message + "\n"};
+      });
+      admin->route("POST", "/cache/purge", [&response_cache, &services](const proxy::AdminRequest& req) {
+        if (!req.query.starts_with("service=")) return purge_cache(response_cache.get(), req);
+        // ?service=NAME[&path=/x]: that service's own cache.
+        proxy::AdminRequest rest = req;
+        size_t amp = req.query.find('&');
+        std::string name = req.query.substr(8, amp == std::string::npos ? std::string::npos : amp - 8);
+        rest.query = amp == std::string::npos ? "" : req.query.substr(amp + 1);
+        std::shared_ptr<cache::Cache> c = services.cache_of(name);
+        if (!c) return proxy::AdminResponse{404, "text/plain", "no service with a cache named \"" + name + "\"\n"};
+        return purge_cache(c.get(), rest);
       });
       admin->start();
     }
@@ -372,15 +414,14 @@ int run_proxy(const std::vector<std::string_view>& args) {
   for (;;) {
     sigwait(&stop_signals, &sig);
     if (sig == SIGHUP) {
-      // A reload (ExecReload, or habit): never fatal. Today only the access log is opened
-      // again; flags and the config file are read once, at start.
+      // A reload (ExecReload, or habit): never fatal. The config file's services are read
+      // again (README "Reload"); the access log is opened again.
+      notifier.reloading();
       if (cfg.config_file.empty()) {
         RM_LOG_INFO("SIGHUP: no configuration file, nothing to reload; still running");
       } else {
-        RM_LOG_WARN("SIGHUP: reloading %s while running is not supported yet, nothing changed; still running",
-                    cfg.config_file.c_str());
+        reloader.reload();  // logs its result
       }
-      notifier.reloading();
       if (access_log) access_log->reopen();
       notifier.reloaded();
       continue;

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -520,6 +521,191 @@ void apply_setting(const FlagSpec<ProxyConfig>& spec, const toml::node& value, c
   }
 }
 
+// ---- [[service]] tables (README "Services") ----
+
+constexpr size_t kServiceNameBytesMax = 64;
+constexpr size_t kPathPrefixBytesMax = 1024;
+constexpr size_t kHostBytesMax = 253;  // a DNS name
+constexpr size_t kServicesMax = 4096;
+
+// "FILE:LINE: service \"NAME\": KEY: " for the messages about one service's key.
+std::string service_where(const std::string& file, const toml::node& node, std::string_view service,
+                          std::string_view key) {
+  std::string out = printable(file) + ":" + std::to_string(node.source().begin.line) + ": service";
+  if (!service.empty()) out.append(" ").append(quoted(service));
+  out.append(": ").append(printable(key)).append(": ");
+  return out;
+}
+
+bool name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-'; }
+
+// A Host pattern as routing compares it: lower case, no port, an optional "*." in front.
+// Empty when it is not one (the reason in *problem).
+std::string host_pattern(std::string_view text, std::string* problem) {
+  std::string host(text);
+  std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::string_view name = host;
+  if (name.starts_with("*.")) name.remove_prefix(2);
+  if (name.empty() || name.size() > kHostBytesMax) {
+    *problem = "expected a host name, or *.domain for its subdomains";
+    return {};
+  }
+  if (name.find('*') != std::string_view::npos) {
+    *problem = "a wildcard is only allowed as a leading \"*.\"";
+    return {};
+  }
+  bool ok = std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
+  });
+  if (!ok || name.front() == '.' || name.back() == '.' || name.find("..") != std::string_view::npos) {
+    *problem = "expected a host name without port (letters, digits, '-', '.')";
+    return {};
+  }
+  return host;
+}
+
+std::string string_of(const toml::node& value, const std::string& where) {
+  if (!value.is_string()) fail(where + "expected a string");
+  return value.as_string()->get();
+}
+
+std::vector<const toml::node*> list_of(const toml::node& value, const std::string& where) {
+  const toml::array* list = value.as_array();
+  if (list == nullptr) fail(where + "expected a list");
+  std::vector<const toml::node*> out;
+  for (const toml::node& item : *list) out.push_back(&item);
+  return out;
+}
+
+// A value checked by a flag's own rules, its message told with the file's key.
+template <typename Fn>
+auto by_flag_rules(const std::string& where, std::string_view flag, std::string_view text, Fn&& fn) {
+  try {
+    return fn(FlagArg{flag, text});
+  } catch (const ConfigError& e) {
+    std::string_view message = e.what();
+    if (message.starts_with(flag) && message.substr(flag.size()).starts_with(": ")) {
+      message.remove_prefix(flag.size() + 2);
+    }
+    fail(where + std::string(message));
+  }
+}
+
+void apply_service_key(const std::string& file, std::string_view key, const toml::node& value,
+                       ServiceConfig& service) {
+  std::string where = service_where(file, value, service.name, key);
+  if (key == "name") return;  // read first
+  if (key == "hosts") {
+    for (const toml::node* item : list_of(value, where)) {
+      std::string problem;
+      std::string host = host_pattern(string_of(*item, where), &problem);
+      if (host.empty()) fail(where + problem + ", got " + quoted(item->value_or(std::string_view{})));
+      if (std::find(service.hosts.begin(), service.hosts.end(), host) != service.hosts.end()) {
+        fail(where + "duplicate host " + quoted(host));
+      }
+      service.hosts.push_back(std::move(host));
+    }
+  } else if (key == "path-prefix") {
+    std::string prefix = string_of(value, where);
+    bool plain = std::none_of(prefix.begin(), prefix.end(), [](char c) {
+      return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '?' || c == '#';
+    });
+    if (prefix.empty() || prefix.front() != '/' || !plain || prefix.size() > kPathPrefixBytesMax) {
+      fail(where + "expected a path starting with '/' (no spaces, '?' or '#'), got " + quoted(prefix));
+    }
+    service.path_prefix = std::move(prefix);
+  } else if (key == "targets-path" || key == "cache-version-path") {
+    std::string flag = "--" + std::string(key);
+    std::string text = string_of(value, where);
+    std::string path = by_flag_rules(where, flag, text, [](const FlagArg& a) { return znode_path_value(a); });
+    (key == "targets-path" ? service.source.targets_path : service.source.cache_version_path) = path;
+  } else if (key == "target") {
+    for (const toml::node* item : list_of(value, where)) {
+      std::string text = string_of(*item, where);
+      base::HostPort hp = by_flag_rules(where, "--target", text, [](const FlagArg& a) { return host_port_value(a); });
+      auto& targets = service.source.static_targets;
+      if (std::find(targets.begin(), targets.end(), hp) != targets.end()) fail(where + "duplicate target " + quoted(text));
+      targets.push_back(std::move(hp));
+    }
+  } else if (key == "cache") {
+    if (!value.is_boolean()) fail(where + "expected true or false");
+    service.cache = value.as_boolean()->get();
+  } else if (key == "cache-bytes") {
+    std::optional<std::string> text = flag_text(value);
+    if (!text) fail(where + "expected a size");
+    service.cache_bytes = by_flag_rules(where, "--cache-bytes", *text,
+                                        [](const FlagArg& a) { return size_value(a, 1u << 20, kBytesMax); });
+  } else if (key == "cache-ttl") {
+    std::optional<std::string> text = flag_text(value);
+    if (!text) fail(where + "expected seconds");
+    service.cache_ttl_s = by_flag_rules(where, "--cache-ttl", *text,
+                                        [](const FlagArg& a) { return uint_value(a, 0, kCacheTtlSecondsMax); });
+  } else {
+    fail(where + "unknown setting (expected name, hosts, path-prefix, targets-path, cache-version-path, "
+                 "target, cache, cache-bytes or cache-ttl)");
+  }
+}
+
+ServiceConfig parse_service(const std::string& file, const toml::node& node) {
+  const toml::table* table = node.as_table();
+  if (table == nullptr) fail(service_where(file, node, {}, "service") + "expected a [[service]] table");
+  ServiceConfig service;
+  service.line = static_cast<uint32_t>(node.source().begin.line);
+  const toml::node* name = table->get("name");
+  if (name == nullptr) fail(service_where(file, node, {}, "name") + "required");
+  std::string where = service_where(file, *name, {}, "name");
+  service.name = string_of(*name, where);
+  bool good = !service.name.empty() && service.name.size() <= kServiceNameBytesMax &&
+              std::all_of(service.name.begin(), service.name.end(), name_char);
+  if (!good) fail(where + "expected 1-64 of letters, digits, '_', '.', '-', got " + quoted(service.name));
+  if (service.name == kFlagsServiceName || service.name == "none") {
+    fail(where + quoted(service.name) + " is reserved (the flags' service, or no service)");
+  }
+  for (auto&& [key, value] : *table) apply_service_key(file, key.str(), value, service);
+  const TargetSource& source = service.source;
+  if (source.targets_path.empty() == source.static_targets.empty()) {
+    fail(service_where(file, node, service.name, "target") + "expected exactly one of targets-path or target");
+  }
+  if (!source.cache_version_path.empty()) {
+    if (source.static_targets.size() > 0) {
+      fail(service_where(file, node, service.name, "cache-version-path") + "needs targets-path (ZooKeeper)");
+    }
+    const std::string& t = source.targets_path;
+    const std::string& v = source.cache_version_path;
+    if (v == t || v.starts_with(t + "/")) {
+      fail(service_where(file, node, service.name, "cache-version-path") + "must not be targets-path or inside it");
+    }
+  }
+  return service;
+}
+
+// The rules between services and against the flags: unique names, no two services matching
+// the same (host, prefix), ZooKeeper sources only with --zk and clear of the fleet's nodes.
+void check_services(const ProxyConfig& config) {
+  const std::string& file = config.config_file;
+  std::set<std::string> names;
+  std::set<std::pair<std::string, std::string>> matches;
+  for (const ServiceConfig& s : config.services) {
+    std::string where = printable(file) + ":" + std::to_string(s.line) + ": service " + quoted(s.name) + ": ";
+    if (!names.insert(s.name).second) fail(where + "name: duplicate service name");
+    std::vector<std::string> hosts = s.hosts.empty() ? std::vector<std::string>{""} : s.hosts;
+    for (const std::string& host : hosts) {
+      if (!matches.insert({host, s.path_prefix}).second) {
+        fail(where + "hosts: another service already matches host " + quoted(host.empty() ? "(any)" : host) +
+             " with path-prefix " + quoted(s.path_prefix));
+      }
+    }
+    const std::string& targets = s.source.targets_path;
+    if (targets.empty()) continue;
+    if (config.zk.empty()) fail(where + "targets-path: needs zk (ZooKeeper) to be set");
+    const std::string& fleet = config.fleet_path;
+    if (fleet == targets || fleet.starts_with(targets + "/") || targets.starts_with(fleet + "/")) {
+      fail(where + "targets-path: must not be fleet-path, inside it or above it, got " + quoted(targets));
+    }
+  }
+  if (config.services.size() > kServicesMax) fail(printable(file) + ": more than 4096 services");
+}
+
 void apply_config_file(const std::string& path, ProxyConfig& config, SeenFlags& seen) {
   std::ifstream in(path);
   if (!in) fail(printable(path) + ": cannot read: " + std::strerror(errno));
@@ -531,9 +717,19 @@ void apply_config_file(const std::string& path, ProxyConfig& config, SeenFlags& 
   } catch (const toml::parse_error& e) {
     fail(printable(path) + ":" + std::to_string(e.source().begin.line) + ": " + printable(e.description()));
   }
+  uint32_t default_service_line = 0;
   for (auto&& [key, value] : table) {
     std::string where =
         printable(path) + ":" + std::to_string(key.source().begin.line) + ": " + printable(key.str()) + ": ";
+    if (key.str() == "service") {
+      for (const toml::node* item : list_of(value, where)) config.services.push_back(parse_service(path, *item));
+      continue;
+    }
+    if (key.str() == "default-service") {
+      config.default_service = string_of(value, where);
+      default_service_line = static_cast<uint32_t>(key.source().begin.line);
+      continue;
+    }
     const FlagSpec<ProxyConfig>* spec = find_flag<ProxyConfig>("--" + std::string(key.str()), kProxyFlags);
     if (spec == nullptr || spec->name == "--config") fail(where + "unknown setting");
     if (const toml::array* list = value.as_array()) {
@@ -544,11 +740,24 @@ void apply_config_file(const std::string& path, ProxyConfig& config, SeenFlags& 
     }
     seen.insert(spec->name);
   }
+  const std::string& wanted = config.default_service;
+  bool known = wanted.empty() || wanted == kFlagsServiceName || wanted == "none" ||
+               std::any_of(config.services.begin(), config.services.end(),
+                           [&wanted](const ServiceConfig& s) { return s.name == wanted; });
+  if (!known) {
+    fail(printable(path) + ":" + std::to_string(default_service_line) + ": default-service: no service named " +
+         quoted(wanted) + " (expected a [[service]] name, \"default\" or \"none\")");
+  }
 }
 
 void check_proxy(ProxyConfig& config, const SeenFlags& seen) {
   if (!seen.contains("--listen")) fail("--listen is required");
-  if (config.zk.empty() && config.targets.empty()) fail("one of --zk or --target is required");
+  bool flags_service = !config.zk.empty() || !config.targets.empty();
+  if (!flags_service && config.services.empty()) fail("one of --zk or --target is required");
+  if (config.default_service.empty()) config.default_service = flags_service ? kFlagsServiceName : "none";
+  if (config.default_service == kFlagsServiceName && !flags_service) {
+    fail(printable(config.config_file) + ": default-service: \"default\" needs --zk or --target");
+  }
   if (!config.zk.empty() && !config.targets.empty()) fail("--zk and --target are mutually exclusive");
   if (config.admin && *config.admin == config.listen) {
     fail("--admin must differ from --listen, got " + quoted(config.admin->to_string()));
@@ -561,6 +770,7 @@ void check_proxy(ProxyConfig& config, const SeenFlags& seen) {
     // Only the default is too big: the request line is part of the head, so shrink it along.
     config.request_line_bytes_max = config.header_bytes_max;
   }
+  check_services(config);
   check_znode_paths(config);
   // The fleet's nodes under the targets path would be read as (bad) targets, and the other
   // way round.
@@ -666,7 +876,12 @@ std::optional<uint64_t> parse_size(std::string_view text) {
 
 std::string proxy_flags_help() { return flags_help<ProxyConfig>(kProxyFlags, default_proxy_config()); }
 
-std::string agent_flags_help() { return flags_help<AgentConfig>(kAgentFlags, AgentConfig{}); }
+std::string agent_flags_help() {
+  // A named object, not a temporary: GCC 12 at -O3 reports a false -Wmaybe-uninitialized on
+  // the temporary's strings once this file inlines enough.
+  const AgentConfig defaults;
+  return flags_help<AgentConfig>(kAgentFlags, defaults);
+}
 
 ProxyConfig parse_proxy_args(const std::vector<std::string_view>& args) {
   ProxyConfig config = default_proxy_config();

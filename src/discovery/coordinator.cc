@@ -24,6 +24,14 @@ constexpr int64_t kReopenDelayMs = 500;
 // A target that left is forgotten this long after its last count was written.
 constexpr int64_t kLeftTargetLingerMs = 5000;
 
+template <typename Sources>
+bool source_for_in(const Sources& sources, const std::string& targets_path) {
+  for (const auto& s : sources) {
+    if (s.options.targets_path == targets_path) return true;
+  }
+  return false;
+}
+
 std::string json_escape(std::string_view s) {
   std::string out;
   for (char c : s) {
@@ -45,9 +53,9 @@ struct RegistryState {
   metrics::Counter malformed_reads;            // reads of a node that did not parse
 };
 
-Coordinator::Coordinator(const CoordinatorOptions& options, upstream::SnapshotCell* cell)
+Coordinator::Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board)
     : options_(options),
-      cell_(cell),
+      board_(board),
       session_(std::make_unique<ZkSession>(ZkSessionOptions{options.zk, options.session_timeout_ms, 4096})),
       book_(std::make_unique<TargetBook>(options.reactors, [](const base::HostPort& hp) { return base::resolve(hp); })) {
   std::optional<RegistryFormat> format = parse_registry_format(options.targets_format);
@@ -57,6 +65,87 @@ Coordinator::Coordinator(const CoordinatorOptions& options, upstream::SnapshotCe
     registry_->format = *format;
     book_->set_write_left_members(true);
   }
+  std::vector<SourceOptions> sources = options_.sources;
+  if (sources.empty()) sources.push_back({options_.targets_path, options_.cache_version_path});
+  pending_sources_ = std::move(sources);
+  apply_pending_sources();
+}
+
+void Coordinator::set_sources(std::vector<SourceOptions> sources) {
+  std::lock_guard lock(pending_mutex_);
+  pending_sources_ = std::move(sources);
+  session_->interrupt();  // wakes the thread's wait; the session itself is untouched
+}
+
+Coordinator::Source* Coordinator::source_for(const std::string& targets_path) {
+  for (Source& s : sources_) {
+    if (s.options.targets_path == targets_path && !s.removed) return &s;
+  }
+  return nullptr;
+}
+
+void Coordinator::forget_drained_sources() {
+  int64_t now = base::now_ms();
+  std::erase_if(sources_, [this, now](const Source& s) {
+    if (!s.removed || book_->unflushed_members(s.group) > 0) return false;
+    book_->set_members({}, now, false, s.group);  // pruned by the book once they linger out
+    RM_LOG_INFO("%s: counts written; forgotten", s.options.targets_path.c_str());
+    return true;
+  });
+}
+
+void Coordinator::apply_pending_sources() {
+  std::optional<std::vector<SourceOptions>> next;
+  {
+    std::lock_guard lock(pending_mutex_);
+    next.swap(pending_sources_);
+  }
+  if (!next) return;
+  std::vector<Source> kept;
+  bool added = false;  // a source or version node not watched yet
+  for (const SourceOptions& o : *next) {
+    // A source removed by an earlier reload and added back before it drained: read and
+    // watched again (its watch may have fired, ignored, meanwhile).
+    for (Source& s : sources_) {
+      if (s.removed && s.options.targets_path == o.targets_path) {
+        s.removed = false;
+        added = true;
+      }
+    }
+    if (std::any_of(kept.begin(), kept.end(), [&o](const Source& s) { return s.options.targets_path == o.targets_path; })) {
+      continue;  // two services on one targets path share its source
+    }
+    Source* old = source_for(o.targets_path);
+    added = added || old == nullptr;
+    Source s = old != nullptr ? std::move(*old) : Source{};
+    s.options = o;
+    s.group = o.targets_path == options_.targets_path ? "" : o.targets_path + "/";
+    kept.push_back(std::move(s));
+  }
+  for (Source& gone : sources_) {
+    if (gone.options.targets_path.empty() || source_for_in(kept, gone.options.targets_path)) continue;
+    // Its targets stop routing now; they stay members of the book (not read, not routed)
+    // until what they counted is written, then the source is forgotten.
+    if (!gone.removed) {
+      board_->set_targets(source_key(gone.options.targets_path), nullptr);
+      RM_LOG_INFO("no longer routing to %s; its last counts are written next", gone.options.targets_path.c_str());
+    }
+    gone.removed = true;
+    kept.push_back(std::move(gone));
+  }
+  sources_ = std::move(kept);
+  std::map<std::string, VersionNode> versions;
+  for (const Source& s : sources_) {
+    const std::string& path = s.options.cache_version_path;
+    if (path.empty() || s.removed) continue;
+    auto it = versions_.find(path);
+    added = added || it == versions_.end();
+    versions[path] = it != versions_.end() ? it->second : VersionNode{};
+  }
+  versions_ = std::move(versions);
+  // New sources are read (and watched) by a full read; ZooKeeper has no way to remove a
+  // watch, so a removed source's events are ignored. A reload that adds nothing reads nothing.
+  if (added) need_full_read_ = true;
 }
 
 Coordinator::~Coordinator() { stop(); }
@@ -82,9 +171,11 @@ bool Coordinator::wait_first_snapshot(int64_t timeout_ms) {
   return first_snapshot_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return first_snapshot_; });
 }
 
-// The node holding a target's count: its own node in our layout; in a foreign one, a node of
-// ours, since the registration belongs to another tool (and may be re-created by it at will).
+// A book key: a bare name (the flags' source) or already the node's full path. A bare name's
+// count lives in its own node in our layout; in a foreign one, in a node of ours, since the
+// registration belongs to another tool (and may be re-created by it at will).
 std::string Coordinator::target_path(const std::string& name) const {
+  if (name.starts_with('/')) return name;
   return (registry_ ? options_.counts_path : options_.targets_path) + "/" + name;
 }
 
@@ -94,6 +185,7 @@ void Coordinator::run() {
   int64_t next_refresh = now + options_.refresh_interval_ms;
   int64_t next_open = now;
   while (!stop_.load()) {
+    apply_pending_sources();
     if (!session_->is_open() && base::now_ms() >= next_open) {
       if (session_->open() == ZkCode::ok) {
         sessions_started_.add();
@@ -109,13 +201,13 @@ void Coordinator::run() {
           handle_session_change();
           break;
         case ZkEvent::Type::child:
-          if (event->path == options_.targets_path) read_members();
+          if (Source* source = source_for(event->path)) read_members(*source);
           if (fleet_ && event->path == fleet_->proxies_path) read_fleet();
           break;
         case ZkEvent::Type::created:
         case ZkEvent::Type::deleted:
         case ZkEvent::Type::changed:
-          if (event->path == options_.cache_version_path) read_cache_version();
+          if (versions_.contains(event->path)) read_cache_version(event->path);
           if (registry_ && event->path.starts_with(options_.targets_path + "/")) {
             on_registry_node_event(event->path, event->type == ZkEvent::Type::deleted);
           }
@@ -128,7 +220,9 @@ void Coordinator::run() {
     }
     if (need_full_read_ && session_->connected()) full_read();
     now = base::now_ms();
-    if (empty_since_ms_ != 0 && now - empty_since_ms_ >= options_.session_timeout_ms) read_members();
+    for (Source& s : sources_) {
+      if (!s.removed && s.empty_since_ms != 0 && now - s.empty_since_ms >= options_.session_timeout_ms) read_members(s);
+    }
     if (now >= next_flush) {
       flush_intervals_.add();
       if (fleet_) {
@@ -141,6 +235,7 @@ void Coordinator::run() {
         flush();
       }
       book_->prune(now, kLeftTargetLingerMs);
+      forget_drained_sources();
       publish();
       next_flush = now + options_.flush_interval_ms;
     }
@@ -181,33 +276,37 @@ void Coordinator::handle_session_change() {
 }
 
 void Coordinator::full_read() {
-  ZkCode rc = session_->ensure_path(options_.targets_path);
-  zk_other_ops_.add();
-  if (rc == ZkCode::ok && registry_) {
-    // A new session lost the data watches: every registration is read again.
-    registry_->nodes.clear();
-    rc = session_->ensure_path(options_.counts_path);
+  for (Source& s : sources_) {
+    if (s.removed) continue;
+    ZkCode rc = session_->ensure_path(s.options.targets_path);
     zk_other_ops_.add();
+    if (rc == ZkCode::ok && registry_ && s.group.empty()) {
+      // A new session lost the data watches: every registration is read again.
+      registry_->nodes.clear();
+      rc = session_->ensure_path(options_.counts_path);
+      zk_other_ops_.add();
+    }
+    if (rc != ZkCode::ok) {
+      zk_errors_.add();
+      return;
+    }
+    if (!read_members(s)) return;
   }
-  if (rc != ZkCode::ok) {
-    zk_errors_.add();
-    return;
-  }
-  if (!read_members()) return;
   if (fleet_ && !read_fleet()) return;
-  read_cache_version();
+  for (const auto& [path, node] : versions_) read_cache_version(path);
   need_full_read_ = false;
 }
 
-bool Coordinator::read_members() {
+bool Coordinator::read_members(Source& source) {
+  const std::string& targets_path = source.options.targets_path;
   std::vector<std::string> names;
   ZkStat parent;
-  ZkCode rc = session_->get_children(options_.targets_path, &names, true, &parent);
+  ZkCode rc = session_->get_children(targets_path, &names, true, &parent);
   zk_children_reads_.add();
   if (rc == ZkCode::no_node) {
     // Someone removed the targets path: recreate it (whoever comes first) and watch again.
-    session_->ensure_path(options_.targets_path);
-    rc = session_->get_children(options_.targets_path, &names, true, &parent);
+    session_->ensure_path(targets_path);
+    rc = session_->get_children(targets_path, &names, true, &parent);
     zk_children_reads_.add();
   }
   if (rc != ZkCode::ok) {
@@ -220,21 +319,25 @@ bool Coordinator::read_members() {
   // guard below is for registrations vanishing, not for ones saying "do not route" (status
   // DEAD, enabled false): those are believed at once.
   bool vanished = names.empty();
-  if (registry_) names = read_registry(names);
+  // (This proxy reads another tool's format for the flags' source only: README "Other
+  // registries".)
+  bool foreign = registry_ && source.group.empty();
+  if (foreign) names = read_registry(names);
   int64_t now = base::now_ms();
-  if (vanished && published_nonempty_) {
+  source.read_once = true;
+  if (vanished && source.published_nonempty) {
     // Every target vanished at once: after a ZooKeeper outage the agents' sessions may
     // expire together and come back seconds later. Keep routing to the last targets for one
     // session timeout; only then believe the empty list.
-    if (empty_since_ms_ == 0) {
-      empty_since_ms_ = now;
-      RM_LOG_WARN("every target left %s; keeping the last %zu for up to %u ms", options_.targets_path.c_str(),
-                  book_->member_count(), options_.session_timeout_ms);
+    if (source.empty_since_ms == 0) {
+      source.empty_since_ms = now;
+      RM_LOG_WARN("every target left %s; keeping the last ones for up to %u ms", targets_path.c_str(),
+                  options_.session_timeout_ms);
       return true;
     }
-    if (now - empty_since_ms_ < options_.session_timeout_ms) return true;
+    if (now - source.empty_since_ms < options_.session_timeout_ms) return true;
   }
-  empty_since_ms_ = 0;
+  source.empty_since_ms = 0;
   // The parent's cversion counts every child created or deleted. More of those since the
   // last applied list than the two lists differ by means some node was deleted and created
   // again in between (an agent's session expired and it came back, or a delete and create in
@@ -243,9 +346,9 @@ bool Coordinator::read_members() {
   std::sort(names.begin(), names.end());
   size_t visible = 0;
   {
-    auto a = names.begin(), b = applied_names_.begin();
-    while (a != names.end() || b != applied_names_.end()) {
-      if (b == applied_names_.end() || (a != names.end() && *a < *b)) {
+    auto a = names.begin(), b = source.applied_names.begin();
+    while (a != names.end() || b != source.applied_names.end()) {
+      if (b == source.applied_names.end() || (a != names.end() && *a < *b)) {
         ++visible;
         ++a;
       } else if (a == names.end() || *b < *a) {
@@ -257,19 +360,19 @@ bool Coordinator::read_members() {
       }
     }
   }
-  int64_t changes = static_cast<int64_t>(parent.cversion) - applied_cversion_;
+  int64_t changes = static_cast<int64_t>(parent.cversion) - source.applied_cversion;
   // (A foreign registry's count nodes are ours and persistent: its churn does not touch them.)
-  bool hidden_churn =
-      !registry_ && applied_cversion_ >= 0 && (changes < 0 || changes > static_cast<int64_t>(visible));
+  bool hidden_churn = !foreign && source.applied_cversion >= 0 &&
+                      (changes < 0 || changes > static_cast<int64_t>(visible));
   if (hidden_churn) {
     RM_LOG_INFO("%s: %lld child changes for %zu visible ones; reading every member again",
-                options_.targets_path.c_str(), static_cast<long long>(changes), visible);
+                targets_path.c_str(), static_cast<long long>(changes), visible);
     hidden_churn_.add();
   }
-  applied_cversion_ = parent.cversion;
-  applied_names_ = names;
-  std::vector<std::string> to_read = book_->set_members(names, now, hidden_churn);
-  if (registry_) {
+  source.applied_cversion = parent.cversion;
+  source.applied_names = names;
+  std::vector<std::string> to_read = book_->set_members(names, now, hidden_churn, source.group);
+  if (foreign) {
     for (const RegistryMember& m : registry_->members) book_->set_weight(m.endpoint, m.weight);
   }
   for (const std::string& name : to_read) read_target(name);
@@ -353,7 +456,7 @@ void Coordinator::read_target(const std::string& name) {
   ZkStat stat;
   ZkCode rc = session_->get(target_path(name), &data, &stat, false);
   zk_reads_.add();
-  if (rc == ZkCode::no_node && registry_ && create_count_node(name)) {
+  if (rc == ZkCode::no_node && registry_ && !name.starts_with('/') && create_count_node(name)) {
     rc = session_->get(target_path(name), &data, &stat, false);
     zk_reads_.add();
   }
@@ -366,19 +469,20 @@ void Coordinator::read_target(const std::string& name) {
   }
 }
 
-void Coordinator::read_cache_version() {
+void Coordinator::read_cache_version(const std::string& path) {
+  VersionNode& node = versions_[path];
   std::string data;
   ZkStat stat;
-  ZkCode rc = session_->get(options_.cache_version_path, &data, &stat, true);
+  ZkCode rc = session_->get(path, &data, &stat, true);
   zk_reads_.add();
   if (rc == ZkCode::no_node) {
     // Watch for its creation instead. "No version" is a value too: the first deploy that
     // creates the node changes it.
-    session_->exists(options_.cache_version_path, nullptr, true);
+    session_->exists(path, nullptr, true);
     zk_other_ops_.add();
-    if (!have_cache_version_) {
-      have_cache_version_ = true;
-      cache_version_absent_ = true;
+    if (!node.have) {
+      node.have = true;
+      node.absent = true;
     }
     return;
   }
@@ -386,14 +490,14 @@ void Coordinator::read_cache_version() {
     zk_errors_.add();
     return;
   }
-  if (have_cache_version_ && (cache_version_absent_ || data != cache_version_)) {
-    RM_LOG_INFO("content version changed to \"%s\": cache invalidated", data.c_str());
+  if (node.have && (node.absent || data != node.value)) {
+    RM_LOG_INFO("%s: content version changed to \"%s\": cache invalidated", path.c_str(), data.c_str());
     cache_invalidations_.add();
-    if (options_.on_content_version_change) options_.on_content_version_change();
+    if (options_.on_content_version_change) options_.on_content_version_change(path);
   }
-  cache_version_ = data;
-  cache_version_absent_ = false;
-  have_cache_version_ = true;
+  node.value = data;
+  node.absent = false;
+  node.have = true;
 }
 
 void Coordinator::refresh_counts() {
@@ -535,21 +639,38 @@ static bool same_routing(const upstream::TargetSnapshot* a, const upstream::Targ
   return true;
 }
 
+// One row of /targets, named without its group.
+static std::string row_json(const TargetBook::Row& row) {
+  std::string_view name = std::string_view(row.name).substr(TargetBook::group_of(row.name).size());
+  std::string out = "{\"name\":\"";
+  return out.append(json_escape(name)) + "\",\"state\":\"" +
+         (!row.member ? "left" : !row.readable ? "unreadable" : "routing") + "\",\"node_present\":" +
+         (row.node_present ? "true" : "false") + ",\"count\":" + std::to_string(row.count) +
+         ",\"unflushed\":" + std::to_string(row.unflushed) + ",\"version\":" + std::to_string(row.version) +
+         ",\"weight\":" + std::to_string(row.weight) + "}";
+}
+
 void Coordinator::publish() {
-  auto snapshot = book_->build_snapshot(snapshot_version_ + 1);
-  size_t targets = snapshot->targets.size();
+  size_t targets = 0;
   std::vector<std::shared_ptr<const upstream::TargetState>> states;
-  for (const upstream::Target& t : snapshot->targets) states.push_back(t.state);
-  if (targets > 0) published_nonempty_ = true;
-  if (targets == 0 && empty_since_ms_ == 0) published_nonempty_ = false;
-  // Only this thread publishes, so reading the current snapshot here is safe. An unchanged
-  // view is not republished: idle proxies cause no snapshot churn.
-  if (!same_routing(cell_->load(), *snapshot)) {
-    ++snapshot_version_;
-    cell_->publish(std::move(snapshot));
-  } else {
-    cell_->reclaim();
+  for (Source& source : sources_) {
+    if (source.removed) continue;
+    auto snapshot = book_->build_snapshot(snapshot_version_ + 1, source.group);
+    size_t n = snapshot->targets.size();
+    targets += n;
+    for (const upstream::Target& t : snapshot->targets) states.push_back(t.state);
+    if (n > 0) source.published_nonempty = true;
+    if (n == 0 && source.empty_since_ms == 0) source.published_nonempty = false;
+    // An unchanged view is not republished: idle proxies cause no snapshot churn. Nor is a
+    // source's before its first read: its services answer 503 meanwhile either way.
+    std::string key = source_key(source.options.targets_path);
+    std::shared_ptr<const upstream::TargetSnapshot> current = board_->targets(key);
+    if (!same_routing(current.get(), *snapshot) && (source.read_once || current)) {
+      ++snapshot_version_;
+      board_->set_targets(key, std::move(snapshot));
+    }
   }
+  board_->reclaim();
   snapshot_version_gauge_.set(static_cast<int64_t>(snapshot_version_));
   targets_gauge_.set(static_cast<int64_t>(targets));
   unflushed_gauge_.set(static_cast<int64_t>(book_->unflushed_total()));
@@ -584,17 +705,25 @@ void Coordinator::publish() {
             ",\"leader\":\"" + json_escape(fleet_->leader.instance) + "\",\"leader_address\":\"" +
             json_escape(fleet_->leader.address) + "\"}";
   }
-  json += ",\"targets\":[";
-  bool first = true;
-  for (const TargetBook::Row& row : book_->rows()) {
-    if (!first) json += ",";
-    first = false;
-    json += "{\"name\":\"" + json_escape(row.name) + "\",\"state\":\"" +
-            (!row.member ? "left" : !row.readable ? "unreadable" : "routing") + "\",\"node_present\":" +
-            (row.node_present ? "true" : "false") + ",\"count\":" + std::to_string(row.count) + ",\"unflushed\":" + std::to_string(row.unflushed) +
-            ",\"version\":" + std::to_string(row.version) + ",\"weight\":" + std::to_string(row.weight) + "}";
+  // "targets": the flags' source, as before services; "sources": every source by path.
+  std::vector<TargetBook::Row> rows = book_->rows();
+  auto list = [&rows](std::string_view group) {
+    std::string out = "[";
+    for (const TargetBook::Row& row : rows) {
+      if (TargetBook::group_of(row.name) != group) continue;
+      if (out.size() > 1) out += ",";
+      out += row_json(row);
+    }
+    return out + "]";
+  };
+  // Appends, not "literal" + std::string&&: GCC 12 at -O3 warns falsely (-Wrestrict) there.
+  json.append(",\"targets\":").append(list("")).append(",\"sources\":{");
+  for (size_t i = 0; i < sources_.size(); ++i) {
+    if (i) json += ",";
+    json.append("\"").append(json_escape(sources_[i].options.targets_path)).append("\":");
+    json.append(list(sources_[i].group));
   }
-  json += "]}\n";
+  json += "}}\n";
   std::lock_guard lock(view_mutex_);
   targets_json_ = std::move(json);
   view_targets_ = std::move(states);

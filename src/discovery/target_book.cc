@@ -20,26 +20,41 @@ std::optional<uint64_t> parse_count(std::string_view data) {
 
 TargetBook::TargetBook(unsigned reactors, Resolver resolver) : reactors_(reactors), resolver_(std::move(resolver)) {}
 
+std::string_view TargetBook::group_of(std::string_view key) {
+  size_t slash = key.rfind('/');
+  return slash == std::string_view::npos ? std::string_view{} : key.substr(0, slash + 1);
+}
+
+std::optional<TargetBook::Entry> TargetBook::make_entry(const std::string& key) const {
+  std::string_view name = std::string_view(key).substr(group_of(key).size());
+  auto hp = base::parse_host_port(name);
+  std::optional<base::SocketAddress> address = hp ? resolver_(*hp) : std::nullopt;
+  if (!address) return std::nullopt;
+  Entry e;
+  e.state = std::make_shared<upstream::TargetState>(std::string(name), *address, reactors_);
+  return e;
+}
+
 std::vector<std::string> TargetBook::set_members(const std::vector<std::string>& names, int64_t now_ms,
-                                                 bool read_all) {
-  for (auto& [name, e] : entries_) {
+                                                 bool read_all, const std::string& group) {
+  for (auto& [key, e] : entries_) {
+    e.was_member = false;
+    if (group_of(key) != group) continue;
     e.was_member = e.member;
     if (e.member) e.left_ms = now_ms;  // provisional: reset below for those still present
     e.member = false;
   }
   std::vector<std::string> to_read;
-  for (const std::string& name : names) {
+  for (const std::string& bare : names) {
+    std::string name = group + bare;
     auto it = entries_.find(name);
     if (it == entries_.end()) {
-      auto hp = base::parse_host_port(name);
-      std::optional<base::SocketAddress> address = hp ? resolver_(*hp) : std::nullopt;
-      if (!address) {
+      std::optional<Entry> e = bare.find('/') == std::string::npos ? make_entry(name) : std::nullopt;
+      if (!e) {
         ++skipped_names_;
         continue;
       }
-      Entry e;
-      e.state = std::make_shared<upstream::TargetState>(name, *address, reactors_);
-      it = entries_.emplace(name, std::move(e)).first;
+      it = entries_.emplace(name, std::move(*e)).first;
     }
     Entry& e = it->second;
     if (!e.was_member && e.offset_set) {
@@ -84,17 +99,17 @@ void TargetBook::on_read(const std::string& name, std::string_view data, int32_t
   if (*count < e.count) e.offset_set = false;  // a re-created node: level it again
   e.count = *count;
   e.version = version;
-  if (!e.offset_set) level(e);
+  if (!e.offset_set) level(name, e);
   e.readable = true;
 }
 
-void TargetBook::level(Entry& e) {
+void TargetBook::level(const std::string& key, Entry& e) {
   // Joining: level with the least-loaded member, whatever the cumulative count says, so a
   // fresh target (count 0 next to 100000s) gets an even share instead of a flood. With
   // weights, "level" means the same requests per unit of weight (Balancer::pick compares
   // those), so a weight-3 member joins at three times the least-loaded weight-1 member's base.
   e.offset_set = false;
-  double per_weight = min_normalised_per_weight();
+  double per_weight = min_normalised_per_weight(group_of(key));
   int64_t start = std::llround(per_weight * e.weight);
   e.offset = static_cast<int64_t>(balance_on_own_ ? local_total(e) : e.count) - start;
   e.offset_set = true;
@@ -105,7 +120,7 @@ void TargetBook::set_weight(const std::string& name, uint32_t weight) {
   if (it == entries_.end() || weight == 0 || it->second.weight == weight) return;
   Entry& e = it->second;
   e.weight = weight;
-  if (e.offset_set) level(e);
+  if (e.offset_set) level(name, e);
 }
 
 void TargetBook::on_missing(const std::string& name) {
@@ -123,11 +138,11 @@ int64_t TargetBook::normalised(const Entry& e) const {
   return static_cast<int64_t>(e.count + pending) - e.offset;
 }
 
-double TargetBook::min_normalised_per_weight() const {
+double TargetBook::min_normalised_per_weight(std::string_view group) const {
   bool any = false;
   double best = 0;
   for (const auto& [name, e] : entries_) {
-    if (!e.member || !e.readable || !e.offset_set) continue;
+    if (!e.member || !e.readable || !e.offset_set || group_of(name) != group) continue;
     double norm = static_cast<double>(normalised(e)) / e.weight;
     if (!any || norm < best) best = norm;
     any = true;
@@ -181,11 +196,11 @@ bool TargetBook::on_written(const Write& write, int32_t new_version, int64_t czx
   return same;
 }
 
-std::unique_ptr<upstream::TargetSnapshot> TargetBook::build_snapshot(uint64_t version) const {
+std::unique_ptr<upstream::TargetSnapshot> TargetBook::build_snapshot(uint64_t version, const std::string& group) const {
   auto snapshot = std::make_unique<upstream::TargetSnapshot>();
   snapshot->version = version;
   for (const auto& [name, e] : entries_) {
-    if (!e.member || !e.readable) continue;
+    if (!e.member || !e.readable || group_of(name) != group) continue;
     int64_t norm = normalised(e);
     upstream::Target t;
     t.state = e.state;
@@ -206,6 +221,14 @@ size_t TargetBook::member_count() const {
 uint64_t TargetBook::unflushed_total() const {
   uint64_t sum = 0;
   for (const auto& [name, e] : entries_) sum += local_total(e) - e.written_total;
+  return sum;
+}
+
+uint64_t TargetBook::unflushed_members(std::string_view group) const {
+  uint64_t sum = 0;
+  for (const auto& [name, e] : entries_) {
+    if (e.member && group_of(name) == group) sum += local_total(e) - e.written_total;
+  }
   return sum;
 }
 
@@ -237,12 +260,9 @@ void TargetBook::on_acked(const fleet::Deltas& deltas) {
 bool TargetBook::add_carried(const std::string& name, uint64_t n) {
   auto it = entries_.find(name);
   if (it == entries_.end()) {
-    auto hp = base::parse_host_port(name);
-    std::optional<base::SocketAddress> address = hp ? resolver_(*hp) : std::nullopt;
-    if (!address) return false;
-    Entry e;
-    e.state = std::make_shared<upstream::TargetState>(name, *address, reactors_);
-    it = entries_.emplace(name, std::move(e)).first;
+    std::optional<Entry> e = make_entry(name);
+    if (!e) return false;
+    it = entries_.emplace(name, std::move(*e)).first;
   }
   it->second.carried += n;
   return true;

@@ -48,8 +48,16 @@ class TargetBook {
   // skipped and counted. Returns the names whose count must be read: new members,
   // returning ones, and those whose node was missing; every member with `read_all` (the
   // list hides a node deleted and re-created since the last one, see Coordinator).
+  //
+  // Groups: one book holds the targets of every service source (README "Services"), each
+  // entry keyed by `group + name`. The default source's group is "" (keys are bare names, as
+  // a fleet's older members know them); another source's is its targets path plus "/", so a
+  // key is the node's full path. A children list replaces the members of its group only;
+  // counts of every group are planned, batched and written together.
   std::vector<std::string> set_members(const std::vector<std::string>& names, int64_t now_ms,
-                                       bool read_all = false);
+                                       bool read_all = false, const std::string& group = "");
+  // The group of a key: "" for a bare name, else everything up to its last '/'.
+  static std::string_view group_of(std::string_view key);
   // Forgets targets that left at least `linger_ms` ago and have nothing left to write (a
   // request counted just before the reactors saw it leave still gets written).
   void prune(int64_t now_ms, int64_t linger_ms);
@@ -84,13 +92,15 @@ class TargetBook {
 
   // The routing view: members with a readable count, sorted by name, with balance bases
   // normalised so a member's base starts level with the least-loaded one when it joins.
-  std::unique_ptr<upstream::TargetSnapshot> build_snapshot(uint64_t version) const;
+  std::unique_ptr<upstream::TargetSnapshot> build_snapshot(uint64_t version, const std::string& group = "") const;
 
   size_t member_count() const;
   uint64_t skipped_names() const { return skipped_names_; }
   uint64_t skipped_data() const { return skipped_data_; }
   // Requests counted locally and not yet written, over all targets.
   uint64_t unflushed_total() const;
+  // The same for one group's members (a source removed by a reload drains to 0 first).
+  uint64_t unflushed_members(std::string_view group) const;
 
   // ---- Fleet mode (see fleet.h). A proxy's "local total" for a target is the requests its
   // reactors sent plus the requests of other proxies it took responsibility for (carried:
@@ -156,9 +166,12 @@ class TargetBook {
     int64_t left_ms = 0;  // when it stopped being a member
     bool was_member = false;  // scratch for set_members
   };
-  // The least normalised count per unit of weight over levelled members (0 when none).
-  double min_normalised_per_weight() const;
-  void level(Entry& e);
+  // The least normalised count per unit of weight over the group's levelled members (0 when
+  // none).
+  double min_normalised_per_weight(std::string_view group) const;
+  void level(const std::string& key, Entry& e);
+  // A new entry for `key` (its name, the last path component, must parse and resolve).
+  std::optional<Entry> make_entry(const std::string& key) const;
   int64_t normalised(const Entry& e) const;
   static uint64_t local_total(const Entry& e) { return e.state->requests_total() + e.carried; }
   bool writable(const Entry& e) const;

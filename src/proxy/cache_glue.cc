@@ -37,7 +37,7 @@ const cache::RequestInfo& Worker::cache_request_info(ClientConn* c) {
 }
 
 bool Worker::try_cache(ClientConn* c) {
-  cache::Cache* cache = options_.cache;
+  cache::Cache* cache = cache_of(c);
   c->cache_owner = false;
   c->cache_policy = {};
   c->revalidate.reset();
@@ -53,6 +53,7 @@ bool Worker::try_cache(ClientConn* c) {
     cache::EntryRef hit = cache->lookup(c->cache_key, c->cache_hash, info, now_ms_, &c->revalidate);
     if (hit) {
       stats_.cache_hits.add();
+      c->service->slot->cache_hits.add();
       c->cache_result = CacheResult::hit;
       serve_hit(c, std::move(hit));
       return true;
@@ -66,6 +67,7 @@ bool Worker::try_cache(ClientConn* c) {
   // usually answered from the cache once the owner's response is stored).
   if (!c->cache_policy.store) {
     stats_.cache_misses.add();
+    c->service->slot->cache_misses.add();
     c->cache_result = CacheResult::miss;
     return false;
   }
@@ -73,6 +75,7 @@ bool Worker::try_cache(ClientConn* c) {
                        options_.cache_lock_timeout_ms)) {
     case cache::Cache::Claim::owner:
       stats_.cache_misses.add();
+      c->service->slot->cache_misses.add();
       c->cache_result = CacheResult::miss;
       c->cache_owner = true;
       return false;
@@ -91,6 +94,7 @@ bool Worker::try_cache(ClientConn* c) {
       return true;
     case cache::Cache::Claim::pass:
       stats_.cache_misses.add();
+      c->service->slot->cache_misses.add();
       c->cache_result = CacheResult::miss;
       return false;
   }
@@ -177,13 +181,13 @@ bool Worker::answer_revalidated(ClientConn* c, const http::ResponseHead& respons
   to_cache_fields(response.fields, cache_response_fields_);
   const cache::RequestInfo& info = cache_request_info(c);
   cache::Freshened fresh = cache::freshen(*c->revalidate, info, cache_response_fields_,
-                                          c->cache_policy.has_authorization, options_.cache_ttl_ms,
+                                          c->cache_policy.has_authorization, cache_ttl_ms_of(c),
                                           unix_now_ms(), now_ms_);
   if (fresh.entry) fresh.entry->stale_window_ms = options_.cache_serve_stale_ms;
   if (fresh.storable) {
-    c->cache_refreshed = options_.cache->insert(fresh.entry.share(), c->cache_epoch);
+    c->cache_refreshed = cache_of(c)->insert(fresh.entry.share(), c->cache_epoch);
   } else {
-    options_.cache->invalidate(c->cache_key, c->cache_hash);  // the 304 forbids reusing it
+    cache_of(c)->invalidate(c->cache_key, c->cache_hash);  // the 304 forbids reusing it
   }
   stats_.cache_revalidated.add();
   write_hit(c, fresh.entry ? std::move(fresh.entry) : std::move(c->revalidate));
@@ -224,6 +228,7 @@ void Worker::on_cache_wait_timer(ClientConn* c) {
   unpark_cache_waiter(c);
   c->cache_owner = false;
   stats_.cache_misses.add();
+  c->service->slot->cache_misses.add();
   c->cache_result = CacheResult::miss;
   start_attempt(c, nullptr);
 }
@@ -233,7 +238,7 @@ void Worker::start_fill(ClientConn* c, UpstreamConn* u) {
   to_cache_fields(head.fields, cache_response_fields_);
   cache::StoreDecision decision =
       cache::classify_response(head.status, cache_response_fields_, c->cache_policy.has_authorization,
-                               options_.cache_ttl_ms, unix_now_ms());
+                               cache_ttl_ms_of(c), unix_now_ms());
   // A 204 announcing a body is an invalid exchange (RFC 9110 8.6): whatever follows it is
   // not part of this response, and the response itself is not trusted.
   bool body_where_none_may_be = head.status == 204 && head.has_content_length && head.content_length > 0;
@@ -280,7 +285,7 @@ void Worker::end_cache_claim(ClientConn* c) {
     if (c->response_done && !c->fill->abandoned()) {
       cache::EntryRef entry = c->fill->finish(now_ms_);
       if (entry) {
-        stored = options_.cache->insert(std::move(entry), c->cache_epoch);
+        stored = cache_of(c)->insert(std::move(entry), c->cache_epoch);
       }
     }
     c->fill.reset();
@@ -288,7 +293,7 @@ void Worker::end_cache_claim(ClientConn* c) {
   if (!c->cache_owner) return;
   c->cache_owner = false;
   cache::ReactorSet reactors =
-      options_.cache->release(c->cache_key, c->cache_hash, stored, now_ms_, options_.cache_pass_ms);
+      cache_of(c)->release(c->cache_key, c->cache_hash, stored, now_ms_, options_.cache_pass_ms);
   reactors.for_each([this](unsigned r) {
     if (static_cast<int>(r) == index_) {
       local_wake_pending_ = true;
@@ -324,7 +329,7 @@ void Worker::invalidate_after_unsafe(ClientConn* c, const http::ResponseHead& re
   // names) would answer; stored answers for them are now suspect.
   const cache::RequestInfo& info = cache_request_info(c);
   to_cache_fields(response.fields, cache_response_fields_);
-  stats_.cache_invalidated.add(options_.cache->invalidate_after_unsafe(info, cache_response_fields_));
+  stats_.cache_invalidated.add(cache_of(c)->invalidate_after_unsafe(info, cache_response_fields_));
 }
 
 void Worker::arm_wake_read() {

@@ -212,6 +212,7 @@ void Worker::on_request_head(ClientConn* c) {
     http::write_continue(c->out.pending());
     kick_client_send(c);
   }
+  if (!route_request(c)) return;
   if (try_cache(c)) return;
   start_attempt(c, nullptr);
 }
@@ -372,6 +373,7 @@ void Worker::close_client(ClientConn* c) {
   if (c->cache_waiting) unpark_cache_waiter(c);
   c->fill.reset();  // a response cut short is never stored
   end_cache_claim(c);
+  release_service(c);
   c->state = ClientState::closed;
   TimerList::disarm(&c->timer);
   release_held(c);

@@ -90,6 +90,10 @@ void Worker::request_finished(ClientConn* c, bool complete) {
   int64_t total_us = base::now_us() - c->request_start_us;
   stats_.request_time.observe_us(static_cast<uint64_t>(total_us));
   if (c->upstream_us >= 0) stats_.upstream_time.observe_us(static_cast<uint64_t>(c->upstream_us));
+  if (c->head_parsed && c->service != nullptr) {  // per service too (a 404 has none)
+    c->service->slot->request_time.observe_us(static_cast<uint64_t>(total_us));
+    if (c->upstream_us >= 0) c->service->slot->upstream_time.observe_us(static_cast<uint64_t>(c->upstream_us));
+  }
   if (log_queue_ != nullptr) log_request(c, total_us, complete);
   c->request_start_us = 0;
 }
@@ -123,6 +127,14 @@ void Worker::log_request(ClientConn* c, int64_t total_us, bool complete) {
     line.append("\"");
   } else {
     line.append("null,\"target\":null");  // the head never parsed (a 400, 408, 414, 431 ...)
+  }
+  line.append(",\"service\":");
+  if (c->head_parsed && c->service != nullptr) {
+    line.append("\"");
+    append_json_text(line, c->service->runtime->name);
+    line.append("\"");
+  } else {
+    line.append("null");  // no service matched (404), or the head never parsed
   }
   line.append(",\"status\":");
   append_uint(line, c->status);

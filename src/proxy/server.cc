@@ -15,7 +15,7 @@
 
 namespace ringmaster::proxy {
 
-Server::Server(const ServerOptions& options, upstream::SnapshotCell* cell) : options_(options), cell_(cell) {}
+Server::Server(const ServerOptions& options, upstream::RoutingCell* routes) : options_(options), routes_(routes) {}
 
 Server::~Server() {
   request_stop();
@@ -59,7 +59,7 @@ void Server::start(const std::vector<int>& fds) {
   }
   for (unsigned i = 0; i < options_.threads; ++i) {
     workers_.push_back(
-        std::make_unique<Worker>(options_, static_cast<int>(i), fds[i], cell_, &stop_requested_, &handover_, &wake_fds_,
+        std::make_unique<Worker>(options_, static_cast<int>(i), fds[i], routes_, &stop_requested_, &handover_, &wake_fds_,
                                  &connections_));
   }
   for (unsigned i = 0; i < options_.threads; ++i) {
@@ -110,6 +110,8 @@ void Server::write_metrics(metrics::TextWriter& out) const {
        &WorkerStats::responses_502},
       {"ringmaster_responses_503_total", "503 answers (no target configured).", &WorkerStats::responses_503},
       {"ringmaster_responses_504_total", "504 answers (upstream timeout).", &WorkerStats::responses_504},
+      {"ringmaster_unrouted_requests_total", "404 answers: no service matched the request (Host, path).",
+       &WorkerStats::unrouted},
       {"ringmaster_responses_truncated_total", "Responses cut off by the backend; the client connection was closed.",
        &WorkerStats::truncated},
   };

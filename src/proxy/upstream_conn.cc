@@ -16,14 +16,15 @@
 namespace ringmaster::proxy {
 
 void Worker::start_attempt(ClientConn* c, base::ByteBuffer* carried) {
+  upstream::Balancer& balancer = c->service->balancer;  // routed before any attempt
   for (;;) {
-    int index = balancer_.pick(c->tried, now_ms_);
+    int index = balancer.pick(c->tried, now_ms_);
     if (index < 0) {
       // No target at all is "unavailable"; every target tried and failed is a bad gateway.
-      local_response(c, balancer_.size() == 0 ? 503 : 502);
+      local_response(c, balancer.size() == 0 ? 503 : 502);
       return;
     }
-    upstream::TargetState* target = balancer_.state(index);
+    upstream::TargetState* target = balancer.state(index);
     c->tried.add(target);
     balancer_.on_pick(target);
     UpstreamConn* u = take_idle(target);
@@ -53,7 +54,7 @@ void Worker::write_request_head(ClientConn* c, UpstreamConn* u) {
   ctx.client_ip = c->ip;
   // With the cache on, ringmaster is a surrogate (W3C Edge Architecture): it says so, and
   // answers to Surrogate-Control directives targeted at its token.
-  if (options_.cache != nullptr) ctx.extra_fields = "Surrogate-Capability: ringmaster=\"Surrogate/1.0\"\r\n";
+  if (cache_of(c) != nullptr) ctx.extra_fields = "Surrogate-Capability: ringmaster=\"Surrogate/1.0\"\r\n";
   const http::RequestHead& head = c->parser->head();
   bool missing_host = head.host.empty() && u->target != nullptr;
   if (!missing_host && !(c->revalidate && cache::revalidatable(*c->revalidate))) {
@@ -259,7 +260,7 @@ void Worker::pump_upstream(UpstreamConn* u) {
       http::serialize_response_head(head, c->framing, c->version_minor, "ringmaster", c->out.pending());
       c->response_started = true;
       if (c->cache_owner) start_fill(c, u);
-      if (options_.cache != nullptr && head.status >= 200 && head.status < 400 &&
+      if (cache_of(c) != nullptr && head.status >= 200 && head.status < 400 &&
           cache::invalidates_on_success(c->parser->head().method_text)) {
         invalidate_after_unsafe(c, head);
       }

@@ -53,7 +53,7 @@ T* container_of_timer(TimerNode* node) {
 }
 }  // namespace
 
-Worker::Worker(const ServerOptions& options, int index, int listen_fd, upstream::SnapshotCell* cell,
+Worker::Worker(const ServerOptions& options, int index, int listen_fd, upstream::RoutingCell* routes,
                const std::atomic<bool>* stop_requested, const std::atomic<bool>* handover, const std::vector<int>* wake_fds,
                std::atomic<uint32_t>* connections)
     : options_(options),
@@ -61,8 +61,9 @@ Worker::Worker(const ServerOptions& options, int index, int listen_fd, upstream:
       listen_fd_(listen_fd),
       stop_requested_(stop_requested),
       handover_(handover),
-      cell_(cell),
-      balancer_(static_cast<unsigned>(index), std::random_device{}()),
+      routes_(routes),
+      balancer_seed_(std::random_device{}()),
+      balancer_(static_cast<unsigned>(index), balancer_seed_),
       header_timers_(options.header_timeout_ms),
       idle_timers_(options.idle_timeout_ms),
       client_timers_(options.client_timeout_ms),
@@ -91,14 +92,14 @@ void Worker::run() {
   if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < slots) slots = static_cast<unsigned>(files.rlim_cur);
   if (!ring_->register_files(slots)) RM_LOG_DEBUG("worker %d: no registered files", index_);
   now_ms_ = base::now_ms();
-  adopt_snapshot();
+  adopt_routes();
   arm_accept();
   arm_wake_read();
   for (;;) {
     stats_.loop_turns.add();
     ring_->submit_and_wait(kTickMs);
     now_ms_ = base::now_ms();
-    adopt_snapshot();
+    adopt_routes();
     ring_->drain([this](io_uring_cqe* cqe) { dispatch(cqe); });
     if (local_wake_pending_) {
       local_wake_pending_ = false;
@@ -118,7 +119,7 @@ void Worker::run() {
     if (draining_) drain_tick();
     bury_dead();
     // Nothing from an older snapshot is referenced past this point of the turn.
-    cell_->quiescent(static_cast<unsigned>(index_));
+    routes_->quiescent(static_cast<unsigned>(index_));
     // After a handover, also until the accept's cancel completed: a connection it took
     // meanwhile is served, not lost with the ring.
     if (draining_ && clients_ == 0 && upstreams_ == 0 && dead_clients_.empty() && dead_upstreams_.empty() &&
@@ -126,34 +127,8 @@ void Worker::run() {
       break;
     }
   }
-  cell_->offline(static_cast<unsigned>(index_));
+  routes_->offline(static_cast<unsigned>(index_));
   ring_->submit();
-}
-
-void Worker::adopt_snapshot() {
-  const upstream::TargetSnapshot* next = cell_->load();
-  if (next == balancer_.snapshot()) return;
-  balancer_.adopt(next);
-  // Connections to targets that left: idle ones close now, busy ones finish their exchange
-  // and close afterwards; none keeps a pointer into the state the old snapshot owned.
-  std::unordered_map<const upstream::TargetState*, bool> present;
-  for (size_t i = 0; i < balancer_.size(); ++i) present[balancer_.state(static_cast<int>(i))] = true;
-  for (auto it = idle_pools_.begin(); it != idle_pools_.end();) {
-    if (present.count(it->first)) {
-      ++it;
-      continue;
-    }
-    std::vector<UpstreamConn*> conns;
-    conns.swap(it->second);
-    it = idle_pools_.erase(it);
-    for (UpstreamConn* u : conns) {
-      u->target = nullptr;
-      close_upstream(u);
-    }
-  }
-  for (UpstreamConn* u : live_upstreams_) {
-    if (u->target != nullptr && !present.count(u->target)) u->target = nullptr;
-  }
 }
 
 void Worker::dispatch(io_uring_cqe* cqe) {

@@ -23,6 +23,7 @@
 #include "ringmaster/io/ring.h"
 #include "ringmaster/metrics/metrics.h"
 #include "ringmaster/proxy/server.h"
+#include "ringmaster/upstream/routing.h"
 #include "ringmaster/upstream/targets.h"
 #include "out_queue.h"
 
@@ -80,6 +81,20 @@ struct HeldBuffer {
 
 struct UpstreamConn;
 
+// One service as one reactor sees it (routing_glue.cc): its balancer and the snapshot that
+// balancer points into, kept while the service is in the routing table or a connection's
+// current request still belongs to it (a reload removed it mid-request).
+struct ServiceLocal {
+  ServiceLocal(std::shared_ptr<upstream::ServiceRuntime> runtime_in, unsigned reactor, uint64_t seed)
+      : runtime(std::move(runtime_in)), balancer(reactor, seed), slot(&runtime->slots[reactor]) {}
+  std::shared_ptr<upstream::ServiceRuntime> runtime;
+  std::shared_ptr<const upstream::TargetSnapshot> targets;
+  upstream::Balancer balancer;
+  upstream::ServiceSlot* slot;  // this reactor's counters
+  uint32_t clients = 0;         // connections whose current request is routed here
+  bool current = false;         // in the routing table this reactor uses now
+};
+
 // What the cache did for a request (access log "cache" field).
 enum class CacheResult : uint8_t { none, hit, miss };
 
@@ -110,6 +125,7 @@ struct ClientConn {
   TimerNode timer;
 
   // The current exchange.
+  ServiceLocal* service = nullptr;  // the service the current (or last) request was routed to
   UpstreamConn* upstream = nullptr;
   upstream::TriedSet tried;
   http::Method method = http::Method::get;
@@ -184,6 +200,7 @@ struct WorkerStats {
   metrics::Counter responses_502;
   metrics::Counter responses_503;
   metrics::Counter responses_504;
+  metrics::Counter unrouted;  // 404: no service matched
   metrics::Counter truncated;
   metrics::Counter cache_hits;
   metrics::Counter cache_misses;
@@ -205,7 +222,7 @@ struct WorkerStats {
 
 class Worker {
  public:
-  Worker(const ServerOptions& options, int index, int listen_fd, upstream::SnapshotCell* cell,
+  Worker(const ServerOptions& options, int index, int listen_fd, upstream::RoutingCell* routes,
          const std::atomic<bool>* stop_requested, const std::atomic<bool>* handover, const std::vector<int>* wake_fds,
          std::atomic<uint32_t>* connections);
   ~Worker();
@@ -221,7 +238,18 @@ class Worker {
   void begin_drain();
   void drain_tick();
   void bury_dead();
-  void adopt_snapshot();
+  // Routing (routing_glue.cc).
+  void adopt_routes();
+  void close_unrouted_upstreams();
+  bool route_request(ClientConn* c);
+  void release_service(ClientConn* c);
+  void answer_no_service(ClientConn* c);
+  cache::Cache* cache_of(const ClientConn* c) const {
+    return c->service != nullptr ? c->service->runtime->cache.get() : nullptr;
+  }
+  int64_t cache_ttl_ms_of(const ClientConn* c) const {
+    return c->service != nullptr ? c->service->runtime->cache_ttl_ms : 0;
+  }
   void arm_accept();
   void on_accept(io_uring_cqe* cqe);
   void cancel(uint64_t user_data);
@@ -298,7 +326,12 @@ class Worker {
   bool handing_over_ = false;  // draining after a takeover (see Server::request_handover)
   std::unique_ptr<io::Ring> ring_;
   std::unique_ptr<io::BufferRing> buffers_;
-  upstream::SnapshotCell* cell_;
+  upstream::RoutingCell* routes_;
+  const upstream::RoutingTable* table_ = nullptr;  // the table adopted this turn
+  std::unordered_map<const upstream::ServiceRuntime*, std::unique_ptr<ServiceLocal>> services_;
+  uint64_t balancer_seed_;
+  // A target's failure and ejection bookkeeping lives in its per-reactor slot, whichever
+  // service's balancer picked it; this balancer only reaches those slots (it picks nothing).
   upstream::Balancer balancer_;
   // Idle keep-alive connections per target, most recently used last.
   std::unordered_map<const upstream::TargetState*, std::vector<UpstreamConn*>> idle_pools_;

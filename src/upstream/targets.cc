@@ -27,45 +27,6 @@ void write_target_histograms(metrics::TextWriter& out, const std::vector<const T
   }
 }
 
-// ---- SnapshotCell ----
-
-SnapshotCell::SnapshotCell(unsigned reactors) : epochs_(new Epoch[reactors]), reactors_(reactors) {}
-
-SnapshotCell::~SnapshotCell() {
-  for (Retired& r : retired_) delete r.snapshot;
-  delete current_.load();
-}
-
-void SnapshotCell::publish(std::unique_ptr<const TargetSnapshot> next) {
-  const TargetSnapshot* old = current_.exchange(next.release(), std::memory_order_seq_cst);
-  if (old != nullptr) {
-    Retired r{old, std::vector<uint64_t>(reactors_)};
-    for (unsigned i = 0; i < reactors_; ++i) r.epochs[i] = epochs_[i].value.load(std::memory_order_seq_cst);
-    retired_.push_back(std::move(r));
-  }
-  reclaim();
-}
-
-void SnapshotCell::reclaim() {
-  auto safe = [this](const Retired& r) {
-    for (unsigned i = 0; i < reactors_; ++i) {
-      uint64_t now = epochs_[i].value.load(std::memory_order_acquire);
-      if (now != kOffline && now < r.epochs[i] + 2) return false;
-    }
-    return true;
-  };
-  size_t keep = 0;
-  for (size_t i = 0; i < retired_.size(); ++i) {
-    if (safe(retired_[i])) {
-      delete retired_[i].snapshot;
-    } else {
-      if (keep != i) retired_[keep] = std::move(retired_[i]);
-      ++keep;
-    }
-  }
-  retired_.resize(keep);
-}
-
 // ---- TriedSet ----
 
 bool TriedSet::contains(const TargetState* state) const {

@@ -12,7 +12,7 @@ import pytest
 from harness import (LOOPBACK, HttpConnection, free_port, get, parse_metrics, port_accepts,
                      send_raw, wait_until)
 
-FIELDS = {"time", "id", "client", "method", "target", "status", "bytes_in", "bytes_out",
+FIELDS = {"time", "id", "client", "method", "target", "service", "status", "bytes_in", "bytes_out",
           "upstream", "upstream_ms", "total_ms", "cache", "complete"}
 
 

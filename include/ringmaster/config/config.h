@@ -18,6 +18,28 @@ struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Where a service's targets come from: a ZooKeeper directory (children are the targets, as
+// for --targets-path) with its own content-version node, or a fixed list. A struct of its
+// own so that later source kinds (a registry format) are one more field here.
+struct TargetSource {
+  std::string targets_path;                   // ZooKeeper mode; empty: static
+  std::string cache_version_path;             // empty: no content version (caches kept)
+  std::vector<base::HostPort> static_targets;  // static mode
+};
+
+// One `[[service]]` table of the config file (README "Services"). Requests are matched by
+// Host (exact, or "*.example.com" for any subdomain), then by the longest path prefix.
+struct ServiceConfig {
+  std::string name;                // [A-Za-z0-9_.-], 1..64 bytes, unique; "default" is the flags'
+  std::vector<std::string> hosts;  // lower case, no port; empty: any host
+  std::string path_prefix = "/";   // plain byte prefix of the request target
+  TargetSource source;
+  bool cache = true;               // off: this service's answers are never stored
+  uint64_t cache_bytes = 0;        // its own cache's size; 0: --cache-bytes / 8 (at least 1M)
+  uint32_t cache_ttl_s = 0;        // as --cache-ttl, for this service
+  uint32_t line = 0;               // where it is declared (messages)
+};
+
 struct ProxyConfig {
   base::HostPort listen;                 // --listen HOST:PORT (required)
   unsigned threads = 0;                  // --threads N (1..1024); 0 after parsing never happens:
@@ -69,7 +91,17 @@ struct ProxyConfig {
                                          //   another process (zero-downtime upgrade); empty: off
   bool verbose = false;                  // --verbose: debug logging
   std::string config_file;               // --config FILE: settings read before the flags
+
+  // From the config file only: the services, and which one answers requests that match none.
+  std::vector<ServiceConfig> services;
+  // "default": the service the flags describe (--targets-path or --target); "none": no
+  // service, unmatched requests get 404; or a [[service]]'s name. Unset, it is "default"
+  // when the flags give that service targets (--zk or --target), "none" otherwise.
+  std::string default_service;
 };
+
+// The name of the service the flags describe.
+inline constexpr const char* kFlagsServiceName = "default";
 
 // --cache-ttl in milliseconds, computed in 64 bits: its maximum, 365 days, is 3.15e10 ms,
 // past what 32 bits hold.

@@ -1,6 +1,7 @@
 // discovery coordinator: the one thread of `ringmaster proxy --zk` that talks to ZooKeeper.
-// It owns the session; watches the targets path (children) and the cache version node
-// (data); publishes immutable target snapshots into the reactors' SnapshotCell; and every
+// It owns the session; watches each service source's targets path (children) and cache
+// version node (data) — one session and one thread for every service; publishes immutable
+// target snapshots, one per source, through the RouteBoard (upstream/routing.h); and every
 // flush interval turns the reactors' per-target request counters into at most one
 // version-checked setData per target. Reactors never call ZooKeeper and never wait for it:
 // when ZooKeeper is down, slow or expired, they keep the last snapshot and keep counting, and
@@ -10,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <condition_variable>
 #include <mutex>
@@ -20,12 +22,26 @@
 
 #include "ringmaster/base/host_port.h"
 #include "ringmaster/metrics/metrics.h"
+#include "ringmaster/upstream/routing.h"
 #include "ringmaster/upstream/targets.h"
 
 namespace ringmaster::discovery {
 
+// One service source in ZooKeeper (README "Services"): its targets directory and its
+// content-version node ("" for none).
+struct SourceOptions {
+  std::string targets_path;
+  std::string cache_version_path;
+  bool operator==(const SourceOptions&) const = default;
+};
+
+// The RouteBoard key of a ZooKeeper source's targets.
+inline std::string source_key(const std::string& targets_path) { return "zk:" + targets_path; }
+
 struct CoordinatorOptions {
   std::string zk;  // "host:port,...[/chroot]"
+  // The flags' source. Its targets keep bare names as keys in counts and fleet batches (what
+  // every older proxy of a fleet uses); other sources' targets are keyed by full path.
   std::string targets_path = "/targets";
   // Who writes the children of targets_path (README "Other registries"): "ringmaster" (our own
   // layout: "<host>:<port>" nodes holding the count), or "nerve", "serverset", "curator":
@@ -35,6 +51,8 @@ struct CoordinatorOptions {
   std::string serverset_endpoint;  // ServerSets: an additionalEndpoints name; empty: serviceEndpoint
   std::string counts_path = "/ringmaster/counts/default";
   std::string cache_version_path = "/cacheAge";
+  // Every source watched; empty: just the flags' one.
+  std::vector<SourceOptions> sources;
   uint32_t flush_interval_ms = 100;
   uint32_t session_timeout_ms = 10000;
   // Other proxies' increments are learned by re-reading counts this often.
@@ -46,8 +64,8 @@ struct CoordinatorOptions {
   std::string fleet_path = "/ringmaster";
   // The fleet listener (followers' reports); port 0 = any. Unset: this proxy never leads.
   std::optional<base::HostPort> fleet_listen;
-  // Called on the coordinator thread when the cache version node changes value.
-  std::function<void()> on_content_version_change;
+  // Called on the coordinator thread when a cache version node changes value.
+  std::function<void(const std::string& version_path)> on_content_version_change;
 };
 
 class ZkSession;
@@ -61,7 +79,7 @@ struct RegistryState;
 
 class Coordinator {
  public:
-  Coordinator(const CoordinatorOptions& options, upstream::SnapshotCell* cell);
+  Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board);
   ~Coordinator();
 
   // Starts the thread. Throws std::runtime_error (startup only) when the fleet listener
@@ -74,22 +92,30 @@ class Coordinator {
   // Blocks until the first snapshot was published or the timeout passed; true if published.
   bool wait_first_snapshot(int64_t timeout_ms);
 
-  // For the admin listener (any thread).
+  // A reload (any thread): the sources to watch from now on. New ones are read at once;
+  // removed ones stop routing at once, and are forgotten once the counts their targets
+  // took before are written (a few flush intervals).
+  void set_sources(std::vector<SourceOptions> sources);
+
+  // For the admin listener (any thread): {"mode", "session", "snapshot_version", "fleet",
+  // "targets": the flags' source's targets, "sources": {targets path: [targets]}}.
   std::string targets_json() const;
   void write_metrics(metrics::TextWriter& out) const;
 
  private:
   void run();
+  struct Source;
   void handle_session_change();
   void full_read();
-  bool read_members();
+  void apply_pending_sources();
+  bool read_members(Source& source);
   void read_target(const std::string& name);
   bool create_count_node(const std::string& name);
   // Foreign registry formats (registry_format.h): the endpoints the children list routes to.
   std::vector<std::string> read_registry(const std::vector<std::string>& children);
   void read_registry_node(const std::string& child);
   void on_registry_node_event(const std::string& path, bool deleted);
-  void read_cache_version();
+  void read_cache_version(const std::string& path);
   void flush();
   bool flush_as_one(const std::vector<CountWrite>& writes);
   void resolve_uncertain_write(const CountWrite& w);
@@ -118,23 +144,39 @@ class Coordinator {
   void publish_fleet_view();
   void write_fleet_metrics(metrics::TextWriter& out) const;
 
+  // One watched source; the state that was one per proxy before services.
+  struct Source {
+    SourceOptions options;
+    std::string group;  // its keys' prefix in the book (see TargetBook::set_members)
+    // The last children list applied (sorted) and its parent's cversion (-1: none).
+    std::vector<std::string> applied_names;
+    int64_t applied_cversion = -1;
+    int64_t empty_since_ms = 0;
+    bool published_nonempty = false;
+    bool read_once = false;
+    bool removed = false;  // by a reload: not routed, not read; its counts still written
+  };
+  struct VersionNode {
+    bool have = false;
+    bool absent = false;
+    std::string value;
+  };
+  Source* source_for(const std::string& targets_path);  // a watched (not removed) one
+  void forget_drained_sources();
+
   CoordinatorOptions options_;
-  upstream::SnapshotCell* cell_;
+  upstream::RouteBoard* board_;
+  std::vector<Source> sources_;                       // coordinator thread only
+  std::map<std::string, VersionNode> versions_;       // by version path; coordinator thread only
+  std::mutex pending_mutex_;
+  std::optional<std::vector<SourceOptions>> pending_sources_;  // set_sources -> the thread
   std::unique_ptr<ZkSession> session_;
   std::unique_ptr<TargetBook> book_;  // coordinator thread only
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::vector<CountWrite> uncertain_;  // writes lost to CONNECTIONLOSS, resolved next flush
   bool need_full_read_ = true;
-  bool have_cache_version_ = false;
-  bool cache_version_absent_ = false;
-  std::string cache_version_;
   uint64_t snapshot_version_ = 0;
-  bool published_nonempty_ = false;
-  // The last children list applied to the book (sorted) and its parent's cversion (-1: none).
-  std::vector<std::string> applied_names_;
-  int64_t applied_cversion_ = -1;
-  int64_t empty_since_ms_ = 0;
 
   std::unique_ptr<RegistryState> registry_;  // null for ringmaster's own layout
   std::unique_ptr<FleetState> fleet_;  // null unless options_.fleet

@@ -16,7 +16,7 @@
 #include "ringmaster/http/message.h"
 #include "ringmaster/metrics/metrics.h"
 #include "ringmaster/proxy/access_log.h"
-#include "ringmaster/upstream/targets.h"
+#include "ringmaster/upstream/routing.h"
 
 namespace ringmaster::proxy {
 
@@ -50,9 +50,9 @@ class Worker;
 
 class Server {
  public:
-  // `cell` must outlive the server and have one reactor slot per thread; whoever owns the
-  // targets (main in static mode, the discovery coordinator otherwise) publishes into it.
-  Server(const ServerOptions& options, upstream::SnapshotCell* cell);
+  // `routes` must outlive the server and have one reactor slot per thread; a RouteBoard
+  // (main's configuration, the discovery coordinator's targets) publishes into it.
+  Server(const ServerOptions& options, upstream::RoutingCell* routes);
   ~Server();
 
   // Binds every listener and starts the workers; throws std::runtime_error with the reason
@@ -84,7 +84,7 @@ class Server {
 
  private:
   ServerOptions options_;
-  upstream::SnapshotCell* cell_;
+  upstream::RoutingCell* routes_;
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> handover_{false};
   std::vector<int> listen_fds_;

@@ -73,16 +73,21 @@ struct TargetSnapshot {
   std::vector<Target> targets;
 };
 
-// The RCU cell between one publisher thread and the reactors.
-class SnapshotCell {
+// The RCU cell between one publisher thread and the reactors. Holds target snapshots, and
+// the routing tables of routing.h (which hold target snapshots in turn).
+template <typename T>
+class RcuCell {
  public:
-  explicit SnapshotCell(unsigned reactors);
-  ~SnapshotCell();
-  SnapshotCell(const SnapshotCell&) = delete;
-  SnapshotCell& operator=(const SnapshotCell&) = delete;
+  explicit RcuCell(unsigned reactors) : epochs_(new Epoch[reactors]), reactors_(reactors) {}
+  ~RcuCell() {
+    for (Retired& r : retired_) delete r.snapshot;
+    delete current_.load();
+  }
+  RcuCell(const RcuCell&) = delete;
+  RcuCell& operator=(const RcuCell&) = delete;
 
   // Reactor: the current snapshot (never null once something was published).
-  const TargetSnapshot* load() const { return current_.load(std::memory_order_acquire); }
+  const T* load() const { return current_.load(std::memory_order_acquire); }
   // Reactor: called once per loop turn, after it dropped every pointer into snapshots it no
   // longer uses. Single writer per slot.
   void quiescent(unsigned reactor) {
@@ -94,9 +99,35 @@ class SnapshotCell {
 
   // Publisher: makes `next` current; the previous one is freed once every reactor has
   // passed two quiescent points (the first may belong to a turn that loaded the old pointer).
-  void publish(std::unique_ptr<const TargetSnapshot> next);
+  void publish(std::unique_ptr<const T> next) {
+    const T* old = current_.exchange(next.release(), std::memory_order_seq_cst);
+    if (old != nullptr) {
+      Retired r{old, std::vector<uint64_t>(reactors_)};
+      for (unsigned i = 0; i < reactors_; ++i) r.epochs[i] = epochs_[i].value.load(std::memory_order_seq_cst);
+      retired_.push_back(std::move(r));
+    }
+    reclaim();
+  }
   // Publisher: frees what no reactor can still see. Call periodically; publish() calls it.
-  void reclaim();
+  void reclaim() {
+    auto safe = [this](const Retired& r) {
+      for (unsigned i = 0; i < reactors_; ++i) {
+        uint64_t now = epochs_[i].value.load(std::memory_order_acquire);
+        if (now != kOffline && now < r.epochs[i] + 2) return false;
+      }
+      return true;
+    };
+    size_t keep = 0;
+    for (size_t i = 0; i < retired_.size(); ++i) {
+      if (safe(retired_[i])) {
+        delete retired_[i].snapshot;
+      } else {
+        if (keep != i) retired_[keep] = std::move(retired_[i]);
+        ++keep;
+      }
+    }
+    retired_.resize(keep);
+  }
   size_t retired() const { return retired_.size(); }
 
  private:
@@ -105,14 +136,16 @@ class SnapshotCell {
     std::atomic<uint64_t> value{0};
   };
   struct Retired {
-    const TargetSnapshot* snapshot;
+    const T* snapshot;
     std::vector<uint64_t> epochs;
   };
-  std::atomic<const TargetSnapshot*> current_{nullptr};
+  std::atomic<const T*> current_{nullptr};
   std::unique_ptr<Epoch[]> epochs_;
   unsigned reactors_;
   std::vector<Retired> retired_;  // publisher thread only
 };
+
+using SnapshotCell = RcuCell<TargetSnapshot>;
 
 // Attempts one request makes across targets (first try + failovers).
 inline constexpr int kAttemptsMax = 8;

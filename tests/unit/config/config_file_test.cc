@@ -115,5 +115,95 @@ TEST(ConfigFile, RulesAcrossSettingsStillApply) {
   EXPECT_EQ(error_of({"--config", path}), "--zk and --target are mutually exclusive");
 }
 
+// ---- [[service]] tables: what they fill, and each mistake named by file, line and key ----
+
+ProxyConfig parse_file(const std::string& path) { return parse({"--config", path}); }
+std::string error_of(const std::string& path) { return error_of(Words{"--config", path}); }
+
+constexpr const char* kHead =
+    "listen = \"127.0.0.1:8080\"\n"
+    "zk = \"127.0.0.1:2181\"\n";
+
+TEST(Services, TablesFillTheServices) {
+  std::string path = write_file("services.toml", std::string(kHead) +
+                                                 "default-service = \"www\"\n"
+                                                 "[[service]]\n"
+                                                 "name = \"api\"\n"
+                                                 "hosts = [\"API.example.com\", \"*.api.example.com\"]\n"
+                                                 "targets-path = \"/services/api/targets\"\n"
+                                                 "cache-version-path = \"/services/api/version\"\n"
+                                                 "cache-ttl = 60\n"
+                                                 "[[service]]\n"
+                                                 "name = \"www\"\n"
+                                                 "path-prefix = \"/static/\"\n"
+                                                 "target = [\"127.0.0.1:9001\"]\n"
+                                                 "cache = false\n");
+  ProxyConfig c = parse_file(path);
+  ASSERT_EQ(c.services.size(), 2u);
+  EXPECT_EQ(c.default_service, "www");
+  const ServiceConfig& api = c.services[0];
+  EXPECT_EQ(api.name, "api");
+  EXPECT_EQ(api.hosts, (std::vector<std::string>{"api.example.com", "*.api.example.com"}));
+  EXPECT_EQ(api.path_prefix, "/");
+  EXPECT_EQ(api.source.targets_path, "/services/api/targets");
+  EXPECT_EQ(api.source.cache_version_path, "/services/api/version");
+  EXPECT_EQ(api.cache_ttl_s, 60u);
+  EXPECT_EQ(api.line, 4u);
+  const ServiceConfig& www = c.services[1];
+  EXPECT_EQ(www.path_prefix, "/static/");
+  ASSERT_EQ(www.source.static_targets.size(), 1u);
+  EXPECT_FALSE(www.cache);
+}
+
+TEST(Services, TheFlagsServiceIsTheDefaultUnlessTheFileSaysOtherwise) {
+  std::string path = write_file("flags-service.toml", std::string(kHead));
+  EXPECT_EQ(parse_file(path).default_service, "default");
+  path = write_file("none.toml", "listen = \"127.0.0.1:8080\"\n[[service]]\nname = \"s\"\ntarget = [\"127.0.0.1:1\"]\n");
+  EXPECT_EQ(parse_file(path).default_service, "none");
+}
+
+TEST(Services, MistakesNameFileLineAndKey) {
+  struct Bad {
+    const char* name;
+    std::string text;
+    std::string expected;  // after "PATH:"
+  };
+  std::string head = kHead;  // two lines
+  std::string api = "[[service]]\nname = \"api\"\ntargets-path = \"/api\"\n";  // lines 3-5
+  std::vector<Bad> cases = {
+      {"no-name", head + "[[service]]\ntarget = [\"127.0.0.1:1\"]\n", "3: service: name: required"},
+      {"bad-name", head + "[[service]]\nname = \"a b\"\n", "4: service: name: expected 1-64 of"},
+      {"reserved", head + "[[service]]\nname = \"default\"\n", "4: service: name: \"default\" is reserved"},
+      {"dup-name", head + api + api, "6: service \"api\": name: duplicate service name"},
+      {"bad-host", head + api + "hosts = [\"a b.com\"]\n", "6: service \"api\": hosts: expected a host name"},
+      {"mid-wildcard", head + api + "hosts = [\"a.*.com\"]\n", "6: service \"api\": hosts: a wildcard is only"},
+      {"host-port", head + api + "hosts = [\"a.com:80\"]\n", "6: service \"api\": hosts: expected a host name"},
+      {"bad-prefix", head + api + "path-prefix = \"api\"\n",
+       "6: service \"api\": path-prefix: expected a path starting with '/'"},
+      {"bad-path", head + api + "cache-version-path = \"x\"\n", "6: service \"api\": cache-version-path: must start"},
+      {"both-sources", head + api + "target = [\"127.0.0.1:1\"]\n",
+       "3: service \"api\": target: expected exactly one of targets-path or target"},
+      {"unknown-key", head + api + "colour = \"red\"\n", "6: service \"api\": colour: unknown setting"},
+      {"same-match", head + api + "[[service]]\nname = \"b\"\ntargets-path = \"/b\"\n",
+       "6: service \"b\": hosts: another service already matches host \"(any)\" with path-prefix \"/\""},
+      {"no-default", head + "default-service = \"nope\"\n" + api,
+       "3: default-service: no service named \"nope\""},
+      {"in-fleet", head + "[[service]]\nname = \"f\"\ntargets-path = \"/ringmaster/x\"\n",
+       "3: service \"f\": targets-path: must not be fleet-path"},
+  };
+  for (const Bad& bad : cases) {
+    SCOPED_TRACE(bad.name);
+    std::string path = write_file(std::string(bad.name) + ".toml", bad.text);
+    std::string message = error_of(path);
+    EXPECT_TRUE(message.starts_with(path + ":" + bad.expected)) << message;
+  }
+}
+
+TEST(Services, ZooKeeperSourcesNeedZk) {
+  std::string path = write_file("nozk.toml", "listen = \"127.0.0.1:8080\"\n[[service]]\nname = \"a\"\n"
+                                             "targets-path = \"/a\"\n");
+  EXPECT_TRUE(error_of(path).starts_with(path + ":2: service \"a\": targets-path: needs zk")) << error_of(path);
+}
+
 }  // namespace
 }  // namespace ringmaster::config

@@ -298,5 +298,44 @@ TEST(TargetBook, CountNodesThatOutliveMembershipGetALeftTargetsLastRequestsWritt
   }
 }
 
+// Services: one book, one group per source; a children list touches only its group, each
+// group's snapshot holds only its own targets, keys beyond the default group are full paths
+// (what the writes and the fleet's batches use), and all groups' counts are planned together.
+TEST(TargetBook, GroupsKeepEachSourcesTargetsApartAndFlushTogether) {
+  TargetBook book(1, fake_resolve);
+  const std::string api = "/services/api/targets/";
+  EXPECT_EQ(book.set_members({"a:1", "b:2"}, 0), (std::vector<std::string>{"a:1", "b:2"}));
+  EXPECT_EQ(book.set_members({"a:1", "c:3"}, 0, false, api),
+            (std::vector<std::string>{api + "a:1", api + "c:3"}));
+  EXPECT_EQ(TargetBook::group_of(api + "a:1"), api);
+  EXPECT_EQ(TargetBook::group_of("a:1"), "");
+  for (const char* key : {"a:1", "b:2"}) book.on_read(key, "10", 1);
+  for (const std::string& key : {api + "a:1", api + "c:3"}) book.on_read(key, "500", 1);
+  auto flags = book.build_snapshot(1);
+  auto apis = book.build_snapshot(1, api);
+  ASSERT_EQ(flags->targets.size(), 2u);
+  ASSERT_EQ(apis->targets.size(), 2u);
+  // The same host:port in two sources: two states, each named host:port.
+  EXPECT_NE(state_of(*flags, "a:1"), state_of(*apis, "a:1"));
+  EXPECT_NE(state_of(*apis, "c:3"), nullptr);
+  // Levelled within its group: the api group's counts (500) do not lift the default's.
+  EXPECT_EQ(base_of(*flags, "a:1"), 0u);
+  EXPECT_EQ(base_of(*apis, "c:3"), 0u);
+  state_of(*flags, "b:2")->slots[0].count_request();
+  state_of(*apis, "c:3")->slots[0].count_request();
+  auto writes = book.plan_flush();
+  ASSERT_EQ(writes.size(), 2u);
+  EXPECT_EQ(writes[0].name, api + "c:3");
+  EXPECT_EQ(writes[0].count, 501u);
+  EXPECT_EQ(writes[1].name, "b:2");
+  EXPECT_EQ(book.unflushed_members(api), 1u);
+  // A new list for one group leaves the other alone.
+  book.set_members({}, 10, false, api);
+  EXPECT_EQ(book.build_snapshot(2, api)->targets.size(), 0u);
+  EXPECT_EQ(book.build_snapshot(2)->targets.size(), 2u);
+  // A name with a slash is never a target.
+  EXPECT_TRUE(book.set_members({"x/y:1"}, 20, false, api).empty());
+}
+
 }  // namespace
 }  // namespace ringmaster::discovery

@@ -1,0 +1,155 @@
+// upstream routing: which service a request belongs to (README "Services").
+//
+// A RoutingTable is an immutable snapshot — the services, each with its current
+// TargetSnapshot, and a Matcher built once per configuration — published to the reactors
+// through an RcuCell exactly as target snapshots are (ARCHITECTURE.md §2). A reactor reads
+// the cell once per loop turn; matching a request (Host, then the longest path prefix) is a
+// few hash lookups and compares, with no allocation and no lock.
+//
+// Two threads change what the table holds: main (the configuration: at start and on each
+// reload) and the discovery coordinator (each service source's targets). A RouteBoard joins
+// the two under one mutex and publishes a new table whenever either part changes, so the
+// cell still has one publisher at a time. Unchanged parts are shared between tables (the
+// Matcher, every untouched service's TargetSnapshot), so a reactor's balancer for such a
+// service sees the same pointer and keeps its state.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "ringmaster/metrics/metrics.h"
+#include "ringmaster/upstream/targets.h"
+
+namespace ringmaster::cache {
+class Cache;
+}
+
+namespace ringmaster::upstream {
+
+// One reactor's counters for one service (single writer: that reactor).
+struct alignas(64) ServiceSlot {
+  metrics::Counter requests;          // requests routed to the service
+  metrics::Counter cache_hits;        // answered from its cache
+  metrics::Counter cache_misses;      // looked up (or storable) and sent upstream
+  metrics::Histogram request_time;    // first byte to answer complete
+  metrics::Histogram upstream_time;   // time upstream, for requests that went there
+};
+
+// A service as long as it exists: a reload that keeps the name keeps this object (its
+// counters, its cache, its reactors' connection pools).
+struct ServiceRuntime {
+  ServiceRuntime(std::string name_in, std::string source_in, unsigned reactors_in)
+      : name(std::move(name_in)), source(std::move(source_in)), slots(new ServiceSlot[reactors_in]),
+        reactors(reactors_in) {}
+  std::string name;
+  std::string source;                   // the RouteBoard key of its targets ("zk:/path", "static:name")
+  std::shared_ptr<cache::Cache> cache;  // null: its answers are never stored
+  int64_t cache_ttl_ms = 0;             // as --cache-ttl, for this service
+  std::unique_ptr<ServiceSlot[]> slots;
+  unsigned reactors;
+};
+
+// Host + path prefix -> service index. Built off the reactors; match() never allocates.
+class Matcher {
+ public:
+  struct Rule {
+    std::vector<std::string> hosts;  // lower case; "*.example.com" = any subdomain; empty: any host
+    std::string path_prefix = "/";
+    int service = 0;
+  };
+  // `default_service`: the index unmatched requests go to; -1: none (404).
+  Matcher(const std::vector<Rule>& rules, int default_service);
+
+  // `host` as the client sent it (any case, maybe with ":port" or a trailing dot); `target`
+  // the request target. The service index, or -1 when nothing matches and there is no default.
+  // Order: the exact host's prefixes, then the most specific wildcard's, then the rules
+  // without hosts; within one, the longest prefix; then the default.
+  int match(std::string_view host, std::string_view target) const;
+
+  // The host as compared: port and one trailing dot removed, lower-cased into `buffer`
+  // (hosts longer than kHostBytesMax match no host rule). Exposed for tests.
+  static constexpr size_t kHostBytesMax = 253;
+  static std::string_view normalise_host(std::string_view host, char (&buffer)[kHostBytesMax + 1]);
+
+ private:
+  struct Prefixes {
+    std::vector<std::pair<std::string, int>> longest_first;
+    int find(std::string_view target) const;
+  };
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using HostMap = std::unordered_map<std::string, Prefixes, Hash, std::equal_to<>>;
+  HostMap exact_;
+  HostMap wildcards_;  // keyed by the suffix with its dot: ".example.com"
+  Prefixes any_host_;
+  int default_;
+};
+
+struct RoutedService {
+  std::shared_ptr<ServiceRuntime> runtime;
+  std::shared_ptr<const TargetSnapshot> targets;  // never null (empty: no targets yet)
+};
+
+struct RoutingTable {
+  uint64_t version = 0;
+  std::vector<RoutedService> services;
+  std::shared_ptr<const Matcher> matcher;
+  // The service of a request, or null (404: no service matched).
+  const RoutedService* route(std::string_view host, std::string_view target) const {
+    int i = matcher->match(host, target);
+    return i < 0 ? nullptr : &services[static_cast<size_t>(i)];
+  }
+};
+
+using RoutingCell = RcuCell<RoutingTable>;
+
+// The publisher side of the RoutingCell (any thread; one mutex).
+class RouteBoard {
+ public:
+  explicit RouteBoard(unsigned reactors) : cell_(reactors) {}
+
+  RoutingCell* cell() { return &cell_; }
+
+  struct ServiceSpec {
+    std::shared_ptr<ServiceRuntime> runtime;
+    std::vector<std::string> hosts;
+    std::string path_prefix = "/";
+    bool matchable = true;  // false: reached only as the default (the flags' service)
+  };
+  // A new configuration: the services in order, and the index of the default (-1: none).
+  void set_services(std::vector<ServiceSpec> services, int default_service);
+  // A source's targets changed (null: the source is gone). Services using it see them in the
+  // table published now.
+  void set_targets(const std::string& source, std::shared_ptr<const TargetSnapshot> targets);
+  // The targets last set for `source` (null when none).
+  std::shared_ptr<const TargetSnapshot> targets(const std::string& source) const;
+  // The current services (admin thread: metrics, /targets).
+  std::vector<std::shared_ptr<ServiceRuntime>> services() const;
+  // Frees tables no reactor can still see (periodically; publishing does it too).
+  void reclaim();
+
+ private:
+  void publish_locked();
+
+  mutable std::mutex mutex_;
+  RoutingCell cell_;
+  std::vector<ServiceSpec> services_;
+  std::shared_ptr<const Matcher> matcher_;
+  std::map<std::string, std::shared_ptr<const TargetSnapshot>> targets_;
+  std::shared_ptr<const TargetSnapshot> empty_ = std::make_shared<TargetSnapshot>();
+  uint64_t version_ = 0;
+};
+
+// ringmaster_service_* families: requests, request and upstream time, by service.
+void write_service_metrics(metrics::TextWriter& out, const std::vector<std::shared_ptr<ServiceRuntime>>& services);
+
+}  // namespace ringmaster::upstream

@@ -1,0 +1,106 @@
+// Routing on the request path: which service a request belongs to, and each service's
+// balancer as this reactor sees it (README "Services").
+#include "ringmaster/base/log.h"
+#include "ringmaster/base/check.h"
+#include "worker.h"
+
+namespace ringmaster::proxy {
+namespace {
+
+// The answer to a request no service matches: short, and it never reaches a backend.
+constexpr std::string_view kNoServiceBody = "404 Not Found: no service matches this request\n";
+
+}  // namespace
+
+void Worker::adopt_routes() {
+  const upstream::RoutingTable* next = routes_->load();
+  if (next == table_) return;
+  table_ = next;
+  for (auto& [runtime, local] : services_) local->current = false;
+  for (const upstream::RoutedService& s : next->services) {
+    std::unique_ptr<ServiceLocal>& local = services_[s.runtime.get()];
+    if (!local) local = std::make_unique<ServiceLocal>(s.runtime, static_cast<unsigned>(index_), balancer_seed_);
+    local->current = true;
+    if (local->targets != s.targets) {
+      local->targets = s.targets;
+      local->balancer.adopt(s.targets.get());
+    }
+  }
+  // A service that left the table is forgotten once no connection's request belongs to it.
+  std::erase_if(services_, [](const auto& entry) { return !entry.second->current && entry.second->clients == 0; });
+  close_unrouted_upstreams();
+}
+
+void Worker::close_unrouted_upstreams() {
+  // Connections to targets no service of this reactor routes to any more: idle ones close
+  // now, busy ones finish their exchange and close afterwards; none keeps a pointer into
+  // the state the old snapshot owned.
+  std::unordered_map<const upstream::TargetState*, bool> present;
+  for (const auto& [runtime, local] : services_) {
+    for (const upstream::Target& t : local->targets->targets) present[t.state.get()] = true;
+  }
+  for (auto it = idle_pools_.begin(); it != idle_pools_.end();) {
+    if (present.count(it->first)) {
+      ++it;
+      continue;
+    }
+    std::vector<UpstreamConn*> conns;
+    conns.swap(it->second);
+    it = idle_pools_.erase(it);
+    for (UpstreamConn* u : conns) {
+      u->target = nullptr;
+      close_upstream(u);
+    }
+  }
+  for (UpstreamConn* u : live_upstreams_) {
+    if (u->target != nullptr && !present.count(u->target)) u->target = nullptr;
+  }
+}
+
+bool Worker::route_request(ClientConn* c) {
+  const http::RequestHead& head = c->parser->head();
+  const upstream::RoutedService* routed = table_ != nullptr ? table_->route(head.host, head.target) : nullptr;
+  ServiceLocal* local = nullptr;
+  if (routed != nullptr) {
+    auto it = services_.find(routed->runtime.get());
+    if (it != services_.end()) local = it->second.get();
+  }
+  if (local != c->service) {
+    release_service(c);
+    c->service = local;
+    if (local != nullptr) ++local->clients;
+  }
+  if (local == nullptr) {
+    answer_no_service(c);
+    return false;
+  }
+  local->slot->requests.add();
+  return true;
+}
+
+void Worker::release_service(ClientConn* c) {
+  if (c->service == nullptr) return;
+  RM_CHECK(c->service->clients > 0);
+  --c->service->clients;
+  c->service = nullptr;
+}
+
+void Worker::answer_no_service(ClientConn* c) {
+  stats_.unrouted.add();
+  c->status = 404;
+  // Unread request body bytes make the connection's next request boundary unknown: close.
+  if (!c->request_done) c->keep_alive = false;
+  base::ByteBuffer& out = c->out.pending();
+  std::string head = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: " +
+                     std::to_string(kNoServiceBody.size()) + "\r\n";
+  if (!c->keep_alive) head += "Connection: close\r\n";
+  head += "\r\n";
+  out.append(head);
+  if (c->method != http::Method::head) out.append(kNoServiceBody);
+  c->response_started = true;
+  c->response_done = true;
+  kick_client_send(c);
+  finish_exchange(c);
+}
+
+}  // namespace ringmaster::proxy
