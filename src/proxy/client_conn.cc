@@ -74,7 +74,7 @@ void Worker::on_client_recv(ClientConn* c, io_uring_cqe* cqe) {
     // pump_client_once.)
     c->state = ClientState::reading_head;
     header_timers_.arm(&c->timer, now_ms_);
-  } else if (c->state == ClientState::exchanging && !c->cache_waiting) {
+  } else if (c->state == ClientState::exchanging && !c->cache_waiting && c->queued_on == nullptr) {
     // A body must make real progress to keep the connection: the inactivity deadline moves
     // only once kClientProgressBytes arrived since it was last set, so a client dribbling
     // one byte at a time is cut after --client-timeout-ms like a silent one.
@@ -216,7 +216,11 @@ void Worker::on_request_head(ClientConn* c) {
   start_attempt(c, nullptr);
 }
 
-void Worker::local_response(ClientConn* c, uint16_t status) {
+void Worker::local_response(ClientConn* c, uint16_t status, uint32_t retry_after_s) {
+  if (c->queued_on != nullptr) {
+    unlink_queued(c);
+    c->queued_bytes.reset();
+  }
   if (status >= 502 && status <= 504 && serve_stale(c, true)) return;
   c->fill.reset();  // an error answer is never stored
   end_upstream_time(c);
@@ -231,7 +235,8 @@ void Worker::local_response(ClientConn* c, uint16_t status) {
   if (status == 504) stats_.responses_504.add();
   // Unread request body bytes make the connection's next request boundary unknown: close.
   if (!c->request_done) c->keep_alive = false;
-  http::write_error_response(status, !c->keep_alive, c->method == http::Method::head, c->out.pending());
+  http::write_error_response(status, !c->keep_alive, c->method == http::Method::head, c->out.pending(),
+                             retry_after_s);
   c->response_started = true;
   c->response_done = true;
   kick_client_send(c);
@@ -291,7 +296,11 @@ void Worker::on_client_send(ClientConn* c, int res) {
     return;
   }
   c->out.on_sent(static_cast<size_t>(res));
-  if (c->state == ClientState::exchanging || c->state == ClientState::closing) client_timers_.arm(&c->timer, now_ms_);
+  // (A request waiting for the cache or for an upstream connection keeps that deadline.)
+  if ((c->state == ClientState::exchanging && !c->cache_waiting && c->queued_on == nullptr) ||
+      c->state == ClientState::closing) {
+    client_timers_.arm(&c->timer, now_ms_);
+  }
   if (c->state == ClientState::idle) arm_between_requests(c);
   kick_client_send(c);
   if (c->upstream && c->upstream->state == UpstreamState::busy) pump_upstream(c->upstream);
@@ -370,6 +379,10 @@ void Worker::close_client(ClientConn* c) {
     close_upstream(u);
   }
   if (c->cache_waiting) unpark_cache_waiter(c);
+  if (c->queued_on != nullptr) {
+    unlink_queued(c);
+    c->queued_bytes.reset();
+  }
   c->fill.reset();  // a response cut short is never stored
   end_cache_claim(c);
   c->state = ClientState::closed;

@@ -69,11 +69,21 @@ Worker::Worker(const ServerOptions& options, int index, int listen_fd, upstream:
       linger_timers_(kLingerMs),
       upstream_timers_(options.upstream_timeout_ms),
       cache_wait_timers_(options.cache_lock_timeout_ms),
+      queue_timers_(options.upstream_queue_timeout_ms),
       wake_fds_(wake_fds),
       connections_(connections) {
   connect_timeout_.tv_sec = options.connect_timeout_ms / 1000;
   connect_timeout_.tv_nsec = static_cast<long long>(options.connect_timeout_ms % 1000) * 1000000;
   if (options.access_log != nullptr) log_queue_ = &options.access_log->queue(static_cast<unsigned>(index));
+  // --upstream-max-conns and --upstream-queue-max are per proxy; each reactor holds an even
+  // share (the first reactors one more when they do not divide), so that the limit holds
+  // without any shared counter on the request path. SO_REUSEPORT spreads clients evenly
+  // enough that the shares fill alike; config guarantees each reactor at least one connection.
+  auto share = [&](uint32_t total) {
+    return total / options.threads + (static_cast<unsigned>(index) < total % options.threads ? 1 : 0);
+  };
+  if (options.upstream_max_conns != 0) balancer_.set_conns_max(std::max<uint32_t>(1, share(options.upstream_max_conns)));
+  queue_max_ = share(options.upstream_queue_max);
 }
 
 Worker::~Worker() {
@@ -100,6 +110,7 @@ void Worker::run() {
     now_ms_ = base::now_ms();
     adopt_snapshot();
     ring_->drain([this](io_uring_cqe* cqe) { dispatch(cqe); });
+    if (queued_total_ > 0) serve_queues();
     if (local_wake_pending_) {
       local_wake_pending_ = false;
       wake_cache_waiters();
@@ -146,13 +157,27 @@ void Worker::adopt_snapshot() {
     std::vector<UpstreamConn*> conns;
     conns.swap(it->second);
     it = idle_pools_.erase(it);
-    for (UpstreamConn* u : conns) {
-      u->target = nullptr;
-      close_upstream(u);
-    }
+    for (UpstreamConn* u : conns) close_upstream(u);
   }
   for (UpstreamConn* u : live_upstreams_) {
-    if (u->target != nullptr && !present.count(u->target)) u->target = nullptr;
+    if (u->target != nullptr && !present.count(u->target)) forget_target(u);
+  }
+  // Requests waiting for a target that left pick again among those that remain.
+  std::vector<ClientConn*> orphans;
+  for (auto it = wait_queues_.begin(); it != wait_queues_.end();) {
+    if (present.count(it->first)) {
+      ++it;
+      continue;
+    }
+    for (ClientConn* c = it->second.head; c != nullptr; c = c->queue_next) orphans.push_back(c);
+    for (ClientConn* c : orphans) unlink_queued(c);
+    it = wait_queues_.erase(it);
+  }
+  for (ClientConn* c : orphans) {
+    std::unique_ptr<base::ByteBuffer> bytes = std::move(c->queued_bytes);
+    client_timers_.arm(&c->timer, now_ms_);
+    start_attempt(c, bytes.get());
+    if (c->state != ClientState::closed) pump_client(c);
   }
 }
 
@@ -197,6 +222,7 @@ void Worker::run_timers() {
   while (TimerNode* node = cache_wait_timers_.pop_expired(now_ms_)) {
     on_cache_wait_timer(container_of_timer<ClientConn>(node));
   }
+  while (TimerNode* node = queue_timers_.pop_expired(now_ms_)) on_queue_timer(container_of_timer<ClientConn>(node));
 }
 
 void Worker::cancel(uint64_t user_data) {
@@ -292,6 +318,7 @@ void Worker::drain_tick() {
     collect(client_timers_);
     collect(linger_timers_);
     collect(cache_wait_timers_);
+    collect(queue_timers_);
   }
   for (ClientConn* c : to_close) close_client(c);
   if (past_deadline) {

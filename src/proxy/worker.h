@@ -143,6 +143,15 @@ struct ClientConn {
   uint64_t out_mark = 0;          // out.queued_total() when the request began
   std::string target_name;        // the target of the last upstream attempt (access log only)
 
+  // Waiting for a connection to `queued_on` (--upstream-max-conns); FIFO links of that
+  // target's WaitQueue. c->timer then runs the queue deadline, not the client's.
+  upstream::TargetState* queued_on = nullptr;
+  ClientConn* queue_prev = nullptr;
+  ClientConn* queue_next = nullptr;
+  int64_t queued_at_us = 0;
+  // Head and body bytes already serialized for a failed connect, kept while queued.
+  std::unique_ptr<base::ByteBuffer> queued_bytes;
+
   char ip[46] = "";
 };
 
@@ -171,6 +180,12 @@ struct UpstreamConn {
   TimerNode timer;
 };
 
+// Requests of one reactor waiting for a connection to one target, oldest first.
+struct WaitQueue {
+  ClientConn* head = nullptr;
+  ClientConn* tail = nullptr;
+};
+
 // Single writer (the worker), read by the admin thread.
 struct WorkerStats {
   metrics::Counter connections_accepted;
@@ -195,6 +210,14 @@ struct WorkerStats {
   metrics::Counter cache_revalidated;
   metrics::Counter cache_stale_served;
   metrics::Gauge connections_open;
+  // --upstream-max-conns: requests that waited for a connection, those answered 503 because
+  // the queue was full or the wait too long, the queue's length now and the waits.
+  metrics::Counter upstream_queued;
+  metrics::Counter upstream_queue_full;
+  metrics::Counter upstream_queue_timeouts;
+  metrics::Gauge upstream_queue_length;
+  metrics::Gauge upstream_connections_open;
+  metrics::Histogram upstream_queue_wait;
   // Loop turns (at least one per kTickMs while running): the systemd watchdog pings only
   // while every reactor's count moves.
   metrics::Counter loop_turns;
@@ -236,7 +259,7 @@ class Worker {
   bool pump_client_once(ClientConn* c);
   void consume_held(ClientConn* c, size_t bytes);
   void on_request_head(ClientConn* c);
-  void local_response(ClientConn* c, uint16_t status);
+  void local_response(ClientConn* c, uint16_t status, uint32_t retry_after_s = 0);
   void begin_request(ClientConn* c);
   void end_upstream_time(ClientConn* c);
   void request_finished(ClientConn* c, bool complete);
@@ -268,6 +291,16 @@ class Worker {
 
   // Upstream side (upstream_conn.cc).
   void start_attempt(ClientConn* c, base::ByteBuffer* carried);
+  // Sends the request to `target` now, on an idle or a new connection; false: no socket.
+  void forget_target(UpstreamConn* u);
+
+  bool send_now(ClientConn* c, upstream::TargetState* target, base::ByteBuffer* carried);
+  // --upstream-max-conns queue (upstream_conn.cc).
+  void enqueue(ClientConn* c, upstream::TargetState* target, base::ByteBuffer* carried);
+  void unlink_queued(ClientConn* c);
+  uint32_t retry_after_s() const;
+  void serve_queues();
+  void on_queue_timer(ClientConn* c);
   UpstreamConn* open_upstream(upstream::TargetState* target);
   UpstreamConn* take_idle(upstream::TargetState* target);
   std::vector<UpstreamConn*>& idle_pool(upstream::TargetState* target) { return idle_pools_[target]; }
@@ -303,6 +336,11 @@ class Worker {
   // Idle keep-alive connections per target, most recently used last.
   std::unordered_map<const upstream::TargetState*, std::vector<UpstreamConn*>> idle_pools_;
   std::vector<UpstreamConn*> live_upstreams_;  // every open upstream connection
+  // This reactor's shares of --upstream-max-conns and --upstream-queue-max, per target.
+  uint32_t queue_max_ = 0;
+  std::unordered_map<upstream::TargetState*, WaitQueue> wait_queues_;
+  std::vector<upstream::TargetState*> queue_scratch_;
+  uint32_t queued_total_ = 0;
 
   TimerList header_timers_;
   TimerList idle_timers_;
@@ -310,6 +348,7 @@ class Worker {
   TimerList linger_timers_;
   TimerList upstream_timers_;
   TimerList cache_wait_timers_;
+  TimerList queue_timers_;
   // Cross-reactor wake-ups for collapsed cache misses.
   const std::vector<int>* wake_fds_;
   uint64_t wake_value_ = 0;

@@ -93,6 +93,14 @@ void Balancer::adopt(const TargetSnapshot* snapshot) {
 
 uint64_t Balancer::score(const Local& l) const { return l.balance_base + (l.slot->picks - l.picks_at_adopt); }
 
+bool Balancer::better(const Local& a, const Local& b) const {
+  bool a_full = full(*a.slot);
+  bool b_full = full(*b.slot);
+  if (a_full != b_full) return !a_full;
+  if (a_full && a.slot->queued != b.slot->queued) return a.slot->queued < b.slot->queued;
+  return score(a) < score(b);
+}
+
 bool Balancer::usable(const Local& l, const TriedSet& tried, int64_t now_ms) const {
   return l.slot->ejected_until_ms <= now_ms && !tried.contains(l.state);
 }
@@ -111,13 +119,12 @@ int Balancer::pick(const TriedSet& tried, int64_t now_ms) {
     if (b >= a) ++b;
     bool a_ok = usable(local_[a], tried, now_ms);
     bool b_ok = usable(local_[b], tried, now_ms);
-    if (a_ok && b_ok) return score(local_[a]) <= score(local_[b]) ? a : b;
+    if (a_ok && b_ok) return better(local_[b], local_[a]) ? b : a;
     if (a_ok) return a;
     if (b_ok) return b;
   }
   int best = -1;
   bool best_ejected = true;
-  uint64_t best_score = 0;
   // Start the scan at a rotating offset so ties do not always land on the first target.
   int start = static_cast<int>(rotate_++ % static_cast<uint32_t>(n));
   for (int k = 0; k < n; ++k) {
@@ -125,12 +132,10 @@ int Balancer::pick(const TriedSet& tried, int64_t now_ms) {
     const Local& l = local_[i];
     if (tried.contains(l.state)) continue;
     bool is_ejected = l.slot->ejected_until_ms > now_ms;
-    uint64_t s = score(l);
-    bool better = best < 0 || (best_ejected && !is_ejected) || (best_ejected == is_ejected && s < best_score);
-    if (better) {
+    bool take = best < 0 || (best_ejected && !is_ejected) || (best_ejected == is_ejected && better(l, local_[best]));
+    if (take) {
       best = i;
       best_ejected = is_ejected;
-      best_score = s;
     }
   }
   return best;
