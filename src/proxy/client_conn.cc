@@ -249,6 +249,8 @@ void Worker::arm_between_requests(ClientConn* c) {
   // exchange, so a slow but steady reader is not cut and the drain lets it finish; the
   // keep-alive wait starts when the last byte is sent.
   if (c->out.empty()) {
+    // Nothing left to send: an idle keep-alive client holds no output memory (OutQueue).
+    c->out.release();
     idle_timers_.arm(&c->timer, now_ms_);
   } else {
     client_timers_.arm(&c->timer, now_ms_);
@@ -272,7 +274,8 @@ void Worker::finish_exchange(ClientConn* c) {
   arm_between_requests(c);
   if (c->held.empty()) {
     // Idle keep-alive connections hold no parser: thousands of them cost little memory.
-    spare_parsers_.push_back(std::move(c->parser));
+    recycle_parser(std::move(c->parser));
+    std::vector<HeldBuffer>().swap(c->held);
   }
   if (!c->pumping) pump_client(c);
 }
@@ -388,10 +391,7 @@ void Worker::close_client(ClientConn* c) {
   c->state = ClientState::closed;
   TimerList::disarm(&c->timer);
   release_held(c);
-  if (c->parser) {
-    c->parser->reset();
-    spare_parsers_.push_back(std::move(c->parser));
-  }
+  if (c->parser) recycle_parser(std::move(c->parser));
   // shutdown() completes any outstanding receive or send at once; the descriptor itself is
   // closed when the last completion has arrived (bury_dead).
   if (c->in_flight > 0) ::shutdown(c->fd, SHUT_RDWR);

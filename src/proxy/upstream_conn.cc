@@ -1,6 +1,8 @@
 // The upstream side of a worker: pick a target, reuse or open a connection, forward the
 // request, parse the response and stream it to the client; fail over on refused or timed-out
 // connects; keep healthy connections in a per-target pool.
+#include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -52,6 +54,7 @@ bool Worker::send_now(ClientConn* c, upstream::TargetState* target, base::ByteBu
     write_request_head(c, u);
   }
   if (u->state == UpstreamState::busy) {
+    arm_upstream_recv(u);  // a reused connection was only watched while idle
     kick_upstream_send(u);
     upstream_timers_.arm(&u->timer, now_ms_);
   }
@@ -208,7 +211,7 @@ UpstreamConn* Worker::open_upstream(upstream::TargetState* target) {
   u->worker = this;
   u->fd = fd;
   u->target = target;
-  u->read_buffer = std::make_unique<char[]>(kUpstreamReadBytes);
+  u->out.set_pool(&out_pool_);
   u->live_index = live_upstreams_.size();
   live_upstreams_.push_back(u);
   ring_->install_file(&u->fd);
@@ -268,7 +271,27 @@ void Worker::on_upstream_connect(UpstreamConn* u, int res) {
 }
 
 void Worker::arm_upstream_recv(UpstreamConn* u) {
+  // With a poll posted (it was idle), the completion arms the receive (on_upstream_recv).
   if (u->recv_armed || u->state == UpstreamState::closed) return;
+  if (u->client == nullptr) {
+    // Idle: only notice the backend closing (or sending what nobody asked for), without a
+    // buffer; 10,000 pooled connections then cost no read memory.
+    io_uring_sqe* sqe = ring_->get_sqe();
+    io_uring_prep_poll_add(sqe, u->fd, POLLIN | POLLRDHUP);
+    io_uring_sqe_set_data64(sqe, io::pack_user_data(u, io::OpTag::upstream_recv));
+    u->recv_armed = true;
+    u->recv_is_poll = true;
+    ++u->in_flight;
+    return;
+  }
+  if (!u->read_buffer) {
+    if (!spare_read_buffers_.empty()) {
+      u->read_buffer = std::move(spare_read_buffers_.back());
+      spare_read_buffers_.pop_back();
+    } else {
+      u->read_buffer = map_read_buffer();
+    }
+  }
   if (u->read_begin > 0) {
     std::memmove(u->read_buffer.get(), u->read_buffer.get() + u->read_begin, u->unparsed());
     u->read_end -= u->read_begin;
@@ -315,10 +338,42 @@ void Worker::on_upstream_send(UpstreamConn* u, int res) {
   }
 }
 
+void UnmapReadBuffer::operator()(char* p) const { munmap(p, kUpstreamReadBytes); }
+
+ReadBuffer map_read_buffer() {
+  void* p = mmap(nullptr, kUpstreamReadBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  RM_CHECK(p != MAP_FAILED);
+  return ReadBuffer(static_cast<char*>(p));
+}
+
+void Worker::release_read_buffer(UpstreamConn* u) {
+  // Never while a receive may still write into it; the graveyard returns it otherwise.
+  if (!u->read_buffer || (u->recv_armed && !u->recv_is_poll) || u->unparsed() != 0) return;
+  u->read_begin = u->read_end = 0;
+  if (spare_read_buffers_.size() < kReadBuffersSpareMax) {
+    spare_read_buffers_.push_back(std::move(u->read_buffer));
+    return;
+  }
+  u->read_buffer.reset();
+  freed_bytes_ += kUpstreamReadBytes;
+}
+
 void Worker::on_upstream_recv(UpstreamConn* u, int res) {
   --u->in_flight;
   u->recv_armed = false;
+  bool was_poll = u->recv_is_poll;
+  u->recv_is_poll = false;
   if (u->state == UpstreamState::closed) return;
+  if (was_poll) {
+    if (u->client != nullptr) {
+      arm_upstream_recv(u);  // reused meanwhile: what arrived is its answer
+      return;
+    }
+    // Readable while idle: the backend closed it, or sent what nothing asked for.
+    remove_from_idle_pool(u);
+    close_upstream(u);
+    return;
+  }
   if (res <= 0) {
     upstream_ended(u, res);
     return;
@@ -505,6 +560,7 @@ void Worker::release_upstream(UpstreamConn* u) {
   }
   u->state = UpstreamState::idle;
   u->out.release();
+  release_read_buffer(u);
   idle_pool(u->target).push_back(u);
   ++u->target->slots[index_].conns_idle;
   // An idle connection keeps a receive posted: it notices the backend closing it.

@@ -30,8 +30,26 @@ namespace ringmaster::proxy {
 
 // Bytes queued toward one socket before the producing side pauses.
 inline constexpr size_t kOutSoftLimit = 256 * 1024;
-// Upstream read buffer; responses are parsed from it in place.
+// Upstream read buffer; responses are parsed from it in place. Only a connection with a
+// request in flight holds one (from the reactor's pool): a pooled idle connection watches
+// its socket with a poll instead of a posted receive.
 inline constexpr uint32_t kUpstreamReadBytes = 64 * 1024;
+// Spare upstream read buffers a reactor keeps; more are freed.
+inline constexpr size_t kReadBuffersSpareMax = 8;
+// Spare request parsers a reactor keeps (a burst's worth would stay allocated otherwise).
+inline constexpr size_t kSpareParsersMax = 64;
+// Heap memory goes back to the kernel (malloc_trim) once about this much was freed by the
+// reactor (connections, read buffers, parsers beyond the spares), at most once per
+// kTrimIntervalMs.
+inline constexpr uint64_t kTrimFreedBytesMin = 4u << 20;
+inline constexpr int64_t kTrimIntervalMs = 1000;
+inline constexpr int64_t kTrimLateMs = 5000;
+// mimalloc's decommit delay is 25 ms by default: collect again after several of them.
+inline constexpr int64_t kRecollectDelayMs = 200;
+// A reactor without clients this long gives back its receive buffers' pages and its spares.
+inline constexpr int64_t kQuietReleaseMs = 1000;
+// What a request parser holds, roughly, for that count (its field list is reserved).
+inline constexpr uint64_t kParserBytesEstimate = 4096;
 // Provided receive buffers per reactor (power of two) and their size.
 inline constexpr uint32_t kRecvBufferCount = 1024;
 inline constexpr uint32_t kRecvBufferBytes = 16 * 1024;
@@ -46,6 +64,15 @@ inline constexpr unsigned kRegisteredFilesMax = 65536;
 inline constexpr int kTickMs = 50;
 // Request body bytes that count as progress for --client-timeout-ms (see on_client_recv).
 inline constexpr uint32_t kClientProgressBytes = 1024;
+
+// An upstream read buffer, mapped on its own rather than taken from the heap: a burst's
+// worth of them (one per busy connection) goes back to the kernel the moment they are
+// unmapped, instead of staying resident in a fragmented heap.
+struct UnmapReadBuffer {
+  void operator()(char* p) const;
+};
+using ReadBuffer = std::unique_ptr<char[], UnmapReadBuffer>;
+ReadBuffer map_read_buffer();
 
 struct TimerNode {
   TimerNode* prev = nullptr;
@@ -165,13 +192,14 @@ struct UpstreamConn {
   size_t live_index = 0;  // position in Worker::live_upstreams_
   UpstreamState state = UpstreamState::connecting;
   uint32_t in_flight = 0;
-  bool recv_armed = false;
+  bool recv_armed = false;     // a receive or (while idle) a poll is posted
+  bool recv_is_poll = false;   // ... and it is the idle poll (no buffer)
   bool reused = false;         // served a request before this one
   bool got_bytes = false;      // response bytes arrived for the current request
   ClientConn* client = nullptr;
   // Unparsed response bytes are [read_begin, read_end). A posted receive writes at read_end,
   // so the bytes are only slid to the front when no receive is in flight.
-  std::unique_ptr<char[]> read_buffer;
+  ReadBuffer read_buffer;
   uint32_t read_begin = 0;
   uint32_t read_end = 0;
   uint32_t unparsed() const { return read_end - read_begin; }
@@ -313,6 +341,9 @@ class Worker {
   void on_upstream_send(UpstreamConn* u, int res);
   void on_upstream_timer(UpstreamConn* u);
   void arm_upstream_recv(UpstreamConn* u);
+  void release_read_buffer(UpstreamConn* u);
+  void recycle_parser(std::unique_ptr<http::RequestParser> parser);
+  void maybe_trim();
   void kick_upstream_send(UpstreamConn* u);
   void pump_upstream(UpstreamConn* u);
   void on_response_done(ClientConn* c);
@@ -364,6 +395,13 @@ class Worker {
   std::vector<ClientConn*> dead_clients_;
   std::vector<UpstreamConn*> dead_upstreams_;
   std::vector<std::unique_ptr<http::RequestParser>> spare_parsers_;
+  std::vector<ReadBuffer> spare_read_buffers_;
+  BufferPool out_pool_;  // every connection's output buffers (out_queue.h)
+  uint64_t freed_bytes_ = 0;  // roughly, since the last trim
+  int64_t last_trim_ms_ = 0;
+  int64_t recollect_at_ms_ = 0;  // a second mimalloc collect is due (0: none)
+  int64_t no_clients_since_ms_ = 0;  // 0: there are clients
+  bool buffers_touched_ = false;     // receive buffers used since their pages were released
   uint32_t clients_ = 0;
   uint32_t upstreams_ = 0;
   // Client connections of the whole proxy (all reactors), against --max-connections: one
