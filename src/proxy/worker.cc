@@ -384,6 +384,7 @@ void Worker::maybe_trim() {
   // of its page was the burst's), and they are cheap to make again.
   spare_parsers_.clear();
   out_pool_.clear();
+  spare_read_buffers_.clear();
   if (mi_collect != nullptr) {
     mi_collect(true);
     recollect_at_ms_ = now_ms_ + kRecollectDelayMs;

@@ -34,8 +34,10 @@ inline constexpr size_t kOutSoftLimit = 256 * 1024;
 // request in flight holds one (from the reactor's pool): a pooled idle connection watches
 // its socket with a poll instead of a posted receive.
 inline constexpr uint32_t kUpstreamReadBytes = 64 * 1024;
-// Spare upstream read buffers a reactor keeps; more are freed.
-inline constexpr size_t kReadBuffersSpareMax = 8;
+// Spare upstream read buffers a reactor keeps; more are unmapped. Enough that connections
+// finishing and starting requests in the same turns swap buffers without a mmap each (a
+// trim, after a burst, unmaps them all).
+inline constexpr size_t kReadBuffersSpareMax = 64;
 // Spare request parsers a reactor keeps (a burst's worth would stay allocated otherwise).
 inline constexpr size_t kSpareParsersMax = 64;
 // Heap memory goes back to the kernel (malloc_trim) once about this much was freed by the
