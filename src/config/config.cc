@@ -31,6 +31,8 @@
 //   --header-count-max 1..10000; --max-connections 1..1000000
 //   --upstream-idle-max 0..4096 (0 turns upstream keep-alive off: useful with a backend that
 //     mishandles it, so it is allowed although other limits reject 0)
+//   --upstream-max-conns 0 (unlimited) or --threads..1000000 (each reactor needs a share of
+//     at least one); --upstream-queue-max 0..1000000 (0: 503 at once when full)
 //   agent: --health-rise/--health-fall 1..1000, --session-timeout-ms 1000..120000,
 //     --health-path and --content-version at most 1024 bytes.
 #include "ringmaster/config/config.h"
@@ -64,6 +66,7 @@ constexpr uint32_t kHeaderBytesMax = 1u << 20;
 constexpr uint32_t kHeaderCountMax = 10000;
 constexpr uint32_t kMaxConnectionsMax = 1000000;
 constexpr uint32_t kUpstreamIdleMax = 4096;
+constexpr uint32_t kUpstreamConnsMax = 1000000;
 constexpr uint32_t kHealthCountMax = 1000;
 constexpr uint32_t kSessionTimeoutMsMin = 1000;
 constexpr uint32_t kSessionTimeoutMsMax = 120000;
@@ -480,6 +483,18 @@ const FlagSpec<ProxyConfig> kProxyFlags[] = {
      [](ProxyConfig& c, const FlagArg& a) { c.upstream_idle_max = uint_value(a, 0, kUpstreamIdleMax); },
      [](const ProxyConfig& c) { return show_number(c.upstream_idle_max); },
      "idle keep-alive connections per target per reactor (0: no reuse)"},
+    {"--upstream-max-conns", "N",
+     [](ProxyConfig& c, const FlagArg& a) { c.upstream_max_conns = uint_value(a, 0, kUpstreamConnsMax); },
+     [](const ProxyConfig& c) { return show_number(c.upstream_max_conns); },
+     "connections per target, whole proxy, split among reactors; more requests queue (0: unlimited)"},
+    {"--upstream-queue-max", "N",
+     [](ProxyConfig& c, const FlagArg& a) { c.upstream_queue_max = uint_value(a, 0, kUpstreamConnsMax); },
+     [](const ProxyConfig& c) { return show_number(c.upstream_queue_max); },
+     "requests waiting per target for a connection, whole proxy; beyond it 503 at once"},
+    {"--upstream-queue-timeout-ms", "MS",
+     [](ProxyConfig& c, const FlagArg& a) { c.upstream_queue_timeout_ms = timeout_ms_value(a); },
+     [](const ProxyConfig& c) { return show_number(c.upstream_queue_timeout_ms); },
+     "longest wait in that queue -> 503 with Retry-After"},
     {"--session-timeout-ms", "MS",
      [](ProxyConfig& c, const FlagArg& a) {
        c.session_timeout_ms = uint_value(a, kSessionTimeoutMsMin, kSessionTimeoutMsMax);
@@ -771,6 +786,16 @@ void check_proxy(ProxyConfig& config, const SeenFlags& seen) {
     config.request_line_bytes_max = config.header_bytes_max;
   }
   check_services(config);
+  // Each reactor holds its own share of the connection limit (no lock on the request path):
+  // fewer connections than reactors would leave a reactor that can never reach the target.
+  // The default (1024) is raised to one per reactor on hosts with more reactors than that.
+  if (config.upstream_max_conns != 0 && config.upstream_max_conns < config.threads) {
+    if (seen.contains("--upstream-max-conns")) {
+      fail("--upstream-max-conns must be 0 or at least --threads (" + std::to_string(config.threads) + "), got " +
+           quoted(std::to_string(config.upstream_max_conns)));
+    }
+    config.upstream_max_conns = config.threads;
+  }
   check_znode_paths(config);
   // The fleet's nodes under the targets path would be read as (bad) targets, and the other
   // way round.

@@ -431,7 +431,7 @@ void Coordinator::on_registry_node_event(const std::string& path, bool deleted) 
   } else {
     read_registry_node(child);  // re-arms the watch
   }
-  read_members();
+  if (Source* source = source_for(options_.targets_path)) read_members(*source);
 }
 
 bool Coordinator::create_count_node(const std::string& name) {

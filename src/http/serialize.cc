@@ -171,10 +171,11 @@ void serialize_response_head(const ResponseHead& head, const ResponseFraming& fr
   out.commit(w.written());
 }
 
-void write_error_response(uint16_t status, bool close, bool head_only, base::ByteBuffer& out) {
+void write_error_response(uint16_t status, bool close, bool head_only, base::ByteBuffer& out, uint32_t retry_after_s) {
   std::string_view reason = reason_phrase(status);
   size_t body = decimal_digits(status) + 1 + reason.size() + 1;  // "502 Bad Gateway\n"
-  size_t bound = 10 + decimal_digits(status) + reason.size() + 44 + kDecimalMax + 2 + 19 + 2 + body;
+  size_t bound = 10 + decimal_digits(status) + reason.size() + 44 + kDecimalMax + 2 + 19 + 2 + body +
+                 (13 + kDecimalMax + 2);
   Writer w(out.reserve_back(bound));
   w.put("HTTP/1.1 ");
   w.put_decimal(status);
@@ -183,6 +184,11 @@ void write_error_response(uint16_t status, bool close, bool head_only, base::Byt
   w.put("\r\nContent-Type: text/plain\r\nContent-Length: ");
   w.put_decimal(body);
   w.put("\r\n");
+  if (retry_after_s != 0) {
+    w.put("Retry-After: ");
+    w.put_decimal(retry_after_s);
+    w.put("\r\n");
+  }
   if (close) w.put("Connection: close\r\n");
   w.put("\r\n");
   if (!head_only) {

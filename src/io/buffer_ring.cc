@@ -40,6 +40,11 @@ BufferRing::~BufferRing() {
   munmap(memory_, static_cast<size_t>(count_) * buffer_bytes_);
 }
 
+void BufferRing::release_memory() {
+  RM_CHECK(available_ == count_);
+  madvise(memory_, static_cast<size_t>(count_) * buffer_bytes_, MADV_DONTNEED);
+}
+
 void BufferRing::recycle(uint16_t buffer_id) {
   io_uring_buf_ring_add(ring_memory_, buffer(buffer_id), buffer_bytes_, buffer_id, mask_, 0);
   io_uring_buf_ring_advance(ring_memory_, 1);

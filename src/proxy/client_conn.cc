@@ -74,7 +74,7 @@ void Worker::on_client_recv(ClientConn* c, io_uring_cqe* cqe) {
     // pump_client_once.)
     c->state = ClientState::reading_head;
     header_timers_.arm(&c->timer, now_ms_);
-  } else if (c->state == ClientState::exchanging && !c->cache_waiting) {
+  } else if (c->state == ClientState::exchanging && !c->cache_waiting && c->queued_on == nullptr) {
     // A body must make real progress to keep the connection: the inactivity deadline moves
     // only once kClientProgressBytes arrived since it was last set, so a client dribbling
     // one byte at a time is cut after --client-timeout-ms like a silent one.
@@ -217,7 +217,11 @@ void Worker::on_request_head(ClientConn* c) {
   start_attempt(c, nullptr);
 }
 
-void Worker::local_response(ClientConn* c, uint16_t status) {
+void Worker::local_response(ClientConn* c, uint16_t status, uint32_t retry_after_s) {
+  if (c->queued_on != nullptr) {
+    unlink_queued(c);
+    c->queued_bytes.reset();
+  }
   if (status >= 502 && status <= 504 && serve_stale(c, true)) return;
   c->fill.reset();  // an error answer is never stored
   end_upstream_time(c);
@@ -232,7 +236,8 @@ void Worker::local_response(ClientConn* c, uint16_t status) {
   if (status == 504) stats_.responses_504.add();
   // Unread request body bytes make the connection's next request boundary unknown: close.
   if (!c->request_done) c->keep_alive = false;
-  http::write_error_response(status, !c->keep_alive, c->method == http::Method::head, c->out.pending());
+  http::write_error_response(status, !c->keep_alive, c->method == http::Method::head, c->out.pending(),
+                             retry_after_s);
   c->response_started = true;
   c->response_done = true;
   kick_client_send(c);
@@ -245,6 +250,8 @@ void Worker::arm_between_requests(ClientConn* c) {
   // exchange, so a slow but steady reader is not cut and the drain lets it finish; the
   // keep-alive wait starts when the last byte is sent.
   if (c->out.empty()) {
+    // Nothing left to send: an idle keep-alive client holds no output memory (OutQueue).
+    c->out.release();
     idle_timers_.arm(&c->timer, now_ms_);
   } else {
     client_timers_.arm(&c->timer, now_ms_);
@@ -268,7 +275,8 @@ void Worker::finish_exchange(ClientConn* c) {
   arm_between_requests(c);
   if (c->held.empty()) {
     // Idle keep-alive connections hold no parser: thousands of them cost little memory.
-    spare_parsers_.push_back(std::move(c->parser));
+    recycle_parser(std::move(c->parser));
+    std::vector<HeldBuffer>().swap(c->held);
   }
   if (!c->pumping) pump_client(c);
 }
@@ -292,7 +300,11 @@ void Worker::on_client_send(ClientConn* c, int res) {
     return;
   }
   c->out.on_sent(static_cast<size_t>(res));
-  if (c->state == ClientState::exchanging || c->state == ClientState::closing) client_timers_.arm(&c->timer, now_ms_);
+  // (A request waiting for the cache or for an upstream connection keeps that deadline.)
+  if ((c->state == ClientState::exchanging && !c->cache_waiting && c->queued_on == nullptr) ||
+      c->state == ClientState::closing) {
+    client_timers_.arm(&c->timer, now_ms_);
+  }
   if (c->state == ClientState::idle) arm_between_requests(c);
   kick_client_send(c);
   if (c->upstream && c->upstream->state == UpstreamState::busy) pump_upstream(c->upstream);
@@ -371,16 +383,17 @@ void Worker::close_client(ClientConn* c) {
     close_upstream(u);
   }
   if (c->cache_waiting) unpark_cache_waiter(c);
+  if (c->queued_on != nullptr) {
+    unlink_queued(c);
+    c->queued_bytes.reset();
+  }
   c->fill.reset();  // a response cut short is never stored
   end_cache_claim(c);
   release_service(c);
   c->state = ClientState::closed;
   TimerList::disarm(&c->timer);
   release_held(c);
-  if (c->parser) {
-    c->parser->reset();
-    spare_parsers_.push_back(std::move(c->parser));
-  }
+  if (c->parser) recycle_parser(std::move(c->parser));
   // shutdown() completes any outstanding receive or send at once; the descriptor itself is
   // closed when the last completion has arrived (bury_dead).
   if (c->in_flight > 0) ::shutdown(c->fd, SHUT_RDWR);

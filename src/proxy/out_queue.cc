@@ -4,14 +4,37 @@
 
 namespace ringmaster::proxy {
 
+base::ByteBuffer BufferPool::take() {
+  if (spare_.empty()) return base::ByteBuffer();
+  base::ByteBuffer b = std::move(spare_.back());
+  spare_.pop_back();
+  return b;
+}
+
+void BufferPool::give(base::ByteBuffer&& buffer) {
+  if (buffer.capacity() == 0) return;
+  if (spare_.size() >= kSpareMax || buffer.capacity() > kKeptBytesMax) {
+    buffer.release();
+    return;
+  }
+  buffer.clear();
+  spare_.push_back(std::move(buffer));
+}
+
 OutQueue::Chunk& OutQueue::open_owned_chunk() {
   if (!chunks_.empty() && !chunks_.back().is_shared && !chunks_.back().sealed) return chunks_.back();
   chunks_.emplace_back();
-  if (!spare_.empty()) {
-    chunks_.back().owned = std::move(spare_.back());
-    spare_.pop_back();
-  }
+  if (pool_ != nullptr) chunks_.back().owned = pool_->take();
   return chunks_.back();
+}
+
+void OutQueue::recycle(Chunk& chunk) {
+  if (chunk.is_shared) return;
+  if (pool_ != nullptr) {
+    pool_->give(std::move(chunk.owned));
+  } else {
+    chunk.owned.release();
+  }
 }
 
 base::ByteBuffer& OutQueue::pending() { return open_owned_chunk().owned; }
@@ -38,6 +61,8 @@ bool OutQueue::backed_up(size_t bytes) const {
 
 const msghdr* OutQueue::next_send() {
   if (sending_) return nullptr;
+  if (!send_) send_ = std::make_unique<SendMsg>();
+  iovec* iov = send_->iov;
   int n = 0;
   for (Chunk& c : chunks_) {
     if (n == kIovMax) break;
@@ -45,16 +70,17 @@ const msghdr* OutQueue::next_send() {
     c.sealed = true;
     size_t len = c.length();
     if (len == 0) continue;
-    iov_[n].iov_base = const_cast<char*>(c.is_shared ? c.shared_data : c.owned.data());
-    iov_[n].iov_len = len;
+    iov[n].iov_base = const_cast<char*>(c.is_shared ? c.shared_data : c.owned.data());
+    iov[n].iov_len = len;
     ++n;
   }
   if (n == 0) return nullptr;
-  msg_ = msghdr{};
-  msg_.msg_iov = iov_;
-  msg_.msg_iovlen = static_cast<size_t>(n);
+  msghdr& msg = send_->msg;
+  msg = msghdr{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = static_cast<size_t>(n);
   sending_ = true;
-  return &msg_;
+  return &msg;
 }
 
 void OutQueue::on_sent(size_t bytes) {
@@ -80,18 +106,16 @@ void OutQueue::on_sent(size_t bytes) {
       return;
     }
     bytes -= len;
-    if (!c.is_shared && spare_.size() < 2) {
-      c.owned.clear();
-      spare_.push_back(std::move(c.owned));
-    }
-    chunks_.pop_front();
+    recycle(c);
+    chunks_.erase(chunks_.begin());
   }
 }
 
 void OutQueue::release() {
   if (sending_) return;
-  chunks_.clear();
-  spare_.clear();
+  for (Chunk& c : chunks_) recycle(c);
+  std::vector<Chunk>().swap(chunks_);
+  send_.reset();
 }
 
 void prep_send(io_uring_sqe* sqe, int fd, const msghdr* msg) {

@@ -19,7 +19,10 @@ void Worker::adopt_routes() {
   for (auto& [runtime, local] : services_) local->current = false;
   for (const upstream::RoutedService& s : next->services) {
     std::unique_ptr<ServiceLocal>& local = services_[s.runtime.get()];
-    if (!local) local = std::make_unique<ServiceLocal>(s.runtime, static_cast<unsigned>(index_), balancer_seed_);
+    if (!local) {
+      local = std::make_unique<ServiceLocal>(s.runtime, static_cast<unsigned>(index_), balancer_seed_);
+      local->balancer.set_conns_max(balancer_.conns_max());  // this reactor's --upstream-max-conns share
+    }
     local->current = true;
     if (local->targets != s.targets) {
       local->targets = s.targets;
@@ -47,13 +50,28 @@ void Worker::close_unrouted_upstreams() {
     std::vector<UpstreamConn*> conns;
     conns.swap(it->second);
     it = idle_pools_.erase(it);
-    for (UpstreamConn* u : conns) {
-      u->target = nullptr;
-      close_upstream(u);
-    }
+    for (UpstreamConn* u : conns) close_upstream(u);
   }
   for (UpstreamConn* u : live_upstreams_) {
-    if (u->target != nullptr && !present.count(u->target)) u->target = nullptr;
+    if (u->target != nullptr && !present.count(u->target)) forget_target(u);
+  }
+  // Requests waiting for a target that left pick again among those that remain.
+  std::vector<ClientConn*> orphans;
+  for (auto it = wait_queues_.begin(); it != wait_queues_.end();) {
+    if (present.count(it->first)) {
+      ++it;
+      continue;
+    }
+    size_t first = orphans.size();
+    for (ClientConn* c = it->second.head; c != nullptr; c = c->queue_next) orphans.push_back(c);
+    for (size_t i = first; i < orphans.size(); ++i) unlink_queued(orphans[i]);
+    it = wait_queues_.erase(it);
+  }
+  for (ClientConn* c : orphans) {
+    std::unique_ptr<base::ByteBuffer> bytes = std::move(c->queued_bytes);
+    client_timers_.arm(&c->timer, now_ms_);
+    start_attempt(c, bytes.get());
+    if (c->state != ClientState::closed) pump_client(c);
   }
 }
 

@@ -108,12 +108,18 @@ void Server::write_metrics(metrics::TextWriter& out) const {
        &WorkerStats::upstream_retries},
       {"ringmaster_responses_502_total", "502 answers (no reachable target, bad upstream response).",
        &WorkerStats::responses_502},
-      {"ringmaster_responses_503_total", "503 answers (no target configured).", &WorkerStats::responses_503},
+      {"ringmaster_responses_503_total", "503 answers (no target configured, upstream queue full or timed out).", &WorkerStats::responses_503},
       {"ringmaster_responses_504_total", "504 answers (upstream timeout).", &WorkerStats::responses_504},
       {"ringmaster_unrouted_requests_total", "404 answers: no service matched the request (Host, path).",
        &WorkerStats::unrouted},
       {"ringmaster_responses_truncated_total", "Responses cut off by the backend; the client connection was closed.",
        &WorkerStats::truncated},
+      {"ringmaster_upstream_queued_total", "Requests that waited for a connection under --upstream-max-conns.",
+       &WorkerStats::upstream_queued},
+      {"ringmaster_upstream_queue_full_total", "Requests answered 503 because their target's queue was full.",
+       &WorkerStats::upstream_queue_full},
+      {"ringmaster_upstream_queue_timeouts_total", "Requests answered 503 after --upstream-queue-timeout-ms in the queue.",
+       &WorkerStats::upstream_queue_timeouts},
   };
   for (const Family& f : kFamilies) {
     uint64_t sum = 0;
@@ -123,15 +129,27 @@ void Server::write_metrics(metrics::TextWriter& out) const {
   int64_t open = 0;
   for (const auto& w : workers_) open += w->stats().connections_open.get();
   out.gauge("ringmaster_connections_open", "Client connections open now.", open);
+  int64_t queued = 0;
+  int64_t upstream_open = 0;
+  for (const auto& w : workers_) {
+    queued += w->stats().upstream_queue_length.get();
+    upstream_open += w->stats().upstream_connections_open.get();
+  }
+  out.gauge("ringmaster_upstream_queue_length", "Requests waiting for an upstream connection now.", queued);
+  out.gauge("ringmaster_upstream_connections_open", "Upstream connections open now (connecting, busy or idle).",
+            upstream_open);
   const std::pair<const char*, const char*> kHistograms[] = {
       {"ringmaster_request_duration_seconds",
        "Requests from their first byte until the answer is complete (or the request is cut off)."},
       {"ringmaster_upstream_duration_seconds",
        "Requests that went upstream: from the first upstream connection attached until the response is "
        "complete (or fails), failovers included."},
+      {"ringmaster_upstream_queue_wait_seconds",
+       "Requests that waited for an upstream connection (--upstream-max-conns): time in the queue."},
   };
-  metrics::Histogram WorkerStats::*const kMembers[] = {&WorkerStats::request_time, &WorkerStats::upstream_time};
-  for (size_t i = 0; i < 2; ++i) {
+  metrics::Histogram WorkerStats::*const kMembers[] = {&WorkerStats::request_time, &WorkerStats::upstream_time,
+                                                       &WorkerStats::upstream_queue_wait};
+  for (size_t i = 0; i < std::size(kMembers); ++i) {
     std::vector<const metrics::Histogram*> parts;
     for (const auto& w : workers_) parts.push_back(&(w->stats().*kMembers[i]));
     out.histogram(kHistograms[i].first, kHistograms[i].second, parts);

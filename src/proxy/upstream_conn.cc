@@ -1,6 +1,8 @@
 // The upstream side of a worker: pick a target, reuse or open a connection, forward the
 // request, parse the response and stream it to the client; fail over on refused or timed-out
 // connects; keep healthy connections in a per-target pool.
+#include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -27,26 +29,132 @@ void Worker::start_attempt(ClientConn* c, base::ByteBuffer* carried) {
     upstream::TargetState* target = balancer.state(index);
     c->tried.add(target);
     balancer_.on_pick(target);
-    UpstreamConn* u = take_idle(target);
-    if (u != nullptr) balancer_.on_request_sent(target);
-    if (u == nullptr) u = open_upstream(target);
-    if (u == nullptr) continue;  // no socket: count it as that target failing
-    attach(c, u);
-    if (c->upstream_start_us == 0) c->upstream_start_us = base::now_us();
-    if (log_queue_ != nullptr) c->target_name = target->name;
-    if (carried != nullptr) {
-      // Failover after a failed connect: nothing was sent, so the queued head and body
-      // bytes move to the new connection unchanged.
-      std::swap(u->out.pending(), *carried);
-    } else {
-      write_request_head(c, u);
+    // Every connection this reactor may hold to the target is busy (or others already wait:
+    // first come, first served): wait for one instead of opening more (--upstream-max-conns).
+    if (target->slots[index_].queued > 0 || (idle_pool(target).empty() && !balancer_.can_open(target))) {
+      enqueue(c, target, carried);
+      return;
     }
-    if (u->state == UpstreamState::busy) {
-      kick_upstream_send(u);
-      upstream_timers_.arm(&u->timer, now_ms_);
-    }
+    if (send_now(c, target, carried)) return;
+  }
+}
+
+bool Worker::send_now(ClientConn* c, upstream::TargetState* target, base::ByteBuffer* carried) {
+  UpstreamConn* u = take_idle(target);
+  if (u != nullptr) balancer_.on_request_sent(target);
+  if (u == nullptr) u = open_upstream(target);
+  if (u == nullptr) return false;  // no socket: count it as that target failing
+  attach(c, u);
+  if (c->upstream_start_us == 0) c->upstream_start_us = base::now_us();
+  if (log_queue_ != nullptr) c->target_name = target->name;
+  if (carried != nullptr) {
+    // Failover after a failed connect: nothing was sent, so the queued head and body
+    // bytes move to the new connection unchanged.
+    std::swap(u->out.pending(), *carried);
+  } else {
+    write_request_head(c, u);
+  }
+  if (u->state == UpstreamState::busy) {
+    arm_upstream_recv(u);  // a reused connection was only watched while idle
+    kick_upstream_send(u);
+    upstream_timers_.arm(&u->timer, now_ms_);
+  }
+  return true;
+}
+
+// ---- The wait queue (--upstream-max-conns; HAProxy's per-server maxconn and queue) ----
+
+uint32_t Worker::retry_after_s() const {
+  // A client told to come back after the longest wait we would have made it sit through.
+  return std::max<uint32_t>(1, (options_.upstream_queue_timeout_ms + 999) / 1000);
+}
+
+void Worker::enqueue(ClientConn* c, upstream::TargetState* target, base::ByteBuffer* carried) {
+  upstream::ReactorSlot& slot = target->slots[index_];
+  if (slot.queued >= queue_max_) {
+    stats_.upstream_queue_full.add();
+    local_response(c, 503, retry_after_s());
     return;
   }
+  if (carried != nullptr && !carried->empty()) {
+    c->queued_bytes = std::make_unique<base::ByteBuffer>();
+    std::swap(*c->queued_bytes, *carried);
+  }
+  WaitQueue& q = wait_queues_[target];
+  c->queued_on = target;
+  c->queue_prev = q.tail;
+  c->queue_next = nullptr;
+  if (q.tail != nullptr) {
+    q.tail->queue_next = c;
+  } else {
+    q.head = c;
+  }
+  q.tail = c;
+  ++slot.queued;
+  ++queued_total_;
+  c->queued_at_us = base::now_us();
+  // While it waits the client owes nothing: the queue's deadline replaces the client's.
+  queue_timers_.arm(&c->timer, now_ms_);
+  stats_.upstream_queued.add();
+  stats_.upstream_queue_length.set(queued_total_);
+}
+
+void Worker::unlink_queued(ClientConn* c) {
+  upstream::TargetState* target = c->queued_on;
+  if (target == nullptr) return;
+  WaitQueue& q = wait_queues_[target];
+  if (c->queue_prev != nullptr) {
+    c->queue_prev->queue_next = c->queue_next;
+  } else {
+    q.head = c->queue_next;
+  }
+  if (c->queue_next != nullptr) {
+    c->queue_next->queue_prev = c->queue_prev;
+  } else {
+    q.tail = c->queue_prev;
+  }
+  c->queue_prev = c->queue_next = nullptr;
+  c->queued_on = nullptr;
+  --target->slots[index_].queued;
+  --queued_total_;
+  TimerList::disarm(&c->timer);
+  stats_.upstream_queue_wait.observe_us(static_cast<uint64_t>(std::max<int64_t>(0, base::now_us() - c->queued_at_us)));
+  stats_.upstream_queue_length.set(queued_total_);
+}
+
+void Worker::serve_queues() {
+  // Once per loop turn, after the completions: connections released or closed during the
+  // turn go to the oldest waiters. The targets are listed first because a failover below
+  // may queue a request on another target (inserting into the map).
+  queue_scratch_.clear();
+  for (auto& [target, q] : wait_queues_) {
+    if (q.head != nullptr) queue_scratch_.push_back(target);
+  }
+  for (upstream::TargetState* target : queue_scratch_) {
+    for (;;) {
+      auto it = wait_queues_.find(target);
+      if (it == wait_queues_.end() || it->second.head == nullptr) break;
+      if (idle_pool(target).empty() && !balancer_.can_open(target)) break;
+      ClientConn* c = it->second.head;
+      unlink_queued(c);
+      std::unique_ptr<base::ByteBuffer> bytes = std::move(c->queued_bytes);
+      client_timers_.arm(&c->timer, now_ms_);
+      if (!send_now(c, target, bytes.get())) {
+        balancer_.on_connect_failure(target, now_ms_);
+        start_attempt(c, bytes.get());
+      }
+      if (c->state != ClientState::closed) pump_client(c);  // a body waiting to be forwarded
+    }
+  }
+}
+
+void Worker::on_queue_timer(ClientConn* c) {
+  RM_LOG_DEBUG("%s waited %u ms for a connection to %s", c->ip, options_.upstream_queue_timeout_ms,
+               c->queued_on->name.c_str());
+  unlink_queued(c);
+  c->queued_bytes.reset();
+  stats_.upstream_queue_timeouts.add();
+  local_response(c, 503, retry_after_s());
 }
 
 void Worker::write_request_head(ClientConn* c, UpstreamConn* u) {
@@ -84,6 +192,7 @@ UpstreamConn* Worker::take_idle(upstream::TargetState* target) {
   pool.pop_back();
   u->state = UpstreamState::busy;
   u->reused = true;
+  --target->slots[index_].conns_idle;
   stats_.upstream_reused.add();
   return u;
 }
@@ -97,11 +206,13 @@ UpstreamConn* Worker::open_upstream(upstream::TargetState* target) {
   }
   stats_.upstream_connects.add();
   ++upstreams_;
+  ++target->slots[index_].conns_open;
+  stats_.upstream_connections_open.set(upstreams_);
   auto* u = new UpstreamConn();
   u->worker = this;
   u->fd = fd;
   u->target = target;
-  u->read_buffer = std::make_unique<char[]>(kUpstreamReadBytes);
+  u->out.set_pool(&out_pool_);
   u->live_index = live_upstreams_.size();
   live_upstreams_.push_back(u);
   ring_->install_file(&u->fd);
@@ -161,7 +272,27 @@ void Worker::on_upstream_connect(UpstreamConn* u, int res) {
 }
 
 void Worker::arm_upstream_recv(UpstreamConn* u) {
+  // With a poll posted (it was idle), the completion arms the receive (on_upstream_recv).
   if (u->recv_armed || u->state == UpstreamState::closed) return;
+  if (u->client == nullptr) {
+    // Idle: only notice the backend closing (or sending what nobody asked for), without a
+    // buffer; 10,000 pooled connections then cost no read memory.
+    io_uring_sqe* sqe = ring_->get_sqe();
+    io_uring_prep_poll_add(sqe, u->fd, POLLIN | POLLRDHUP);
+    io_uring_sqe_set_data64(sqe, io::pack_user_data(u, io::OpTag::upstream_recv));
+    u->recv_armed = true;
+    u->recv_is_poll = true;
+    ++u->in_flight;
+    return;
+  }
+  if (!u->read_buffer) {
+    if (!spare_read_buffers_.empty()) {
+      u->read_buffer = std::move(spare_read_buffers_.back());
+      spare_read_buffers_.pop_back();
+    } else {
+      u->read_buffer = map_read_buffer();
+    }
+  }
   if (u->read_begin > 0) {
     std::memmove(u->read_buffer.get(), u->read_buffer.get() + u->read_begin, u->unparsed());
     u->read_end -= u->read_begin;
@@ -208,10 +339,42 @@ void Worker::on_upstream_send(UpstreamConn* u, int res) {
   }
 }
 
+void UnmapReadBuffer::operator()(char* p) const { munmap(p, kUpstreamReadBytes); }
+
+ReadBuffer map_read_buffer() {
+  void* p = mmap(nullptr, kUpstreamReadBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  RM_CHECK(p != MAP_FAILED);
+  return ReadBuffer(static_cast<char*>(p));
+}
+
+void Worker::release_read_buffer(UpstreamConn* u) {
+  // Never while a receive may still write into it; the graveyard returns it otherwise.
+  if (!u->read_buffer || (u->recv_armed && !u->recv_is_poll) || u->unparsed() != 0) return;
+  u->read_begin = u->read_end = 0;
+  if (spare_read_buffers_.size() < kReadBuffersSpareMax) {
+    spare_read_buffers_.push_back(std::move(u->read_buffer));
+    return;
+  }
+  u->read_buffer.reset();
+  freed_bytes_ += kUpstreamReadBytes;
+}
+
 void Worker::on_upstream_recv(UpstreamConn* u, int res) {
   --u->in_flight;
   u->recv_armed = false;
+  bool was_poll = u->recv_is_poll;
+  u->recv_is_poll = false;
   if (u->state == UpstreamState::closed) return;
+  if (was_poll) {
+    if (u->client != nullptr) {
+      arm_upstream_recv(u);  // reused meanwhile: what arrived is its answer
+      return;
+    }
+    // Readable while idle: the backend closed it, or sent what nothing asked for.
+    remove_from_idle_pool(u);
+    close_upstream(u);
+    return;
+  }
   if (res <= 0) {
     upstream_ended(u, res);
     return;
@@ -353,6 +516,10 @@ bool Worker::retry_request(ClientConn* c, UpstreamConn* broken) {
   detach(c);
   close_upstream(broken);
   stats_.upstream_retries.add();
+  if (stale_keepalive && target != nullptr && !balancer_.can_open(target)) {
+    enqueue(c, target, nullptr);  // its slot went to an older waiter meanwhile
+    return true;
+  }
   if (stale_keepalive && target != nullptr) {
     if (UpstreamConn* u = open_upstream(target)) {
       attach(c, u);
@@ -394,7 +561,9 @@ void Worker::release_upstream(UpstreamConn* u) {
   }
   u->state = UpstreamState::idle;
   u->out.release();
+  release_read_buffer(u);
   idle_pool(u->target).push_back(u);
+  ++u->target->slots[index_].conns_idle;
   // An idle connection keeps a receive posted: it notices the backend closing it.
   arm_upstream_recv(u);
 }
@@ -406,9 +575,20 @@ void Worker::remove_from_idle_pool(UpstreamConn* u) {
   if (it != pool.end()) pool.erase(it);
 }
 
+void Worker::forget_target(UpstreamConn* u) {
+  // The connection no longer counts against its target's limit (it closes, or the target
+  // left the snapshot and the connection only finishes its exchange).
+  if (u->target == nullptr) return;
+  upstream::ReactorSlot& slot = u->target->slots[index_];
+  --slot.conns_open;
+  if (u->state == UpstreamState::idle) --slot.conns_idle;
+  u->target = nullptr;
+}
+
 void Worker::close_upstream(UpstreamConn* u) {
   if (u->state == UpstreamState::closed) return;
   RM_CHECK(u->client == nullptr);
+  forget_target(u);
   u->state = UpstreamState::closed;
   TimerList::disarm(&u->timer);
   // Swap-remove from the live list; from here on the connection only waits to be buried.
@@ -417,6 +597,7 @@ void Worker::close_upstream(UpstreamConn* u) {
   last->live_index = u->live_index;
   live_upstreams_.pop_back();
   --upstreams_;
+  stats_.upstream_connections_open.set(upstreams_);
   if (u->in_flight > 0) {
     ::shutdown(u->fd, SHUT_RDWR);
     // shutdown() does not end a pending connect; cancelling it fires its linked timeout too.

@@ -1,3 +1,4 @@
+#include <malloc.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -10,6 +11,10 @@
 #include "ringmaster/base/log.h"
 #include "ringmaster/io/socket.h"
 #include "worker.h"
+
+// mimalloc, when the binary links it (not the sanitizer builds, not the unit tests): its
+// collect is what gives a thread's freed pages back; glibc's malloc_trim does otherwise.
+extern "C" void mi_collect(bool force) __attribute__((weak));
 
 namespace ringmaster::proxy {
 
@@ -70,11 +75,21 @@ Worker::Worker(const ServerOptions& options, int index, int listen_fd, upstream:
       linger_timers_(kLingerMs),
       upstream_timers_(options.upstream_timeout_ms),
       cache_wait_timers_(options.cache_lock_timeout_ms),
+      queue_timers_(options.upstream_queue_timeout_ms),
       wake_fds_(wake_fds),
       connections_(connections) {
   connect_timeout_.tv_sec = options.connect_timeout_ms / 1000;
   connect_timeout_.tv_nsec = static_cast<long long>(options.connect_timeout_ms % 1000) * 1000000;
   if (options.access_log != nullptr) log_queue_ = &options.access_log->queue(static_cast<unsigned>(index));
+  // --upstream-max-conns and --upstream-queue-max are per proxy; each reactor holds an even
+  // share (the first reactors one more when they do not divide), so that the limit holds
+  // without any shared counter on the request path. SO_REUSEPORT spreads clients evenly
+  // enough that the shares fill alike; config guarantees each reactor at least one connection.
+  auto share = [&](uint32_t total) {
+    return total / options.threads + (static_cast<unsigned>(index) < total % options.threads ? 1 : 0);
+  };
+  if (options.upstream_max_conns != 0) balancer_.set_conns_max(std::max<uint32_t>(1, share(options.upstream_max_conns)));
+  queue_max_ = share(options.upstream_queue_max);
 }
 
 Worker::~Worker() {
@@ -101,6 +116,7 @@ void Worker::run() {
     now_ms_ = base::now_ms();
     adopt_routes();
     ring_->drain([this](io_uring_cqe* cqe) { dispatch(cqe); });
+    if (queued_total_ > 0) serve_queues();
     if (local_wake_pending_) {
       local_wake_pending_ = false;
       wake_cache_waiters();
@@ -118,6 +134,7 @@ void Worker::run() {
     if (!draining_ && stop_requested_->load(std::memory_order_relaxed)) begin_drain();
     if (draining_) drain_tick();
     bury_dead();
+    maybe_trim();
     // Nothing from an older snapshot is referenced past this point of the turn.
     routes_->quiescent(static_cast<unsigned>(index_));
     // After a handover, also until the accept's cancel completed: a connection it took
@@ -172,6 +189,7 @@ void Worker::run_timers() {
   while (TimerNode* node = cache_wait_timers_.pop_expired(now_ms_)) {
     on_cache_wait_timer(container_of_timer<ClientConn>(node));
   }
+  while (TimerNode* node = queue_timers_.pop_expired(now_ms_)) on_queue_timer(container_of_timer<ClientConn>(node));
 }
 
 void Worker::cancel(uint64_t user_data) {
@@ -211,6 +229,8 @@ void Worker::on_accept(io_uring_cqe* cqe) {
   auto* c = new ClientConn();
   c->worker = this;
   c->fd = fd;
+  c->out.set_pool(&out_pool_);
+  buffers_touched_ = true;
   io::peer_ip(fd, c->ip, sizeof c->ip);
   ++clients_;
   stats_.connections_open.set(clients_);
@@ -267,6 +287,7 @@ void Worker::drain_tick() {
     collect(client_timers_);
     collect(linger_timers_);
     collect(cache_wait_timers_);
+    collect(queue_timers_);
   }
   for (ClientConn* c : to_close) close_client(c);
   if (past_deadline) {
@@ -278,6 +299,63 @@ void Worker::drain_tick() {
   }
 }
 
+void Worker::recycle_parser(std::unique_ptr<http::RequestParser> parser) {
+  if (spare_parsers_.size() >= kSpareParsersMax) {
+    freed_bytes_ += kParserBytesEstimate;
+    return;  // freed here
+  }
+  parser->reset();
+  spare_parsers_.push_back(std::move(parser));
+}
+
+void Worker::maybe_trim() {
+  // After a burst, the memory its connections used is free but still resident (neither
+  // allocator hands back free pages in the middle of its heap by itself at once): give it
+  // back, rarely, since this walks the heap. mimalloc collects the calling thread's heap, so
+  // every reactor does this for itself.
+  if (recollect_at_ms_ != 0 && now_ms_ >= recollect_at_ms_) {
+    // mimalloc decommits the pages a collect freed only after its decommit delay, and only
+    // when the heap is used again: an idle reactor would keep them resident. Once more.
+    recollect_at_ms_ = 0;
+    mi_collect(true);
+  }
+  if (clients_ > 0 || !dead_clients_.empty()) {
+    no_clients_since_ms_ = 0;
+  } else if (no_clients_since_ms_ == 0) {
+    no_clients_since_ms_ = now_ms_;
+  } else if (buffers_touched_ && now_ms_ - no_clients_since_ms_ >= kQuietReleaseMs) {
+    // No client, so no receive in flight (a closed client is buried only after its last
+    // completion): the receive buffers' pages and the spares can all go until traffic
+    // returns, so that RSS falls back to where it started once a burst is over.
+    buffers_->release_memory();
+    buffers_touched_ = false;
+    freed_bytes_ += spare_parsers_.size() * kParserBytesEstimate + spare_read_buffers_.size() * kUpstreamReadBytes;
+    spare_parsers_.clear();
+    spare_read_buffers_.clear();
+    out_pool_.clear();
+    last_trim_ms_ = 0;
+    freed_bytes_ = std::max(freed_bytes_, kTrimFreedBytesMin);
+  }
+  // Much freed: soon. Anything freed: after a while (the tail of a burst, which freed less
+  // than the threshold after the last trim, still holds pages).
+  bool due = (freed_bytes_ >= kTrimFreedBytesMin && now_ms_ - last_trim_ms_ >= kTrimIntervalMs) ||
+             (freed_bytes_ > 0 && now_ms_ - last_trim_ms_ >= kTrimLateMs);
+  if (!due) return;
+  // The spares go too: kept from a burst, each would pin a mostly empty heap page (the rest
+  // of its page was the burst's), and they are cheap to make again.
+  spare_parsers_.clear();
+  out_pool_.clear();
+  spare_read_buffers_.clear();
+  if (mi_collect != nullptr) {
+    mi_collect(true);
+    recollect_at_ms_ = now_ms_ + kRecollectDelayMs;
+  } else {
+    malloc_trim(0);
+  }
+  last_trim_ms_ = now_ms_;
+  freed_bytes_ = 0;
+}
+
 void Worker::bury_dead() {
   // Destroy only what is closed and has nothing in flight; the rest waits for its last
   // completion (cancellations and shutdown() make those arrive promptly).
@@ -287,6 +365,7 @@ void Worker::bury_dead() {
       ring_->remove_file(c->fd);
       ::close(c->fd);
       delete c;
+      freed_bytes_ += sizeof(ClientConn);
     } else {
       dead_clients_[keep++] = c;
     }
@@ -297,7 +376,10 @@ void Worker::bury_dead() {
     if (u->in_flight == 0) {
       ring_->remove_file(u->fd);
       ::close(u->fd);
+      u->read_begin = u->read_end = 0;
+      release_read_buffer(u);
       delete u;
+      freed_bytes_ += sizeof(UpstreamConn);
     } else {
       dead_upstreams_[keep++] = u;
     }

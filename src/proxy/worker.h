@@ -31,8 +31,28 @@ namespace ringmaster::proxy {
 
 // Bytes queued toward one socket before the producing side pauses.
 inline constexpr size_t kOutSoftLimit = 256 * 1024;
-// Upstream read buffer; responses are parsed from it in place.
+// Upstream read buffer; responses are parsed from it in place. Only a connection with a
+// request in flight holds one (from the reactor's pool): a pooled idle connection watches
+// its socket with a poll instead of a posted receive.
 inline constexpr uint32_t kUpstreamReadBytes = 64 * 1024;
+// Spare upstream read buffers a reactor keeps; more are unmapped. Enough that connections
+// finishing and starting requests in the same turns swap buffers without a mmap each (a
+// trim, after a burst, unmaps them all).
+inline constexpr size_t kReadBuffersSpareMax = 64;
+// Spare request parsers a reactor keeps (a burst's worth would stay allocated otherwise).
+inline constexpr size_t kSpareParsersMax = 64;
+// Heap memory goes back to the kernel (malloc_trim) once about this much was freed by the
+// reactor (connections, read buffers, parsers beyond the spares), at most once per
+// kTrimIntervalMs.
+inline constexpr uint64_t kTrimFreedBytesMin = 4u << 20;
+inline constexpr int64_t kTrimIntervalMs = 1000;
+inline constexpr int64_t kTrimLateMs = 5000;
+// mimalloc's decommit delay is 25 ms by default: collect again after several of them.
+inline constexpr int64_t kRecollectDelayMs = 200;
+// A reactor without clients this long gives back its receive buffers' pages and its spares.
+inline constexpr int64_t kQuietReleaseMs = 1000;
+// What a request parser holds, roughly, for that count (its field list is reserved).
+inline constexpr uint64_t kParserBytesEstimate = 4096;
 // Provided receive buffers per reactor (power of two) and their size.
 inline constexpr uint32_t kRecvBufferCount = 1024;
 inline constexpr uint32_t kRecvBufferBytes = 16 * 1024;
@@ -47,6 +67,15 @@ inline constexpr unsigned kRegisteredFilesMax = 65536;
 inline constexpr int kTickMs = 50;
 // Request body bytes that count as progress for --client-timeout-ms (see on_client_recv).
 inline constexpr uint32_t kClientProgressBytes = 1024;
+
+// An upstream read buffer, mapped on its own rather than taken from the heap: a burst's
+// worth of them (one per busy connection) goes back to the kernel the moment they are
+// unmapped, instead of staying resident in a fragmented heap.
+struct UnmapReadBuffer {
+  void operator()(char* p) const;
+};
+using ReadBuffer = std::unique_ptr<char[], UnmapReadBuffer>;
+ReadBuffer map_read_buffer();
 
 struct TimerNode {
   TimerNode* prev = nullptr;
@@ -159,6 +188,15 @@ struct ClientConn {
   uint64_t out_mark = 0;          // out.queued_total() when the request began
   std::string target_name;        // the target of the last upstream attempt (access log only)
 
+  // Waiting for a connection to `queued_on` (--upstream-max-conns); FIFO links of that
+  // target's WaitQueue. c->timer then runs the queue deadline, not the client's.
+  upstream::TargetState* queued_on = nullptr;
+  ClientConn* queue_prev = nullptr;
+  ClientConn* queue_next = nullptr;
+  int64_t queued_at_us = 0;
+  // Head and body bytes already serialized for a failed connect, kept while queued.
+  std::unique_ptr<base::ByteBuffer> queued_bytes;
+
   char ip[46] = "";
 };
 
@@ -172,19 +210,26 @@ struct UpstreamConn {
   size_t live_index = 0;  // position in Worker::live_upstreams_
   UpstreamState state = UpstreamState::connecting;
   uint32_t in_flight = 0;
-  bool recv_armed = false;
+  bool recv_armed = false;     // a receive or (while idle) a poll is posted
+  bool recv_is_poll = false;   // ... and it is the idle poll (no buffer)
   bool reused = false;         // served a request before this one
   bool got_bytes = false;      // response bytes arrived for the current request
   ClientConn* client = nullptr;
   // Unparsed response bytes are [read_begin, read_end). A posted receive writes at read_end,
   // so the bytes are only slid to the front when no receive is in flight.
-  std::unique_ptr<char[]> read_buffer;
+  ReadBuffer read_buffer;
   uint32_t read_begin = 0;
   uint32_t read_end = 0;
   uint32_t unparsed() const { return read_end - read_begin; }
   http::ResponseParser parser;
   OutQueue out;
   TimerNode timer;
+};
+
+// Requests of one reactor waiting for a connection to one target, oldest first.
+struct WaitQueue {
+  ClientConn* head = nullptr;
+  ClientConn* tail = nullptr;
 };
 
 // Single writer (the worker), read by the admin thread.
@@ -212,6 +257,14 @@ struct WorkerStats {
   metrics::Counter cache_revalidated;
   metrics::Counter cache_stale_served;
   metrics::Gauge connections_open;
+  // --upstream-max-conns: requests that waited for a connection, those answered 503 because
+  // the queue was full or the wait too long, the queue's length now and the waits.
+  metrics::Counter upstream_queued;
+  metrics::Counter upstream_queue_full;
+  metrics::Counter upstream_queue_timeouts;
+  metrics::Gauge upstream_queue_length;
+  metrics::Gauge upstream_connections_open;
+  metrics::Histogram upstream_queue_wait;
   // Loop turns (at least one per kTickMs while running): the systemd watchdog pings only
   // while every reactor's count moves.
   metrics::Counter loop_turns;
@@ -264,7 +317,7 @@ class Worker {
   bool pump_client_once(ClientConn* c);
   void consume_held(ClientConn* c, size_t bytes);
   void on_request_head(ClientConn* c);
-  void local_response(ClientConn* c, uint16_t status);
+  void local_response(ClientConn* c, uint16_t status, uint32_t retry_after_s = 0);
   void begin_request(ClientConn* c);
   void end_upstream_time(ClientConn* c);
   void request_finished(ClientConn* c, bool complete);
@@ -296,6 +349,16 @@ class Worker {
 
   // Upstream side (upstream_conn.cc).
   void start_attempt(ClientConn* c, base::ByteBuffer* carried);
+  // Sends the request to `target` now, on an idle or a new connection; false: no socket.
+  void forget_target(UpstreamConn* u);
+
+  bool send_now(ClientConn* c, upstream::TargetState* target, base::ByteBuffer* carried);
+  // --upstream-max-conns queue (upstream_conn.cc).
+  void enqueue(ClientConn* c, upstream::TargetState* target, base::ByteBuffer* carried);
+  void unlink_queued(ClientConn* c);
+  uint32_t retry_after_s() const;
+  void serve_queues();
+  void on_queue_timer(ClientConn* c);
   UpstreamConn* open_upstream(upstream::TargetState* target);
   UpstreamConn* take_idle(upstream::TargetState* target);
   std::vector<UpstreamConn*>& idle_pool(upstream::TargetState* target) { return idle_pools_[target]; }
@@ -308,6 +371,9 @@ class Worker {
   void on_upstream_send(UpstreamConn* u, int res);
   void on_upstream_timer(UpstreamConn* u);
   void arm_upstream_recv(UpstreamConn* u);
+  void release_read_buffer(UpstreamConn* u);
+  void recycle_parser(std::unique_ptr<http::RequestParser> parser);
+  void maybe_trim();
   void kick_upstream_send(UpstreamConn* u);
   void pump_upstream(UpstreamConn* u);
   void on_response_done(ClientConn* c);
@@ -336,6 +402,11 @@ class Worker {
   // Idle keep-alive connections per target, most recently used last.
   std::unordered_map<const upstream::TargetState*, std::vector<UpstreamConn*>> idle_pools_;
   std::vector<UpstreamConn*> live_upstreams_;  // every open upstream connection
+  // This reactor's shares of --upstream-max-conns and --upstream-queue-max, per target.
+  uint32_t queue_max_ = 0;
+  std::unordered_map<upstream::TargetState*, WaitQueue> wait_queues_;
+  std::vector<upstream::TargetState*> queue_scratch_;
+  uint32_t queued_total_ = 0;
 
   TimerList header_timers_;
   TimerList idle_timers_;
@@ -343,6 +414,7 @@ class Worker {
   TimerList linger_timers_;
   TimerList upstream_timers_;
   TimerList cache_wait_timers_;
+  TimerList queue_timers_;
   // Cross-reactor wake-ups for collapsed cache misses.
   const std::vector<int>* wake_fds_;
   uint64_t wake_value_ = 0;
@@ -358,6 +430,13 @@ class Worker {
   std::vector<ClientConn*> dead_clients_;
   std::vector<UpstreamConn*> dead_upstreams_;
   std::vector<std::unique_ptr<http::RequestParser>> spare_parsers_;
+  std::vector<ReadBuffer> spare_read_buffers_;
+  BufferPool out_pool_;  // every connection's output buffers (out_queue.h)
+  uint64_t freed_bytes_ = 0;  // roughly, since the last trim
+  int64_t last_trim_ms_ = 0;
+  int64_t recollect_at_ms_ = 0;  // a second mimalloc collect is due (0: none)
+  int64_t no_clients_since_ms_ = 0;  // 0: there are clients
+  bool buffers_touched_ = false;     // receive buffers used since their pages were released
   uint32_t clients_ = 0;
   uint32_t upstreams_ = 0;
   // Client connections of the whole proxy (all reactors), against --max-connections: one

@@ -78,6 +78,14 @@ bool Balancer::lighter(const Local& a, const Local& b) const {
   return static_cast<Wide>(score(a)) * b.weight < static_cast<Wide>(score(b)) * a.weight;
 }
 
+bool Balancer::better(const Local& a, const Local& b) const {
+  bool a_full = full(*a.slot);
+  bool b_full = full(*b.slot);
+  if (a_full != b_full) return !a_full;
+  if (a_full && a.slot->queued != b.slot->queued) return a.slot->queued < b.slot->queued;
+  return lighter(a, b);
+}
+
 bool Balancer::usable(const Local& l, const TriedSet& tried, int64_t now_ms) const {
   return l.slot->ejected_until_ms <= now_ms && !tried.contains(l.state);
 }
@@ -101,7 +109,7 @@ int Balancer::pick(const TriedSet& tried, int64_t now_ms) {
     }
     bool a_ok = usable(local_[a], tried, now_ms);
     bool b_ok = usable(local_[b], tried, now_ms);
-    if (a_ok && b_ok) return lighter(local_[b], local_[a]) ? b : a;
+    if (a_ok && b_ok) return better(local_[b], local_[a]) ? b : a;
     if (a_ok) return a;
     if (b_ok) return b;
   }
@@ -114,8 +122,8 @@ int Balancer::pick(const TriedSet& tried, int64_t now_ms) {
     const Local& l = local_[i];
     if (tried.contains(l.state)) continue;
     bool is_ejected = l.slot->ejected_until_ms > now_ms;
-    bool better = best < 0 || (best_ejected && !is_ejected) || (best_ejected == is_ejected && lighter(l, local_[best]));
-    if (better) {
+    bool take = best < 0 || (best_ejected && !is_ejected) || (best_ejected == is_ejected && better(l, local_[best]));
+    if (take) {
       best = i;
       best_ejected = is_ejected;
     }

@@ -85,6 +85,11 @@ struct ProxyConfig {
   uint32_t max_connections = 10000;      // --max-connections N: client connections, whole proxy
   uint32_t upstream_idle_max = 64;       // --upstream-idle-max N: idle pooled connections per
                                          //   target per reactor
+  // Upstream protection (HAProxy's per-server maxconn + queue): per target, whole proxy,
+  // split evenly among the reactors.
+  uint32_t upstream_max_conns = 1024;    // --upstream-max-conns N: connections (0: unlimited)
+  uint32_t upstream_queue_max = 10000;   // --upstream-queue-max N: requests waiting for one
+  uint32_t upstream_queue_timeout_ms = 3000;  // --upstream-queue-timeout-ms: then 503
   std::string access_log;                // --access-log PATH: JSON lines, one per request; empty: off
   uint64_t access_log_buffer = 1ull << 20;  // --access-log-buffer SIZE: queue per reactor (4K..1G)
   std::string upgrade_socket;            // --upgrade-socket PATH: hand listeners to / take them from

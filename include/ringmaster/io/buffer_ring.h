@@ -27,6 +27,10 @@ class BufferRing {
   // Called for every completion that consumed a buffer.
   void on_picked() { --available_; }
   uint32_t count() const { return count_; }
+  // Gives the buffers' pages back to the kernel (they read as zeros and are faulted in again
+  // when next used). Only while no receive of this group can be in flight: the kernel writes
+  // into a buffer before its completion is seen, so "all buffers available" is not enough.
+  void release_memory();
 
  private:
   Ring& ring_;

@@ -33,6 +33,11 @@ struct ServerOptions {
   uint32_t shutdown_timeout_ms = 10000;
   uint32_t max_connections = 10000;
   uint32_t upstream_idle_max = 64;
+  // Per target, whole proxy, divided among the reactors (see Worker::Worker): connections at
+  // most (0: unlimited), requests waiting for one at most, and how long one waits -> 503.
+  uint32_t upstream_max_conns = 1024;
+  uint32_t upstream_queue_max = 10000;
+  uint32_t upstream_queue_timeout_ms = 3000;
   // The shared response cache; null disables caching (--cache-bytes 0).
   cache::Cache* cache = nullptr;
   int64_t cache_ttl_ms = 0;                  // opt-in freshness when a response states none (0: heuristics

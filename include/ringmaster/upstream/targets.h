@@ -33,6 +33,12 @@ struct alignas(64) ReactorSlot {
                        // it moves at once, even while the connection is still being made)
   uint32_t consecutive_failures = 0;
   int64_t ejected_until_ms = 0;
+  // This reactor's connections to the target (private to the reactor): open ones (connecting,
+  // busy or pooled), the pooled idle ones among them, and requests waiting in its queue for
+  // one (--upstream-max-conns, --upstream-queue-max).
+  uint32_t conns_open = 0;
+  uint32_t conns_idle = 0;
+  uint32_t queued = 0;
   // Time upstream of this reactor's requests that got an answer or failed on a connection to
   // the target (single writer; summed per target at scrape time).
   metrics::Histogram upstream_time;
@@ -177,10 +183,11 @@ class Balancer {
   size_t size() const { return local_.size(); }
   TargetState* state(int index) const { return local_[index].state; }
 
-  // The target with the lowest (balance_base + own picks since adoption) / weight, among those not
-  // tried and not ejected (ejected ones only when nothing else is left). Ties rotate. Over
-  // kScanTargetsMax targets: the better of two random usable ones. -1 when every target was
-  // tried (or there is none).
+  // The target with the lowest (balance_base + own picks since adoption) / weight, among those
+  // not tried and not ejected (ejected ones only when nothing else is left), preferring targets
+  // with a free connection under --upstream-max-conns; among full ones, the shortest queue
+  // (queued work counts, not only what was sent). Ties rotate. Over kScanTargetsMax targets:
+  // the better of two random usable ones. -1 when every target was tried (or there is none).
   int pick(const TriedSet& tried, int64_t now_ms);
   // The balancer chose `state` for a request (before any connection exists).
   void on_pick(TargetState* state) { ++slot(state).picks; }
@@ -190,6 +197,16 @@ class Balancer {
   void on_connect_success(TargetState* state) { slot(state).consecutive_failures = 0; }
   bool ejected(const TargetState* state, int64_t now_ms) const {
     return state->slots[reactor_].ejected_until_ms > now_ms;
+  }
+  // This reactor's share of --upstream-max-conns per target (0: unlimited).
+  void set_conns_max(uint32_t conns_max) { conns_max_ = conns_max; }
+  uint32_t conns_max() const { return conns_max_; }
+  // Every connection this reactor may hold to `state` is serving a request: a request sent
+  // there now has to wait in its queue.
+  bool full(const TargetState* state) const { return full(state->slots[reactor_]); }
+  // A new connection to `state` stays within the limit.
+  bool can_open(const TargetState* state) const {
+    return conns_max_ == 0 || state->slots[reactor_].conns_open < conns_max_;
   }
 
  private:
@@ -205,6 +222,9 @@ class Balancer {
   uint64_t score(const Local& l) const;
   // a's score per unit of weight is below b's (cross-multiplied: exact, no division).
   bool lighter(const Local& a, const Local& b) const;
+  bool full(const ReactorSlot& s) const { return conns_max_ != 0 && s.conns_open - s.conns_idle >= conns_max_; }
+  // Lower is better: fullness first, then the queue of a full target, then the score per unit of weight.
+  bool better(const Local& a, const Local& b) const;
   bool usable(const Local& l, const TriedSet& tried, int64_t now_ms) const;
   ReactorSlot& slot(TargetState* state) const { return state->slots[reactor_]; }
 
@@ -219,6 +239,7 @@ class Balancer {
   std::vector<uint64_t> weight_prefix_;  // running sums of weights; empty when all are equal
   uint32_t rotate_ = 0;
   uint64_t rng_;
+  uint32_t conns_max_ = 0;
 };
 
 }  // namespace ringmaster::upstream

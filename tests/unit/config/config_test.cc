@@ -198,6 +198,10 @@ TEST(ProxyArgs, ParsesEveryValueFlagInBothForms) {
       {"--shutdown-timeout-ms", "6500", [](const ProxyConfig& c) { EXPECT_EQ(c.shutdown_timeout_ms, 6500u); }},
       {"--max-connections", "500", [](const ProxyConfig& c) { EXPECT_EQ(c.max_connections, 500u); }},
       {"--upstream-idle-max", "8", [](const ProxyConfig& c) { EXPECT_EQ(c.upstream_idle_max, 8u); }},
+      {"--upstream-max-conns", "64", [](const ProxyConfig& c) { EXPECT_EQ(c.upstream_max_conns, 64u); }},
+      {"--upstream-queue-max", "0", [](const ProxyConfig& c) { EXPECT_EQ(c.upstream_queue_max, 0u); }},
+      {"--upstream-queue-timeout-ms", "250",
+       [](const ProxyConfig& c) { EXPECT_EQ(c.upstream_queue_timeout_ms, 250u); }},
       {"--access-log", "/var/log/a.log", [](const ProxyConfig& c) { EXPECT_EQ(c.access_log, "/var/log/a.log"); }},
       {"--access-log-buffer", "64K", [](const ProxyConfig& c) { EXPECT_EQ(c.access_log_buffer, 65536u); }},
       {"--upgrade-socket", "/run/rm.sock", [](const ProxyConfig& c) { EXPECT_EQ(c.upgrade_socket, "/run/rm.sock"); }},
@@ -401,6 +405,9 @@ TEST(ProxyArgs, AcceptsEachNumericFlagAtItsEdgesAndRejectsBeyond) {
       {"--shutdown-timeout-ms", "1", "0", "86400000", "86400001", "1..86400000"},
       {"--max-connections", "1", "0", "1000000", "1000001", "1..1000000"},
       {"--upstream-idle-max", "0", "", "4096", "4097", "0..4096"},
+      {"--upstream-max-conns", "0", "", "1000000", "1000001", "0..1000000"},
+      {"--upstream-queue-max", "0", "", "1000000", "1000001", "0..1000000"},
+      {"--upstream-queue-timeout-ms", "1", "0", "86400000", "86400001", "1..86400000"},
   };
   // The widest header limit, so that the request-line limit can reach its own maximum.
   const Words base = kZkProxy + Words{"--header-bytes-max", "1M"};
@@ -432,6 +439,13 @@ TEST(ProxyArgs, CacheBytesZeroDisablesTheCache) {
 
 TEST(ProxyArgs, BodyBytesMaxZeroMeansNoBodyAllowed) {
   EXPECT_EQ(proxy(kZkProxy + Words{"--body-bytes-max=0"}).body_bytes_max, 0u);
+}
+
+TEST(ProxyArgs, UpstreamMaxConnsGivesEveryReactorAtLeastOne) {
+  EXPECT_EQ(proxy(kZkProxy + Words{"--threads", "4", "--upstream-max-conns", "4"}).upstream_max_conns, 4u);
+  EXPECT_EQ(proxy(kZkProxy + Words{"--threads", "4", "--upstream-max-conns", "0"}).upstream_max_conns, 0u);
+  EXPECT_EQ(proxy_error(kZkProxy + Words{"--threads", "4", "--upstream-max-conns", "3"}),
+            "--upstream-max-conns must be 0 or at least --threads (4), got \"3\"");
 }
 
 TEST(ProxyArgs, RejectsRequestLineLimitAboveHeaderLimit) {

@@ -275,6 +275,14 @@ TEST(WriteErrorResponse, HeadOnlyAnnouncesTheBodyItOmits) {
             "Connection: close\r\n\r\n");
 }
 
+TEST(WriteErrorResponse, RetryAfterWhenAsked) {
+  base::ByteBuffer out;
+  write_error_response(503, false, false, out, 3);
+  EXPECT_EQ(out.view(),
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 24\r\n"
+            "Retry-After: 3\r\n\r\n503 Service Unavailable\n");
+}
+
 TEST(WriteErrorResponse, ContentLengthMatchesBodyForEveryStatus) {
   for (uint16_t status : {400, 404, 405, 408, 413, 414, 417, 431, 500, 501, 502, 503, 504, 505}) {
     base::ByteBuffer out;

@@ -132,5 +132,40 @@ TEST(OutQueue, BackedUpByBytesOrByManySmallSharedAnswers) {
   EXPECT_FALSE(answers.backed_up(1 << 20));
 }
 
+TEST(OutQueue, SentBuffersGoBackToThePoolAndReleaseLeavesNothingBehind) {
+  BufferPool pool;
+  OutQueue q(&pool);
+  q.pending().append("first answer");
+  const msghdr* msg = q.next_send();
+  ASSERT_NE(msg, nullptr);
+  EXPECT_EQ(gather(msg), "first answer");
+  q.on_sent(12);
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(pool.spare(), 1u);  // the emptied buffer, for the next connection that writes
+  q.pending().append("second");
+  EXPECT_EQ(pool.spare(), 0u);  // taken again, not allocated
+  q.release();
+  EXPECT_EQ(pool.spare(), 1u);
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(q.next_send(), nullptr);
+}
+
+TEST(BufferPool, KeepsABoundedNumberOfOrdinarySizedBuffers) {
+  BufferPool pool;
+  for (size_t i = 0; i < BufferPool::kSpareMax + 5; ++i) {
+    base::ByteBuffer b;
+    b.append("x");
+    pool.give(std::move(b));
+  }
+  EXPECT_EQ(pool.spare(), BufferPool::kSpareMax);
+  base::ByteBuffer big;
+  big.reserve_back(BufferPool::kKeptBytesMax + 1);
+  pool.clear();
+  pool.give(std::move(big));
+  EXPECT_EQ(pool.spare(), 0u);  // grown for a large answer: freed, not kept
+  pool.give(base::ByteBuffer());
+  EXPECT_EQ(pool.spare(), 0u);  // nothing allocated: nothing to keep
+}
+
 }  // namespace
 }  // namespace ringmaster::proxy

@@ -68,6 +68,47 @@ TEST(Balancer, PrefersTheTargetWithTheLowestBalanceBase) {
   }
 }
 
+TEST(Balancer, PrefersATargetWithAFreeConnectionOverALowerScore) {
+  auto states = make_states(2);
+  auto snap = snapshot_of(states, {0, 100});
+  Balancer b(0);
+  b.set_conns_max(2);
+  b.adopt(snap.get());
+  // The first target has the lower score but both its connections are busy.
+  states[0]->slots[0].conns_open = 2;
+  EXPECT_TRUE(b.full(states[0].get()));
+  EXPECT_FALSE(b.can_open(states[0].get()));
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(b.state(b.pick(TriedSet{}, 0)), states[1].get());
+  // An idle pooled connection is a free one.
+  states[0]->slots[0].conns_idle = 1;
+  EXPECT_FALSE(b.full(states[0].get()));
+  EXPECT_EQ(b.state(b.pick(TriedSet{}, 0)), states[0].get());
+}
+
+TEST(Balancer, AmongFullTargetsPicksTheShortestQueue) {
+  auto states = make_states(3);
+  auto snap = snapshot_of(states);
+  Balancer b(0);
+  b.set_conns_max(1);
+  b.adopt(snap.get());
+  uint32_t queued[] = {5, 2, 7};
+  for (int i = 0; i < 3; ++i) {
+    states[i]->slots[0].conns_open = 1;
+    states[i]->slots[0].queued = queued[i];
+  }
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(b.state(b.pick(TriedSet{}, 0)), states[1].get());
+}
+
+TEST(Balancer, NoConnectionLimitByDefault) {
+  auto states = make_states(1);
+  auto snap = snapshot_of(states);
+  Balancer b(0);
+  b.adopt(snap.get());
+  states[0]->slots[0].conns_open = 100000;
+  EXPECT_FALSE(b.full(states[0].get()));
+  EXPECT_TRUE(b.can_open(states[0].get()));
+}
+
 TEST(Balancer, SkipsTriedTargetsAndReturnsMinusOneWhenAllTried) {
   auto states = make_states(2);
   auto snap = snapshot_of(states);
