@@ -23,6 +23,13 @@ from pathlib import Path
 
 PERF_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PERF_DIR.parent
+# The test kit (tests/kit): ZooKeeper, nginx, the HTTP reader, shared with the tests and the
+# demo. perflib keeps its own names on top of it (perf/compare uses them).
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+import kit.http  # noqa: E402
+import kit.nginx  # noqa: E402
+import kit.procs  # noqa: E402
+import kit.zookeeper  # noqa: E402
 LOOPBACK = "127.0.0.1"
 
 # The small fixed body every backend answers with (nginx `return 200`).
@@ -39,9 +46,7 @@ REQUIRED_TOOLS = {
     "ninja": "ninja-build",
 }
 ZK_JAR = "/usr/share/java/zookeeper.jar"
-# The Debian jar names its dependencies in its manifest Class-Path; the slf4j -> log4j 1.2
-# binding makes the server log to a file in its directory (without it slf4j prints nothing).
-ZK_CLASSPATH = ":".join([ZK_JAR, "/usr/share/java/slf4j-log4j12.jar", "/usr/share/java/log4j-1.2.jar"])
+ZK_CLASSPATH = kit.zookeeper.ZK_CLASSPATH
 ZK_JVM_FLAGS = ["-Xmx512m", "-XX:+UseSerialGC", "-Djava.net.preferIPv4Stack=true",
                 "-Dzookeeper.jmx.log4j.disable=true"]
 
@@ -282,10 +287,7 @@ class Processes:
             die("%s exited with %s:\n%s" % (p.name, p.returncode, tail))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
+free_port = kit.procs.free_port
 
 
 def wait_port(port, proc=None, timeout=20.0):
@@ -301,28 +303,7 @@ def wait_port(port, proc=None, timeout=20.0):
     die("nothing listens on %s:%d after %.0f s" % (LOOPBACK, port, timeout))
 
 
-def http_get(port, path="/", timeout=5.0):
-    """One HTTP/1.1 GET on a fresh connection: (status, {lower-case header: value}, body)."""
-    with socket.create_connection((LOOPBACK, port), timeout=timeout) as s:
-        s.sendall(("GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n"
-                   % (path, LOOPBACK, port)).encode())
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    if not lines or not lines[0].startswith("HTTP/"):
-        return 0, {}, body
-    status = int(lines[0].split()[1])
-    headers = {}
-    for line in lines[1:]:
-        if ":" in line:
-            k, v = line.split(":", 1)
-            headers[k.strip().lower()] = v.strip()
-    return status, headers, body
+http_get = kit.http.http_get
 
 
 def wait_http_ok(port, path="/", proc=None, timeout=20.0):
@@ -343,14 +324,10 @@ def wait_http_ok(port, path="/", proc=None, timeout=20.0):
 
 
 def fill_template(name, out_path, values):
-    text = (PERF_DIR / name).read_text()
-    for k, v in values.items():
-        text = text.replace("@%s@" % k, str(v))
-    left = re.findall(r"@[A-Z_]+@", text)
-    if left:
-        die("template %s: unfilled %s" % (name, ", ".join(sorted(set(left)))))
-    Path(out_path).write_text(text)
-    return out_path
+    try:
+        return kit.nginx.fill_template(name, out_path, values)
+    except ValueError as e:
+        die(str(e))
 
 
 def make_work_dir(keep=False):
@@ -552,7 +529,7 @@ class Backends:
             conf = fill_template("nginx-backend.conf.in", d / "nginx.conf", {
                 "WORKERS": workers, "PORT": port, "DIR": d, "BODY": BACKEND_BODY.rstrip("\n"),
                 "NAME": "backend%d" % i})
-            p = procs.start("backend%d" % i, ["nginx", "-p", d, "-e", d / "error.log", "-c", conf], cpus)
+            p = procs.start("backend%d" % i, kit.nginx.argv(d, conf), cpus)
             self.ports.append(port)
             self.cached_logs.append(d / "cached.log")
             wait_port(port, p)
@@ -585,8 +562,7 @@ class Targets:
         listens = "\n".join("        listen %s:%d backlog=4096;" % (LOOPBACK, p) for p in self.ports)
         conf = fill_template("nginx-targets.conf.in", self.dir / "nginx.conf", {
             "LISTENS": listens, "DIR": self.dir, "BODY": BACKEND_BODY.rstrip("\n")})
-        self.proc = procs.start("targets", ["nginx", "-p", self.dir, "-e", self.dir / "error.log",
-                                            "-c", conf], cpus)
+        self.proc = procs.start("targets", kit.nginx.argv(self.dir, conf), cpus)
         for port in self.ports:
             wait_port(port, self.proc)
         wait_http_ok(self.ports[0], "/")
@@ -595,92 +571,44 @@ class Targets:
         return ["%s:%d" % (LOOPBACK, p) for p in self.ports[:count]]
 
 
-def four_letter_word(port, word, timeout=2.0):
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=timeout) as s:
-            s.sendall(word.encode())
-            chunks = []
-            while True:
-                data = s.recv(65536)
-                if not data:
-                    break
-                chunks.append(data)
-        return b"".join(chunks).decode("utf-8", "replace")
-    except OSError:
-        return None
+four_letter_word = kit.zookeeper.four_letter_word
+zk_sessions_recved = kit.zookeeper.sessions_recved
 
 
 def mntr(port):
-    out = {}
-    for line in (four_letter_word(port, "mntr") or "").splitlines():
-        if "\t" in line:
-            k, v = line.split("\t", 1)
-            out[k] = v
-    return out
+    return kit.zookeeper.ZooKeeperServer.mntr_of(port)
 
 
 class ZooKeeper:
-    """One standalone server (Debian's zookeeper package) in the work directory."""
+    """One standalone server (kit.zookeeper) in the work directory, pinned to `cpus`, with a
+    2 s tick as in production; `proc` is its Popen, registered with `procs` like the rest."""
 
     def __init__(self, procs, work_dir, cpus, force_sync=False):
-        self.dir = Path(work_dir) / "zookeeper"
-        (self.dir / "data").mkdir(parents=True)
-        self.port = free_port()
-        (self.dir / "zoo.cfg").write_text("\n".join([
-            "tickTime=2000",
-            "dataDir=%s" % (self.dir / "data"),
-            "clientPort=%d" % self.port,
-            "clientPortAddress=%s" % LOOPBACK,
-            "maxClientCnxns=0",
-            "4lw.commands.whitelist=*",
-            "admin.enableServer=false",
-            "autopurge.purgeInterval=0",
+        try:
             # The box is shared with the proxy under test: no fsync noise from count writes
-            # (perf/zk-write-rate measures with it too).
-            "forceSync=%s" % ("yes" if force_sync else "no"),
-        ]) + "\n")
-        (self.dir / "log4j.properties").write_text(
-            "log4j.rootLogger=WARN, FILE\n"
-            "log4j.appender.FILE=org.apache.log4j.FileAppender\n"
-            "log4j.appender.FILE.File=%s\n"
-            "log4j.appender.FILE.layout=org.apache.log4j.PatternLayout\n"
-            "log4j.appender.FILE.layout.ConversionPattern=%%d{ISO8601} %%-5p [%%t] - %%m%%n\n"
-            % (self.dir / "zookeeper.log"))
-        argv = (["java"] + ZK_JVM_FLAGS +
-                ["-Dlog4j.configuration=file:%s" % (self.dir / "log4j.properties"), "-cp", ZK_CLASSPATH,
-                 "org.apache.zookeeper.server.ZooKeeperServerMain", self.dir / "zoo.cfg"])
-        self.proc = procs.start("zookeeper", argv, cpus)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            Processes.check_alive(self.proc)
-            if (four_letter_word(self.port, "ruok", 1.0) or "").startswith("imok"):
-                return
-            time.sleep(0.2)
-        die("ZooKeeper did not answer ruok within 60 s (log: %s)" % (self.dir / "zookeeper.log"))
+            # unless asked (perf/zk-write-rate measures with it too).
+            self.server = kit.zookeeper.ZooKeeperServer(
+                work_dir, name="zookeeper", tick_ms=2000, min_session_timeout_ms=4000,
+                jvm_flags=ZK_JVM_FLAGS, force_sync=force_sync, log_level="WARN",
+                wrapper=["taskset", "-c", cpus], new_session=True)
+        except AssertionError as e:  # it did not come up
+            die("ZooKeeper: %s" % e)
+        self.dir = self.server.dir
+        self.port = self.server.port
+        self.proc = self.server.process.popen
+        self.proc.name, self.proc.log_path = "zookeeper", self.server.log_path
+        self.proc.argv = self.server.process.argv
+        procs.children.append(("zookeeper", self.proc))
 
     @property
     def connect(self):
-        return "%s:%d" % (LOOPBACK, self.port)
+        return self.server.connect_string()
 
     def packets_received(self):
-        v = mntr(self.port).get("zk_packets_received")
+        v = self.server.mntr().get("zk_packets_received")
         if v is None:
             die("mntr gave no zk_packets_received")
         return int(v)
-
-
-def zk_sessions_recved(zk_port):
-    """Packets each client connection has sent to the server so far (`cons`): {client port:
-    recved}."""
-    out = {}
-    for line in (four_letter_word(zk_port, "cons") or "").splitlines():
-        m = re.match(r"\s*/[\d.]+:(\d+)\[\d+\]\((.*)\)", line)
-        if not m:
-            continue
-        fields = dict(kv.split("=", 1) for kv in m.group(2).split(",") if "=" in kv)
-        if "sid" in fields:  # a session (not this cons connection itself)
-            out[int(m.group(1))] = int(fields.get("recved", 0))
-    return out
 
 
 def tcp_ports_by_pid(pids, remote_port):

@@ -49,16 +49,19 @@ Every response carries `X-Backend: NAME`. HEAD gets the headers of the GET witho
 `Expect: 100-continue` gets an interim `100 Continue` before the body is read.
 """
 
-import argparse
 import hashlib
 import json
-import os
-import re
 import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+# The origin-server core shared with evil_backend.py lives in the test kit.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from kit import origin  # noqa: E402
+from kit.origin import BadRequest  # noqa: E402
 
 # ---------------------------------------------------------------------------------------
 # Deterministic data. The pattern has a prime period so that no buffer size in the proxy
@@ -123,156 +126,19 @@ HOP_BY_HOP_RESPONSE_HEADERS = [
     ("X-Normal", "yes"),
 ]
 
-HEAD_BYTES_MAX = 1 << 20
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
-
-
-class PeerClosed(Exception):
-    pass
-
-
-class BadRequest(Exception):
-    pass
-
-
-class Log:
-    def __init__(self, path):
-        self._lock = threading.Lock()
-        self._file = open(path, "a", encoding="utf-8") if path else None
-
-    def write(self, **entry):
-        entry["t"] = time.time()
-        line = json.dumps(entry, separators=(",", ":")) + "\n"
-        with self._lock:
-            if self._file:
-                self._file.write(line)
-                self._file.flush()
-
-
-class Request:
+class Request(origin.Request):
     def __init__(self):
-        self.method = ""
-        self.target = ""
-        self.version = ""
-        self.headers = []
-        self.trailers = []
-        self.body_len = 0
+        super().__init__()
         self.body_kept = bytearray()
         self.hasher = hashlib.sha256()
 
-    def header(self, name):
-        name = name.lower()
-        for k, v in self.headers:
-            if k.lower() == name:
-                return v
-        return None
 
-    def header_tokens(self, name):
-        name = name.lower()
-        tokens = []
-        for k, v in self.headers:
-            if k.lower() == name:
-                tokens += [t.strip().lower() for t in v.split(",") if t.strip()]
-        return tokens
-
-
-class Connection:
+class Connection(origin.Connection):
     KEEP_BODY_MAX = 1 << 20
 
     def __init__(self, sock, peer, conn_id, server):
-        self.sock = sock
-        self.peer = peer
-        self.id = conn_id
+        super().__init__(sock, peer, conn_id, server.log)
         self.server = server
-        self.buf = bytearray()
-        self.bytes_in = 0
-        self.requests = 0
-        self.scratch = bytearray(1 << 20)
-
-    # --- input -------------------------------------------------------------------------
-    def _fill(self):
-        data = self.sock.recv(1 << 20)
-        if not data:
-            raise PeerClosed()
-        self.bytes_in += len(data)
-        self.buf += data
-
-    def _read_head(self):
-        """The raw head (without the blank line), or None on a clean close before a byte."""
-        while True:
-            m = _HEAD_END.search(self.buf)
-            if m:
-                head = bytes(self.buf[:m.start()])
-                del self.buf[:m.end()]
-                return head
-            if len(self.buf) > HEAD_BYTES_MAX:
-                raise BadRequest("head too large")
-            try:
-                self._fill()
-            except PeerClosed:
-                if self.buf:
-                    raise
-                return None
-
-    def _read_line(self):
-        while True:
-            i = self.buf.find(b"\n")
-            if i >= 0:
-                line = bytes(self.buf[:i + 1])
-                del self.buf[:i + 1]
-                return line.rstrip(b"\r\n")
-            if len(self.buf) > 65536:
-                raise BadRequest("line too long")
-            self._fill()
-
-    def _read_exact_into(self, n, sink):
-        take = min(n, len(self.buf))
-        if take:
-            sink(memoryview(self.buf)[:take])
-            del self.buf[:take]
-            n -= take
-        view = memoryview(self.scratch)
-        while n:
-            got = self.sock.recv_into(view[:min(n, len(view))])
-            if got == 0:
-                raise PeerClosed()
-            self.bytes_in += got
-            sink(view[:got])
-            n -= got
-
-    def _expect_crlf(self):
-        line = self._read_line()
-        if line:
-            raise BadRequest("chunk data not followed by CRLF")
-
-    def _read_body(self, req, sink):
-        te = req.header_tokens("transfer-encoding")
-        if te:
-            if te[-1] != "chunked":
-                raise BadRequest("unsupported transfer-encoding")
-            while True:
-                size_line = self._read_line()
-                size_text = size_line.split(b";", 1)[0].strip()
-                try:
-                    size = int(size_text, 16)
-                except ValueError:
-                    raise BadRequest("bad chunk size %r" % size_line) from None
-                if size == 0:
-                    break
-                self._read_exact_into(size, sink)
-                self._expect_crlf()
-            while True:  # trailer section
-                line = self._read_line()
-                if not line:
-                    break
-                name, _, value = line.decode("latin-1").partition(":")
-                req.trailers.append([name, value.strip()])
-            return
-        cl = req.header("content-length")
-        if cl is not None:
-            if not cl.strip().isdigit():
-                raise BadRequest("bad content-length")
-            self._read_exact_into(int(cl), sink)
 
     # --- output ------------------------------------------------------------------------
     def _send_head(self, status, reason, headers, keep_alive):
@@ -295,40 +161,8 @@ class Connection:
         self.sock.sendall(head + body)
 
     # --- the request loop --------------------------------------------------------------
-    def serve(self):
-        log = self.server.log
-        log.write(event="connect", conn=self.id, peer="%s:%d" % self.peer)
-        try:
-            while self._serve_one():
-                pass
-        except (PeerClosed, ConnectionError, OSError):
-            pass
-        finally:
-            try:
-                self.sock.close()
-            except OSError:
-                pass
-            log.write(event="close", conn=self.id, bytes_in=self.bytes_in,
-                      requests=self.requests)
-
     def _parse_head(self, head):
-        req = Request()
-        text = head.decode("latin-1")
-        lines = text.split("\r\n")
-        if any("\n" in line or "\r" in line for line in lines):
-            raise BadRequest("bare CR or LF in head")
-        parts = lines[0].split(" ")
-        if len(parts) != 3:
-            raise BadRequest("bad request line")
-        req.method, req.target, req.version = parts
-        for line in lines[1:]:
-            if line[:1] in (" ", "\t"):
-                raise BadRequest("obs-fold")
-            name, sep, value = line.partition(":")
-            if not sep or not name or name != name.strip():
-                raise BadRequest("bad header line")
-            req.headers.append([name, value.strip(" \t")])
-        return req
+        return origin.parse_head(head, Request())
 
     def _serve_one(self):
         log = self.server.log
@@ -527,7 +361,6 @@ class Server:
     def __init__(self, name, log):
         self.name = name
         self.log = log
-        self._next_id = 0
         self._lock = threading.Lock()
         self._serial = 0
 
@@ -536,42 +369,13 @@ class Server:
             self._serial += 1
             return self._serial
 
-    def serve_forever(self, listener):
-        while True:
-            sock, peer = listener.accept()
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                self._next_id += 1
-                conn_id = self._next_id
-            conn = Connection(sock, peer, conn_id, self)
-            threading.Thread(target=conn.serve, daemon=True).start()
+    def connection(self, sock, peer, conn_id):
+        return Connection(sock, peer, conn_id, self)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--name", default="backend")
-    ap.add_argument("--log", default=None)
-    ap.add_argument("--ready-file", default=None)
-    args = ap.parse_args()
-
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((args.host, args.port))
-    listener.listen(1024)
-    port = listener.getsockname()[1]
-    if args.ready_file:
-        tmp = args.ready_file + ".tmp"
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write("%d\n" % port)
-        os.rename(tmp, args.ready_file)
-    print("ready %d" % port, flush=True)
-    try:
-        Server(args.name, Log(args.log)).serve_forever(listener)
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return origin.main(__doc__.split("\n")[0], "backend", lambda listener, args, log:
+                       origin.serve_forever(listener, Server(args.name, log).connection))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Fixtures for ringmaster's integration tests (see harness.py for the pieces).
+"""Fixtures for ringmaster's integration tests (see harness.py for the pieces, tests/kit for
+what the tests share with perf/ and scripts/demo).
 
     backend          one backend.py process named "backend-1"
     start_backend    factory: start_backend("backend-2") -> Backend
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test kit: tests/kit
 import harness  # noqa: E402
 
 # Per-test watchdog: a hung test dumps every thread's stack and ends the run (children die
@@ -63,10 +65,7 @@ def sanitized(ringmaster_bin):
     return harness.binary_is_sanitized(ringmaster_bin)
 
 
-def _track(request, proc):
-    if not hasattr(request.node, "_ringmaster_processes"):
-        request.node._ringmaster_processes = []
-    request.node._ringmaster_processes.append(proc)
+_track = harness.track
 
 
 @pytest.fixture

@@ -35,14 +35,15 @@ Each event is one JSON line in --log:
     {"event": "close", "conn": 1, "requests": 1, "t": ...}
 """
 
-import argparse
-import json
-import os
 import socket
 import sys
-import threading
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
+
+# The origin-server core shared with backend.py lives in the test kit.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from kit import origin  # noqa: E402
 
 # A complete response that must never reach a client: it is what a desynchronised proxy
 # would read as "the next response" if it reused a connection after a stray body.
@@ -150,119 +151,19 @@ RESPONSES = {
                                "Connection: Upgrade"], b"\x81\x05hello")),
 }
 
-HEAD_BYTES_MAX = 1 << 20
-
-
-class PeerClosed(Exception):
-    pass
-
-
-class Log:
-    def __init__(self, path):
-        self._lock = threading.Lock()
-        self._file = open(path, "a", encoding="utf-8") if path else None
-
-    def write(self, **entry):
-        entry["t"] = time.time()
-        line = json.dumps(entry, separators=(",", ":")) + "\n"
-        with self._lock:
-            if self._file:
-                self._file.write(line)
-                self._file.flush()
-
-
-class Connection:
-    def __init__(self, sock, peer, conn_id, log):
-        self.sock = sock
-        self.peer = peer
-        self.id = conn_id
-        self.log = log
-        self.buf = bytearray()
-        self.requests = 0
-
-    def _fill(self):
-        data = self.sock.recv(1 << 16)
-        if not data:
-            raise PeerClosed()
-        self.buf += data
-
-    def _read_head(self):
-        while True:
-            i = self.buf.find(b"\r\n\r\n")
-            if i >= 0:
-                head = bytes(self.buf[:i])
-                del self.buf[:i + 4]
-                return head
-            if len(self.buf) > HEAD_BYTES_MAX:
-                raise PeerClosed()
-            try:
-                self._fill()
-            except PeerClosed:
-                if self.buf:
-                    raise
-                return None
-
-    def _read_line(self):
-        while True:
-            i = self.buf.find(b"\r\n")
-            if i >= 0:
-                line = bytes(self.buf[:i])
-                del self.buf[:i + 2]
-                return line
-            self._fill()
-
-    def _read_exact(self, n):
-        while len(self.buf) < n:
-            self._fill()
-        del self.buf[:n]
-
-    def _read_body(self, headers):
-        """Consumes the body the (proxy's, hence well-formed) head announces; its length."""
-        te = [v for k, v in headers if k.lower() == "transfer-encoding"]
-        if te and "chunked" in te[-1].lower():
-            total = 0
-            while True:
-                size = int(self._read_line().split(b";")[0].strip(), 16)
-                if size == 0:
-                    while self._read_line():
-                        pass
-                    return total
-                self._read_exact(size + 2)
-                total += size
-        cl = [v for k, v in headers if k.lower() == "content-length"]
-        if cl and cl[-1].strip().isdigit():
-            n = int(cl[-1].strip())
-            self._read_exact(n)
-            return n
-        return 0
-
-    def serve(self):
-        self.log.write(event="connect", conn=self.id, peer="%s:%d" % self.peer)
-        try:
-            while self._serve_one():
-                pass
-        except (PeerClosed, OSError, ValueError):
-            pass
-        finally:
-            try:
-                self.sock.close()
-            except OSError:
-                pass
-            self.log.write(event="close", conn=self.id, requests=self.requests)
-
+class Connection(origin.Connection):
     def _serve_one(self):
         head = self._read_head()
         if head is None:
             return False
         self.requests += 1
-        lines = head.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ")
-        method, target = (parts + ["", ""])[:2]
-        headers = []
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers.append([name, value.strip(" \t")])
-        body_len = self._read_body(headers)
+        req = origin.parse_head(head)  # the proxy's heads are well-formed
+        method, target, headers = req.method, req.target, req.headers
+
+        def count(view):
+            req.body_len += len(view)
+        self._read_body(req, count)
+        body_len = req.body_len
         path = urlsplit(target).path
         name = path[len("/r/"):] if path.startswith("/r/") else None
         canned = RESPONSES.get(name) if name else None
@@ -292,41 +193,10 @@ class Connection:
         return True
 
 
-def serve_forever(listener, log):
-    next_id = 0
-    while True:
-        sock, peer = listener.accept()
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        next_id += 1
-        threading.Thread(target=Connection(sock, peer, next_id, log).serve,
-                         daemon=True).start()
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--name", default="evil")
-    ap.add_argument("--log", default=None)
-    ap.add_argument("--ready-file", default=None)
-    args = ap.parse_args()
-
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((args.host, args.port))
-    listener.listen(1024)
-    port = listener.getsockname()[1]
-    if args.ready_file:
-        tmp = args.ready_file + ".tmp"
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write("%d\n" % port)
-        os.rename(tmp, args.ready_file)
-    print("ready %d" % port, flush=True)
-    try:
-        serve_forever(listener, Log(args.log))
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return origin.main(__doc__.split("\n")[0], "evil", lambda listener, _args, log:
+                       origin.serve_forever(listener, lambda sock, peer, conn_id:
+                                            Connection(sock, peer, conn_id, log)))
 
 
 if __name__ == "__main__":

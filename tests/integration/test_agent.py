@@ -136,6 +136,7 @@ def test_node_deleted_by_another_client_is_recreated(zk, start_agent):
 # ---------------------------------------------------------------------------------------
 # ZooKeeper away, restarted, failing over, expiring sessions
 
+@pytest.mark.slow
 def test_agent_started_before_zookeeper_registers_once_it_starts(start_zk_server, start_agent):
     server = start_zk_server(start=False)
     agent = start_agent(server.connect_string(), "127.0.0.1:8087")
@@ -147,6 +148,7 @@ def test_agent_started_before_zookeeper_registers_once_it_starts(start_zk_server
     agent.wait_log("connected to ZooKeeper")
 
 
+@pytest.mark.slow
 def test_short_zookeeper_restart_keeps_the_session_and_the_node(start_zk_server, start_agent):
     server = start_zk_server()
     ctl = server_ctl(server)

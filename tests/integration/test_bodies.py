@@ -78,6 +78,7 @@ def _rss_bound(sanitized):
     return RSS_BOUND_SANITIZED if sanitized else RSS_BOUND
 
 
+@pytest.mark.slow
 def test_one_gib_upload_streams_through_in_bounded_memory(start_proxy, backend, sanitized):
     proxy = start_proxy([backend], threads=1, body_bytes_max="2G")
     bound = _rss_bound(sanitized)
@@ -100,6 +101,7 @@ def test_one_gib_upload_streams_through_in_bounded_memory(start_proxy, backend, 
         peak / (1 << 20), bound >> 20)
 
 
+@pytest.mark.slow
 def test_one_gib_download_streams_through_in_bounded_memory(start_proxy, backend, sanitized):
     proxy = start_proxy([backend], threads=1)
     bound = _rss_bound(sanitized)

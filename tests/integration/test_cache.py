@@ -27,134 +27,19 @@ response is told from a fresh one):
 Figures measured (RSS, timings) are printed: run with `-s` to see them.
 """
 
-import email.utils
 import hashlib
-import re
 import threading
 import time
 
 import pytest
 
-from harness import (DEFAULT_HOST, LOOPBACK, ConnectionClosed, HttpConnection, build_request,
-                     free_port, parse_metrics, pattern_sha256, port_accepts, request_header,
-                     wait_until)
+from cachelib import (  # noqa: F401  (start_cache_proxy and cache_proxy are fixtures)
+    assert_age, cache_proxy, concurrent_gets, fetch, header_multiset, http_date,
+    origin_hits, serial, start_cache_proxy)
+from harness import (DEFAULT_HOST, ConnectionClosed, HttpConnection, build_request,
+                     pattern_sha256, request_header, wait_until)
 
-CACHE_BYTES = "64M"
 LAST_MODIFIED = "Mon, 01 Jan 2024 00:00:00 GMT"
-
-
-# ---------------------------------------------------------------------------------------
-# Helpers
-
-
-
-def admin_request(port, method, path):
-    with HttpConnection(port, timeout=5.0) as c:
-        return c.request(method, path, timeout=5.0)
-
-
-class CacheProxy:
-    """A harness.Proxy with the cache on and an admin listener."""
-
-    def __init__(self, proxy, admin_port):
-        self.proxy = proxy
-        self.admin_port = admin_port
-
-    def __getattr__(self, name):  # port, pid, rss_bytes(), stderr() ...
-        return getattr(self.proxy, name)
-
-    def metrics_text(self):
-        r = admin_request(self.admin_port, "GET", "/metrics")
-        assert r.status == 200, r
-        return r.body.decode("utf-8", "replace")
-
-    def metrics(self):
-        return parse_metrics(self.metrics_text())
-
-    def metric(self, name):
-        m = self.metrics()
-        assert name in m, "%s missing from /metrics:\n%s" % (name, self.metrics_text())
-        return m[name]
-
-    def purge(self, path=None):
-        return admin_request(self.admin_port, "POST",
-                             "/cache/purge" + ("?path=%s" % path if path else ""))
-
-    def wait_metrics(self, expected, timeout=5.0):
-        """Polls until every metric in `expected` has that value; AssertionError naming the
-        last values seen otherwise."""
-        seen = {}
-
-        def match():
-            m = self.metrics()
-            seen.clear()
-            seen.update({k: m.get(k) for k in expected})
-            return all(m.get(k) == v for k, v in expected.items())
-        try:
-            wait_until(match, timeout, "metrics %s" % expected)
-        except AssertionError:
-            raise AssertionError("expected metrics %s, /metrics shows %s" % (expected, seen)) \
-                from None
-
-
-@pytest.fixture
-def start_cache_proxy(start_proxy):
-    """factory: start_cache_proxy(backends, threads=2, **flags) -> CacheProxy with
-    --cache-bytes 64M (unless given) and --admin."""
-
-    def start(backends, threads=2, **flags):
-        admin_port = free_port()
-        flags.setdefault("cache_bytes", CACHE_BYTES)
-        p = start_proxy(backends, threads=threads, admin="%s:%d" % (LOOPBACK, admin_port),
-                        **flags)
-        wait_until(lambda: port_accepts(admin_port) or not p.alive(), 10,
-                   "the admin listener on %d" % admin_port)
-        assert p.alive(), p.stderr()
-        return CacheProxy(p, admin_port)
-
-    return start
-
-
-@pytest.fixture
-def cache_proxy(start_cache_proxy, backend):
-    return start_cache_proxy([backend])
-
-
-def fetch(port, target, headers=None, method="GET", host=DEFAULT_HOST, timeout=10.0):
-    """One request on a new connection; the response."""
-    with HttpConnection(port, timeout=timeout) as c:
-        return c.request(method, target, headers, host=host, timeout=timeout)
-
-
-def origin_hits(backend, prefix="/cacheable"):
-    """The requests the backend received whose target starts with `prefix`."""
-    return [e for e in backend.requests() if (e["target"] or "").startswith(prefix)]
-
-
-def serial(resp):
-    """The backend's response number (X-Serial) of a /cacheable response."""
-    value = resp.header("X-Serial")
-    assert value is not None and value.isdigit(), "no X-Serial in %r" % resp
-    return int(value)
-
-
-def header_multiset(resp, *without):
-    drop = {n.lower() for n in without}
-    return sorted((k.lower(), v) for k, v in resp.headers if k.lower() not in drop)
-
-
-def assert_age(resp, at_least=0, at_most=None):
-    ages = resp.header_all("Age")
-    assert len(ages) == 1 and re.fullmatch(r"\d+", ages[0]), \
-        "expected one numeric Age header on a cache hit: %r" % resp
-    age = int(ages[0])
-    assert age >= at_least and (at_most is None or age <= at_most), \
-        "Age %d outside [%s, %s]: %r" % (age, at_least, at_most, resp)
-    return age
-
-
-def http_date(unix_time):
-    return email.utils.formatdate(unix_time, usegmt=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -623,32 +508,11 @@ def test_response_cut_off_by_backend_is_not_stored(cache_proxy, backend):
 # ---------------------------------------------------------------------------------------
 # 8. Miss collapsing
 
-def _concurrent_gets(port, target, n, timeout=20.0):
-    """Opens n connections, then sends one request on each as close together as possible;
-    returns the responses (or exceptions) in order and the seconds until the last."""
-    conns = [HttpConnection(port, timeout=timeout) for _ in range(n)]
-    try:
-        data = build_request("GET", target)
-        t0 = time.monotonic()
-        for c in conns:
-            c.send(data)
-        results = []
-        for c in conns:
-            try:
-                results.append(c.read_response(timeout=timeout))
-            except Exception as e:  # noqa: BLE001  (reported with the others below)
-                results.append(e)
-        return results, time.monotonic() - t0
-    finally:
-        for c in conns:
-            c.close()
-
-
 def test_hundred_concurrent_requests_for_one_cold_key_make_one_backend_request(
         start_cache_proxy, backend):
     proxy = start_cache_proxy([backend], threads=2)
     target = "/cacheable/herd?max_age=60&delay_ms=500&bytes=2000"
-    results, elapsed = _concurrent_gets(proxy.port, target, 100)
+    results, elapsed = concurrent_gets(proxy.port, target, 100)
     bad = [(i, r) for i, r in enumerate(results)
            if isinstance(r, Exception) or r.status != 200]
     assert not bad, "%d of 100 failed, e.g. %r" % (len(bad), bad[:3])
@@ -673,7 +537,7 @@ def test_purge_under_load_sends_no_thundering_herd(start_cache_proxy, backend):
     target = "/cacheable/herd-after-purge?max_age=60&delay_ms=300"
     assert serial(fetch(proxy.port, target)) == 1
     assert proxy.purge().status == 200
-    results, _ = _concurrent_gets(proxy.port, target, 100)
+    results, _ = concurrent_gets(proxy.port, target, 100)
     assert all(not isinstance(r, Exception) and r.status == 200 for r in results), \
         [r for r in results if isinstance(r, Exception) or r.status != 200][:3]
     assert {serial(r) for r in results} == {2}, "some clients got the purged response"
@@ -686,7 +550,7 @@ def test_collapsed_waiters_go_upstream_themselves_after_the_lock_timeout(
         start_cache_proxy, backend):
     proxy = start_cache_proxy([backend], threads=2, cache_lock_timeout_ms=300)
     target = "/cacheable/slow-owner?max_age=60&delay_ms=1500"
-    results, elapsed = _concurrent_gets(proxy.port, target, 5)
+    results, elapsed = concurrent_gets(proxy.port, target, 5)
     assert all(not isinstance(r, Exception) and r.status == 200 for r in results), results
     requests = origin_hits(backend)
     # The owner's request plus one per waiter that stopped waiting after 300 ms.
@@ -701,7 +565,7 @@ def test_waiters_for_a_response_that_is_not_stored_are_not_serialised(start_cach
     proxy = start_cache_proxy([backend], threads=2)
     n, delay = 10, 0.4
     target = "/cacheable/herd-no-store?cc=no-store&delay_ms=%d" % (delay * 1000)
-    results, elapsed = _concurrent_gets(proxy.port, target, n)
+    results, elapsed = concurrent_gets(proxy.port, target, n)
     assert all(not isinstance(r, Exception) and r.status == 200 for r in results), results
     assert len({r.body for r in results}) == len(origin_hits(backend))
     print("%d concurrent requests for a no-store key: %d backend requests, %.2fs" % (
@@ -884,7 +748,7 @@ def test_concurrent_requests_for_a_stale_entry_make_one_conditional_request(star
     # past its 2 s.
     time.sleep(2.2)
     before = len(origin_hits(backend))
-    results, _ = _concurrent_gets(proxy.port, target, 20)
+    results, _ = concurrent_gets(proxy.port, target, 20)
     assert all(not isinstance(x, Exception) and x.status == 200 and x.body == first.body
                for x in results), results
     assert len(origin_hits(backend)) == before + 1, \

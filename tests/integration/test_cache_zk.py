@@ -101,6 +101,7 @@ def origin_requests(*backends):
                if (e["target"] or "").startswith("/cacheable"))
 
 
+@pytest.mark.slow
 def test_stale_entry_answers_with_zookeeper_and_every_backend_down(
         start_zk_server, start_backend, start_agent, start_cache_zk_proxy):
     """Static stability with the cache: ZooKeeper gone and the only backend gone too, what

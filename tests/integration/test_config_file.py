@@ -14,9 +14,10 @@ def _write(tmp_path, name, text):
     return path
 
 
-def _check(ringmaster_bin, *args):
+def _check(ringmaster_bin, *args, cwd=None):
     return subprocess.run([str(ringmaster_bin), "check"] + [str(a) for a in args],
-                          capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+                          capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL,
+                          cwd=cwd)
 
 
 def test_proxy_runs_from_its_config_file_alone(ringmaster_bin, backend, tmp_path):
@@ -66,14 +67,16 @@ def test_check_names_the_file_line_and_key_and_exits_2(ringmaster_bin, tmp_path)
         ('target = "127.0.0.1:9001"\n', None),  # no line: a rule across settings
     ]
     for i, (text, expected) in enumerate(cases):
-        path = _write(tmp_path, "bad-%d.toml" % i, text)
-        out = _check(ringmaster_bin, "--config", path)
+        # A short relative path: messages cut quoted text at 80 bytes, and tmp_path is long
+        # (longer still on a pytest-xdist worker).
+        path = _write(tmp_path, "bad-%d.toml" % i, text).name
+        out = _check(ringmaster_bin, "--config", path, cwd=tmp_path)
         lines = [line for line in out.stderr.splitlines() if line.strip()]
         assert out.returncode == 2 and len(lines) == 1 and out.stdout == "", out
         if expected is None:
             assert lines[0] == "ringmaster: --listen is required", lines
         else:
             assert lines[0].startswith("ringmaster: %s:%s" % (path, expected)), lines
-    missing = _check(ringmaster_bin, "--config", tmp_path / "none.toml")
+    missing = _check(ringmaster_bin, "--config", "none.toml", cwd=tmp_path)
     assert missing.returncode == 2 and "none.toml: cannot read" in missing.stderr, missing
     assert _check(ringmaster_bin).returncode == 2

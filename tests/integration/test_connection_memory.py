@@ -9,6 +9,9 @@ import pytest
 from burst import Burst, CountingBackend, raise_nofile
 from harness import wait_until
 
+# RSS figures: the machine to itself (no other worker's load in the proxy's allocator timing).
+pytestmark = [pytest.mark.serial, pytest.mark.slow]
+
 MIB = 1 << 20
 # An idle keep-alive client: at most 1 KiB (issue 13's bound; nginx: 0.94 KB). A burst,
 # answered and idle: issue 13 asks for 2 KiB per client over the RSS before it; measured

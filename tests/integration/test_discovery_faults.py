@@ -14,7 +14,7 @@ What a user relies on when things break, checked with real processes on loopback
     the proxy keeps routing to the last target it had.
 
 Helpers (the load client, the ZooKeeper-mode proxy factory, count readers) come from
-test_discovery.py.
+zkproxy.py.
 """
 
 import os
@@ -25,7 +25,7 @@ import pytest
 
 import harness
 from harness import wait_until
-from test_discovery import (  # noqa: F401  (start_zk_proxy is a fixture, used by name)
+from zkproxy import (  # noqa: F401  (start_zk_proxy is a fixture, used by name)
     TARGETS, LoadClient, backend_requests, share_report, start_registered, start_zk_proxy,
     wait_counts_sum)
 from zk import (  # noqa: F401  (fixtures are used by name)
@@ -45,6 +45,7 @@ LOAD_RATE = 600
 # =======================================================================================
 # 8. A backend killed with SIGKILL: failover
 
+@pytest.mark.slow
 def test_killed_backend_fails_over_with_no_failed_request(zk, start_backend, start_agent,
                                                          start_zk_proxy):
     b1, _ = start_registered(start_backend, start_agent, zk.connect, "one", ctl=zk.ctl)
@@ -115,7 +116,11 @@ def test_request_in_flight_on_a_killed_backend_is_retried_only_if_idempotent(
 # =======================================================================================
 # 9. ZooKeeper stopped under load: static stability, exact counts afterwards
 
+# serial: ZooKeeper must be back within the agents' 2 s session timeout after the outage
+# (JVM start-up), or their sessions expire and they re-create their nodes at count 0, losing
+# what the proxy flushed before the outage (seen with four workers on two busy cores).
 @pytest.mark.slow
+@pytest.mark.serial
 def test_zookeeper_outage_under_load_fails_nothing_and_counts_complete(
         start_zk_server, start_backend, start_agent, start_zk_proxy):
     server = start_zk_server()
@@ -173,6 +178,7 @@ def test_zookeeper_outage_under_load_fails_nothing_and_counts_complete(
 # =======================================================================================
 # 10. The proxy's session expires
 
+@pytest.mark.slow
 def test_proxy_session_expiry_reopens_rearms_watches_and_loses_no_count(
         zk, start_backend, start_agent, start_zk_proxy):
     b1, _ = start_registered(start_backend, start_agent, zk.connect, "one", ctl=zk.ctl)
@@ -211,6 +217,7 @@ def test_proxy_session_expiry_reopens_rearms_watches_and_loses_no_count(
 # =======================================================================================
 # 11. An agent's session expires
 
+@pytest.mark.slow
 def test_agent_session_expiry_recreates_its_node_once_and_traffic_returns(
         zk, start_backend, start_agent, start_zk_proxy):
     b1, _ = start_registered(start_backend, start_agent, zk.connect, "one", ctl=zk.ctl)
@@ -293,6 +300,7 @@ def test_ensemble_leader_killed_under_load_fails_nothing_and_counts_complete(
 # =======================================================================================
 # Every target gone at once: believed only after one session timeout
 
+@pytest.mark.slow
 def test_all_nodes_vanishing_at_once_does_not_wipe_the_routing_table(
         zk, start_backend, start_agent, start_zk_proxy):
     """Both agents cut off past their session timeout (as in a ZooKeeper-side fault): the

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-import fleetlib
+from kit import fleet as fleetlib
 from harness import HttpConnection, free_port, port_accepts, wait_until
 from zk import zk, zk_server  # noqa: F401  (fixtures are used by name)
 

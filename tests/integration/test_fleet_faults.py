@@ -15,7 +15,7 @@ import time
 import pytest
 
 from harness import wait_until
-from test_discovery import (  # noqa: F401  (start_zk_proxy is a fixture, used by name)
+from zkproxy import (  # noqa: F401  (start_zk_proxy is a fixture, used by name)
     TARGETS, LoadClient, backend_requests, start_registered, start_zk_proxy, wait_counts_sum,
     zk_counts)
 from zk import (  # noqa: F401  (fixtures are used by name)
@@ -85,6 +85,7 @@ def test_followers_write_nothing_to_zookeeper_and_counts_are_exact(
     print("\nfleet of 3: %d requests, counts %s; leader ops %s" % (sent, counts, zk_ops(leader)))
 
 
+@pytest.mark.slow
 def test_leader_killed_loses_at_most_its_last_interval_and_a_new_one_takes_over(
         zk, start_backend, start_agent, start_zk_proxy):
     b1, b2 = register_two(start_backend, start_agent, zk.connect, zk.ctl)

@@ -301,6 +301,7 @@ IDLE_CONNECTIONS = 2000
 BATCH = 250
 
 
+@pytest.mark.slow
 def test_thousands_of_idle_keep_alive_connections_stay_open_and_service_continues(
         start_proxy, backend):
     soft = raise_nofile(IDLE_CONNECTIONS * 2 + 512)
@@ -643,6 +644,7 @@ def _store_large_answer(start_proxy, backend, **flags):
     return proxy, path, stored
 
 
+@pytest.mark.slow
 def test_slow_reader_of_a_large_cached_answer_is_not_cut_by_the_idle_timeout(
         start_proxy, backend):
     """A cached answer is queued whole the moment it is found, so the connection is between
@@ -662,6 +664,7 @@ def test_slow_reader_of_a_large_cached_answer_is_not_cut_by_the_idle_timeout(
     assert body == stored.body, "got %d of %d body bytes" % (len(body), len(stored.body))
 
 
+@pytest.mark.slow
 def test_sigterm_lets_a_slow_reader_finish_a_large_cached_answer(start_proxy, backend):
     """SIGTERM while a cached answer is still going out to a slow reader: the connection is
     between requests, but it is not idle; the drain lets it finish, then closes it."""

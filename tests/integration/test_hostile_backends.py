@@ -84,7 +84,7 @@ class EvilBackend:
 @pytest.fixture
 def evil(tmp_path, request):
     e = EvilBackend(tmp_path)
-    request.node.__dict__.setdefault("_ringmaster_processes", []).append(e.process)
+    harness.track(request, e.process)
     yield e
     e.stop()
 

@@ -7,55 +7,24 @@ import subprocess
 import pytest
 
 import harness
+import kit.nginx
 
 WRK_ARGS = ["-t2", "-c20", "-d3s"]
-
-
-def _nginx_binary():
-    return shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if shutil.which(p)), None)
 
 
 @pytest.fixture
 def nginx_backend(tmp_path, request):
     """nginx answering 200 "hello\\n": the Python backend is too slow to load the proxy."""
-    nginx = _nginx_binary()
-    if nginx is None:
+    if kit.nginx.binary() is None:
         pytest.skip("nginx is not installed (apt-get install nginx-light, or run "
                     "scripts/setup): the wrk smoke test needs a fast backend")
-    d = tmp_path / "nginx"
-    d.mkdir()
     port = harness.free_port()
-    temp_dirs = "\n".join("    %s_temp_path %s;" % (k, d / k)
-                          for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    (d / "nginx.conf").write_text("""
-daemon off;
-master_process off;
-worker_processes 1;
-error_log %(d)s/error.log warn;
-pid %(d)s/nginx.pid;
-events { worker_connections 1024; }
-http {
-    access_log off;
-%(temp_dirs)s
-    server {
-        listen 127.0.0.1:%(port)d;
-        location / { return 200 "hello\\n"; }
-    }
-}
-""" % {"d": d, "port": port, "temp_dirs": temp_dirs})
-    proc = harness.ManagedProcess([nginx, "-p", d, "-c", d / "nginx.conf"],
-                                  d / "output.log", name="nginx")
-    request.node._ringmaster_processes = getattr(request.node, "_ringmaster_processes", [])
-    request.node._ringmaster_processes.append(proc)
-    harness.wait_until(lambda: harness.port_accepts(port) or not proc.alive(), 10,
-                       "nginx to listen")
-    if not proc.alive():
-        pytest.fail("nginx did not start:\n%s\n%s" % (
-            proc.output_tail(), (d / "error.log").read_text() if (d / "error.log").exists()
-            else ""))
+    nginx = kit.nginx.Nginx(tmp_path / "nginx", "nginx-backend.conf.in",
+                            {"WORKERS": 1, "PORT": port, "BODY": "hello", "NAME": "backend"},
+                            [port])
+    harness.track(request, nginx.process)
     yield "127.0.0.1:%d" % port
-    proc.stop()
+    nginx.stop()
 
 
 def test_wrk_smoke_has_no_errors(start_proxy, nginx_backend):

@@ -8,17 +8,19 @@ none lands on a reactor numbered 64 or above is (64/80)^160, about 1e-16: the re
 reach the high reactors, as owners of a collapsed miss and as waiters on one.
 """
 
-from harness import HttpConnection
+import pytest
 
 # Shared with the cache tests: the proxy with --cache-bytes and --admin, one GET per new
 # connection, concurrent cold GETs for one key, and what the backend received.
-from test_cache import (_concurrent_gets, assert_age, fetch, origin_hits, serial,  # noqa: F401
-                        start_cache_proxy)
+from cachelib import (assert_age, concurrent_gets, fetch, origin_hits, serial,  # noqa: F401
+                      start_cache_proxy)
+from harness import HttpConnection
 
 THREADS = 80
 CONNECTIONS = 2 * THREADS
 
 
+@pytest.mark.slow
 def test_eighty_reactors_proxy_and_collapse_cache_misses(start_cache_proxy, backend):
     proxy = start_cache_proxy([backend], threads=THREADS)
 
@@ -42,7 +44,7 @@ def test_eighty_reactors_proxy_and_collapse_cache_misses(start_cache_proxy, back
     stores_before = proxy.metric("ringmaster_cache_stores_total")
     for key in range(3):
         target = "/cacheable/many-%d?max_age=600&delay_ms=1000&bytes=2000" % key
-        results, elapsed = _concurrent_gets(proxy.port, target, CONNECTIONS, timeout=30.0)
+        results, elapsed = concurrent_gets(proxy.port, target, CONNECTIONS, timeout=30.0)
         bad = [(i, r) for i, r in enumerate(results)
                if isinstance(r, Exception) or r.status != 200]
         assert not bad, "%d of %d failed, e.g. %r" % (len(bad), CONNECTIONS, bad[:3])

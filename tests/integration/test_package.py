@@ -18,8 +18,10 @@ from harness import REPO_ROOT
 UNITS = ["ringmaster.service", "ringmaster-agent@.service"]
 UNIT_DIR = "/usr/lib/systemd/system"
 
-pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None,
-                                reason="dpkg-deb is missing: not a Debian system")
+# serial: scripts/package runs a Release build on every core.
+pytestmark = [pytest.mark.skipif(shutil.which("dpkg-deb") is None,
+                                 reason="dpkg-deb is missing: not a Debian system"),
+              pytest.mark.serial, pytest.mark.slow]
 
 
 def run(argv, **kw):

@@ -18,7 +18,7 @@ import uuid
 import pytest
 
 from harness import wait_until
-from test_discovery import (  # noqa: F401  (start_zk_proxy is a fixture, used by name)
+from zkproxy import (  # noqa: F401  (start_zk_proxy is a fixture, used by name)
     LoadClient, share_report, start_zk_proxy, wait_counts_sum)
 from zk import start_agent, wait_for, zk, zk_server  # noqa: F401  (fixtures are used by name)
 

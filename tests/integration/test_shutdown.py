@@ -5,6 +5,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from harness import LOOPBACK, HttpConnection, build_request, connect_refused, wait_until
 
 SHUTDOWN_TIMEOUT_MS = 5000
@@ -93,6 +95,7 @@ def test_sigterm_closes_idle_keep_alive_connections(start_proxy, backend):
 CONNECT_STORM_ROUNDS = 12
 
 
+@pytest.mark.slow
 def test_listener_refuses_after_sigterm_even_while_clients_keep_connecting(start_proxy, backend):
     """A connect storm across the SIGTERM: each reactor's listener must leave the port at once.
     (A listener whose multishot accept was being woken as it was cancelled once stayed

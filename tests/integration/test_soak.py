@@ -57,24 +57,22 @@ import json
 import os
 import random
 import re
-import socket
 import threading
 import time
-import warnings
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 import harness
-from harness import (LOOPBACK, ManagedProcess, free_port, parse_metrics, port_accepts,
+from harness import (LOOPBACK, ConnectionClosed, HttpConnection, ManagedProcess, ProtocolError,
+                     build_request, free_port, parse_metrics, port_accepts,
                      wait_until)
 from zk import ZkCtl, start_agent, start_zk_server  # noqa: F401  (fixtures, used by name)
+from zkproxy import zk_counts
 
-# Registered here rather than in a conftest or pytest.ini (`-m soak` selects it).
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", pytest.PytestUnknownMarkWarning)
-    pytestmark = pytest.mark.soak
+# `-m soak` selects it; serial: its fd/RSS bounds and exact counts want the machine alone.
+pytestmark = [pytest.mark.soak, pytest.mark.serial]
 
 SOAK_SECONDS = float(os.environ.get("RINGMASTER_SOAK_SECONDS", "90"))
 SEED = int(os.environ.get("RINGMASTER_SOAK_SEED", "20240606"))
@@ -124,8 +122,7 @@ class SoakBackend:
                 "--ready-file", ready]
         self.process = ManagedProcess(argv, self.dir / ("output.%d.log" % self.starts),
                                       name="backend %s #%d" % (self.name, self.starts))
-        self._request.node._ringmaster_processes = getattr(
-            self._request.node, "_ringmaster_processes", []) + [self.process]
+        harness.track(self._request, self.process)
         wait_until(lambda: ready.exists() or not self.process.alive(), 15,
                    "backend %s to listen" % self.name)
         assert self.process.alive(), self.process.output_tail()
@@ -159,15 +156,6 @@ class Admin:
         return sorted(n for n, t in self.rows().items() if t["state"] == "routing")
 
 
-def zk_counts(ctl):
-    out = {}
-    for name in ctl.ls(TARGETS) or []:
-        data = ctl.get("%s/%s" % (TARGETS, name))
-        if data is not None:
-            out[name] = int(data)
-    return out
-
-
 def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
@@ -189,11 +177,6 @@ def steady(read, what, timeout=10.0):
 
 # ---------------------------------------------------------------------------------------
 # Load
-
-_STATUS_RE = re.compile(rb"^HTTP/1\.[01] (\d{3})")
-_CL_RE = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.I)
-_BACKEND_RE = re.compile(rb"\r\nx-backend:[ \t]*([^\r]*)", re.I)
-_CLOSE_RE = re.compile(rb"\r\nconnection:[ \t]*close", re.I)
 
 
 class SoakLoad:
@@ -241,8 +224,7 @@ class SoakLoad:
     def _run(self, index):
         interval = self.connections / self.rate
         next_at = self.t0 + index * interval / self.connections
-        sock = None
-        buf = bytearray()
+        conn = None
         seq = 0
         while not self.stop_event.is_set():
             delay = next_at - time.monotonic()
@@ -253,27 +235,27 @@ class SoakLoad:
             next_at = max(next_at + interval, time.monotonic() - interval)
             seq += 1
             path = "/soak/%s-%d-%d" % (self.tag, index, seq)
-            request = ("GET %s HTTP/1.1\r\nHost: soak.test\r\n\r\n" % path).encode("ascii")
+            request = build_request("GET", path, host="soak.test")
             with self.lock:
                 self.sent += 1
             t = time.monotonic()
             try:
-                if sock is None:
-                    sock = socket.create_connection((LOOPBACK, self.port),
-                                                    timeout=REQUEST_TIMEOUT_S)
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    buf = bytearray()
+                if conn is None:
+                    conn = HttpConnection(self.port, timeout=REQUEST_TIMEOUT_S)
                     with self.lock:
                         self.connects += 1
-                sock.settimeout(REQUEST_TIMEOUT_S)
-                sock.sendall(request)
-                status, backend, body, close = self._read_response(sock, buf)
-            except (OSError, ValueError) as e:
+                conn.send(request)
+                r = conn.read_response(timeout=REQUEST_TIMEOUT_S)
+                if not r.complete:
+                    raise ConnectionError("closed inside a response body")
+                status, backend, body = r.status, r.header("x-backend"), r.body
+                close = "close" in r.tokens("connection")
+            except (OSError, ProtocolError, ConnectionClosed) as e:
                 with self.lock:
                     self.failures.append((t - self.t0, path, "%s: %s" % (type(e).__name__, e)))
-                if sock is not None:
-                    sock.close()
-                sock = None
+                if conn is not None:
+                    conn.close()
+                conn = None
                 continue
             with self.lock:
                 self.statuses[status] += 1
@@ -285,39 +267,10 @@ class SoakLoad:
                 else:
                     self.non_200.append((t - self.t0, path, status, body[:200]))
             if close:
-                sock.close()
-                sock = None
-        if sock is not None:
-            sock.close()
-
-    @staticmethod
-    def _read_response(sock, buf):
-        while True:
-            end = buf.find(b"\r\n\r\n")
-            if end >= 0:
-                break
-            data = sock.recv(65536)
-            if not data:
-                raise ConnectionError("closed before a response head (%r)" % bytes(buf[:100]))
-            buf += data
-        head = bytes(buf[:end + 2])
-        m = _STATUS_RE.match(head)
-        if not m:
-            raise ValueError("bad status line %r" % head[:80])
-        cl = _CL_RE.search(head)
-        if cl is None:
-            raise ValueError("no Content-Length in %r" % head[:300])
-        need = end + 4 + int(cl.group(1))
-        while len(buf) < need:
-            data = sock.recv(65536)
-            if not data:
-                raise ConnectionError("closed inside a response body")
-            buf += data
-        body = bytes(buf[end + 4:need])
-        del buf[:need]
-        b = _BACKEND_RE.search(head)
-        backend = b.group(1).decode("latin-1").strip() if b else None
-        return int(m.group(1)), backend, body, bool(_CLOSE_RE.search(head))
+                conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
 
 
 # ---------------------------------------------------------------------------------------

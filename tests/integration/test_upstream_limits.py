@@ -35,6 +35,8 @@ BURST_CLIENTS = 10000
 LIMIT = 16
 
 
+@pytest.mark.serial
+@pytest.mark.slow
 def test_a_10000_client_burst_opens_no_more_upstream_connections_than_the_limit(start_proxy,
                                                                                 counting_backend):
     limit = raise_nofile()

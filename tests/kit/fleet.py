@@ -15,19 +15,18 @@ tests/integration/test_fleet.py and perf/fleet share, so neither copies the othe
                                counts back
     share_deviation(deltas)    each target's share of the requests as % off even (min, max)
 
-Standard library + harness.py; kazoo (Debian python3-kazoo) only for TargetRegistry, imported
+Standard library + the kit; kazoo (Debian python3-kazoo) only for TargetRegistry, imported
 when one is made. No pytest here: perf/fleet imports this module too.
 """
 
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
-from harness import LOOPBACK, parse_metrics  # noqa: E402
+import kit.http
+from kit.metrics import parse_metrics
+from kit.procs import LOOPBACK
 
 MODES = ("off", "on")
 
@@ -127,7 +126,7 @@ class Admin:
         self.name = name or "admin:%d" % port
 
     def get(self, path, timeout=5.0):
-        r = harness.get(self.port, path, timeout=timeout)
+        r = kit.http.get(self.port, path, timeout=timeout)
         if r.status != 200:
             raise AssertionError("%s: GET %s gave %r %r" % (self.name, path, r, r.body[:300]))
         return r
