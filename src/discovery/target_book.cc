@@ -5,6 +5,10 @@
 #include <limits>
 
 namespace ringmaster::discovery {
+namespace {
+// How many departed targets' count floors prune() keeps (16 bytes plus a name each).
+constexpr size_t kDepartedFloorsMax = 4096;
+}  // namespace
 
 std::optional<uint64_t> parse_count(std::string_view data) {
   if (data.empty() || data.size() > 20) return std::nullopt;
@@ -54,6 +58,10 @@ std::vector<std::string> TargetBook::set_members(const std::vector<std::string>&
         ++skipped_names_;
         continue;
       }
+      if (auto d = departed_floors_.find(name); d != departed_floors_.end()) {
+        e->floor = d->second;
+        departed_floors_.erase(d);
+      }
       it = entries_.emplace(name, std::move(*e)).first;
     }
     Entry& e = it->second;
@@ -74,6 +82,10 @@ void TargetBook::prune(int64_t now_ms, int64_t linger_ms) {
     const Entry& e = it->second;
     bool idle = local_total(e) == e.written_total;
     if (!e.member && idle && now_ms - e.left_ms >= linger_ms) {
+      if (e.floor > 0) {
+        if (departed_floors_.size() >= kDepartedFloorsMax) departed_floors_.erase(departed_floors_.begin());
+        departed_floors_[it->first] = e.floor;
+      }
       it = entries_.erase(it);
     } else {
       ++it;
@@ -98,6 +110,7 @@ void TargetBook::on_read(const std::string& name, std::string_view data, int32_t
   }
   if (*count < e.count) e.offset_set = false;  // a re-created node: level it again
   e.count = *count;
+  e.floor = std::max(e.floor, *count);
   e.version = version;
   if (!e.offset_set) level(name, e);
   e.readable = true;
@@ -111,7 +124,7 @@ void TargetBook::level(const std::string& key, Entry& e) {
   e.offset_set = false;
   double per_weight = min_normalised_per_weight(group_of(key));
   int64_t start = std::llround(per_weight * e.weight);
-  e.offset = static_cast<int64_t>(balance_on_own_ ? local_total(e) : e.count) - start;
+  e.offset = static_cast<int64_t>(balance_on_own_ ? local_total(e) : base_count(e)) - start;
   e.offset_set = true;
 }
 
@@ -135,7 +148,7 @@ int64_t TargetBook::normalised(const Entry& e) const {
   // the same for everyone) sends every proxy to the same "least loaded" targets at once.
   if (balance_on_own_) return static_cast<int64_t>(local_total(e)) - e.offset;
   uint64_t pending = local_total(e) - e.written_total;
-  return static_cast<int64_t>(e.count + pending) - e.offset;
+  return static_cast<int64_t>(base_count(e) + pending) - e.offset;
 }
 
 double TargetBook::min_normalised_per_weight(std::string_view group) const {
@@ -151,10 +164,12 @@ double TargetBook::min_normalised_per_weight(std::string_view group) const {
 }
 
 namespace {
-std::optional<CountWrite> plan_entry(const std::string& name, uint64_t count, int32_t version, uint64_t written,
-                                     uint64_t total, int64_t czxid) {
-  if (total == written) return std::nullopt;
-  return CountWrite{name, count + (total - written), version, total, written, czxid};
+// `base` is the count to add to: the node's, or the floor above it (a node re-created lower
+// is restored even with no requests to add).
+std::optional<CountWrite> plan_entry(const std::string& name, uint64_t count, uint64_t base, int32_t version,
+                                     uint64_t written, uint64_t total, int64_t czxid) {
+  if (total == written && base == count) return std::nullopt;
+  return CountWrite{name, base + (total - written), version, total, written, czxid};
 }
 }  // namespace
 
@@ -162,7 +177,7 @@ std::vector<TargetBook::Write> TargetBook::plan_flush() const {
   std::vector<Write> writes;
   for (const auto& [name, e] : entries_) {
     if (!writable(e)) continue;
-    if (auto w = plan_entry(name, e.count, e.version, e.written_total, local_total(e), e.czxid)) {
+    if (auto w = plan_entry(name, e.count, base_count(e), e.version, e.written_total, local_total(e), e.czxid)) {
       writes.push_back(*w);
     }
   }
@@ -175,7 +190,7 @@ std::optional<TargetBook::Write> TargetBook::plan_one(const std::string& name) c
     return std::nullopt;
   }
   const Entry& e = it->second;
-  return plan_entry(name, e.count, e.version, e.written_total, local_total(e), e.czxid);
+  return plan_entry(name, e.count, base_count(e), e.version, e.written_total, local_total(e), e.czxid);
 }
 
 void TargetBook::on_assumed_written(const Write& write) {
@@ -188,6 +203,7 @@ bool TargetBook::on_written(const Write& write, int32_t new_version, int64_t czx
   if (it == entries_.end()) return true;
   Entry& e = it->second;
   e.count = write.count;
+  e.floor = std::max(e.floor, write.count);
   e.version = new_version;
   e.written_total = write.requests_total;
   if (czxid == 0) return true;
@@ -274,6 +290,7 @@ void TargetBook::on_count(const std::string& name, uint64_t count) {
   // A count learnt from the leader: for display and balancing only (no version: this proxy
   // does not write the node while it follows). Counts only grow on one node.
   if (count > it->second.count) it->second.count = count;
+  it->second.floor = std::max(it->second.floor, count);  // should this proxy lead later
 }
 
 std::vector<TargetBook::FleetWrite> TargetBook::plan_fleet(const fleet::Deltas& extra, fleet::Deltas* unwritable) const {
@@ -284,8 +301,8 @@ std::vector<TargetBook::FleetWrite> TargetBook::plan_fleet(const fleet::Deltas& 
     if (!writable(e)) continue;
     uint64_t local = local_total(e);
     uint64_t add = (local - e.written_total) + add_extra;
-    if (add == 0) continue;
-    writes.push_back(FleetWrite{name, e.count + add, e.version, e.czxid, local});
+    if (add == 0 && base_count(e) == e.count) continue;
+    writes.push_back(FleetWrite{name, base_count(e) + add, e.version, e.czxid, local});
   }
   for (const auto& [name, n] : extra) {
     auto it = entries_.find(name);
@@ -299,6 +316,7 @@ bool TargetBook::on_fleet_written(const FleetWrite& w, int32_t new_version, int6
   if (it == entries_.end()) return true;
   Entry& e = it->second;
   e.count = w.count;
+  e.floor = std::max(e.floor, w.count);
   e.version = new_version;
   if (advanced != nullptr) *advanced = w.local_total > e.written_total ? w.local_total - e.written_total : 0;
   e.written_total = std::max(e.written_total, w.local_total);

@@ -4,6 +4,7 @@
 // balancing. Coordinator thread only.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -157,6 +158,12 @@ class TargetBook {
     uint64_t count = 0;
     int32_t version = 0;
     int64_t czxid = 0;           // the incarnation last seen; 0: unknown
+    // The highest count this proxy saw on the target's node, over every incarnation (read,
+    // written, or learnt from the fleet leader). An agent whose session expired re-creates
+    // its ephemeral node from the last count *it* read, which can be behind what proxies
+    // wrote just before the expiry; the node is then written from this floor, so the
+    // cumulative count never goes backwards (README "ZooKeeper layout").
+    uint64_t floor = 0;
     uint64_t written_total = 0;  // this proxy's requests already included in ZooKeeper
     uint64_t carried = 0;        // other proxies' requests this one answers for (fleet leader)
     uint64_t batched_total = 0;  // follower: requests already put into a batch
@@ -174,11 +181,17 @@ class TargetBook {
   std::optional<Entry> make_entry(const std::string& key) const;
   int64_t normalised(const Entry& e) const;
   static uint64_t local_total(const Entry& e) { return e.state->requests_total() + e.carried; }
+  // The count a write starts from: the node's, or the floor when the node came back lower.
+  static uint64_t base_count(const Entry& e) { return std::max(e.count, e.floor); }
   bool writable(const Entry& e) const;
 
   unsigned reactors_;
   Resolver resolver_;
   std::map<std::string, Entry> entries_;
+  // Floors of targets forgotten by prune(), handed back if the target returns (an agent whose
+  // node stayed away longer than the linger). Bounded: past kDepartedFloorsMax the oldest
+  // name in order is dropped, and that target, if it returns, restarts from its node's count.
+  std::map<std::string, uint64_t> departed_floors_;
   bool balance_on_own_ = false;
   bool write_left_ = false;
   uint64_t skipped_names_ = 0;

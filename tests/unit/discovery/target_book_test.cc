@@ -173,12 +173,80 @@ TEST(TargetBook, ANodeReCreatedAtALowerCountIsLevelledAgainNotFlooded) {
   book.on_read("b:2", "0", 0);
   auto snap = book.build_snapshot(1);
   EXPECT_EQ(base_of(*snap, "b:2"), base_of(*snap, "a:1"));
-  // And the next write to b starts from the new node's count and version.
+  // And the next write to b goes on the new node's version, from the count b had reached:
+  // a cumulative count never goes backwards (see the expiry test below).
   state_of(*snap, "b:2")->slots[0].count_request();
   auto w = book.plan_one("b:2");
   ASSERT_TRUE(w);
-  EXPECT_EQ(w->count, 1u);
+  EXPECT_EQ(w->count, 5001u);
   EXPECT_EQ(w->expected_version, 0);
+}
+
+TEST(TargetBook, ANodeReCreatedBehindWhatWasWrittenIsRestoredToTheWrittenTotal) {
+  // The agent's session expires just after this proxy wrote 140; the agent had last read 100
+  // and re-creates its node with that. The node is written back to 140 plus what is pending,
+  // version-checked against the new node, and once more only if nothing is pending.
+  for (bool pending : {true, false}) {
+    SCOPED_TRACE(pending);
+    TargetBook book(1, fake_resolve);
+    book.set_members({"a:1"}, 0);
+    book.on_read("a:1", "100", 3, 100);
+    auto snap = book.build_snapshot(1);
+    for (int i = 0; i < 40; ++i) state_of(*snap, "a:1")->slots[0].count_request();
+    auto w = book.plan_one("a:1");
+    ASSERT_TRUE(w);
+    EXPECT_EQ(w->count, 140u);
+    EXPECT_TRUE(book.on_written(*w, 4, 100));
+    if (pending) state_of(*snap, "a:1")->slots[0].count_request();
+    book.on_missing("a:1");
+    book.on_read("a:1", "100", 0, 200);  // the agent's new node
+    w = book.plan_one("a:1");
+    ASSERT_TRUE(w);
+    EXPECT_EQ(w->count, pending ? 141u : 140u);
+    EXPECT_EQ(w->expected_version, 0);
+    EXPECT_EQ(w->czxid, 200);
+    EXPECT_TRUE(book.on_written(*w, 1, 200));
+    EXPECT_TRUE(book.plan_flush().empty());
+    EXPECT_EQ(book.unflushed_total(), 0u);
+    // A node that came back higher (the agent saw a later count) is simply added to.
+    book.on_read("a:1", "150", 0, 300);
+    EXPECT_TRUE(book.plan_flush().empty());
+  }
+}
+
+TEST(TargetBook, AFleetLeaderRestoresARecreatedNodeInItsLedgerWrite) {
+  TargetBook book(1, fake_resolve);
+  book.set_balance_on_own_requests(true);
+  book.set_members({"a:1"}, 0);
+  book.on_read("a:1", "0", 0, 100);
+  fleet::Deltas unwritable;
+  auto writes = book.plan_fleet({{"a:1", 30}}, &unwritable);  // a follower's batch
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_EQ(writes[0].count, 30u);
+  EXPECT_TRUE(book.on_fleet_written(writes[0], 1, 100));
+  book.on_read("a:1", "0", 0, 200);  // re-created by an agent that never saw a write
+  writes = book.plan_fleet({}, &unwritable);
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_EQ(writes[0].count, 30u);
+  EXPECT_EQ(writes[0].expected_version, 0);
+  EXPECT_EQ(writes[0].czxid, 200);
+  EXPECT_TRUE(book.on_fleet_written(writes[0], 1, 200));
+  EXPECT_TRUE(book.plan_fleet({}, &unwritable).empty());
+  EXPECT_TRUE(unwritable.empty());
+}
+
+TEST(TargetBook, ATargetForgottenWhileAwayIsStillRestoredWhenItReturns) {
+  TargetBook book(1, fake_resolve);
+  book.set_members({"a:1"}, 0);
+  book.on_read("a:1", "77", 9, 100);
+  book.set_members({}, 1000);
+  book.prune(10000, 1000);
+  EXPECT_EQ(book.rows().size(), 0u);
+  book.set_members({"a:1"}, 20000);
+  book.on_read("a:1", "0", 0, 200);
+  auto w = book.plan_one("a:1");
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->count, 77u);
 }
 
 TEST(TargetBook, ReadAllReturnsEveryMemberForAListThatHidesARecreatedNode) {
