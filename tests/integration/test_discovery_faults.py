@@ -116,11 +116,11 @@ def test_request_in_flight_on_a_killed_backend_is_retried_only_if_idempotent(
 # =======================================================================================
 # 9. ZooKeeper stopped under load: static stability, exact counts afterwards
 
-# serial: ZooKeeper must be back within the agents' 2 s session timeout after the outage
-# (JVM start-up), or their sessions expire and they re-create their nodes at count 0, losing
-# what the proxy flushed before the outage (seen with four workers on two busy cores).
+# Not serial: on a busy machine ZooKeeper may come back later than the agents' 2 s session
+# timeout (JVM start-up), so their sessions expire and they re-create their nodes from the
+# last count they read; the proxy writes them back up to what it had written (README
+# "ZooKeeper layout"), so the counts are exact either way.
 @pytest.mark.slow
-@pytest.mark.serial
 def test_zookeeper_outage_under_load_fails_nothing_and_counts_complete(
         start_zk_server, start_backend, start_agent, start_zk_proxy):
     server = start_zk_server()
@@ -248,14 +248,11 @@ def test_agent_session_expiry_recreates_its_node_once_and_traffic_returns(
           "back: %s" % (old, new, load.answered, share_report(after, sum(after.values()))))
     assert zk.ctl.stat(path)["ephemeralOwner"] == new
     assert sorted(zk.ctl.ls(TARGETS)) == both
-    # Counts: the agent re-creates the node with the last count it saw; what a proxy wrote
-    # to the old node after that (while the agent was cut off) is the only possible loss.
-    # Not asserted (the issue asks for recovery and no duplicates here); shown for the record.
-    try:
-        counts = wait_counts_sum(zk.ctl, load.answered, proxies=[proxy], timeout=5)
-        print("  counts complete: %s" % counts)
-    except AssertionError as e:
-        print("  counts after an agent's expiry: %s" % e)
+    # Counts: the agent re-creates the node with the last count it saw, which may be behind
+    # what the proxy wrote to the old node; the proxy writes it back up to its total
+    # (test_agent_expiry_counts.py makes that case certain), so the sum is exact.
+    counts = wait_counts_sum(zk.ctl, load.answered, proxies=[proxy])
+    print("  counts complete: %s" % counts)
 
 
 # =======================================================================================
