@@ -234,6 +234,7 @@ enum class FieldKind : uint8_t {
   expect,
   x_forwarded_for,
   x_forwarded_proto,
+  x_request_id,  // the proxy's own (README "Request id"): never copied as a plain field
   via,
 };
 
@@ -259,6 +260,9 @@ inline FieldKind classify_field(std::string_view name) {
     case 10:
       if (iequals_lower(name, "connection")) return FieldKind::connection;
       if (iequals_lower(name, "keep-alive")) return FieldKind::keep_alive;
+      break;
+    case 12:
+      if (iequals_lower(name, "x-request-id")) return FieldKind::x_request_id;
       break;
     case 14:
       if (iequals_lower(name, "content-length")) return FieldKind::content_length;

@@ -353,6 +353,7 @@ class ParserCore {
       case FieldKind::expect:
       case FieldKind::x_forwarded_for:
       case FieldKind::x_forwarded_proto:
+      case FieldKind::x_request_id:
         break;
     }
     return derived().on_special_field(kind, name_span, value_span);

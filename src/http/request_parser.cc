@@ -10,6 +10,7 @@
 #include "http/field_rules.h"
 #include "http/parser_core.h"
 #include "ringmaster/http/message.h"
+#include "ringmaster/http/request_id.h"
 
 namespace ringmaster::http {
 
@@ -97,6 +98,8 @@ struct RequestParser::Impl : detail::ParserCore<RequestParser::Impl> {
     expect_continue_ = false;
     host_count_ = 0;
     xff_parts_.clear();
+    request_id_ = {};
+    request_id_count_ = 0;
     // Scalar members one by one: assigning a fresh RequestHead would free fields' capacity.
     head_.method = Method::other;
     head_.method_text = {};
@@ -109,6 +112,7 @@ struct RequestParser::Impl : detail::ParserCore<RequestParser::Impl> {
     head_.expect_continue = false;
     head_.x_forwarded_for = {};
     head_.via = {};
+    head_.x_request_id = {};
     head_.fields.clear();
   }
 
@@ -175,6 +179,11 @@ struct RequestParser::Impl : detail::ParserCore<RequestParser::Impl> {
       case detail::FieldKind::x_forwarded_for:
         if (value.length > 0) xff_parts_.push_back(value);
         return 0;
+      case detail::FieldKind::x_request_id:
+        // Kept only when single: two ids leave no way to tell which one the client meant.
+        ++request_id_count_;
+        request_id_ = value;
+        return 0;
       default:  // X-Forwarded-Proto (we set our own), HTTP2-Settings (hop-by-hop)
         return 0;
     }
@@ -225,6 +234,7 @@ struct RequestParser::Impl : detail::ParserCore<RequestParser::Impl> {
     head_.expect_continue = expect_continue;
     head_.x_forwarded_for = view(xff);
     head_.via = view(via);
+    if (request_id_count_ == 1 && is_valid_request_id(view(request_id_))) head_.x_request_id = view(request_id_);
     resolve_fields(head_.fields);
     begin_body(framing, head_.content_length);
     return 0;
@@ -236,6 +246,8 @@ struct RequestParser::Impl : detail::ParserCore<RequestParser::Impl> {
   detail::Span target_;
   detail::Span host_;
   std::vector<detail::Span> xff_parts_;
+  detail::Span request_id_;
+  uint32_t request_id_count_ = 0;
   Method method_enum_ = Method::other;
   bool target_is_root_ = false;
   bool target_needs_slash_ = false;  // target_ is "?query": origin-form needs "/" in front

@@ -44,7 +44,11 @@ struct ResponseParser::Impl : detail::ParserCore<ResponseParser::Impl> {
     return 0;
   }
 
-  int on_special_field(detail::FieldKind, detail::Span name, detail::Span value) {
+  int on_special_field(detail::FieldKind kind, detail::Span name, detail::Span value) {
+    // The client gets the proxy's X-Request-Id (the one the backend was sent), never a
+    // second one from the backend, and a cached response never replays the id of the
+    // request that filled it (README "Request id").
+    if (kind == detail::FieldKind::x_request_id) return 0;
     fields_.push_back({name, value});
     return 0;
   }

@@ -87,6 +87,7 @@ void serialize_request_head(const RequestHead& head, const ForwardContext& ctx, 
                  + 19 + head.x_forwarded_for.size() + 2 + ctx.client_ip.size()  // X-Forwarded-For
                  + 21 + ctx.proto.size()                                     // X-Forwarded-Proto
                  + 7 + head.via.size() + 2 + 4 + ctx.via_name.size()         // Via
+                 + 16 + ctx.request_id.size()                                // X-Request-Id
                  + ctx.extra_fields.size() + 2;
   Writer w(out.reserve_back(bound));
   w.put(head.method_text);
@@ -110,6 +111,7 @@ void serialize_request_head(const RequestHead& head, const ForwardContext& ctx, 
     w.put("\r\n");
   }
   w.put_field("X-Forwarded-Proto", ctx.proto);
+  if (!ctx.request_id.empty()) w.put_field("X-Request-Id", ctx.request_id);
   put_via(w, head.via, head.version_minor, ctx.via_name);
   w.put(ctx.extra_fields);
   w.put("\r\n");
@@ -140,13 +142,15 @@ ResponseFraming choose_response_framing(const ResponseHead& response, Method req
 }
 
 void serialize_response_head(const ResponseHead& head, const ResponseFraming& framing,
-                             uint8_t client_version_minor, std::string_view via_name, base::ByteBuffer& out) {
+                             uint8_t client_version_minor, std::string_view via_name, base::ByteBuffer& out,
+                             std::string_view request_id) {
   std::string_view reason = head.reason.empty() ? reason_phrase(head.status) : head.reason;
   size_t bound = 10 + decimal_digits(head.status) + reason.size() + 2  // status line
                  + fields_bytes(head.fields)  //
                  + 28 + kDecimalMax           // framing
                  + 24                         // Connection
-                 + 7 + head.via.size() + 2 + 4 + via_name.size() + 2;
+                 + 7 + head.via.size() + 2 + 4 + via_name.size()  // Via
+                 + 16 + request_id.size() + 2;                    // X-Request-Id, end of head
   Writer w(out.reserve_back(bound));
   w.put("HTTP/1.1 ");
   w.put_decimal(head.status);
@@ -167,15 +171,17 @@ void serialize_response_head(const ResponseHead& head, const ResponseFraming& fr
     w.put("Connection: keep-alive\r\n");  // HTTP/1.0 closes unless told otherwise
   }
   put_via(w, head.via, head.version_minor, via_name);
+  if (!request_id.empty()) w.put_field("X-Request-Id", request_id);
   w.put("\r\n");
   out.commit(w.written());
 }
 
-void write_error_response(uint16_t status, bool close, bool head_only, base::ByteBuffer& out, uint32_t retry_after_s) {
+void write_error_response(uint16_t status, bool close, bool head_only, base::ByteBuffer& out, uint32_t retry_after_s,
+                          std::string_view request_id) {
   std::string_view reason = reason_phrase(status);
   size_t body = decimal_digits(status) + 1 + reason.size() + 1;  // "502 Bad Gateway\n"
   size_t bound = 10 + decimal_digits(status) + reason.size() + 44 + kDecimalMax + 2 + 19 + 2 + body +
-                 (13 + kDecimalMax + 2);
+                 (13 + kDecimalMax + 2) + (16 + request_id.size());
   Writer w(out.reserve_back(bound));
   w.put("HTTP/1.1 ");
   w.put_decimal(status);
@@ -189,6 +195,7 @@ void write_error_response(uint16_t status, bool close, bool head_only, base::Byt
     w.put_decimal(retry_after_s);
     w.put("\r\n");
   }
+  if (!request_id.empty()) w.put_field("X-Request-Id", request_id);
   if (close) w.put("Connection: close\r\n");
   w.put("\r\n");
   if (!head_only) {

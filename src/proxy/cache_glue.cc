@@ -160,7 +160,9 @@ void Worker::write_hit(ClientConn* c, cache::EntryRef entry) {
   }
   out->append("Age: ");
   out->append_decimal(static_cast<uint64_t>(cache::age_seconds(e, now_ms_)));
-  out->append("\r\nVia: 1.1 ringmaster\r\n");
+  out->append("\r\nVia: 1.1 ringmaster\r\nX-Request-Id: ");
+  out->append(request_id(c));
+  out->append("\r\n");
   if (close) {
     out->append("Connection: close\r\n");
   } else if (c->version_minor == 0) {

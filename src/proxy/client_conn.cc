@@ -237,7 +237,7 @@ void Worker::local_response(ClientConn* c, uint16_t status, uint32_t retry_after
   // Unread request body bytes make the connection's next request boundary unknown: close.
   if (!c->request_done) c->keep_alive = false;
   http::write_error_response(status, !c->keep_alive, c->method == http::Method::head, c->out.pending(),
-                             retry_after_s);
+                             retry_after_s, request_id(c));
   c->response_started = true;
   c->response_done = true;
   kick_client_send(c);

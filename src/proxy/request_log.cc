@@ -2,7 +2,6 @@
 // A request opens at its first byte (begin_request) and closes once answered or cut off
 // (request_finished); everything here runs on the reactor and never waits.
 #include <time.h>
-#include <unistd.h>
 
 #include <charconv>
 #include <string>
@@ -73,6 +72,19 @@ void Worker::begin_request(ClientConn* c) {
   c->bytes_in = 0;
   c->out_mark = c->out.queued_total();
   c->target_name.clear();
+  c->request_id = {};
+}
+
+std::string_view Worker::request_id(ClientConn* c) {
+  if (c->request_id.empty()) {
+    if (c->head_parsed && c->parser && !c->parser->head().x_request_id.empty()) {
+      c->request_id = c->parser->head().x_request_id;
+    } else {
+      request_ids_.next(c->generated_id);
+      c->request_id = std::string_view(c->generated_id, sizeof c->generated_id);
+    }
+  }
+  return c->request_id;
 }
 
 void Worker::end_upstream_time(ClientConn* c) {
@@ -96,6 +108,7 @@ void Worker::request_finished(ClientConn* c, bool complete) {
   }
   if (log_queue_ != nullptr) log_request(c, total_us, complete);
   c->request_start_us = 0;
+  c->request_id = {};  // may view the parser, which is reset next
 }
 
 void Worker::log_request(ClientConn* c, int64_t total_us, bool complete) {
@@ -108,15 +121,14 @@ void Worker::log_request(ClientConn* c, int64_t total_us, bool complete) {
     gmtime_r(&wall.tv_sec, &parts);
     strftime(log_time_, sizeof log_time_, "%Y-%m-%dT%H:%M:%S", &parts);
     log_second_ = wall.tv_sec;
-    log_id_prefix_ = std::to_string(getpid()) + "-" + std::to_string(index_) + "-";
   }
   std::string& line = log_line_;
   line.assign("{\"time\":\"").append(log_time_);
   auto ms = static_cast<unsigned>(wall.tv_nsec / 1000000);
   char millis[6] = {'.', static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
                     static_cast<char>('0' + ms % 10), 'Z', '"'};
-  line.append(millis, 6).append(",\"id\":\"").append(log_id_prefix_);
-  append_uint(line, ++log_sequence_);
+  line.append(millis, 6).append(",\"id\":\"");
+  append_json_text(line, request_id(c));  // valid ids need no escape; belt and braces
   line.append("\",\"client\":\"").append(c->ip).append("\",\"method\":");
   if (c->head_parsed && c->parser) {
     const http::RequestHead& head = c->parser->head();

@@ -160,6 +160,7 @@ void Worker::on_queue_timer(ClientConn* c) {
 void Worker::write_request_head(ClientConn* c, UpstreamConn* u) {
   http::ForwardContext ctx;
   ctx.client_ip = c->ip;
+  ctx.request_id = request_id(c);
   // With the cache on, ringmaster is a surrogate (W3C Edge Architecture): it says so, and
   // answers to Surrogate-Control directives targeted at its token.
   if (cache_of(c) != nullptr) ctx.extra_fields = "Surrogate-Capability: ringmaster=\"Surrogate/1.0\"\r\n";
@@ -420,7 +421,8 @@ void Worker::pump_upstream(UpstreamConn* u) {
       c->status = head.status;
       c->framing = http::choose_response_framing(head, c->method, c->version_minor, c->keep_alive && !draining_);
       if (c->framing.close) c->keep_alive = false;
-      http::serialize_response_head(head, c->framing, c->version_minor, "ringmaster", c->out.pending());
+      http::serialize_response_head(head, c->framing, c->version_minor, "ringmaster", c->out.pending(),
+                                    request_id(c));
       c->response_started = true;
       if (c->cache_owner) start_fill(c, u);
       if (cache_of(c) != nullptr && head.status >= 200 && head.status < 400 &&

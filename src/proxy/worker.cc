@@ -56,6 +56,12 @@ template <typename T>
 T* container_of_timer(TimerNode* node) {
   return reinterpret_cast<T*>(reinterpret_cast<char*>(node) - offsetof(T, timer));
 }
+
+// 64 bits from the kernel's random source, at reactor start only (request ids' prefix).
+uint64_t random_u64() {
+  std::random_device source;
+  return (static_cast<uint64_t>(source()) << 32) | source();
+}
 }  // namespace
 
 Worker::Worker(const ServerOptions& options, int index, int listen_fd, upstream::RoutingCell* routes,
@@ -77,7 +83,8 @@ Worker::Worker(const ServerOptions& options, int index, int listen_fd, upstream:
       cache_wait_timers_(options.cache_lock_timeout_ms),
       queue_timers_(options.upstream_queue_timeout_ms),
       wake_fds_(wake_fds),
-      connections_(connections) {
+      connections_(connections),
+      request_ids_(random_u64(), random_u64()) {
   connect_timeout_.tv_sec = options.connect_timeout_ms / 1000;
   connect_timeout_.tv_nsec = static_cast<long long>(options.connect_timeout_ms % 1000) * 1000000;
   if (options.access_log != nullptr) log_queue_ = &options.access_log->queue(static_cast<unsigned>(index));

@@ -19,6 +19,7 @@
 
 #include "ringmaster/base/byte_buffer.h"
 #include "ringmaster/http/message.h"
+#include "ringmaster/http/request_id.h"
 #include "ringmaster/io/buffer_ring.h"
 #include "ringmaster/io/ring.h"
 #include "ringmaster/metrics/metrics.h"
@@ -187,6 +188,11 @@ struct ClientConn {
   uint64_t bytes_in = 0;          // request bytes parsed (head and body)
   uint64_t out_mark = 0;          // out.queued_total() when the request began
   std::string target_name;        // the target of the last upstream attempt (access log only)
+  // The current request's id (README "Request id"): the client's valid X-Request-Id (a view
+  // into the parser, valid until request_finished) or generated_id; empty until
+  // Worker::request_id() picks it.
+  std::string_view request_id;
+  char generated_id[http::kGeneratedRequestIdBytes];
 
   // Waiting for a connection to `queued_on` (--upstream-max-conns); FIFO links of that
   // target's WaitQueue. c->timer then runs the queue deadline, not the client's.
@@ -322,6 +328,9 @@ class Worker {
   void end_upstream_time(ClientConn* c);
   void request_finished(ClientConn* c, bool complete);
   void log_request(ClientConn* c, int64_t total_us, bool complete);
+  // The request's id: the client's when it sent a valid one with a parsed head, otherwise
+  // one made here, once per request.
+  std::string_view request_id(ClientConn* c);
   void finish_exchange(ClientConn* c);
   void arm_between_requests(ClientConn* c);
   void kick_client_send(ClientConn* c);
@@ -447,13 +456,12 @@ class Worker {
   int64_t drain_deadline_ms_ = 0;
   int64_t now_ms_ = 0;
   WorkerStats stats_;
-  // Access log (null when off): this reactor's queue, a reused line buffer, request ids.
+  http::RequestIdGenerator request_ids_;
+  // Access log (null when off): this reactor's queue, a reused line buffer.
   AccessLogQueue* log_queue_ = nullptr;
   std::string log_line_;
-  uint64_t log_sequence_ = 0;
   int64_t log_second_ = -1;    // the wall-clock second log_time_ was formatted for
   char log_time_[24] = "";     // "2026-12-03T08:24:01"
-  std::string log_id_prefix_;  // "<pid>-<reactor>-"
 };
 
 }  // namespace ringmaster::proxy
