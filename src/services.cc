@@ -100,6 +100,9 @@ std::shared_ptr<Services::Plan> Services::prepare(const config::ProxyConfig& cfg
     } else {
       flags.source.targets_path = cfg.targets_path;
       flags.source.cache_version_path = cfg.cache_version_path;
+      flags.source.format = cfg.targets_format;
+      flags.source.serverset_endpoint = cfg.serverset_endpoint;
+      if (cfg.targets_format != "ringmaster") flags.source.counts_path = cfg.counts_path;
     }
     flags.cache_ttl_s = cfg.cache_ttl_s;
     flags.cache = cfg.cache_bytes > 0;
@@ -109,7 +112,8 @@ std::shared_ptr<Services::Plan> Services::prepare(const config::ProxyConfig& cfg
   for (const auto& [service, entry] : plan->services) {
     const config::TargetSource& source = service.source;
     if (source.targets_path.empty()) continue;
-    discovery::SourceOptions o{source.targets_path, source.cache_version_path};
+    discovery::SourceOptions o{source.targets_path, source.cache_version_path, source.format,
+                               source.serverset_endpoint, source.counts_path};
     bool known = std::any_of(plan->sources.begin(), plan->sources.end(),
                              [&o](const discovery::SourceOptions& x) { return x.targets_path == o.targets_path; });
     if (!known) plan->sources.push_back(o);

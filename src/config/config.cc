@@ -45,6 +45,7 @@
 #include <charconv>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <set>
 #include <span>
 #include <sstream>
@@ -634,6 +635,18 @@ void apply_service_key(const std::string& file, std::string_view key, const toml
     std::string text = string_of(value, where);
     std::string path = by_flag_rules(where, flag, text, [](const FlagArg& a) { return znode_path_value(a); });
     (key == "targets-path" ? service.source.targets_path : service.source.cache_version_path) = path;
+  } else if (key == "targets-format") {
+    std::string text = string_of(value, where);
+    service.source.format =
+        by_flag_rules(where, "--targets-format", text, [](const FlagArg& a) { return registry_format_value(a); });
+  } else if (key == "serverset-endpoint") {
+    std::string text = string_of(value, where);
+    service.source.serverset_endpoint =
+        by_flag_rules(where, "--serverset-endpoint", text, [](const FlagArg& a) { return line_text_value(a); });
+  } else if (key == "counts-path") {
+    std::string text = string_of(value, where);
+    service.source.counts_path =
+        by_flag_rules(where, "--counts-path", text, [](const FlagArg& a) { return znode_path_value(a); });
   } else if (key == "target") {
     for (const toml::node* item : list_of(value, where)) {
       std::string text = string_of(*item, where);
@@ -657,7 +670,7 @@ void apply_service_key(const std::string& file, std::string_view key, const toml
                                         [](const FlagArg& a) { return uint_value(a, 0, kCacheTtlSecondsMax); });
   } else {
     fail(where + "unknown setting (expected name, hosts, path-prefix, targets-path, cache-version-path, "
-                 "target, cache, cache-bytes or cache-ttl)");
+                 "targets-format, serverset-endpoint, counts-path, target, cache, cache-bytes or cache-ttl)");
   }
 }
 
@@ -691,7 +704,100 @@ ServiceConfig parse_service(const std::string& file, const toml::node& node) {
       fail(service_where(file, node, service.name, "cache-version-path") + "must not be targets-path or inside it");
     }
   }
+  // A registry format is a property of the ZooKeeper source (README "Other registries").
+  auto key_line = [&](std::string_view key) -> const toml::node& {
+    const toml::node* n = table->get(key);
+    return n != nullptr ? *n : node;
+  };
+  if (source.targets_path.empty()) {
+    for (std::string_view key : {"targets-format", "serverset-endpoint", "counts-path"}) {
+      if (table->contains(key)) fail(service_where(file, key_line(key), service.name, key) + "needs targets-path (ZooKeeper)");
+    }
+  }
+  if (!source.serverset_endpoint.empty() && source.format != "serverset") {
+    fail(service_where(file, key_line("serverset-endpoint"), service.name, "serverset-endpoint") +
+         "needs targets-format \"serverset\"");
+  }
+  if (!source.counts_path.empty()) {
+    if (source.format == "ringmaster") {
+      fail(service_where(file, key_line("counts-path"), service.name, "counts-path") +
+           "needs a foreign targets-format (nerve, serverset or curator): ours keeps counts in the targets");
+    }
+    const std::string& t = source.targets_path;
+    const std::string& c = source.counts_path;
+    if (c == t || c.starts_with(t + "/") || t.starts_with(c + "/")) {
+      fail(service_where(file, key_line("counts-path"), service.name, "counts-path") +
+           "must not be targets-path, inside it or above it, got " + quoted(c));
+    }
+  }
   return service;
+}
+
+bool paths_overlap(const std::string& a, const std::string& b) {
+  return a == b || a.starts_with(b + "/") || b.starts_with(a + "/");
+}
+
+// Services on one targets path share its source: one format, endpoint and counts path. A
+// foreign source's counts path is its own (not another source's, nor inside a targets path).
+void check_service_formats(ProxyConfig& config) {
+  const std::string& file = config.config_file;
+  struct Seen {
+    std::string owner;  // "--targets-path" or service "NAME"
+    std::string where;  // what a message about its counts path starts with
+    const TargetSource* source;
+  };
+  std::map<std::string, Seen> by_targets;
+  TargetSource flags;
+  if (!config.zk.empty()) {
+    flags.targets_path = config.targets_path;
+    flags.format = config.targets_format;
+    flags.serverset_endpoint = config.serverset_endpoint;
+    flags.counts_path = config.targets_format == "ringmaster" ? ""
+                        : config.counts_path.empty() ? config.fleet_path + "/counts/default"
+                                                     : config.counts_path;
+    by_targets[flags.targets_path] = {"--targets-path", "--counts-path: ", &flags};
+  }
+  for (ServiceConfig& s : config.services) {
+    TargetSource& source = s.source;
+    if (source.targets_path.empty()) continue;
+    std::string where = printable(file) + ":" + std::to_string(s.line) + ": service " + quoted(s.name) + ": ";
+    auto it = by_targets.find(source.targets_path);
+    if (it == by_targets.end()) {
+      if (source.format != "ringmaster" && source.counts_path.empty()) {
+        source.counts_path = config.fleet_path + "/counts/" + s.name;
+      }
+      by_targets[source.targets_path] = {"service " + quoted(s.name), where + "counts-path: ", &source};
+      continue;
+    }
+    const TargetSource& first = *it->second.source;
+    if (source.counts_path.empty()) source.counts_path = first.counts_path;
+    const char* key = source.format != first.format                         ? "targets-format"
+                      : source.serverset_endpoint != first.serverset_endpoint ? "serverset-endpoint"
+                      : source.counts_path != first.counts_path               ? "counts-path"
+                                                                              : nullptr;
+    if (key != nullptr) {
+      fail(where + key + ": targets-path " + quoted(source.targets_path) + " is shared with " + it->second.owner +
+           ", which reads it differently (one targets path, one format, endpoint and counts path)");
+    }
+  }
+  std::vector<const Seen*> counts;  // the foreign sources
+  for (const auto& [targets, seen] : by_targets) {
+    if (!seen.source->counts_path.empty()) counts.push_back(&seen);
+  }
+  for (size_t i = 0; i < counts.size(); ++i) {
+    const std::string& path = counts[i]->source->counts_path;
+    for (const auto& [targets, seen] : by_targets) {
+      // (Its own targets path: checked with the key's line, or by --counts-path's rule.)
+      if (&seen == counts[i] || !paths_overlap(path, targets)) continue;
+      fail(counts[i]->where + quoted(path) + " overlaps the targets path of " + seen.owner);
+    }
+    for (size_t j = i + 1; j < counts.size(); ++j) {
+      const std::string& other = counts[j]->source->counts_path;
+      if (!paths_overlap(path, other)) continue;
+      fail(counts[j]->where + quoted(other) + " overlaps the counts path of " + counts[i]->owner +
+           " (each foreign source needs its own)");
+    }
+  }
 }
 
 // The rules between services and against the flags: unique names, no two services matching
@@ -786,6 +892,7 @@ void check_proxy(ProxyConfig& config, const SeenFlags& seen) {
     config.request_line_bytes_max = config.header_bytes_max;
   }
   check_services(config);
+  check_service_formats(config);
   // Each reactor holds its own share of the connection limit (no lock on the request path):
   // fewer connections than reactors would leave a reactor that can never reach the target.
   // The default (1024) is raised to one per reactor on hosts with more reactors than that.

@@ -24,10 +24,17 @@ constexpr int64_t kReopenDelayMs = 500;
 // A target that left is forgotten this long after its last count was written.
 constexpr int64_t kLeftTargetLingerMs = 5000;
 
+// Two source options that read their targets path the same way: one Source (README "Other
+// registries": a reload that changes the format replaces the source).
+bool same_reader(const SourceOptions& a, const SourceOptions& b) {
+  return a.targets_path == b.targets_path && a.format == b.format && a.serverset_endpoint == b.serverset_endpoint &&
+         a.counts_path == b.counts_path;
+}
+
 template <typename Sources>
-bool source_for_in(const Sources& sources, const std::string& targets_path) {
+bool source_for_in(const Sources& sources, const SourceOptions& o) {
   for (const auto& s : sources) {
-    if (s.options.targets_path == targets_path) return true;
+    if (same_reader(s.options, o)) return true;
   }
   return false;
 }
@@ -60,13 +67,12 @@ Coordinator::Coordinator(const CoordinatorOptions& options, upstream::RouteBoard
       book_(std::make_unique<TargetBook>(options.reactors, [](const base::HostPort& hp) { return base::resolve(hp); })) {
   std::optional<RegistryFormat> format = parse_registry_format(options.targets_format);
   RM_CHECK(format.has_value());  // config validated it
-  if (*format != RegistryFormat::ringmaster) {
-    registry_ = std::make_unique<RegistryState>();
-    registry_->format = *format;
-    book_->set_write_left_members(true);
-  }
+  flags_foreign_ = *format != RegistryFormat::ringmaster;
   std::vector<SourceOptions> sources = options_.sources;
-  if (sources.empty()) sources.push_back({options_.targets_path, options_.cache_version_path});
+  if (sources.empty()) {
+    sources.push_back({options_.targets_path, options_.cache_version_path, options_.targets_format,
+                       options_.serverset_endpoint, options_.counts_path});
+  }
   pending_sources_ = std::move(sources);
   apply_pending_sources();
 }
@@ -103,11 +109,20 @@ void Coordinator::apply_pending_sources() {
   if (!next) return;
   std::vector<Source> kept;
   bool added = false;  // a source or version node not watched yet
-  for (const SourceOptions& o : *next) {
+  for (SourceOptions o : *next) {
+    if (o.targets_path == options_.targets_path) {
+      // The flags' source is read as the flags say (the config checked that services on
+      // its path agree).
+      o.format = options_.targets_format;
+      o.serverset_endpoint = options_.serverset_endpoint;
+      o.counts_path = flags_foreign_ ? options_.counts_path : "";
+    }
+    std::optional<RegistryFormat> format = parse_registry_format(o.format);
+    RM_CHECK(format.has_value());  // config validated it
     // A source removed by an earlier reload and added back before it drained: read and
     // watched again (its watch may have fired, ignored, meanwhile).
     for (Source& s : sources_) {
-      if (s.removed && s.options.targets_path == o.targets_path) {
+      if (s.removed && same_reader(s.options, o) && source_for(o.targets_path) == nullptr) {
         s.removed = false;
         added = true;
       }
@@ -115,18 +130,43 @@ void Coordinator::apply_pending_sources() {
     if (std::any_of(kept.begin(), kept.end(), [&o](const Source& s) { return s.options.targets_path == o.targets_path; })) {
       continue;  // two services on one targets path share its source
     }
+    bool foreign = *format != RegistryFormat::ringmaster;
+    // Book keys (TargetBook groups): the flags' source's are bare names. Another source's
+    // are full paths of their count nodes: "<targets path>/<host:port>" in our layout, and
+    // "<counts path>/<host:port>" for a foreign one, so target_path() lands on the count
+    // node and a fleet's followers can send the keys as they are.
+    std::string group = o.targets_path == options_.targets_path ? "" : (foreign ? o.counts_path : o.targets_path) + "/";
     Source* old = source_for(o.targets_path);
-    added = added || old == nullptr;
+    // Another format with other count nodes is another source: the old one drains below, as
+    // a removed one does. Same count nodes, another reader (a ServerSet endpoint, nerve ->
+    // curator on one counts path): the source is kept and its registrations read again.
+    if (old != nullptr && old->group != group) old = nullptr;
+    bool reread = old != nullptr && !same_reader(old->options, o);
+    added = added || old == nullptr || reread;
     Source s = old != nullptr ? std::move(*old) : Source{};
+    if (old != nullptr) old->options.targets_path.clear();  // moved from: dropped below
+    if (reread) {
+      s.registry = nullptr;
+      s.applied_names.clear();
+      s.applied_cversion = -1;
+    }
     s.options = o;
-    s.group = o.targets_path == options_.targets_path ? "" : o.targets_path + "/";
+    s.group = group;
+    if (foreign && s.registry == nullptr) {
+      s.registry = std::make_shared<RegistryState>();
+      s.registry->format = *format;
+      book_->set_write_left_members(s.group, true);
+      any_registry_.store(true);
+    }
     kept.push_back(std::move(s));
   }
   for (Source& gone : sources_) {
-    if (gone.options.targets_path.empty() || source_for_in(kept, gone.options.targets_path)) continue;
+    if (gone.options.targets_path.empty() || source_for_in(kept, gone.options)) continue;
     // Its targets stop routing now; they stay members of the book (not read, not routed)
     // until what they counted is written, then the source is forgotten.
-    if (!gone.removed) {
+    if (!gone.removed && !std::any_of(kept.begin(), kept.end(), [&gone](const Source& s) {
+          return s.options.targets_path == gone.options.targets_path;
+        })) {
       board_->set_targets(source_key(gone.options.targets_path), nullptr);
       RM_LOG_INFO("no longer routing to %s; its last counts are written next", gone.options.targets_path.c_str());
     }
@@ -176,7 +216,14 @@ bool Coordinator::wait_first_snapshot(int64_t timeout_ms) {
 // registration belongs to another tool (and may be re-created by it at will).
 std::string Coordinator::target_path(const std::string& name) const {
   if (name.starts_with('/')) return name;
-  return (registry_ ? options_.counts_path : options_.targets_path) + "/" + name;
+  return (flags_foreign_ ? options_.counts_path : options_.targets_path) + "/" + name;
+}
+
+bool Coordinator::foreign_key(const std::string& name) const {
+  if (!name.starts_with('/')) return flags_foreign_;
+  std::string_view group = TargetBook::group_of(name);
+  return std::any_of(sources_.begin(), sources_.end(),
+                     [group](const Source& s) { return s.registry != nullptr && s.group == group; });
 }
 
 void Coordinator::run() {
@@ -208,9 +255,7 @@ void Coordinator::run() {
         case ZkEvent::Type::deleted:
         case ZkEvent::Type::changed:
           if (versions_.contains(event->path)) read_cache_version(event->path);
-          if (registry_ && event->path.starts_with(options_.targets_path + "/")) {
-            on_registry_node_event(event->path, event->type == ZkEvent::Type::deleted);
-          }
+          on_registry_node_event(event->path, event->type == ZkEvent::Type::deleted);
           break;
         case ZkEvent::Type::not_watching:
         case ZkEvent::Type::lost_events:
@@ -280,10 +325,10 @@ void Coordinator::full_read() {
     if (s.removed) continue;
     ZkCode rc = session_->ensure_path(s.options.targets_path);
     zk_other_ops_.add();
-    if (rc == ZkCode::ok && registry_ && s.group.empty()) {
+    if (rc == ZkCode::ok && s.registry != nullptr) {
       // A new session lost the data watches: every registration is read again.
-      registry_->nodes.clear();
-      rc = session_->ensure_path(options_.counts_path);
+      s.registry->nodes.clear();
+      rc = session_->ensure_path(s.options.counts_path);
       zk_other_ops_.add();
     }
     if (rc != ZkCode::ok) {
@@ -319,10 +364,9 @@ bool Coordinator::read_members(Source& source) {
   // guard below is for registrations vanishing, not for ones saying "do not route" (status
   // DEAD, enabled false): those are believed at once.
   bool vanished = names.empty();
-  // (This proxy reads another tool's format for the flags' source only: README "Other
-  // registries".)
-  bool foreign = registry_ && source.group.empty();
-  if (foreign) names = read_registry(names);
+  // (Each source in its own format: README "Other registries".)
+  bool foreign = source.registry != nullptr;
+  if (foreign) names = read_registry(source, names);
   int64_t now = base::now_ms();
   source.read_once = true;
   if (vanished && source.published_nonempty) {
@@ -373,36 +417,39 @@ bool Coordinator::read_members(Source& source) {
   source.applied_names = names;
   std::vector<std::string> to_read = book_->set_members(names, now, hidden_churn, source.group);
   if (foreign) {
-    for (const RegistryMember& m : registry_->members) book_->set_weight(m.endpoint, m.weight);
+    for (const RegistryMember& m : source.registry->members) book_->set_weight(source.group + m.endpoint, m.weight);
   }
   for (const std::string& name : to_read) read_target(name);
   publish();
   return true;
 }
 
-std::vector<std::string> Coordinator::read_registry(const std::vector<std::string>& children) {
+std::vector<std::string> Coordinator::read_registry(Source& source, const std::vector<std::string>& children) {
   // Registrations are read once, when they appear, with a data watch: ServerSet status and
   // Curator's "enabled" change in place (setData), nerve rewrites its node on a weight change.
-  std::map<std::string, RegistryEntry>& nodes = registry_->nodes;
+  RegistryState& registry = *source.registry;
+  std::map<std::string, RegistryEntry>& nodes = registry.nodes;
   std::set<std::string> present(children.begin(), children.end());
   std::erase_if(nodes, [&present](const auto& node) { return !present.contains(node.first); });
   for (const std::string& child : children) {
-    if (!nodes.contains(child)) read_registry_node(child);
+    if (!nodes.contains(child)) read_registry_node(source, child);
   }
-  registry_->members = merge_registry(nodes, &registry_->tally);
+  registry.members = merge_registry(nodes, &registry.tally);
   std::vector<std::string> endpoints;
-  endpoints.reserve(registry_->members.size());
-  for (const RegistryMember& m : registry_->members) endpoints.push_back(m.endpoint);
+  endpoints.reserve(registry.members.size());
+  for (const RegistryMember& m : registry.members) endpoints.push_back(m.endpoint);
   return endpoints;
 }
 
-void Coordinator::read_registry_node(const std::string& child) {
+void Coordinator::read_registry_node(Source& source, const std::string& child) {
+  RegistryState& registry = *source.registry;
+  const std::string& targets_path = source.options.targets_path;
   std::string data;
   ZkStat stat;
-  ZkCode rc = session_->get(options_.targets_path + "/" + child, &data, &stat, true);
+  ZkCode rc = session_->get(targets_path + "/" + child, &data, &stat, true);
   zk_reads_.add();
   if (rc == ZkCode::no_node) {
-    registry_->nodes.erase(child);  // gone already: the next children list agrees
+    registry.nodes.erase(child);  // gone already: the next children list agrees
     return;
   }
   if (rc != ZkCode::ok) {
@@ -411,27 +458,34 @@ void Coordinator::read_registry_node(const std::string& child) {
     if (zk_connection_problem(rc)) need_full_read_ = true;
     return;
   }
-  RegistryEntry entry = parse_registry_node(registry_->format, child, data, options_.serverset_endpoint);
+  RegistryEntry entry = parse_registry_node(registry.format, child, data, source.options.serverset_endpoint);
   if (entry.kind == RegistryEntry::Kind::malformed) {
-    registry_->malformed_reads.add();
-    RM_LOG_WARN("%s/%s: not a %s registration (%s); skipped", options_.targets_path.c_str(), child.c_str(),
-                registry_format_name(registry_->format), entry.why.c_str());
+    registry.malformed_reads.add();
+    registry_malformed_reads_.add();
+    RM_LOG_WARN("%s/%s: not a %s registration (%s); skipped", targets_path.c_str(), child.c_str(),
+                registry_format_name(registry.format), entry.why.c_str());
   } else if (entry.kind == RegistryEntry::Kind::not_routed) {
-    RM_LOG_INFO("%s/%s: %s not routed (%s)", options_.targets_path.c_str(), child.c_str(), entry.endpoint.c_str(),
+    RM_LOG_INFO("%s/%s: %s not routed (%s)", targets_path.c_str(), child.c_str(), entry.endpoint.c_str(),
                 entry.why.c_str());
   }
-  registry_->nodes[child] = std::move(entry);
+  registry.nodes[child] = std::move(entry);
 }
 
 void Coordinator::on_registry_node_event(const std::string& path, bool deleted) {
-  std::string child = path.substr(options_.targets_path.size() + 1);
-  if (child.find('/') != std::string::npos) return;
-  if (deleted) {
-    registry_->nodes.erase(child);
-  } else {
-    read_registry_node(child);  // re-arms the watch
+  // A data watch of one registration: routed to the (watched) foreign source it is a child of.
+  for (Source& source : sources_) {
+    const std::string& targets_path = source.options.targets_path;
+    if (source.removed || source.registry == nullptr || !path.starts_with(targets_path + "/")) continue;
+    std::string child = path.substr(targets_path.size() + 1);
+    if (child.find('/') != std::string::npos) continue;
+    if (deleted) {
+      source.registry->nodes.erase(child);
+    } else {
+      read_registry_node(source, child);  // re-arms the watch
+    }
+    read_members(source);
+    return;
   }
-  if (Source* source = source_for(options_.targets_path)) read_members(*source);
 }
 
 bool Coordinator::create_count_node(const std::string& name) {
@@ -456,7 +510,7 @@ void Coordinator::read_target(const std::string& name) {
   ZkStat stat;
   ZkCode rc = session_->get(target_path(name), &data, &stat, false);
   zk_reads_.add();
-  if (rc == ZkCode::no_node && registry_ && !name.starts_with('/') && create_count_node(name)) {
+  if (rc == ZkCode::no_node && foreign_key(name) && create_count_node(name)) {
     rc = session_->get(target_path(name), &data, &stat, false);
     zk_reads_.add();
   }
@@ -674,14 +728,21 @@ void Coordinator::publish() {
   snapshot_version_gauge_.set(static_cast<int64_t>(snapshot_version_));
   targets_gauge_.set(static_cast<int64_t>(targets));
   unflushed_gauge_.set(static_cast<int64_t>(book_->unflushed_total()));
-  uint64_t registry_malformed = registry_ ? registry_->tally.malformed : 0;
-  skipped_gauge_.set(static_cast<int64_t>(book_->skipped_names() + book_->skipped_data() + registry_malformed));
-  if (registry_) {
-    registry_routed_.set(static_cast<int64_t>(registry_->tally.routed));
-    registry_duplicates_.set(static_cast<int64_t>(registry_->tally.duplicates));
-    registry_not_routed_.set(static_cast<int64_t>(registry_->tally.not_routed));
-    registry_malformed_.set(static_cast<int64_t>(registry_->tally.malformed));
+  // The registry gauges sum every watched foreign source (/targets has each one's own).
+  RegistryTally sum;
+  for (const Source& source : sources_) {
+    if (source.removed || source.registry == nullptr) continue;
+    const RegistryTally& t = source.registry->tally;
+    sum.routed += t.routed;
+    sum.duplicates += t.duplicates;
+    sum.not_routed += t.not_routed;
+    sum.malformed += t.malformed;
   }
+  skipped_gauge_.set(static_cast<int64_t>(book_->skipped_names() + book_->skipped_data() + sum.malformed));
+  registry_routed_.set(static_cast<int64_t>(sum.routed));
+  registry_duplicates_.set(static_cast<int64_t>(sum.duplicates));
+  registry_not_routed_.set(static_cast<int64_t>(sum.not_routed));
+  registry_malformed_.set(static_cast<int64_t>(sum.malformed));
   if (fleet_) {
     fleet_->leader_gauge.set(fleet_->is_leader ? 1 : 0);
     fleet_->members_gauge.set(static_cast<int64_t>(fleet_->members));
@@ -691,14 +752,26 @@ void Coordinator::publish() {
   std::string json = "{\"mode\":\"zookeeper\",\"session\":\"";
   json += session_state_name(session_->state());
   json += "\",\"snapshot_version\":" + std::to_string(snapshot_version_);
-  if (registry_) {
-    const RegistryTally& t = registry_->tally;
-    json += std::string(",\"registry\":{\"format\":\"") + registry_format_name(registry_->format) +
-            "\",\"nodes\":" + std::to_string(registry_->nodes.size()) + ",\"routed\":" + std::to_string(t.routed) +
-            ",\"duplicates\":" + std::to_string(t.duplicates) + ",\"not_routed\":" + std::to_string(t.not_routed) +
-            ",\"ignored\":" + std::to_string(t.ignored) + ",\"malformed\":" + std::to_string(t.malformed) +
-            ",\"counts_path\":\"" + json_escape(options_.counts_path) + "\"}";
+  // "registry": the flags' source's, as before services; "registries": every foreign
+  // source's, by targets path.
+  auto registry_json = [](const Source& source) {
+    const RegistryState& r = *source.registry;
+    const RegistryTally& t = r.tally;
+    return std::string("{\"format\":\"") + registry_format_name(r.format) +
+           "\",\"nodes\":" + std::to_string(r.nodes.size()) + ",\"routed\":" + std::to_string(t.routed) +
+           ",\"duplicates\":" + std::to_string(t.duplicates) + ",\"not_routed\":" + std::to_string(t.not_routed) +
+           ",\"ignored\":" + std::to_string(t.ignored) + ",\"malformed\":" + std::to_string(t.malformed) +
+           ",\"counts_path\":\"" + json_escape(source.options.counts_path) + "\"}";
+  };
+  std::string registries;
+  for (const Source& source : sources_) {
+    if (source.removed || source.registry == nullptr) continue;
+    std::string one = registry_json(source);
+    if (source.group.empty()) json.append(",\"registry\":").append(one);
+    registries.append(registries.empty() ? "" : ",").append("\"").append(json_escape(source.options.targets_path));
+    registries.append("\":").append(one);
   }
+  if (!registries.empty()) json.append(",\"registries\":{").append(registries).append("}");
   if (fleet_) {
     json += ",\"fleet\":{\"instance\":\"" + fleet_->instance + "\",\"role\":\"" +
             (fleet_->is_leader ? "leader" : "follower") + "\",\"proxies\":" + std::to_string(fleet_->members) +
@@ -770,11 +843,12 @@ void Coordinator::write_metrics(metrics::TextWriter& out) const {
   gauge("ringmaster_targets", "Targets in the last published snapshot.", targets_gauge_);
   gauge("ringmaster_unflushed_requests", "Requests counted but not yet written to ZooKeeper.", unflushed_gauge_);
   gauge("ringmaster_targets_skipped", "Children whose name or data did not parse.", skipped_gauge_);
-  if (registry_) {
-    // Read on the admin thread while the coordinator writes: the gauges are published copies.
+  if (any_registry_.load()) {
+    // Read on the admin thread while the coordinator writes: the gauges are published copies,
+    // summed over every foreign source (each one's own numbers: /targets "registries").
     counter("ringmaster_registry_malformed_reads_total",
-            "Reads of a foreign registry's node that did not parse (skipped, never fatal).", registry_->malformed_reads);
-    out.family("ringmaster_registry_nodes", "gauge", "A foreign registry's children by what they say.");
+            "Reads of a foreign registry's node that did not parse (skipped, never fatal).", registry_malformed_reads_);
+    out.family("ringmaster_registry_nodes", "gauge", "Foreign registries' children by what they say (all sources).");
     out.sample("ringmaster_registry_nodes", "state=\"routed\"", registry_routed_.get());
     out.sample("ringmaster_registry_nodes", "state=\"duplicate\"", registry_duplicates_.get());
     out.sample("ringmaster_registry_nodes", "state=\"not_routed\"", registry_not_routed_.get());

@@ -176,7 +176,7 @@ std::optional<CountWrite> plan_entry(const std::string& name, uint64_t count, ui
 std::vector<TargetBook::Write> TargetBook::plan_flush() const {
   std::vector<Write> writes;
   for (const auto& [name, e] : entries_) {
-    if (!writable(e)) continue;
+    if (!writable(name, e)) continue;
     if (auto w = plan_entry(name, e.count, base_count(e), e.version, e.written_total, local_total(e), e.czxid)) {
       writes.push_back(*w);
     }
@@ -186,7 +186,7 @@ std::vector<TargetBook::Write> TargetBook::plan_flush() const {
 
 std::optional<TargetBook::Write> TargetBook::plan_one(const std::string& name) const {
   auto it = entries_.find(name);
-  if (it == entries_.end() || !writable(it->second)) {
+  if (it == entries_.end() || !writable(it->first, it->second)) {
     return std::nullopt;
   }
   const Entry& e = it->second;
@@ -250,8 +250,8 @@ uint64_t TargetBook::unflushed_members(std::string_view group) const {
 
 // ---- Fleet ----
 
-bool TargetBook::writable(const Entry& e) const {
-  return (e.member || write_left_) && e.readable && e.node_present;
+bool TargetBook::writable(const std::string& name, const Entry& e) const {
+  return (e.member || write_left_.contains(std::string(group_of(name)))) && e.readable && e.node_present;
 }
 
 fleet::Deltas TargetBook::take_batch() {
@@ -298,7 +298,7 @@ std::vector<TargetBook::FleetWrite> TargetBook::plan_fleet(const fleet::Deltas& 
   for (const auto& [name, e] : entries_) {
     auto x = extra.find(name);
     uint64_t add_extra = x == extra.end() ? 0 : x->second;
-    if (!writable(e)) continue;
+    if (!writable(name, e)) continue;
     uint64_t local = local_total(e);
     uint64_t add = (local - e.written_total) + add_extra;
     if (add == 0 && base_count(e) == e.count) continue;
@@ -306,7 +306,7 @@ std::vector<TargetBook::FleetWrite> TargetBook::plan_fleet(const fleet::Deltas& 
   }
   for (const auto& [name, n] : extra) {
     auto it = entries_.find(name);
-    if (n > 0 && (it == entries_.end() || !writable(it->second))) (*unwritable)[name] += n;
+    if (n > 0 && (it == entries_.end() || !writable(it->first, it->second))) (*unwritable)[name] += n;
   }
   return writes;
 }
@@ -333,7 +333,7 @@ void TargetBook::rebatch_unwritten() {
 std::vector<std::string> TargetBook::pending_members() const {
   std::vector<std::string> names;
   for (const auto& [name, e] : entries_) {
-    if ((e.member || write_left_) && local_total(e) > e.written_total) names.push_back(name);
+    if ((e.member || write_left_.contains(std::string(group_of(name)))) && local_total(e) > e.written_total) names.push_back(name);
   }
   return names;
 }

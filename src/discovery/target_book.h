@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,7 +44,14 @@ class TargetBook {
   // Count nodes that outlive membership (a foreign registry's, under the counts path): a
   // target that left still gets the requests it served written, then is forgotten (prune).
   // Our own layout's node goes with its agent, so there only members are written.
-  void set_write_left_members(bool on) { write_left_ = on; }
+  // Per group: each source has its own format (README "Other registries").
+  void set_write_left_members(const std::string& group, bool on) {
+    if (on) {
+      write_left_.insert(group);
+    } else {
+      write_left_.erase(group);
+    }
+  }
 
   // A new children list. Names that do not parse as host:port (or do not resolve) are
   // skipped and counted. Returns the names whose count must be read: new members,
@@ -183,7 +191,7 @@ class TargetBook {
   static uint64_t local_total(const Entry& e) { return e.state->requests_total() + e.carried; }
   // The count a write starts from: the node's, or the floor when the node came back lower.
   static uint64_t base_count(const Entry& e) { return std::max(e.count, e.floor); }
-  bool writable(const Entry& e) const;
+  bool writable(const std::string& name, const Entry& e) const;
 
   unsigned reactors_;
   Resolver resolver_;
@@ -193,7 +201,7 @@ class TargetBook {
   // name in order is dropped, and that target, if it returns, restarts from its node's count.
   std::map<std::string, uint64_t> departed_floors_;
   bool balance_on_own_ = false;
-  bool write_left_ = false;
+  std::set<std::string> write_left_;  // groups whose left members are still written
   uint64_t skipped_names_ = 0;
   uint64_t skipped_data_ = 0;
 };

@@ -194,6 +194,16 @@ def test_zookeeper_services_each_reach_only_their_targets_and_count_there(
     assert serial("www.example.test", "/cacheable/c?max_age=600") == www_first
 
 
+def start_fleet_of_two(start_config_proxy, text):
+    """Two proxies on one configuration, once one leads and the other follows."""
+    proxies = [start_config_proxy(text)[0] for _ in range(2)]
+
+    def roles():
+        return sorted(p.metrics().get("ringmaster_fleet_leader", -1) for p in proxies)
+    wait_until(lambda: roles() == [0, 1], 20, "one leader and one follower")
+    return proxies
+
+
 def test_a_fleet_writes_every_services_counts_through_its_leader(
         start_backend, start_config_proxy, zk):
     # Two proxies, one configuration: one leads and writes, in its ledgered multi, the
@@ -204,11 +214,7 @@ def test_a_fleet_writes_every_services_counts_through_its_leader(
     head = 'zk = "%s"\nflush-interval-ms = %d\ndefault-service = "none"\n' % (zk.connect, FLUSH_INTERVAL_MS)
     text = head + "".join(_service(name, hosts=["%s.example.test" % name],
                                    targets_path="/services/%s/targets" % name) for name in backends)
-    proxies = [start_config_proxy(text)[0] for _ in range(2)]
-
-    def roles():
-        return sorted(p.metrics().get("ringmaster_fleet_leader", -1) for p in proxies)
-    wait_until(lambda: roles() == [0, 1], 20, "one leader and one follower")
+    proxies = start_fleet_of_two(start_config_proxy, text)
     per_proxy = 15
     for p in proxies:
         for name in backends:

@@ -25,6 +25,12 @@ struct TargetSource {
   std::string targets_path;                   // ZooKeeper mode; empty: static
   std::string cache_version_path;             // empty: no content version (caches kept)
   std::vector<base::HostPort> static_targets;  // static mode
+  // Who writes the targets path's children, as --targets-format / --serverset-endpoint /
+  // --counts-path for the flags' source (README "Other registries"). counts_path: after
+  // parsing, set for every foreign format (default <fleet-path>/counts/<service name>).
+  std::string format = "ringmaster";
+  std::string serverset_endpoint;
+  std::string counts_path;
 };
 
 // One `[[service]]` table of the config file (README "Services"). Requests are matched by

@@ -32,6 +32,12 @@ namespace ringmaster::discovery {
 struct SourceOptions {
   std::string targets_path;
   std::string cache_version_path;
+  // Who writes its children (README "Other registries"): as CoordinatorOptions'
+  // targets_format / serverset_endpoint / counts_path, for this source. The flags' source
+  // (targets path = CoordinatorOptions::targets_path) always takes the flags' values.
+  std::string format = "ringmaster";
+  std::string serverset_endpoint;
+  std::string counts_path;
   bool operator==(const SourceOptions&) const = default;
 };
 
@@ -112,9 +118,10 @@ class Coordinator {
   void read_target(const std::string& name);
   bool create_count_node(const std::string& name);
   // Foreign registry formats (registry_format.h): the endpoints the children list routes to.
-  std::vector<std::string> read_registry(const std::vector<std::string>& children);
-  void read_registry_node(const std::string& child);
+  std::vector<std::string> read_registry(Source& source, const std::vector<std::string>& children);
+  void read_registry_node(Source& source, const std::string& child);
   void on_registry_node_event(const std::string& path, bool deleted);
+  bool foreign_key(const std::string& name) const;  // a count node of ours under a counts path
   void read_cache_version(const std::string& path);
   void flush();
   bool flush_as_one(const std::vector<CountWrite>& writes);
@@ -155,6 +162,9 @@ class Coordinator {
     bool published_nonempty = false;
     bool read_once = false;
     bool removed = false;  // by a reload: not routed, not read; its counts still written
+    // Its foreign registry's state (null for ringmaster's own layout). Shared, not unique:
+    // RegistryState is complete in coordinator.cc only.
+    std::shared_ptr<RegistryState> registry;
   };
   struct VersionNode {
     bool have = false;
@@ -178,7 +188,8 @@ class Coordinator {
   bool need_full_read_ = true;
   uint64_t snapshot_version_ = 0;
 
-  std::unique_ptr<RegistryState> registry_;  // null for ringmaster's own layout
+  bool flags_foreign_ = false;  // the flags' source is another tool's (its counts: counts_path)
+  std::atomic<bool> any_registry_{false};  // a foreign source was ever watched (metrics shown)
   std::unique_ptr<FleetState> fleet_;  // null unless options_.fleet
   std::unique_ptr<FleetServer> fleet_server_;
   std::unique_ptr<FleetClient> fleet_client_;
@@ -213,6 +224,7 @@ class Coordinator {
   metrics::Gauge registry_duplicates_;
   metrics::Gauge registry_not_routed_;
   metrics::Gauge registry_malformed_;
+  metrics::Counter registry_malformed_reads_;  // every source's
 };
 
 }  // namespace ringmaster::discovery

@@ -162,12 +162,23 @@ TEST(Services, TheFlagsServiceIsTheDefaultUnlessTheFileSaysOtherwise) {
   EXPECT_EQ(parse_file(path).default_service, "none");
 }
 
+// A file that must be refused, and how its one-line message starts after "PATH:".
+struct Bad {
+  const char* name;
+  std::string text;
+  std::string expected;
+};
+
+void expect_errors(const std::vector<Bad>& cases) {
+  for (const Bad& bad : cases) {
+    SCOPED_TRACE(bad.name);
+    std::string path = write_file(std::string(bad.name) + ".toml", bad.text);
+    std::string message = error_of(path);
+    EXPECT_TRUE(message.starts_with(path + ":" + bad.expected)) << message;
+  }
+}
+
 TEST(Services, MistakesNameFileLineAndKey) {
-  struct Bad {
-    const char* name;
-    std::string text;
-    std::string expected;  // after "PATH:"
-  };
   std::string head = kHead;  // two lines
   std::string api = "[[service]]\nname = \"api\"\ntargets-path = \"/api\"\n";  // lines 3-5
   std::vector<Bad> cases = {
@@ -191,12 +202,65 @@ TEST(Services, MistakesNameFileLineAndKey) {
       {"in-fleet", head + "[[service]]\nname = \"f\"\ntargets-path = \"/ringmaster/x\"\n",
        "3: service \"f\": targets-path: must not be fleet-path"},
   };
-  for (const Bad& bad : cases) {
-    SCOPED_TRACE(bad.name);
-    std::string path = write_file(std::string(bad.name) + ".toml", bad.text);
-    std::string message = error_of(path);
-    EXPECT_TRUE(message.starts_with(path + ":" + bad.expected)) << message;
-  }
+  expect_errors(cases);
+}
+
+// ---- a registry format per service (README "Other registries") ----
+
+TEST(Services, EachServiceReadsItsOwnRegistryFormat) {
+  // (An array of inline tables: one service per line.)
+  std::string path = write_file("formats.toml", std::string(kHead) + R"(service = [
+  {name = "web", hosts = ["web.x"], targets-path = "/nerve/web", targets-format = "nerve"},
+  {name = "api", hosts = ["api.x"], targets-path = "/aurora/api", targets-format = "serverset", serverset-endpoint = "http", counts-path = "/counts/api"},
+  {name = "api2", hosts = ["api2.x"], targets-path = "/aurora/api", targets-format = "serverset", serverset-endpoint = "http"},
+  {name = "own", hosts = ["own.x"], targets-path = "/own"},
+])");
+  ProxyConfig c = parse_file(path);
+  ASSERT_EQ(c.services.size(), 4u);
+  EXPECT_EQ(c.services[0].source.format, "nerve");
+  EXPECT_EQ(c.services[0].source.counts_path, "/ringmaster/counts/web");  // <fleet-path>/counts/<name>
+  EXPECT_EQ(c.services[1].source.format, "serverset");
+  EXPECT_EQ(c.services[1].source.serverset_endpoint, "http");
+  EXPECT_EQ(c.services[1].source.counts_path, "/counts/api");
+  EXPECT_EQ(c.services[2].source.counts_path, "/counts/api");  // one targets path, one source
+  EXPECT_EQ(c.services[3].source.format, "ringmaster");
+  EXPECT_EQ(c.services[3].source.counts_path, "");
+}
+
+TEST(Services, RegistryFormatMistakesNameFileLineAndKey) {
+  std::string head = kHead;                                                    // two lines
+  std::string web = "[[service]]\nname = \"web\"\ntargets-path = \"/web\"\n";  // lines 3-5
+  std::string web2 = "[[service]]\nname = \"web2\"\nhosts = [\"b\"]\ntargets-path = \"/web\"\n";
+  std::vector<Bad> cases = {
+      {"bad-format", head + web + "targets-format = \"eureka\"\n",
+       "6: service \"web\": targets-format: must be ringmaster, nerve, serverset or curator"},
+      {"endpoint-no-serverset", head + web + "targets-format = \"nerve\"\nserverset-endpoint = \"http\"\n",
+       "7: service \"web\": serverset-endpoint: needs targets-format \"serverset\""},
+      {"counts-ours", head + web + "counts-path = \"/c\"\n",
+       "6: service \"web\": counts-path: needs a foreign targets-format"},
+      {"counts-inside", head + web + "targets-format = \"curator\"\ncounts-path = \"/web/counts\"\n",
+       "7: service \"web\": counts-path: must not be targets-path, inside it or above it"},
+      {"counts-bad-path", head + web + "targets-format = \"curator\"\ncounts-path = \"c\"\n",
+       "7: service \"web\": counts-path: must start"},
+      {"format-static", head + "[[service]]\nname = \"s\"\ntarget = [\"127.0.0.1:1\"]\ntargets-format = \"nerve\"\n",
+       "6: service \"s\": targets-format: needs targets-path (ZooKeeper)"},
+      {"shared-disagrees", head + web + "targets-format = \"nerve\"\n" + web2 + "targets-format = \"curator\"\n",
+       "7: service \"web2\": targets-format: targets-path \"/web\" is shared with service \"web\""},
+      {"shared-counts", head + web + "targets-format = \"nerve\"\n" + web2 +
+                            "targets-format = \"nerve\"\ncounts-path = \"/other\"\n",
+       "7: service \"web2\": counts-path: targets-path \"/web\" is shared with service \"web\""},
+      {"shared-flags", head + "targets-path = \"/web\"\n" + "[[service]]\nname = \"web\"\ntargets-path = \"/web\"\n"
+                           "targets-format = \"nerve\"\n",
+       "4: service \"web\": targets-format: targets-path \"/web\" is shared with --targets-path"},
+      {"counts-clash", head + web + "targets-format = \"nerve\"\ncounts-path = \"/c\"\n" +
+                           "[[service]]\nname = \"b\"\nhosts = [\"b\"]\ntargets-path = \"/b\"\n"
+                           "targets-format = \"curator\"\ncounts-path = \"/c\"\n",
+       "3: service \"web\": counts-path: \"/c\" overlaps the counts path of service \"b\""},
+      {"counts-in-other-targets", head + web + "targets-format = \"nerve\"\ncounts-path = \"/b/c\"\n" +
+                                      "[[service]]\nname = \"b\"\nhosts = [\"b\"]\ntargets-path = \"/b\"\n",
+       "3: service \"web\": counts-path: \"/b/c\" overlaps the targets path of service \"b\""},
+  };
+  expect_errors(cases);
 }
 
 TEST(Services, ZooKeeperSourcesNeedZk) {

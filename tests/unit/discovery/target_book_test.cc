@@ -343,7 +343,7 @@ TEST(TargetBook, CountNodesThatOutliveMembershipGetALeftTargetsLastRequestsWritt
   for (bool write_left : {false, true}) {
     SCOPED_TRACE(write_left);
     TargetBook book(1, fake_resolve);
-    book.set_write_left_members(write_left);
+    book.set_write_left_members("", write_left);
     book.set_members({"a:1"}, 0);
     book.on_read("a:1", "5", 1);
     auto snap = book.build_snapshot(1);
