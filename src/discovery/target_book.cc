@@ -7,7 +7,6 @@
 namespace ringmaster::discovery {
 namespace {
 // How many departed targets' count floors prune() keeps (16 bytes plus a name each).
-constexpr size_t kDepartedFloorsMax = 4096;
 }  // namespace
 
 std::optional<uint64_t> parse_count(std::string_view data) {

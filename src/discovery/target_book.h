@@ -37,6 +37,8 @@ struct CountWrite {
 
 class TargetBook {
  public:
+  // How many departed targets' floors are remembered (see departed_floors_).
+  static constexpr size_t kDepartedFloorsMax = 4096;
   TargetBook(unsigned reactors, Resolver resolver);
   // Fleet mode: balance on this proxy's own requests (levelled when a target joins) rather
   // than on the fleet-wide counts in ZooKeeper.
@@ -197,8 +199,8 @@ class TargetBook {
   Resolver resolver_;
   std::map<std::string, Entry> entries_;
   // Floors of targets forgotten by prune(), handed back if the target returns (an agent whose
-  // node stayed away longer than the linger). Bounded: past kDepartedFloorsMax the oldest
-  // name in order is dropped, and that target, if it returns, restarts from its node's count.
+  // node stayed away longer than the linger). Bounded: past kDepartedFloorsMax the first name
+  // in sort order is dropped, and that target, if it returns, restarts from its node's count.
   std::map<std::string, uint64_t> departed_floors_;
   bool balance_on_own_ = false;
   std::set<std::string> write_left_;  // groups whose left members are still written

@@ -249,6 +249,29 @@ TEST(TargetBook, ATargetForgottenWhileAwayIsStillRestoredWhenItReturns) {
   EXPECT_EQ(w->count, 77u);
 }
 
+// The departed floors are bounded: one more departure than the bound drops the first name in
+// sort order (that target restarts from its node's count); the others are still restored.
+TEST(TargetBook, DepartedFloorsStopAtTheirBoundDroppingTheFirstName) {
+  TargetBook book(1, fake_resolve);
+  std::vector<std::string> names;
+  for (size_t i = 0; i <= TargetBook::kDepartedFloorsMax; ++i) names.push_back("h" + std::to_string(10000 + i) + ":1");
+  book.set_members(names, 0);
+  for (const std::string& n : names) book.on_read(n, "77", 9, 100);
+  book.set_members({}, 1000);
+  book.prune(10000, 1000);
+  EXPECT_EQ(book.rows().size(), 0u);
+  const std::string& first = names.front();
+  const std::string& last = names.back();
+  book.set_members({first, last}, 20000);
+  book.on_read(first, "5", 0, 200);
+  book.on_read(last, "5", 0, 201);
+  auto dropped = book.plan_one(first);
+  auto kept = book.plan_one(last);
+  EXPECT_FALSE(dropped && dropped->count != 5u);  // nothing to restore: its floor was dropped
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->count, 77u);
+}
+
 TEST(TargetBook, ReadAllReturnsEveryMemberForAListThatHidesARecreatedNode) {
   TargetBook book(1, fake_resolve);
   book.set_members({"a:1", "b:2"}, 0);
