@@ -8,8 +8,10 @@
 #include "ringmaster/base/check.h"
 #include "ringmaster/base/clock.h"
 #include "ringmaster/base/log.h"
+#include "count_writer.h"
 #include "fleet_link.h"
 #include "fleet_state.h"
+#include "fleet_writer.h"
 #include "registry_format.h"
 #include "target_book.h"
 #include "zk_session.h"
@@ -17,8 +19,6 @@
 namespace ringmaster::discovery {
 namespace {
 
-// Attempts per target per flush when other proxies keep winning the version race.
-constexpr int kWriteAttemptsMax = 5;
 // Delay before reopening a session that could not even be opened.
 constexpr int64_t kReopenDelayMs = 500;
 // A target that left is forgotten this long after its last count was written.
@@ -64,7 +64,10 @@ Coordinator::Coordinator(const CoordinatorOptions& options, upstream::RouteBoard
     : options_(options),
       board_(board),
       session_(std::make_unique<ZkSession>(ZkSessionOptions{options.zk, options.session_timeout_ms, 4096})),
-      book_(std::make_unique<TargetBook>(options.reactors, [](const base::HostPort& hp) { return base::resolve(hp); })) {
+      book_(std::make_unique<TargetBook>(options.reactors, [](const base::HostPort& hp) { return base::resolve(hp); })),
+      counts_(std::make_unique<CountWriter>(
+          *session_, *book_, [this](const std::string& key) { return target_path(key); },
+          [this](const std::string& key) { return foreign_key(key); }, zk_counters())) {
   std::optional<RegistryFormat> format = parse_registry_format(options.targets_format);
   RM_CHECK(format.has_value());  // config validated it
   flags_foreign_ = *format != RegistryFormat::ringmaster;
@@ -190,6 +193,11 @@ void Coordinator::apply_pending_sources() {
 
 Coordinator::~Coordinator() { stop(); }
 
+ZkOpCounters Coordinator::zk_counters() {
+  return {&zk_reads_,   &zk_writes_,     &zk_multis_,        &zk_other_ops_,   &zk_bad_version_,
+          &zk_errors_, &flush_batches_, &flushed_requests_, &ambiguous_writes_};
+}
+
 void Coordinator::start() {
   if (options_.fleet) fleet_start();
   thread_ = std::thread([this] {
@@ -274,10 +282,10 @@ void Coordinator::run() {
         fleet_tick(now);
       } else if (session_->connected()) {
         if (now >= next_refresh) {
-          refresh_counts();
+          counts_->refresh_counts();
           next_refresh = now + options_.refresh_interval_ms;
         }
-        flush();
+        counts_->flush();
       }
       book_->prune(now, kLeftTargetLingerMs);
       forget_drained_sources();
@@ -289,7 +297,7 @@ void Coordinator::run() {
   if (fleet_) {
     fleet_final();
   } else if (session_->connected()) {
-    flush();
+    counts_->flush();
   }
   if (book_->unflushed_total() > 0) {
     RM_LOG_WARN("stopping with %llu requests not written to ZooKeeper",
@@ -419,7 +427,7 @@ bool Coordinator::read_members(Source& source) {
   if (foreign) {
     for (const RegistryMember& m : source.registry->members) book_->set_weight(source.group + m.endpoint, m.weight);
   }
-  for (const std::string& name : to_read) read_target(name);
+  for (const std::string& name : to_read) counts_->read_target(name);
   publish();
   return true;
 }
@@ -488,41 +496,6 @@ void Coordinator::on_registry_node_event(const std::string& path, bool deleted) 
   }
 }
 
-bool Coordinator::create_count_node(const std::string& name) {
-  // Counts of a foreign registry's targets: persistent, so they outlive the registration (a
-  // backend that leaves and comes back continues its total) and never depend on its owner.
-  std::string path = target_path(name);
-  ZkCode rc = session_->create(path, "0", CreateMode::persistent);
-  zk_other_ops_.add();
-  if (rc == ZkCode::no_node) {
-    rc = session_->create_parents(path);
-    zk_other_ops_.add();
-    if (rc == ZkCode::ok) rc = session_->create(path, "0", CreateMode::persistent);
-    zk_other_ops_.add();
-  }
-  if (rc == ZkCode::ok || rc == ZkCode::node_exists) return true;
-  zk_errors_.add();
-  return false;
-}
-
-void Coordinator::read_target(const std::string& name) {
-  std::string data;
-  ZkStat stat;
-  ZkCode rc = session_->get(target_path(name), &data, &stat, false);
-  zk_reads_.add();
-  if (rc == ZkCode::no_node && foreign_key(name) && create_count_node(name)) {
-    rc = session_->get(target_path(name), &data, &stat, false);
-    zk_reads_.add();
-  }
-  if (rc == ZkCode::ok) {
-    book_->on_read(name, data, stat.version, stat.czxid);
-  } else if (rc == ZkCode::no_node) {
-    book_->on_missing(name);
-  } else {
-    zk_errors_.add();
-  }
-}
-
 void Coordinator::read_cache_version(const std::string& path) {
   VersionNode& node = versions_[path];
   std::string data;
@@ -552,135 +525,6 @@ void Coordinator::read_cache_version(const std::string& path) {
   node.value = data;
   node.absent = false;
   node.have = true;
-}
-
-void Coordinator::refresh_counts() {
-  // Other proxies' increments reach us here (and on every BADVERSION).
-  for (const TargetBook::Row& row : book_->rows()) {
-    if (row.member) read_target(row.name);
-  }
-}
-
-void Coordinator::flush() {
-  // Writes whose outcome is still unknown are settled first, or their requests would be
-  // planned (and written) a second time.
-  std::vector<CountWrite> unsettled;
-  unsettled.swap(uncertain_);
-  for (const CountWrite& w : unsettled) resolve_uncertain_write(w);
-  if (!uncertain_.empty()) return;
-  std::vector<TargetBook::Write> writes = book_->plan_flush();
-  if (writes.empty()) return;
-  flush_batches_.add();
-  if (writes.size() > 1 && flush_as_one(writes)) return;
-  for (TargetBook::Write w : writes) {
-    for (int attempt = 0; attempt < kWriteAttemptsMax; ++attempt) {
-      ZkStat stat;
-      ZkCode rc = session_->set(target_path(w.name), std::to_string(w.count), w.expected_version, &stat);
-      zk_writes_.add();
-      if (rc == ZkCode::ok) {
-        flushed_requests_.add(w.requests_total - w.written_before);
-        if (!book_->on_written(w, stat.version, stat.czxid)) landed_on_new_node(w);
-        break;
-      }
-      if (rc == ZkCode::bad_version) {
-        // Another proxy wrote first: read its count and add ours on top.
-        zk_bad_version_.add();
-        read_target(w.name);
-        auto again = book_->plan_one(w.name);
-        if (!again) break;
-        w = *again;
-        continue;
-      }
-      if (rc == ZkCode::no_node) {
-        // The node is gone (agent stopped or its session expired): keep the requests and
-        // write them when the node is back.
-        book_->on_missing(w.name);
-        break;
-      }
-      zk_errors_.add();
-      if (rc == ZkCode::connection_loss) resolve_uncertain_write(w);
-      return;  // the connection is in trouble: the rest waits for the next flush
-    }
-  }
-}
-
-bool Coordinator::flush_as_one(const std::vector<CountWrite>& writes) {
-  // One transaction for the whole batch: ZooKeeper's load per flush stays one request
-  // whatever the number of targets. Any conflict (another proxy won a version race, a node
-  // vanished) fails the whole transaction, and the per-target path sorts it out.
-  std::vector<ZkSession::SetOp> ops;
-  ops.reserve(writes.size());
-  for (const CountWrite& w : writes) ops.push_back({target_path(w.name), std::to_string(w.count), w.expected_version});
-  std::vector<ZkStat> stats;
-  ZkCode rc = session_->multi_set(ops, &stats);
-  zk_multis_.add();
-  if (rc == ZkCode::ok) {
-    for (size_t i = 0; i < writes.size(); ++i) {
-      flushed_requests_.add(writes[i].requests_total - writes[i].written_before);
-      if (!book_->on_written(writes[i], stats[i].version, stats[i].czxid)) landed_on_new_node(writes[i]);
-    }
-    return true;
-  }
-  if (rc == ZkCode::connection_loss) {
-    // Landed or not, all together: settle each by reading it back.
-    zk_errors_.add();
-    for (const CountWrite& w : writes) resolve_uncertain_write(w);
-    return true;
-  }
-  if (zk_connection_problem(rc)) {
-    zk_errors_.add();
-    return true;  // nothing landed; the requests wait for the next flush
-  }
-  return false;
-}
-
-void Coordinator::resolve_uncertain_write(const CountWrite& w) {
-  // CONNECTIONLOSS after a write says nothing about whether it landed. Read the node back:
-  // our exact value one version up means it did; an unchanged version means it did not.
-  // Anything else is ambiguous and counted as written, so a retry can never count twice.
-  std::string data;
-  ZkStat stat;
-  ZkCode rc = session_->get(target_path(w.name), &data, &stat, false);
-  zk_reads_.add();
-  if (rc == ZkCode::no_node) {
-    // Gone (its agent left or its session expired) before we could look: whether the write
-    // landed is undecidable, and the agent may carry the count into a new node. Counted as
-    // applied (never twice), and the flushes of every other target go on.
-    ambiguous_writes_.add();
-    flushed_requests_.add(w.requests_total - w.written_before);
-    book_->on_assumed_written(w);
-    book_->on_missing(w.name);
-    return;
-  }
-  if (rc != ZkCode::ok) {
-    uncertain_.push_back(w);
-    return;
-  }
-  // A node deleted and re-created meanwhile (an agent's takeover, a session expiry) starts
-  // again at version 0, so "unchanged version" proves nothing there: had the write landed on
-  // the old node, the new one may carry its count already, and writing it again would count
-  // it twice. Another incarnation than the one planned against is therefore ambiguous.
-  bool same_node = w.czxid == 0 || stat.czxid == w.czxid;
-  if (same_node && stat.version == w.expected_version) {
-    book_->on_read(w.name, data, stat.version, stat.czxid);
-    return;
-  }
-  if (!(same_node && stat.version == w.expected_version + 1 && data == std::to_string(w.count))) {
-    ambiguous_writes_.add();
-  }
-  flushed_requests_.add(w.requests_total - w.written_before);
-  book_->on_assumed_written(w);
-  book_->on_read(w.name, data, stat.version, stat.czxid);
-}
-
-void Coordinator::landed_on_new_node(const CountWrite& w) {
-  // The node was deleted and re-created after our last read and before this write, and the
-  // new one had the version we expected: the write replaced the new node's count with one
-  // computed from the old node's. ZooKeeper cannot condition a write on the creation zxid,
-  // so this window (normally milliseconds: the children watch makes us re-read) can only be
-  // reported, as an ambiguous write.
-  RM_LOG_WARN("count write to %s landed on a re-created node", w.name.c_str());
-  ambiguous_writes_.add();
 }
 
 static bool same_routing(const upstream::TargetSnapshot* a, const upstream::TargetSnapshot& b) {

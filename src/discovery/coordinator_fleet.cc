@@ -16,8 +16,10 @@
 #include <random>
 #include <stdexcept>
 
+#include "count_writer.h"
 #include "fleet_link.h"
 #include "fleet_state.h"
+#include "fleet_writer.h"
 #include "ringmaster/base/clock.h"
 #include "ringmaster/base/log.h"
 #include "ringmaster/discovery/coordinator.h"
@@ -32,19 +34,10 @@ constexpr int64_t kFallbackMs = 1000;
 // Direct writes (no leader) are paced: at most one per proxy this often, with jitter, so a
 // leaderless fleet does not hammer one ledger node.
 constexpr int64_t kDirectIntervalMs = 1000;
-// Ledger entries of instances gone this long are dropped.
-constexpr int64_t kLedgerKeepMs = 3600 * 1000;
-// Attempts per flush when versions moved under us.
-constexpr int kFleetAttemptsMax = 5;
 // Unacknowledged batches a follower keeps before it stops making new ones.
 constexpr size_t kOutboxBatchesMax = 64;
 // On shutdown, how long a follower waits for the leader to acknowledge its last batch.
 constexpr int64_t kFinalAckWaitMs = 3000;
-
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // The address peers can reach us at when we bind a wildcard: the local address the kernel
 // would use towards the first ZooKeeper host (a UDP connect sends nothing).
@@ -78,6 +71,8 @@ void Coordinator::fleet_start() {
   f.proxies_path = options_.fleet_path + "/proxies";
   f.ledger_path = options_.fleet_path + "/ledger";
   book_->set_balance_on_own_requests(true);
+  fleet_writer_ = std::make_unique<FleetWriter>(
+      *session_, *book_, f, *counts_, [this](const std::string& key) { return target_path(key); }, zk_counters());
   fleet_client_ = std::make_unique<FleetClient>();
   if (!options_.fleet_listen) return;
   auto address = base::resolve(*options_.fleet_listen);
@@ -205,8 +200,8 @@ void Coordinator::fleet_tick(int64_t now) {
     if (!session_->connected()) return;
     if (!f.leader_ready) {
       // Taking over: the ledger and every count, once. From then on this proxy writes alone.
-      if (!load_ledger()) return;
-      refresh_counts();
+      if (!fleet_writer_->load_ledger()) return;
+      counts_->refresh_counts();
       f.leader_ready = true;
       publish_fleet_view();
     }
@@ -216,7 +211,7 @@ void Coordinator::fleet_tick(int64_t now) {
                                                         static_cast<double>(leader_interval_ms()));
     if (f.write_credit >= 0.999) {
       f.write_credit -= 1.0;
-      write_fleet(true);
+      fleet_writer_->write(true);
     }
     return;
   }
@@ -240,7 +235,7 @@ void Coordinator::follow(int64_t now) {
   FleetState& f = *fleet_;
   if (f.uncertain) {
     // Nothing new is batched or sent until our cut-off write is settled.
-    if (session_->connected()) write_fleet(false);
+    if (session_->connected()) fleet_writer_->write(false);
     return;
   }
   // While the leader applies nothing (it lost ZooKeeper), batches pile up unacknowledged;
@@ -255,7 +250,7 @@ void Coordinator::follow(int64_t now) {
   bool leader_silent = f.leader.address.empty() || now - f.last_report_ok_ms >= kFallbackMs;
   if (!leader_silent || !session_->connected() || now < f.next_direct_ms) return;
   f.direct_flushes.add();
-  write_fleet(false);
+  fleet_writer_->write(false);
   static thread_local std::minstd_rand jitter(static_cast<unsigned>(now));
   f.next_direct_ms = now + kDirectIntervalMs + static_cast<int64_t>(jitter() % (kDirectIntervalMs / 2));
 }
@@ -295,191 +290,6 @@ bool Coordinator::report_to_leader(int64_t now, bool want_counts) {
     f.last_counts_ms = now;
   }
   return true;
-}
-
-bool Coordinator::load_ledger() {
-  FleetState& f = *fleet_;
-  std::string data;
-  ZkStat stat;
-  ZkCode rc = session_->get(f.ledger_path, &data, &stat, false);
-  zk_reads_.add();
-  if (rc == ZkCode::no_node) {
-    session_->create_parents(f.ledger_path);
-    rc = session_->create(f.ledger_path, "", CreateMode::persistent);
-    zk_other_ops_.add();
-    if (rc != ZkCode::ok && rc != ZkCode::node_exists) {
-      zk_errors_.add();
-      return false;
-    }
-    rc = session_->get(f.ledger_path, &data, &stat, false);
-    zk_reads_.add();
-  }
-  if (rc != ZkCode::ok) {
-    zk_errors_.add();
-    return false;
-  }
-  std::optional<fleet::Ledger> ledger = fleet::Ledger::parse(data);
-  if (!ledger) {
-    // Never written over: what it says is the only proof of what is counted.
-    f.ledger_unreadable.add();
-    if (f.ledger_unreadable.get() % 100 == 1) {  // every flush tries again: say it now and then
-      RM_LOG_ERROR("fleet: %s does not parse; counts are not written until it is fixed", f.ledger_path.c_str());
-    }
-    return false;
-  }
-  f.ledger = std::move(*ledger);
-  f.ledger_version = stat.version;
-  std::lock_guard lock(f.mutex);
-  f.shared.committed = f.ledger;
-  f.shared.inbox.drop_covered(f.ledger);
-  return true;
-}
-
-// One flush by a writer: the leader (as_leader: its cached view, plus the followers'
-// batches) or a follower writing its own requests directly (everything read first).
-bool Coordinator::write_fleet(bool as_leader) {
-  FleetState& f = *fleet_;
-  for (int attempt = 0; attempt < kFleetAttemptsMax; ++attempt) {
-    if (f.uncertain) {
-      if (!retry_uncertain_multi()) return false;
-      continue;
-    }
-    if (!as_leader || f.ledger_version < 0) {
-      if (!load_ledger()) return false;
-      if (!as_leader) {
-        for (const std::string& name : book_->pending_members()) read_target(name);
-      }
-    }
-    // Whatever of ours the ledger covers (a leader applied it) is written.
-    book_->on_acked(f.outbox.ack_through(f.ledger.seq(f.instance)));
-
-    fleet::Inbox::Plan held;
-    if (as_leader) {
-      std::lock_guard lock(f.mutex);
-      f.shared.inbox.drop_covered(f.ledger);
-      held = f.shared.inbox.plan();
-    }
-    FleetState::Plan plan;
-    plan.writes = book_->plan_fleet(held.deltas, &plan.unwritable);
-    if (plan.writes.empty() && held.through.empty()) return true;  // nothing to write
-    if (attempt == 0) flush_batches_.add();
-    int64_t now = wall_ms();
-    plan.seq = ++f.next_seq;
-    plan.ledger = f.ledger;
-    plan.ledger.set(f.instance, plan.seq, now);
-    for (const auto& [instance, seq] : held.through) plan.ledger.set(instance, seq, now);
-    if (as_leader) plan.ledger.prune(now, kLedgerKeepMs, f.live_instances);
-    for (const auto& [name, n] : held.deltas) plan.relayed += n;
-    plan.ops.push_back({f.ledger_path, plan.ledger.serialize(), f.ledger_version});
-    for (const TargetBook::FleetWrite& w : plan.writes) {
-      plan.ops.push_back({target_path(w.name), std::to_string(w.count), w.expected_version});
-    }
-
-    std::vector<ZkStat> stats;
-    size_t failed = 0;
-    ZkCode rc = session_->multi_set(plan.ops, &stats, &failed);
-    zk_multis_.add();
-    if (rc == ZkCode::ok) {
-      f.uncertain = std::move(plan);
-      apply_fleet_plan(stats);
-      return true;
-    }
-    if (rc == ZkCode::connection_loss) {
-      zk_errors_.add();
-      f.uncertain = std::move(plan);  // landed or not, all together: the ledger will say
-      return false;
-    }
-    if (rc == ZkCode::bad_version || rc == ZkCode::no_node) {
-      if (failed == 0) {
-        // Someone else moved the ledger (a follower writing directly, an old leader).
-        zk_bad_version_.add();
-        if (!load_ledger()) return false;
-        continue;
-      }
-      if (failed <= plan.writes.size()) {
-        const std::string& name = plan.writes[failed - 1].name;
-        if (rc == ZkCode::bad_version) {
-          zk_bad_version_.add();
-          read_target(name);
-        } else {
-          book_->on_missing(name);
-        }
-        continue;
-      }
-    }
-    zk_errors_.add();
-    return false;
-  }
-  return false;
-}
-
-bool Coordinator::retry_uncertain_multi() {
-  // The same operations with the same expected versions: at most one of the two copies can
-  // ever land, so sending it again is safe, and the ledger tells which happened.
-  FleetState& f = *fleet_;
-  std::vector<ZkStat> stats;
-  size_t failed = 0;
-  ZkCode rc = session_->multi_set(f.uncertain->ops, &stats, &failed);
-  zk_multis_.add();
-  if (rc == ZkCode::ok) {
-    apply_fleet_plan(stats);
-    return true;
-  }
-  if (zk_connection_problem(rc)) {
-    zk_errors_.add();
-    return false;
-  }
-  if (failed == 0 && rc == ZkCode::bad_version) {
-    if (!load_ledger()) return false;
-    if (f.ledger.seq(f.instance) >= f.uncertain->seq) {
-      // The first copy landed. Versions as it left them (if someone wrote since, the next
-      // write meets BADVERSION and reads again).
-      std::vector<ZkStat> assumed(f.uncertain->ops.size());
-      for (size_t i = 0; i < assumed.size(); ++i) assumed[i].version = f.uncertain->ops[i].version + 1;
-      assumed[0].version = f.ledger_version;
-      fleet::Ledger read = f.ledger;
-      apply_fleet_plan(assumed);
-      f.ledger = read;
-      return true;
-    }
-  } else if (failed >= 1 && failed <= f.uncertain->writes.size()) {
-    // The ledger still had the version we expected, so the first copy did not land either,
-    // and it never will (a target's version has moved on).
-    const std::string& name = f.uncertain->writes[failed - 1].name;
-    if (rc == ZkCode::bad_version) {
-      read_target(name);
-    } else if (rc == ZkCode::no_node) {
-      book_->on_missing(name);
-    }
-  }
-  f.uncertain.reset();  // did not land and cannot any more: plan afresh
-  return true;
-}
-
-void Coordinator::apply_fleet_plan(const std::vector<ZkStat>& stats) {
-  FleetState& f = *fleet_;
-  FleetState::Plan plan = std::move(*f.uncertain);
-  f.uncertain.reset();
-  f.ledger = plan.ledger;
-  f.ledger_version = stats[0].version;
-  for (size_t i = 0; i < plan.writes.size(); ++i) {
-    uint64_t own = 0;  // exact: the reactors keep counting while this runs
-    if (!book_->on_fleet_written(plan.writes[i], stats[i + 1].version, stats[i + 1].czxid, &own)) {
-      landed_on_new_node(CountWrite{plan.writes[i].name, plan.writes[i].count, plan.writes[i].expected_version, 0, 0, 0});
-    }
-    flushed_requests_.add(own);
-  }
-  // Our sequence covers every batch made before it; what of them is still unwritten goes
-  // into the next batch.
-  f.outbox.ack_through(plan.seq);
-  book_->rebatch_unwritten();
-  for (const auto& [name, n] : plan.unwritable) {
-    if (!book_->add_carried(name, n)) f.lost_requests.add(n);
-  }
-  f.relayed_requests.add(plan.relayed);
-  std::lock_guard lock(f.mutex);
-  f.shared.committed = f.ledger;
-  f.shared.inbox.drop_covered(f.ledger);
 }
 
 void Coordinator::publish_fleet_view() {
@@ -526,7 +336,7 @@ void Coordinator::fleet_final() {
   // The reactors have stopped: everything they counted is in the book.
   FleetState& f = *fleet_;
   if (f.is_leader) {
-    if (session_->connected()) write_fleet(true);
+    if (session_->connected()) fleet_writer_->write(true);
     return;
   }
   int64_t deadline = base::now_ms() + kFinalAckWaitMs;
@@ -537,7 +347,7 @@ void Coordinator::fleet_final() {
     if (f.outbox.empty()) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(std::max<uint32_t>(options_.flush_interval_ms / 4, 5)));
   }
-  if ((!f.outbox.empty() || f.uncertain) && session_->connected()) write_fleet(false);
+  if ((!f.outbox.empty() || f.uncertain) && session_->connected()) fleet_writer_->write(false);
 }
 
 void Coordinator::write_fleet_metrics(metrics::TextWriter& out) const {

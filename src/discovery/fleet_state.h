@@ -51,7 +51,7 @@ struct FleetState {
   struct Plan {
     uint64_t seq = 0;
     fleet::Ledger ledger;
-    std::vector<ZkSession::SetOp> ops;  // [0] is the ledger
+    std::vector<ZkSetOp> ops;  // [0] is the ledger
     std::vector<TargetBook::FleetWrite> writes;
     fleet::Deltas unwritable;  // inbox requests for targets that cannot be written now
     uint64_t relayed = 0;      // other proxies' requests in it

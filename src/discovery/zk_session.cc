@@ -389,7 +389,7 @@ ZkCode ZkSession::create(const std::string& path, std::string_view data, CreateM
   return to_code(rc);
 }
 
-ZkCode ZkSession::create_parents(const std::string& path) {
+ZkCode ZkClient::create_parents(const std::string& path) {
   for (size_t slash = path.find('/', 1); slash != std::string::npos; slash = path.find('/', slash + 1)) {
     ZkCode rc = create(path.substr(0, slash), {}, CreateMode::persistent);
     if (rc != ZkCode::ok && rc != ZkCode::node_exists) return rc;
@@ -397,7 +397,7 @@ ZkCode ZkSession::create_parents(const std::string& path) {
   return ZkCode::ok;
 }
 
-ZkCode ZkSession::ensure_path(const std::string& path) {
+ZkCode ZkClient::ensure_path(const std::string& path) {
   ZkCode rc = create_parents(path);
   if (rc != ZkCode::ok) return rc;
   rc = create(path, {}, CreateMode::persistent);

@@ -75,9 +75,10 @@ struct CoordinatorOptions {
 };
 
 class ZkSession;
-struct ZkStat;
 class TargetBook;
-struct CountWrite;
+class CountWriter;
+class FleetWriter;
+struct ZkOpCounters;
 class FleetServer;
 class FleetClient;
 struct FleetState;
@@ -115,19 +116,13 @@ class Coordinator {
   void full_read();
   void apply_pending_sources();
   bool read_members(Source& source);
-  void read_target(const std::string& name);
-  bool create_count_node(const std::string& name);
   // Foreign registry formats (registry_format.h): the endpoints the children list routes to.
   std::vector<std::string> read_registry(Source& source, const std::vector<std::string>& children);
   void read_registry_node(Source& source, const std::string& child);
   void on_registry_node_event(const std::string& path, bool deleted);
   bool foreign_key(const std::string& name) const;  // a count node of ours under a counts path
   void read_cache_version(const std::string& path);
-  void flush();
-  bool flush_as_one(const std::vector<CountWrite>& writes);
-  void resolve_uncertain_write(const CountWrite& w);
-  void landed_on_new_node(const CountWrite& w);
-  void refresh_counts();
+  ZkOpCounters zk_counters();  // the metrics below, for the writers
   void publish();
   std::string target_path(const std::string& name) const;
 
@@ -143,10 +138,6 @@ class Coordinator {
   void follow(int64_t now);
   int64_t leader_interval_ms() const;
   bool report_to_leader(int64_t now, bool want_counts);
-  bool load_ledger();
-  bool write_fleet(bool as_leader);
-  bool retry_uncertain_multi();
-  void apply_fleet_plan(const std::vector<ZkStat>& stats);
   int answer_report(std::string_view body, std::string* answer);
   void publish_fleet_view();
   void write_fleet_metrics(metrics::TextWriter& out) const;
@@ -182,9 +173,11 @@ class Coordinator {
   std::optional<std::vector<SourceOptions>> pending_sources_;  // set_sources -> the thread
   std::unique_ptr<ZkSession> session_;
   std::unique_ptr<TargetBook> book_;  // coordinator thread only
+  // The count decisions over the session (flush, settle, re-read); coordinator thread only.
+  std::unique_ptr<CountWriter> counts_;
+  std::unique_ptr<FleetWriter> fleet_writer_;  // fleet mode's writes; null unless options_.fleet
   std::thread thread_;
   std::atomic<bool> stop_{false};
-  std::vector<CountWrite> uncertain_;  // writes lost to CONNECTIONLOSS, resolved next flush
   bool need_full_read_ = true;
   uint64_t snapshot_version_ = 0;
 
