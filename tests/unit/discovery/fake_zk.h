@@ -1,0 +1,311 @@
+// FakeZk: a scripted, in-memory ZkClient for unit tests of the coordinator's decisions
+// (ARCHITECTURE.md §3, "The coordinator's seam"). It holds a node tree with ZooKeeper's
+// versions (version, cversion, czxid, mzxid, ephemeral owners), one-shot data and child
+// watches that queue events, and a script:
+//   * fail_at(step, fault): the step-th operation (0-based, counted over every call) answers
+//     fault.code instead. For a write, fault.applied says whether the server applied it
+//     before the answer was lost (CONNECTIONLOSS after the fact); a session_expired fault also
+//     expires the session (its ephemeral nodes go, state() says expired, an event is queued).
+//   * before_each(hook): runs before every operation with its step, kind and path: another
+//     actor (a proxy winning the version race, an agent re-creating its node) acts there.
+// Every operation is logged ("set /targets/a:1 v3 -> BADVERSION") for failure messages.
+// Single-threaded, like the coordinator.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "discovery/zk_client.h"
+
+namespace ringmaster::discovery {
+
+class FakeZk final : public ZkClient {
+ public:
+  enum class Op { create, get, set, remove, multi, get_children, exists };
+  static const char* op_name(Op op) {
+    switch (op) {
+      case Op::create: return "create";
+      case Op::get: return "get";
+      case Op::set: return "set";
+      case Op::remove: return "remove";
+      case Op::multi: return "multi";
+      case Op::get_children: return "get_children";
+      case Op::exists: return "exists";
+    }
+    return "?";
+  }
+  struct Fault {
+    ZkCode code = ZkCode::connection_loss;
+    bool applied = false;  // writes only: applied by the server before the answer was lost
+  };
+  using Hook = std::function<void(FakeZk& zk, size_t step, Op op, const std::string& path)>;
+
+  FakeZk() { nodes_["/"] = Node{}; }
+
+  // ---- The script.
+  void fail_at(size_t step, Fault fault) { faults_[step] = fault; }
+  void before_each(Hook hook) { hook_ = std::move(hook); }
+  size_t steps() const { return step_; }
+  const std::vector<std::string>& log() const { return log_; }
+  std::string log_text() const {
+    std::string out;
+    for (const std::string& line : log_) out += line + "\n";
+    return out;
+  }
+
+  // ---- Direct access for the test (no step, no fault, no log): what other clients do.
+  // Creates the node (and its parents) or sets it (any version), as another client would.
+  void put(const std::string& path, const std::string& data, int64_t owner = 0) {
+    if (Node* n = find(path)) {
+      write(*n, data);
+      return;
+    }
+    std::string parent = parent_of(path);
+    if (parent != "/" && !find(parent)) put(parent, "");
+    make(path, data, owner);
+  }
+  // Deletes the node (and its subtree): an agent leaving, a session expiring.
+  void erase(const std::string& path) {
+    if (!find(path)) return;
+    for (auto it = nodes_.begin(); it != nodes_.end();) {
+      if (it->first == path || it->first.starts_with(path + "/")) {
+        it = nodes_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (Node* p = find(parent_of(path))) {
+      ++p->stat.cversion;
+      --p->stat.num_children;
+    }
+    fire(data_watches_, path, ZkEvent::Type::deleted);
+    fire(child_watches_, parent_of(path), ZkEvent::Type::child);
+  }
+  // Deleted and created again with `data`: a new incarnation (new czxid, version 0).
+  void recreate(const std::string& path, const std::string& data, int64_t owner = 0) {
+    erase(path);
+    put(path, data, owner);
+  }
+  bool has(const std::string& path) const { return nodes_.contains(path); }
+  std::string data(const std::string& path) const {
+    auto it = nodes_.find(path);
+    return it == nodes_.end() ? std::string() : it->second.data;
+  }
+  ZkStat stat(const std::string& path) const {
+    auto it = nodes_.find(path);
+    return it == nodes_.end() ? ZkStat{} : it->second.stat;
+  }
+  // Expires this client's session: its ephemeral nodes go, state() says expired.
+  void expire_session() {
+    std::vector<std::string> mine;
+    for (const auto& [path, n] : nodes_) {
+      if (n.stat.ephemeral_owner == session_id_) mine.push_back(path);
+    }
+    for (const std::string& path : mine) erase(path);
+    set_state(SessionState::expired);
+  }
+  // A new session (what ZkSession::reopen does), connected at once; watches are gone.
+  void reopen() {
+    ++session_id_;
+    data_watches_.clear();
+    child_watches_.clear();
+    events_.clear();
+    set_state(SessionState::connected);
+  }
+  int64_t session_id() const { return session_id_; }
+
+  // ---- ZkClient.
+  SessionState state() const override { return state_; }
+  std::optional<ZkEvent> wait_event(int64_t) override {
+    if (events_.empty()) return std::nullopt;
+    ZkEvent e = events_.front();
+    events_.pop_front();
+    return e;
+  }
+
+  ZkCode create(const std::string& path, std::string_view data, CreateMode mode, std::string* created) override {
+    return step(Op::create, path, [&] {
+      if (find(path)) return ZkCode::node_exists;
+      Node* parent = find(parent_of(path));
+      if (!parent) return ZkCode::no_node;
+      std::string name = path;
+      if (mode == CreateMode::ephemeral_sequential) {
+        char counter[16];
+        std::snprintf(counter, sizeof counter, "%010d", parent->stat.cversion);
+        name += counter;
+      }
+      make(name, std::string(data), mode == CreateMode::persistent ? 0 : session_id_);
+      if (created) *created = name;
+      return ZkCode::ok;
+    });
+  }
+  ZkCode get(const std::string& path, std::string* data, ZkStat* stat, bool watch) override {
+    return step(Op::get, path, [&] {
+      Node* n = find(path);
+      if (!n) return ZkCode::no_node;
+      if (data) *data = n->data;
+      if (stat) *stat = n->stat;
+      if (watch) data_watches_.insert(path);
+      return ZkCode::ok;
+    });
+  }
+  ZkCode set(const std::string& path, std::string_view data, int32_t version, ZkStat* new_stat) override {
+    return step(Op::set, path, [&] {
+      ZkCode rc = check_set(path, version);
+      if (rc != ZkCode::ok) return rc;
+      Node& n = *find(path);
+      write(n, std::string(data));
+      if (new_stat) *new_stat = n.stat;
+      return ZkCode::ok;
+    });
+  }
+  ZkCode remove(const std::string& path, int32_t version) override {
+    return step(Op::remove, path, [&] {
+      ZkCode rc = check_set(path, version);
+      if (rc != ZkCode::ok) return rc;
+      if (find(path)->stat.num_children > 0) return ZkCode::not_empty;
+      erase(path);
+      return ZkCode::ok;
+    });
+  }
+  ZkCode multi_set(const std::vector<SetOp>& ops, std::vector<ZkStat>* new_stats, size_t* failed_index) override {
+    if (failed_index) *failed_index = ops.size();
+    return step(Op::multi, ops.empty() ? std::string() : ops[0].path, [&] {
+      for (size_t i = 0; i < ops.size(); ++i) {
+        ZkCode rc = check_set(ops[i].path, ops[i].version);
+        if (rc != ZkCode::ok) {
+          if (failed_index) *failed_index = i;
+          return rc;
+        }
+      }
+      if (new_stats) new_stats->clear();
+      for (const SetOp& op : ops) {
+        Node& n = *find(op.path);
+        write(n, op.data);
+        if (new_stats) new_stats->push_back(n.stat);
+      }
+      return ZkCode::ok;
+    });
+  }
+  ZkCode get_children(const std::string& path, std::vector<std::string>* children, bool watch,
+                      ZkStat* stat) override {
+    return step(Op::get_children, path, [&] {
+      Node* n = find(path);
+      if (!n) return ZkCode::no_node;
+      if (children) {
+        children->clear();
+        std::string prefix = path == "/" ? "/" : path + "/";
+        for (auto it = nodes_.lower_bound(prefix); it != nodes_.end() && it->first.starts_with(prefix); ++it) {
+          if (it->first.find('/', prefix.size()) == std::string::npos) children->push_back(it->first.substr(prefix.size()));
+        }
+      }
+      if (stat) *stat = n->stat;
+      if (watch) child_watches_.insert(path);
+      return ZkCode::ok;
+    });
+  }
+  ZkCode exists(const std::string& path, ZkStat* stat, bool watch) override {
+    return step(Op::exists, path, [&] {
+      Node* n = find(path);
+      if (watch) data_watches_.insert(path);
+      if (!n) return ZkCode::no_node;
+      if (stat) *stat = n->stat;
+      return ZkCode::ok;
+    });
+  }
+
+ private:
+  struct Node {
+    std::string data;
+    ZkStat stat;
+  };
+
+  // One operation: the hook, then the scripted fault or the real thing, then the log line.
+  template <typename Apply>
+  ZkCode step(Op op, const std::string& path, Apply apply) {
+    size_t n = step_++;
+    if (hook_) hook_(*this, n, op, path);
+    ZkCode rc;
+    auto fault = faults_.find(n);
+    if (state_ == SessionState::expired) {
+      rc = ZkCode::session_expired;
+    } else if (fault != faults_.end()) {
+      bool write = op == Op::create || op == Op::set || op == Op::remove || op == Op::multi;
+      if (write && fault->second.applied) apply();  // its own answer is lost
+      rc = fault->second.code;
+      if (rc == ZkCode::session_expired) expire_session();
+    } else {
+      rc = apply();
+    }
+    log_.push_back(std::to_string(n) + " " + op_name(op) + " " + path + " -> " + zk_code_name(rc) +
+                   (fault != faults_.end() && fault->second.applied ? " (applied)" : ""));
+    return rc;
+  }
+
+  ZkCode check_set(const std::string& path, int32_t version) {
+    Node* n = find(path);
+    if (!n) return ZkCode::no_node;
+    if (version != kAnyVersion && version != n->stat.version) return ZkCode::bad_version;
+    return ZkCode::ok;
+  }
+  Node* find(const std::string& path) {
+    auto it = nodes_.find(path);
+    return it == nodes_.end() ? nullptr : &it->second;
+  }
+  static std::string parent_of(const std::string& path) {
+    size_t slash = path.rfind('/');
+    return slash == 0 ? "/" : path.substr(0, slash);
+  }
+  void make(const std::string& path, const std::string& data, int64_t owner) {
+    Node n;
+    n.data = data;
+    n.stat.czxid = n.stat.mzxid = ++zxid_;
+    n.stat.data_length = static_cast<int32_t>(data.size());
+    n.stat.ephemeral_owner = owner;
+    nodes_[path] = n;
+    if (Node* p = find(parent_of(path))) {
+      ++p->stat.cversion;
+      ++p->stat.num_children;
+    }
+    fire(data_watches_, path, ZkEvent::Type::created);
+    fire(child_watches_, parent_of(path), ZkEvent::Type::child);
+  }
+  void write(Node& n, const std::string& data) {
+    n.data = data;
+    n.stat.data_length = static_cast<int32_t>(data.size());
+    ++n.stat.version;
+    n.stat.mzxid = ++zxid_;
+    for (auto& [path, node] : nodes_) {
+      if (&node == &n) fire(data_watches_, path, ZkEvent::Type::changed);
+    }
+  }
+  void fire(std::set<std::string>& watches, const std::string& path, ZkEvent::Type type) {
+    if (watches.erase(path) == 0) return;
+    events_.push_back(ZkEvent{type, state_, path});
+  }
+  void set_state(SessionState s) {
+    state_ = s;
+    events_.push_back(ZkEvent{ZkEvent::Type::session, s, ""});
+  }
+
+  std::map<std::string, Node> nodes_;
+  int64_t zxid_ = 0;
+  int64_t session_id_ = 1;
+  SessionState state_ = SessionState::connected;
+  std::deque<ZkEvent> events_;
+  std::set<std::string> data_watches_;
+  std::set<std::string> child_watches_;
+  std::map<size_t, Fault> faults_;
+  Hook hook_;
+  size_t step_ = 0;
+  std::vector<std::string> log_;
+};
+
+}  // namespace ringmaster::discovery
