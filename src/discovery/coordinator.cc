@@ -390,35 +390,15 @@ bool Coordinator::read_members(Source& source) {
     if (now - source.empty_since_ms < options_.session_timeout_ms) return true;
   }
   source.empty_since_ms = 0;
-  // The parent's cversion counts every child created or deleted. More of those since the
-  // last applied list than the two lists differ by means some node was deleted and created
-  // again in between (an agent's session expired and it came back, or a delete and create in
-  // one multi): the same name, a new node, a version restarted at 0. Which one is unknown,
-  // so every member is read again (rare; the reads compare creation zxids).
+  // A list that hides a node deleted and re-created since the last one: every member is
+  // read again (children_churn, target_book.h).
   std::sort(names.begin(), names.end());
-  size_t visible = 0;
-  {
-    auto a = names.begin(), b = source.applied_names.begin();
-    while (a != names.end() || b != source.applied_names.end()) {
-      if (b == source.applied_names.end() || (a != names.end() && *a < *b)) {
-        ++visible;
-        ++a;
-      } else if (a == names.end() || *b < *a) {
-        ++visible;
-        ++b;
-      } else {
-        ++a;
-        ++b;
-      }
-    }
-  }
-  int64_t changes = static_cast<int64_t>(parent.cversion) - source.applied_cversion;
+  ChildrenChurn churn = children_churn(source.applied_names, source.applied_cversion, names, parent.cversion);
   // (A foreign registry's count nodes are ours and persistent: its churn does not touch them.)
-  bool hidden_churn = !foreign && source.applied_cversion >= 0 &&
-                      (changes < 0 || changes > static_cast<int64_t>(visible));
+  bool hidden_churn = !foreign && churn.hidden;
   if (hidden_churn) {
     RM_LOG_INFO("%s: %lld child changes for %zu visible ones; reading every member again",
-                targets_path.c_str(), static_cast<long long>(changes), visible);
+                targets_path.c_str(), static_cast<long long>(churn.changes), churn.visible);
     hidden_churn_.add();
   }
   source.applied_cversion = parent.cversion;

@@ -21,6 +21,27 @@ std::optional<uint64_t> parse_count(std::string_view data) {
   return value;
 }
 
+ChildrenChurn children_churn(const std::vector<std::string>& before, int64_t before_cversion,
+                             const std::vector<std::string>& now, int64_t now_cversion) {
+  ChildrenChurn churn;
+  auto a = now.begin(), b = before.begin();
+  while (a != now.end() || b != before.end()) {
+    if (b == before.end() || (a != now.end() && *a < *b)) {
+      ++churn.visible;
+      ++a;
+    } else if (a == now.end() || *b < *a) {
+      ++churn.visible;
+      ++b;
+    } else {
+      ++a;
+      ++b;
+    }
+  }
+  churn.changes = now_cversion - before_cversion;
+  churn.hidden = before_cversion >= 0 && (churn.changes < 0 || churn.changes > static_cast<int64_t>(churn.visible));
+  return churn;
+}
+
 TargetBook::TargetBook(unsigned reactors, Resolver resolver) : reactors_(reactors), resolver_(std::move(resolver)) {}
 
 std::string_view TargetBook::group_of(std::string_view key) {

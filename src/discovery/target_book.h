@@ -25,6 +25,20 @@ using Resolver = std::function<std::optional<base::SocketAddress>(const base::Ho
 // Decimal ASCII, digits only, at most 20 of them, no overflow.
 std::optional<uint64_t> parse_count(std::string_view data);
 
+// The re-read decision for a new children list of a targets path. The parent's cversion
+// counts every child created or deleted. More of those since the last applied list than the
+// two lists differ by means some node was deleted and created again in between (an agent's
+// session expired and it came back, or a delete and create in one multi): the same name, a
+// new node, a version restarted at 0. Which one is unknown, so every member is read again
+// (TargetBook::set_members' read_all). Both lists sorted; before_cversion -1: no list yet.
+struct ChildrenChurn {
+  size_t visible = 0;   // names in one list and not the other
+  int64_t changes = 0;  // the cversion's move
+  bool hidden = false;  // more changes than visible ones (or the cversion went back)
+};
+ChildrenChurn children_churn(const std::vector<std::string>& before, int64_t before_cversion,
+                             const std::vector<std::string>& now, int64_t now_cversion);
+
 // One versioned count write planned by the coordinator.
 struct CountWrite {
   std::string name;

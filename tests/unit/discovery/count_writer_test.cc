@@ -325,6 +325,32 @@ TEST(CountWriter, ReCreatedNodesAreWrittenBackUpToTheFloor) {
   }
 }
 
+TEST(CountWriter, AnAgentsReCreationBetweenTwoListsIsSeenAndReadAgain) {
+  // The children lists alone look the same; the parent's cversion (kept by the fake as by
+  // ZooKeeper) tells, and the re-read finds the new incarnation below the floor.
+  FakeZk zk;
+  zk.put(target_path("a:1"), "100", kAgentSession);
+  zk.put(target_path("b:2"), "100", kAgentSession);
+  Proxy p(zk);
+  std::vector<std::string> before;
+  ZkStat parent;
+  ASSERT_EQ(zk.get_children("/targets", &before, true, &parent), ZkCode::ok);
+  int64_t before_cversion = parent.cversion;
+  p.join(before);
+  p.serve("a:1", 5);
+  p.settle();
+  zk.recreate(target_path("a:1"), "90", kAgentSession + 1);
+  std::vector<std::string> now;
+  ASSERT_EQ(zk.get_children("/targets", &now, true, &parent), ZkCode::ok);
+  EXPECT_EQ(now, before);
+  ChildrenChurn churn = children_churn(before, before_cversion, now, parent.cversion);
+  ASSERT_TRUE(churn.hidden);
+  for (const std::string& name : p.book.set_members(now, 0, churn.hidden)) p.writer.read_target(name);
+  p.settle();
+  EXPECT_EQ(count_of(zk, "a:1"), 105u);
+  EXPECT_EQ(count_of(zk, "b:2"), 100u);
+}
+
 TEST(CountWriter, AWriteLandingOnAReCreatedNodeAtTheSameVersionIsReported) {
   // The node is re-created between our read and our write with the version we expect (0):
   // ZooKeeper cannot condition on the incarnation, so the write lands and is reported.

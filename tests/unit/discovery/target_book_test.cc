@@ -43,6 +43,32 @@ TEST(ParseCount, AcceptsDecimalDigitsOnly) {
   EXPECT_FALSE(parse_count("0x10"));
 }
 
+TEST(ChildrenChurn, ReadsEveryMemberAgainWhenTheListHidesAReCreation) {
+  using Names = std::vector<std::string>;
+  struct Row {
+    const char* what;
+    Names before;
+    int64_t before_cversion;
+    Names now;
+    int64_t now_cversion;
+    bool hidden;
+  };
+  const Row rows[] = {
+      {"first list", {}, -1, {"a:1", "b:2"}, 7, false},
+      {"unchanged", {"a:1", "b:2"}, 7, {"a:1", "b:2"}, 7, false},
+      {"one joined", {"a:1"}, 7, {"a:1", "b:2"}, 8, false},
+      {"one left, one joined", {"a:1", "b:2"}, 7, {"a:1", "c:3"}, 9, false},
+      {"one re-created (deleted and created)", {"a:1", "b:2"}, 7, {"a:1", "b:2"}, 9, true},
+      {"one joined, another re-created", {"a:1"}, 7, {"a:1", "b:2"}, 10, true},
+      {"the parent re-created (cversion back)", {"a:1"}, 7, {"a:1"}, 1, true},
+      {"all left", {"a:1", "b:2"}, 7, {}, 9, false},
+  };
+  for (const Row& r : rows) {
+    ChildrenChurn churn = children_churn(r.before, r.before_cversion, r.now, r.now_cversion);
+    EXPECT_EQ(churn.hidden, r.hidden) << r.what;
+  }
+}
+
 TEST(TargetBook, SkipsAndCountsChildrenWhoseNameDoesNotParse) {
   TargetBook book(1, fake_resolve);
   auto to_read = book.set_members({"a:1", "garbage", "b:0", "c:2"}, 0);
