@@ -8,8 +8,8 @@ namespace ringmaster::discovery {
 
 Settlement settle_uncertain_write(const CountWrite& w, ZkCode read_rc, std::string_view data, const ZkStat& stat) {
   // CONNECTIONLOSS after a write says nothing about whether it landed. Read the node back:
-  // our exact value one version up means it did; an unchanged version means it did not.
-  // Anything else is ambiguous and counted as written, so a retry can never count twice.
+  // our exact value one version up means it did; an unchanged version, or another writer's
+  // value one version up, means it did not. Anything else is ambiguous and counted as written, so a retry can never count twice.
   if (read_rc == ZkCode::no_node) {
     // Gone (its agent left or its session expired) before we could look: whether the write
     // landed is undecidable, and the agent may carry the count into a new node. Counted as
@@ -23,8 +23,11 @@ Settlement settle_uncertain_write(const CountWrite& w, ZkCode read_rc, std::stri
   // it twice. Another incarnation than the one planned against is therefore ambiguous.
   bool same_node = w.czxid == 0 || stat.czxid == w.czxid;
   if (same_node && stat.version == w.expected_version) return Settlement::not_applied;
-  if (same_node && stat.version == w.expected_version + 1 && data == std::to_string(w.count)) {
-    return Settlement::applied;
+  if (same_node && stat.version == w.expected_version + 1) {
+    // Exactly one versioned write since our plan. With our value it was ours; with another
+    // value it was another writer's (another proxy with --fleet off), so ours cannot have
+    // landed: it would have needed that same version step.
+    return data == std::to_string(w.count) ? Settlement::applied : Settlement::not_applied;
   }
   return Settlement::ambiguous;
 }

@@ -92,9 +92,8 @@ TEST(SettleUncertainWrite, DecidesFromTheReadBack) {
   const Row rows[] = {
       {"version unchanged: did not land", ZkCode::ok, "100", 3, 7, Settlement::not_applied},
       {"one up with our value: landed", ZkCode::ok, "105", 4, 7, Settlement::applied},
-      // (Another writer's value one version up proves ours did not land either; the
-      // decision still calls it ambiguous: counted as applied, never twice.)
-      {"one up with another value", ZkCode::ok, "110", 4, 7, Settlement::ambiguous},
+      // Another writer's value one version up: that one step was theirs, so ours did not land.
+      {"one up with another value", ZkCode::ok, "110", 4, 7, Settlement::not_applied},
       {"two up", ZkCode::ok, "115", 5, 7, Settlement::ambiguous},
       {"re-created, version equal", ZkCode::ok, "100", 3, 8, Settlement::ambiguous},
       {"re-created, version 0", ZkCode::ok, "0", 0, 8, Settlement::ambiguous},
@@ -174,7 +173,7 @@ const Scenario kScenarios[] = {
     {"three targets: one multi", {{"a:1", 100}, {"b:2", 0}, {"c:3", 7}}, {{"a:1", 5}, {"b:2", 7}, {"c:3", 1}}, "", 0,
      false},
     {"multi loses a race: per-target sets", {{"a:1", 100}, {"b:2", 0}, {"c:3", 7}},
-     {{"a:1", 5}, {"b:2", 7}, {"c:3", 1}}, "b:2", 10, true},
+     {{"a:1", 5}, {"b:2", 7}, {"c:3", 1}}, "b:2", 10, false},
 };
 
 struct Rig {
@@ -262,18 +261,18 @@ TEST(CountWriter, SessionExpiryAtEachStepNeverLosesOrDoubleCounts) {
   }
 }
 
-TEST(CountWriter, ConnectionLossWhileAnotherProxyWritesIsAmbiguousNeverDouble) {
-  // Documents the one lossy row of the tables above: our multi is cut off after another
-  // proxy's write moved b:2 one version up. Ours could not have landed (the version moved
-  // once, not by us), but the read-back calls it ambiguous and counts b:2's 7 as written.
+TEST(CountWriter, ConnectionLossWhileAnotherProxyWritesIsSettledExactly) {
+  // Our multi is cut off after another proxy's write moved b:2 one version up. Ours could
+  // not have landed (the version moved once, not by us): the read-back settles it as not
+  // applied and b:2's 7 are written again, so nothing is lost and nothing is ambiguous.
   const Scenario& s = kScenarios[2];
   Rig run = start(s);
   run.zk->fail_at(run.first_step, {ZkCode::connection_loss, false});
   run.proxy->settle();
   EXPECT_EQ(count_of(*run.zk, "a:1"), 105u);
-  EXPECT_EQ(count_of(*run.zk, "b:2"), 10u) << run.zk->log_text();  // 0 + 10 theirs; our 7 counted as written
+  EXPECT_EQ(count_of(*run.zk, "b:2"), 17u) << run.zk->log_text();  // 0 + 10 theirs + our 7
   EXPECT_EQ(count_of(*run.zk, "c:3"), 8u);
-  EXPECT_EQ(run.proxy->counters.ambiguous_writes.get(), 1u);
+  EXPECT_EQ(run.proxy->counters.ambiguous_writes.get(), 0u);
 }
 
 // ---- Re-created nodes ------------------------------------------------------------------
