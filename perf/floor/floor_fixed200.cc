@@ -6,49 +6,86 @@
 //
 //   floor_fixed200 --listen 127.0.0.1:PORT [--body-bytes N]
 //
-// Requests are expected without bodies (GET/HEAD, as perf/compare sends). Each connection
-// has one receive and at most one send in flight; the response bytes are shared by all.
+// Requests are expected without bodies (GET/HEAD, as perf/compare sends). The receive path
+// is ringmaster's: one multishot receive per connection into provided buffers (a buffer
+// ring shared by all connections, each buffer handed back as soon as its bytes are scanned)
+// on a registered socket; at most one send in flight per connection; the response bytes
+// are shared by all.
 #include "floor.h"
 
-#include <unistd.h>
+#include <sys/mman.h>
 
-#include <algorithm>
 #include <string>
+#include <vector>
 
 namespace {
 
 using namespace perf_floor;
 
 constexpr const char* kProgram = "floor_fixed200";
-// A request head longer than this closes the connection (no head fits: not HTTP we serve).
-constexpr std::size_t kReceiveBytes = 16 * 1024;
-// Pipelined heads answered ahead of the sends: past this many owed responses we stop
-// reading until sends catch up, so a client that only writes cannot grow our state.
+// A request head longer than this closes the connection (not a request we serve).
+constexpr std::size_t kHeadBytesMax = 16 * 1024;
+// Pipelined heads answered ahead of the sends: a client that owes us more reads than this
+// (it only writes) is closed, so it cannot grow our state.
 constexpr std::uint64_t kMaxOwedResponses = 1024;
 constexpr std::size_t kDefaultBodyBytes = 44;  // perf/compare's backend body
 constexpr std::string_view kHeadEnd = "\r\n\r\n";
+// Provided receive buffers (ringmaster's are 16 KiB; a request head fits in far less). Every
+// buffer goes back to the ring when its completion is handled, so they run out only when
+// more receives complete in one batch than there are buffers: the receive then ends with
+// ENOBUFS and is armed again, the bytes waiting in the socket.
+constexpr unsigned kBufferCount = 4096;  // a power of two
+constexpr std::size_t kBufferBytes = 4096;
+constexpr unsigned kBufferGroup = 0;
 
 enum Op : unsigned { kAccept = 1, kReceive = 2, kSend = 3 };
 
 struct Connection {
-  int fd = -1;
-  std::size_t used = 0;            // bytes in buffer not yet part of a complete head
-  std::uint64_t owed = 0;          // responses to send, in order
+  int fd = -1;                      // also its registered slot
+  std::uint64_t owed = 0;           // responses to send, in order
   std::size_t sent_of_current = 0;  // bytes of the first owed response already sent
-  bool receiving = false;
+  std::size_t head_bytes = 0;       // bytes since the last complete head
+  unsigned matched = 0;             // bytes of "\r\n\r\n" matched at the end of what came
+  bool receiving = false;           // the multishot receive is armed
   bool sending = false;
-  bool read_done = false;          // the client closed its side (or we stopped reading)
+  bool read_done = false;           // the client closed its side
   bool failed = false;
-  char buffer[kReceiveBytes];
 };
 
 io_uring g_ring;
 int g_listen_fd = -1;
 std::string g_response;
+io_uring_buf_ring* g_buffers = nullptr;
+std::vector<char> g_buffer_memory;
+
+void give_back(unsigned id) {
+  io_uring_buf_ring_add(g_buffers, g_buffer_memory.data() + std::size_t{id} * kBufferBytes, kBufferBytes,
+                        static_cast<unsigned short>(id), io_uring_buf_ring_mask(kBufferCount), 0);
+  io_uring_buf_ring_advance(g_buffers, 1);
+}
+
+// liburing 2.3 has no io_uring_setup_buf_ring: the ring's memory is mapped and registered here.
+void set_up_buffers() {
+  void* memory = mmap(nullptr, sizeof(io_uring_buf) * kBufferCount, PROT_READ | PROT_WRITE,
+                      MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  if (memory == MAP_FAILED) fatal(kProgram, "mmap", errno);
+  g_buffers = static_cast<io_uring_buf_ring*>(memory);
+  io_uring_buf_ring_init(g_buffers);
+  io_uring_buf_reg registration{};
+  registration.ring_addr = reinterpret_cast<std::uintptr_t>(memory);
+  registration.ring_entries = kBufferCount;
+  registration.bgid = kBufferGroup;
+  const int rc = io_uring_register_buf_ring(&g_ring, &registration, 0);
+  if (rc < 0) fatal(kProgram, "io_uring_register_buf_ring", -rc);
+  g_buffer_memory.resize(std::size_t{kBufferCount} * kBufferBytes);
+  for (unsigned id = 0; id < kBufferCount; ++id) give_back(id);
+}
 
 void arm_receive(Connection* c) {
   io_uring_sqe* sqe = sqe_for(&g_ring);
-  io_uring_prep_recv(sqe, c->fd, c->buffer + c->used, kReceiveBytes - c->used, 0);
+  io_uring_prep_recv_multishot(sqe, c->fd, nullptr, 0, 0);
+  sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
+  sqe->buf_group = kBufferGroup;
   io_uring_sqe_set_data64(sqe, tag(c, kReceive));
   c->receiving = true;
 }
@@ -57,12 +94,13 @@ void arm_send(Connection* c) {
   io_uring_sqe* sqe = sqe_for(&g_ring);
   io_uring_prep_send(sqe, c->fd, g_response.data() + c->sent_of_current,
                      g_response.size() - c->sent_of_current, MSG_NOSIGNAL);
+  sqe->flags |= IOSQE_FIXED_FILE;
   io_uring_sqe_set_data64(sqe, tag(c, kSend));
   c->sending = true;
 }
 
-// Closes once nothing is in flight; a failure first wakes what is (shutdown completes a
-// pending receive with 0 and a pending send with an error).
+// Closes once nothing is in flight; a failure first wakes what is (shutdown ends the
+// multishot receive and fails a pending send).
 void maybe_close(Connection* c) {
   if (c->failed && (c->receiving || c->sending)) {
     shutdown(c->fd, SHUT_RDWR);
@@ -70,47 +108,53 @@ void maybe_close(Connection* c) {
   }
   const bool finished = c->failed || (c->read_done && c->owed == 0);
   if (finished && !c->receiving && !c->sending) {
-    close(c->fd);
+    close_socket(&g_ring, c->fd);
     delete c;
   }
 }
 
 void fail(Connection* c) {
-  const bool first = !c->failed;
   c->failed = true;
-  if (first && (c->receiving || c->sending)) shutdown(c->fd, SHUT_RDWR);
   maybe_close(c);
 }
 
-// Counts the complete heads in the buffer and keeps only the bytes after the last one.
-void take_heads(Connection* c) {
-  const std::string_view data(c->buffer, c->used);
-  std::size_t start = 0;
-  for (;;) {
-    const std::size_t end = data.find(kHeadEnd, start);
-    if (end == std::string_view::npos) break;
-    ++c->owed;
-    start = end + kHeadEnd.size();
-  }
-  if (start > 0) {
-    std::memmove(c->buffer, c->buffer + start, c->used - start);
-    c->used -= start;
+// Counts the heads that end in these bytes; a terminator may be split across receives.
+void take_heads(Connection* c, const char* data, std::size_t length) {
+  for (std::size_t i = 0; i < length; ++i) {
+    const char ch = data[i];
+    if (ch == kHeadEnd[c->matched]) {
+      if (++c->matched == kHeadEnd.size()) {
+        ++c->owed;
+        c->matched = 0;
+        c->head_bytes = 0;
+        continue;
+      }
+    } else {
+      c->matched = ch == '\r' ? 1 : 0;
+    }
+    ++c->head_bytes;
   }
 }
 
-void on_receive(Connection* c, int res) {
-  c->receiving = false;
+void on_receive(Connection* c, io_uring_cqe* cqe) {
+  if (!(cqe->flags & IORING_CQE_F_MORE)) c->receiving = false;
+  const int res = cqe->res;
+  if (cqe->flags & IORING_CQE_F_BUFFER) {
+    const unsigned id = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+    if (res > 0 && !c->failed) {
+      take_heads(c, g_buffer_memory.data() + std::size_t{id} * kBufferBytes, static_cast<std::size_t>(res));
+    }
+    give_back(id);
+  }
   if (c->failed) return maybe_close(c);
-  if (res < 0) return fail(c);
   if (res == 0) {
     c->read_done = true;
     return maybe_close(c);
   }
-  c->used += static_cast<std::size_t>(res);
-  take_heads(c);
-  if (c->used == kReceiveBytes) return fail(c);  // a head larger than the buffer
+  if (res < 0 && res != -ENOBUFS) return fail(c);
+  if (c->head_bytes > kHeadBytesMax || c->owed > kMaxOwedResponses) return fail(c);
   if (c->owed > 0 && !c->sending) arm_send(c);
-  if (c->owed < kMaxOwedResponses) arm_receive(c);
+  if (!c->receiving) arm_receive(c);
 }
 
 void on_send(Connection* c, int res) {
@@ -125,15 +169,18 @@ void on_send(Connection* c, int res) {
   if (c->owed > 0) {
     arm_send(c);
   } else if (c->read_done) {
-    return maybe_close(c);
+    maybe_close(c);
   }
-  if (!c->receiving && !c->read_done && c->owed < kMaxOwedResponses) arm_receive(c);
 }
 
 void on_accept(io_uring_cqe* cqe) {
   if (!(cqe->flags & IORING_CQE_F_MORE)) arm_accept(&g_ring, g_listen_fd, kAccept);
   if (cqe->res < 0) {
     std::fprintf(stderr, "%s: accept: %s\n", kProgram, std::strerror(-cqe->res));
+    return;
+  }
+  if (!register_socket(&g_ring, cqe->res)) {
+    close(cqe->res);
     return;
   }
   auto* c = new Connection;
@@ -146,7 +193,7 @@ void on_completion(io_uring_cqe* cqe) {
   const std::uint64_t data = io_uring_cqe_get_data64(cqe);
   if (op_of(data) == kAccept) return on_accept(cqe);
   auto* c = object_of<Connection>(data);
-  if (op_of(data) == kReceive) return on_receive(c, cqe->res);
+  if (op_of(data) == kReceive) return on_receive(c, cqe);
   on_send(c, cqe->res);
 }
 
@@ -177,6 +224,7 @@ int main(int argc, char** argv) {
     g_response.push_back(static_cast<char>('a' + i % 26));
   }
   g_listen_fd = start_serving(kProgram, listen_address, &g_ring, kAccept);
+  set_up_buffers();
   std::fprintf(stderr, "%s: listening, %zu-byte body\n", kProgram, body_bytes);
   run_loop(kProgram, &g_ring, on_completion);
 }

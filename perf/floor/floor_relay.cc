@@ -8,11 +8,10 @@
 //   floor_relay --listen 127.0.0.1:PORT --upstream 127.0.0.1:PORT [--upstream ...]
 //
 // Per direction: one receive, then sends until that chunk is all out, then the next
-// receive. EOF on one side is passed on as a half-close (shutdown SHUT_WR); the pair closes
+// receive; sockets are registered (slot = descriptor), as ringmaster's are. EOF on one side is passed on as a half-close (shutdown SHUT_WR); the pair closes
 // when both directions ended, or at once on any error.
 #include "floor.h"
 
-#include <unistd.h>
 
 #include <vector>
 
@@ -56,6 +55,7 @@ std::size_t g_next_upstream = 0;
 void arm_receive(Direction* d) {
   io_uring_sqe* sqe = sqe_for(&g_ring);
   io_uring_prep_recv(sqe, d->from, d->buffer, kChunkBytes, 0);
+  sqe->flags |= IOSQE_FIXED_FILE;
   io_uring_sqe_set_data64(sqe, tag(d, kReceive));
   ++d->pair->in_flight;
 }
@@ -63,6 +63,7 @@ void arm_receive(Direction* d) {
 void arm_send(Direction* d) {
   io_uring_sqe* sqe = sqe_for(&g_ring);
   io_uring_prep_send(sqe, d->to, d->buffer + d->sent, d->length - d->sent, MSG_NOSIGNAL);
+  sqe->flags |= IOSQE_FIXED_FILE;
   io_uring_sqe_set_data64(sqe, tag(d, kSend));
   ++d->pair->in_flight;
 }
@@ -71,8 +72,8 @@ void arm_send(Direction* d) {
 void settle(Pair* p) {
   if (p->in_flight > 0) return;
   if (p->failed || (p->up.ended && p->down.ended)) {
-    close(p->client);
-    close(p->upstream);
+    close_socket(&g_ring, p->client);
+    close_socket(&g_ring, p->upstream);
     delete p;
   }
 }
@@ -128,9 +129,10 @@ void on_accept(io_uring_cqe* cqe) {
     return;
   }
   const int upstream = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (upstream < 0) {
-    std::fprintf(stderr, "%s: socket: %s\n", kProgram, std::strerror(errno));
-    close(cqe->res);
+  if (upstream < 0 || !register_socket(&g_ring, cqe->res) || !register_socket(&g_ring, upstream)) {
+    std::fprintf(stderr, "%s: no socket or registered slot for a client\n", kProgram);
+    close_socket(&g_ring, cqe->res);
+    if (upstream >= 0) close_socket(&g_ring, upstream);
     return;
   }
   auto* p = new Pair;
@@ -146,6 +148,7 @@ void on_accept(io_uring_cqe* cqe) {
   const sockaddr_in& target = g_upstreams[g_next_upstream++ % g_upstreams.size()];
   io_uring_sqe* sqe = sqe_for(&g_ring);
   io_uring_prep_connect(sqe, upstream, reinterpret_cast<const sockaddr*>(&target), sizeof(target));
+  sqe->flags |= IOSQE_FIXED_FILE;
   io_uring_sqe_set_data64(sqe, tag(p, kConnect));
   ++p->in_flight;
 }
