@@ -143,6 +143,22 @@ inline void arm_accept(io_uring* ring, int listen_fd, unsigned op) {
   io_uring_sqe_set_data64(sqe, op);
 }
 
+// An accept completion: re-arms the multishot accept when it ended, and returns the new
+// socket, registered, or -1 (an accept error is logged; the listener keeps going).
+inline int take_accepted(const char* program, io_uring* ring, int listen_fd, unsigned accept_op,
+                         const io_uring_cqe* cqe) {
+  if (!(cqe->flags & IORING_CQE_F_MORE)) arm_accept(ring, listen_fd, accept_op);
+  if (cqe->res < 0) {
+    std::fprintf(stderr, "%s: accept: %s\n", program, std::strerror(-cqe->res));
+    return -1;
+  }
+  if (!register_socket(ring, cqe->res)) {
+    close(cqe->res);
+    return -1;
+  }
+  return cqe->res;
+}
+
 // The listener, the ring and a multishot accept on it; returns the listening descriptor.
 inline int start_serving(const char* program, const sockaddr_in& address, io_uring* ring, unsigned accept_op) {
   const int listen_fd = listen_on(program, address);

@@ -174,17 +174,10 @@ void on_send(Connection* c, int res) {
 }
 
 void on_accept(io_uring_cqe* cqe) {
-  if (!(cqe->flags & IORING_CQE_F_MORE)) arm_accept(&g_ring, g_listen_fd, kAccept);
-  if (cqe->res < 0) {
-    std::fprintf(stderr, "%s: accept: %s\n", kProgram, std::strerror(-cqe->res));
-    return;
-  }
-  if (!register_socket(&g_ring, cqe->res)) {
-    close(cqe->res);
-    return;
-  }
+  const int fd = take_accepted(kProgram, &g_ring, g_listen_fd, kAccept, cqe);
+  if (fd < 0) return;
   auto* c = new Connection;
-  c->fd = cqe->res;
+  c->fd = fd;
   set_nodelay(c->fd);
   arm_receive(c);
 }

@@ -123,20 +123,17 @@ void on_send(Direction* d, int res) {
 }
 
 void on_accept(io_uring_cqe* cqe) {
-  if (!(cqe->flags & IORING_CQE_F_MORE)) arm_accept(&g_ring, g_listen_fd, kAccept);
-  if (cqe->res < 0) {
-    std::fprintf(stderr, "%s: accept: %s\n", kProgram, std::strerror(-cqe->res));
-    return;
-  }
+  const int client = take_accepted(kProgram, &g_ring, g_listen_fd, kAccept, cqe);
+  if (client < 0) return;
   const int upstream = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (upstream < 0 || !register_socket(&g_ring, cqe->res) || !register_socket(&g_ring, upstream)) {
-    std::fprintf(stderr, "%s: no socket or registered slot for a client\n", kProgram);
-    close_socket(&g_ring, cqe->res);
-    if (upstream >= 0) close_socket(&g_ring, upstream);
+  if (upstream < 0 || !register_socket(&g_ring, upstream)) {
+    std::fprintf(stderr, "%s: no upstream socket for a client\n", kProgram);
+    close_socket(&g_ring, client);
+    if (upstream >= 0) close(upstream);
     return;
   }
   auto* p = new Pair;
-  p->client = cqe->res;
+  p->client = client;
   p->upstream = upstream;
   set_nodelay(p->client);
   p->up.pair = p;
