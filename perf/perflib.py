@@ -35,6 +35,9 @@ LOOPBACK = "127.0.0.1"
 # The small fixed body every backend answers with (nginx `return 200`).
 BACKEND_BODY = "ringmaster perf backend: a small fixed body\n"
 
+# The physical floors' build targets (perf/floor), built with ringmaster in the same folder.
+FLOOR_TARGETS = ("floor_relay", "floor_fixed200")
+
 # Debian 12 packages the scripts rely on: binary -> package.
 REQUIRED_TOOLS = {
     "nginx": "nginx-light",
@@ -179,7 +182,7 @@ def tool_versions():
 # ---------------------------------------------------------------------------------------
 # Build
 
-def build_release(build_dir, targets=("ringmaster", "zkctl")):
+def build_release(build_dir, targets=("ringmaster", "zkctl") + FLOOR_TARGETS):
     """Release with frame pointers (the project's default keeps -fno-omit-frame-pointer).
     RINGMASTER_CMAKE_ARGS adds configure arguments (e.g. a compiler or warning flag)."""
     build_dir = Path(build_dir)
@@ -417,6 +420,55 @@ def pin_check(pid, cpus_text):
 
 
 # ---------------------------------------------------------------------------------------
+# Memory: RSS of a contender's processes
+
+def rss_bytes(root):
+    """VmRSS of `root` and every live descendant (nginx: master + workers), in bytes."""
+    total = 0
+    for pid in descendants(root):
+        try:
+            for line in Path("/proc/%d/status" % pid).read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+# RSS counts as settled when SETTLE_SAMPLES samples SETTLE_INTERVAL_S apart lie within
+# SETTLE_SPREAD of each other: ringmaster gives freed memory back within a second of freeing
+# much, or 5 s after freeing a little (README "Memory per connection"), so the window is 6 s.
+SETTLE_INTERVAL_S = 1.0
+SETTLE_SAMPLES = 7
+SETTLE_SPREAD = 0.01
+
+
+def settled_rss(proc, timeout_s=30.0):
+    """(RSS once it stops moving, seconds waited); the last sample if `timeout_s` passes."""
+    started = time.monotonic()
+    window = []
+    while True:
+        Processes.check_alive(proc)
+        window = (window + [rss_bytes(proc.pid)])[-SETTLE_SAMPLES:]
+        low, high = min(window), max(window)
+        waited = time.monotonic() - started
+        if (len(window) == SETTLE_SAMPLES and high - low <= low * SETTLE_SPREAD) or waited >= timeout_s:
+            return window[-1], waited
+        time.sleep(SETTLE_INTERVAL_S)
+
+
+# ---------------------------------------------------------------------------------------
+# The physical floors (perf/floor): built with ringmaster in the same build folder
+
+def floor_binary(build_dir, name):
+    path = Path(build_dir) / "perf" / "floor" / name
+    if not path.exists():
+        die("no %s at %s (it is built with ringmaster: perf/floor)" % (name, path))
+    return path
+
+
+# ---------------------------------------------------------------------------------------
 # wrk
 
 def _latency_us(text):
@@ -526,6 +578,7 @@ class Backends:
             port = free_port()
             d = self.dir / ("backend%d" % i)
             (d / "tmp").mkdir(parents=True)
+            write_body_files(d / "body")
             conf = fill_template("nginx-backend.conf.in", d / "nginx.conf", {
                 "WORKERS": workers, "PORT": port, "DIR": d, "BODY": BACKEND_BODY.rstrip("\n"),
                 "NAME": "backend%d" % i})
@@ -549,6 +602,19 @@ class Backends:
             except FileNotFoundError:
                 pass
         return n
+
+
+# The large-body scenarios' sizes (perf/compare body-256k, body-1m): the backends serve
+# /body/<bytes> and /cached-body/<bytes> (max-age=600) from files of exactly that size.
+BODY_SIZES = {"256k": 256 * 1024, "1m": 1024 * 1024}
+
+
+def write_body_files(directory):
+    directory.mkdir(parents=True, exist_ok=True)
+    line = (BACKEND_BODY * 2)[:63] + "\n"
+    for size in BODY_SIZES.values():
+        text = (line * (size // len(line) + 1))[:size]
+        (directory / str(size)).write_text(text)
 
 
 class Targets:
