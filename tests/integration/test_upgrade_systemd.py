@@ -11,11 +11,12 @@ import ctypes
 import os
 import shutil
 import signal
-import time
+import subprocess
 
 import pytest
 
-from harness import LOOPBACK, ManagedProcess, free_port, get, port_accepts, wait_until
+from harness import (LOOPBACK, REPO_ROOT, ManagedProcess, free_port, get, port_accepts,
+                     wait_until)
 from test_systemd_notify import NotifySocket
 from test_upgrade import Load
 
@@ -82,8 +83,10 @@ def install_over(path, source):
     os.rename(staged, path)
 
 
-def start_main(binary, backend, tmp_path, notify, port, upgrade_socket=True):
-    """The unit's ExecStart, with WATCHDOG_PID naming the main process as systemd sets it."""
+def start_main(binary, backend, tmp_path, notify, upgrade_socket=True):
+    """The unit's ExecStart, with WATCHDOG_PID naming the main process as systemd sets it;
+    returns once it sent READY=1. Returns (process, its argv as /proc shows it, port)."""
+    port = free_port()
     flags = ["proxy", "--listen", "%s:%d" % (LOOPBACK, port), "--target", backend.addr,
              "--threads", "2", "--shutdown-timeout-ms", "5000", "--cache-bytes", "0"]
     if upgrade_socket:
@@ -93,15 +96,14 @@ def start_main(binary, backend, tmp_path, notify, port, upgrade_socket=True):
                        env=notify.env(WATCHDOG_USEC=WATCHDOG_USEC))
     wait_until(lambda: port_accepts(port) or not p.alive(), 20, "the first proxy")
     assert p.alive(), p.output_tail()
-    return p, [str(binary).encode()] + [f.encode() for f in flags]
+    notify.wait_for("READY=1")
+    return p, [str(binary).encode()] + [f.encode() for f in flags], port
 
 
 def test_sigusr2_takes_over_three_times_under_load_and_systemd_follows(
         service_manager, binary_copy, ringmaster_bin, backend, tmp_path):
     notify = service_manager
-    port = free_port()
-    first, argv = start_main(binary_copy, backend, tmp_path, notify, port)
-    notify.wait_for("READY=1")
+    first, argv, port = start_main(binary_copy, backend, tmp_path, notify)
     assert notify.lines_from(first.pid)[0] == "READY=1"
     notify.wait_for("WATCHDOG=1", count=3)
     load = Load(port)
@@ -167,9 +169,7 @@ def test_sigusr2_takes_over_three_times_under_load_and_systemd_follows(
 def test_a_new_binary_that_fails_leaves_the_old_one_serving_and_systemd_undisturbed(
         service_manager, binary_copy, backend, tmp_path):
     notify = service_manager
-    port = free_port()
-    main, _ = start_main(binary_copy, backend, tmp_path, notify, port)
-    notify.wait_for("READY=1")
+    main, _, port = start_main(binary_copy, backend, tmp_path, notify)
     broken = tmp_path / "broken"
     broken.write_text("#!/bin/sh\necho 'new binary: cannot start' >&2\nexit 1\n")
     broken.chmod(0o755)
@@ -188,10 +188,88 @@ def test_a_new_binary_that_fails_leaves_the_old_one_serving_and_systemd_undistur
 def test_sigusr2_without_an_upgrade_socket_changes_nothing(service_manager, binary_copy,
                                                            backend, tmp_path):
     notify = service_manager
-    port = free_port()
-    main, _ = start_main(binary_copy, backend, tmp_path, notify, port, upgrade_socket=False)
-    notify.wait_for("READY=1")
+    main, _, port = start_main(binary_copy, backend, tmp_path, notify, upgrade_socket=False)
     main.send_signal(signal.SIGUSR2)
     wait_until(lambda: "no --upgrade-socket" in main.output(), 10, "the log line")
     assert main.alive() and get(port).status == 200
     assert set(notify.senders) == {main.pid}
+
+
+FAKE_SYSTEMCTL = """#!/bin/sh
+# systemctl as packaging/takeover uses it, for one unit whose main pid is in $FAKE_SYSTEMD/mainpid.
+state="$FAKE_SYSTEMD"
+echo "$*" >> "$state/calls"
+case "$1" in
+  show) cat "$state/mainpid" ;;
+  kill) kill -USR2 "$(cat "$state/mainpid")" ;;
+  is-active) kill -0 "$(cat "$state/mainpid")" 2>/dev/null ;;
+  restart) exit 0 ;;
+  *) exit 1 ;;
+esac
+"""
+
+
+def run_takeover(notify, tmp_path, main_pid, socket_path):
+    """packaging/takeover against a fake systemctl, while the test plays systemd: a MAINPID=
+    on the notify socket becomes the unit's main pid. Returns (exit code, systemctl calls)."""
+    state = tmp_path / "fake-systemd"
+    state.mkdir(exist_ok=True)
+    (state / "mainpid").write_text("%d\n" % main_pid)
+    (state / "calls").write_text("")
+    bindir = tmp_path / "fake-bin"
+    bindir.mkdir(exist_ok=True)
+    (bindir / "systemctl").write_text(FAKE_SYSTEMCTL)
+    (bindir / "systemctl").chmod(0o755)
+    env = dict(os.environ, FAKE_SYSTEMD=str(state),
+               PATH="%s:%s" % (bindir, os.environ.get("PATH", "/usr/bin:/bin")))
+    mark = len(notify.drain())
+    script = subprocess.Popen(["/bin/sh", str(REPO_ROOT / "packaging" / "takeover"),
+                               "ringmaster.service", str(socket_path)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def done():
+        notify.drain()
+        for m in notify.messages[mark:]:
+            for line in m.split("\n"):
+                if line.startswith("MAINPID="):
+                    pid = int(line.split("=", 1)[1])
+                    if pid not in notify.adopted:
+                        notify.adopted.append(pid)
+                    (state / "mainpid").write_text("%d\n" % pid)
+        return script.poll() is not None
+    wait_until(done, 60, "packaging/takeover to finish")
+    output = script.stdout.read().decode()
+    return script.returncode, (state / "calls").read_text().splitlines(), output
+
+
+def test_package_takeover_script_upgrades_under_load_without_a_restart(
+        service_manager, binary_copy, ringmaster_bin, backend, tmp_path):
+    notify = service_manager
+    main, _, port = start_main(binary_copy, backend, tmp_path, notify)
+    load = Load(port)
+    load.start()
+    try:
+        install_over(binary_copy, ringmaster_bin)
+        served_before = load.ok
+        code, calls, output = run_takeover(notify, tmp_path, main.pid,
+                                           tmp_path / "upgrade.sock")
+        assert code == 0, output
+        assert not any(c.startswith("restart") for c in calls), calls
+        assert main.wait(20) == 0
+        new = notify.adopted[-1]
+        assert "is now pid %d (was %d)" % (new, main.pid) in output
+        wait_until(lambda: load.ok >= served_before + 50, 20, "requests after the takeover")
+    finally:
+        load.stop()
+    assert load.failures == [], load.failures[:5]
+
+
+def test_package_takeover_script_restarts_a_proxy_without_upgrade_socket(
+        service_manager, binary_copy, backend, tmp_path):
+    notify = service_manager
+    main, _, _ = start_main(binary_copy, backend, tmp_path, notify, upgrade_socket=False)
+    code, calls, output = run_takeover(notify, tmp_path, main.pid, tmp_path / "upgrade.sock")
+    assert code == 1, output
+    assert calls == ["restart ringmaster.service"], calls
+    assert "no upgrade socket" in output
+    assert main.alive()  # no SIGUSR2 was sent: a proxy without the socket is not signalled
