@@ -339,8 +339,8 @@ int run_proxy(const std::vector<std::string_view>& args) {
   Reloader reloader(args, cfg, &services, coordinator.get(), &board);
   proxy::Server server(options, board.cell());
   std::unique_ptr<proxy::AdminServer> admin;
+  std::atomic<bool> handed_over{false};  // before the listener: its thread sets it
   std::unique_ptr<proxy::UpgradeListener> upgrade_listener;
-  std::atomic<bool> handed_over{false};
   try {
     if (access_log) access_log->start();
     if (takeover.conn >= 0) {
