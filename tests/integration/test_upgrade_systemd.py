@@ -28,11 +28,14 @@ WATCHDOG_USEC = "200000"
 @pytest.fixture
 def service_manager(tmp_path):
     """The test as systemd: NOTIFY_SOCKET, and the subreaper that adopts re-parented processes.
-    Every adopted pid it was told about is stopped and reaped at the end."""
+    Every adopted pid it was told about is stopped and reaped at the end, and the log the
+    processes share (the new ones write to the first one's output, as to the unit's journal)
+    must hold no sanitizer report."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     assert libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0, ctypes.get_errno()
     notify = NotifySocket(tmp_path / "notify")
     notify.adopted = []
+    notify.started = []
     yield notify
     for pid in notify.adopted:
         try:
@@ -45,6 +48,14 @@ def service_manager(tmp_path):
             pass
     libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
     notify.close()
+    reports = []
+    for p in notify.started:
+        p.stop()
+        report = p.sanitizer_report()
+        if report:
+            reports.append("%s: sanitizer report:\n%s" % (p.name, report))
+    if reports:
+        pytest.fail("\n\n".join(reports), pytrace=False)
 
 
 def wait_exit(pid, timeout):
@@ -94,6 +105,7 @@ def start_main(binary, backend, tmp_path, notify, upgrade_socket=True):
     argv = ["/bin/sh", "-c", 'WATCHDOG_PID=$$ exec "$@"', "sh", str(binary)] + flags
     p = ManagedProcess(argv, tmp_path / "main.log", name="proxy-main",
                        env=notify.env(WATCHDOG_USEC=WATCHDOG_USEC))
+    notify.started.append(p)
     wait_until(lambda: port_accepts(port) or not p.alive(), 20, "the first proxy")
     assert p.alive(), p.output_tail()
     notify.wait_for("READY=1")
