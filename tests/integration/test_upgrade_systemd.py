@@ -18,7 +18,7 @@ import pytest
 from harness import (LOOPBACK, REPO_ROOT, ManagedProcess, free_port, get, port_accepts,
                      wait_until)
 from test_systemd_notify import NotifySocket
-from test_upgrade import Load
+from test_upgrade import Load, stop_and_check_sanitizer_reports
 
 PR_SET_CHILD_SUBREAPER = 36
 # systemd's watchdog period for these tests: pings every 50-100 ms.
@@ -48,14 +48,7 @@ def service_manager(tmp_path):
             pass
     libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
     notify.close()
-    reports = []
-    for p in notify.started:
-        p.stop()
-        report = p.sanitizer_report()
-        if report:
-            reports.append("%s: sanitizer report:\n%s" % (p.name, report))
-    if reports:
-        pytest.fail("\n\n".join(reports), pytrace=False)
+    stop_and_check_sanitizer_reports(notify.started)
 
 
 def wait_exit(pid, timeout):
