@@ -89,10 +89,12 @@ def install_over(path, source):
 
 def start_main(binary, backend, tmp_path, notify, upgrade_socket=True):
     """The unit's ExecStart, with WATCHDOG_PID naming the main process as systemd sets it;
-    returns once it sent READY=1. Returns (process, its argv as /proc shows it, port)."""
+    returns once it sent READY=1. Returns (process, its argv as /proc shows it, port). With an
+    admin listener, as the package's config has: the new process binds it beside the old one."""
     port = free_port()
     flags = ["proxy", "--listen", "%s:%d" % (LOOPBACK, port), "--target", backend.addr,
-             "--threads", "2", "--shutdown-timeout-ms", "5000", "--cache-bytes", "0"]
+             "--threads", "2", "--shutdown-timeout-ms", "5000", "--cache-bytes", "0",
+             "--admin", "%s:%d" % (LOOPBACK, free_port())]
     if upgrade_socket:
         flags += ["--upgrade-socket", str(tmp_path / "upgrade.sock")]
     argv = ["/bin/sh", "-c", 'WATCHDOG_PID=$$ exec "$@"', "sh", str(binary)] + flags
@@ -162,6 +164,8 @@ def test_sigusr2_takes_over_three_times_under_load_and_systemd_follows(
                                                            load.failures[:5])
     assert load.ok > 150 and load.slow_ok > 3
     assert get(port).status == 200
+    admin_port = int(argv[argv.index(b"--admin") + 1].decode().rsplit(":", 1)[1])
+    assert "ringmaster_build_info" in get(admin_port, "/metrics").body.decode()
     # The last one stops as the unit would: STOPPING=1 from the main process, exit 0.
     mark = len(notify.drain())
     os.kill(main, signal.SIGTERM)
