@@ -25,6 +25,7 @@
 #include "ringmaster/proxy/server.h"
 #include "ringmaster/proxy/upgrade.h"
 #include "ringmaster/service/notifier.h"
+#include "ringmaster/service/reexec.h"
 #include "services.h"
 
 namespace {
@@ -200,6 +201,9 @@ int run_check(const std::vector<std::string_view>& args) {
   return 0;
 }
 
+// argv[0] as main() got it: SIGUSR2 starts the same path again (README "Upgrade under systemd").
+const char* g_argv0 = nullptr;
+
 // A takeover in progress: the connection to the old process and the listeners it sent.
 struct Takeover {
   int conn = -1;
@@ -278,6 +282,7 @@ int run_proxy(const std::vector<std::string_view>& args) {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGUSR1);
   sigaddset(&stop_signals, SIGHUP);
+  sigaddset(&stop_signals, SIGUSR2);  // start a new binary that takes over (--upgrade-socket)
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -334,6 +339,7 @@ int run_proxy(const std::vector<std::string_view>& args) {
   Reloader reloader(args, cfg, &services, coordinator.get(), &board);
   proxy::Server server(options, board.cell());
   std::unique_ptr<proxy::AdminServer> admin;
+  std::atomic<bool> handed_over{false};  // before the listener: its thread sets it
   std::unique_ptr<proxy::UpgradeListener> upgrade_listener;
   try {
     if (access_log) access_log->start();
@@ -389,16 +395,13 @@ int run_proxy(const std::vector<std::string_view>& args) {
     if (!cfg.upgrade_socket.empty()) {
       // Listening for the next upgrade before confirming this one: if that fails, the old
       // process is never told to go and keeps serving.
-      upgrade_listener = std::make_unique<proxy::UpgradeListener>(cfg.upgrade_socket, server.listen_fds(), [&server] {
+      upgrade_listener = std::make_unique<proxy::UpgradeListener>(cfg.upgrade_socket, server.listen_fds(), [&server,
+                                                                                                             &handed_over] {
+        handed_over.store(true);
         server.request_handover();
         kill(getpid(), SIGTERM);  // main's sigwait: drain and exit as usual
       });
       upgrade_listener->start();
-    }
-    if (takeover.conn >= 0) {
-      proxy::upgrade_confirm(takeover.conn);
-      takeover.conn = -1;
-      RM_LOG_INFO("upgrade: took over %zu listeners; the old process drains", takeover.listeners.size());
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ringmaster: %s\n", e.what());
@@ -412,10 +415,38 @@ int run_proxy(const std::vector<std::string_view>& args) {
   hooks.reactor_turns = [&server] { return server.loop_turns(); };
   hooks.ready_status = "listening on " + cfg.listen.to_string();
   service::Notifier notifier(std::move(hooks));
+  if (takeover.conn >= 0) {
+    // systemd follows this process (MAINPID=) before the old one is told to go and can exit.
+    notifier.became_main();
+    proxy::upgrade_confirm(takeover.conn);
+    takeover.conn = -1;
+    RM_LOG_INFO("upgrade: took over %zu listeners; the old process drains", takeover.listeners.size());
+  }
   notifier.start();
+  std::vector<std::string> own_args(args.begin(), args.end());
+  own_args.insert(own_args.begin(), "proxy");
+  const service::Reexec reexec(g_argv0, std::move(own_args));
   int sig = 0;
   for (;;) {
     sigwait(&stop_signals, &sig);
+    if (sig == SIGUSR2) {
+      // An upgrade (README "Upgrade under systemd"): the binary at our own path, with our own
+      // arguments, takes the listeners over through --upgrade-socket; this process goes on
+      // serving until it confirms, then drains. Without the socket a new process could only
+      // fail to bind, so nothing is started.
+      if (cfg.upgrade_socket.empty()) {
+        RM_LOG_WARN("SIGUSR2: no --upgrade-socket, so no upgrade; still running");
+        continue;
+      }
+      std::string error;
+      pid_t child = reexec.spawn(&error);
+      if (child < 0) {
+        RM_LOG_WARN("SIGUSR2: could not start %s: %s; still running", reexec.program().c_str(), error.c_str());
+      } else {
+        RM_LOG_INFO("SIGUSR2: started %s as pid %d to take over", reexec.program().c_str(), static_cast<int>(child));
+      }
+      continue;
+    }
     if (sig == SIGHUP) {
       // A reload (ExecReload, or habit): never fatal. The config file's services are read
       // again (README "Reload"); the access log is opened again.
@@ -434,7 +465,11 @@ int run_proxy(const std::vector<std::string_view>& args) {
     if (access_log) access_log->reopen();
   }
   RM_LOG_INFO("%s: draining (up to %u ms)", strsignal(sig), options.shutdown_timeout_ms);
-  notifier.stopping();
+  if (handed_over.load()) {
+    notifier.handed_over();  // the new process is the main one now: say nothing to systemd
+  } else {
+    notifier.stopping();
+  }
   server.request_stop();
   server.wait();
   if (access_log) access_log->stop();  // after the reactors: their last lines are written
@@ -505,6 +540,7 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stderr);
     return 2;
   }
+  g_argv0 = argv[0];
   std::string_view command = argv[1];
   std::vector<std::string_view> args(argv + 2, argv + argc);
   if (command == "--help" || command == "-h" || command == "help") {

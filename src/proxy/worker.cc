@@ -10,6 +10,7 @@
 #include "ringmaster/base/clock.h"
 #include "ringmaster/base/log.h"
 #include "ringmaster/io/socket.h"
+#include "stall_hook.h"
 #include "worker.h"
 
 // mimalloc, when the binary links it (not the sanitizer builds, not the unit tests): its
@@ -117,7 +118,9 @@ void Worker::run() {
   adopt_routes();
   arm_accept();
   arm_wake_read();
+  const char* stall_path = stall_hook_path(index_);  // a test hook, off unless asked for
   for (;;) {
+    if (stall_path != nullptr) [[unlikely]] stall_hook_hold(stall_path);
     stats_.loop_turns.add();
     ring_->submit_and_wait(kTickMs);
     now_ms_ = base::now_ms();

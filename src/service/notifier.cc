@@ -3,6 +3,7 @@
 #include <systemd/sd-daemon.h>
 
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -67,6 +68,12 @@ void Notifier::reloaded() {
 
 void Notifier::stopping() {
   sd_notify(0, "STOPPING=1");
+  stop_thread();
+}
+
+void Notifier::handed_over() { stop_thread(); }
+
+void Notifier::stop_thread() {
   {
     std::lock_guard lock(mutex_);
     stop_ = true;
@@ -75,20 +82,34 @@ void Notifier::stopping() {
   if (thread_.joinable()) thread_.join();
 }
 
+std::string Notifier::ready_message() const {
+  std::string message = "READY=1";
+  if (!hooks_.ready_status.empty()) message += "\nSTATUS=" + hooks_.ready_status;
+  return message;
+}
+
+void Notifier::became_main() {
+  std::string message = "MAINPID=" + std::to_string(getpid());
+  if (hooks_.ready()) {
+    message += '\n';
+    message += ready_message();  // appended, not "\n" + ...: GCC 12 -O3 warns (-Wrestrict) on that
+    ready_sent_.store(true);
+  }
+  sd_notify(0, message.c_str());
+}
+
 void Notifier::run() {
   const uint64_t watchdog = watchdog_usec();
   const auto check = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::microseconds(watchdog / 4)),
                               std::chrono::milliseconds(kWatchdogCheckMin));
-  bool ready = false;
+  bool ready = ready_sent_.load();  // became_main() may have sent it
   std::vector<uint64_t> last = hooks_.reactor_turns();
   std::unique_lock lock(mutex_);
   while (!stop_) {
     lock.unlock();
     if (!ready && hooks_.ready()) {
       ready = true;
-      std::string message = "READY=1";
-      if (!hooks_.ready_status.empty()) message += "\nSTATUS=" + hooks_.ready_status;
-      sd_notify(0, message.c_str());
+      sd_notify(0, ready_message().c_str());
       ready_sent_.store(true);
     }
     if (watchdog != 0) {

@@ -5,6 +5,8 @@ NOTIFY_SOCKET names and reads what the proxy sends there."""
 import os
 import signal
 import socket
+import struct
+import time
 
 import pytest
 
@@ -16,8 +18,12 @@ class NotifySocket:
     def __init__(self, path):
         self.path = str(path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        # As systemd does: the kernel attaches the sender's pid to every datagram.
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock.bind(self.path)
         self.messages = []  # every datagram so far, split into "KEY=value" lines
+        self.senders = []   # the sending pid of each message
+        self.times = []     # time.monotonic() when each message was read
 
     def env(self, **extra):
         return dict(os.environ, NOTIFY_SOCKET=self.path, **extra)
@@ -25,12 +31,26 @@ class NotifySocket:
     def drain(self):
         """Reads whatever has arrived without waiting."""
         self.sock.setblocking(False)
+        ucred = struct.calcsize("3i")
         try:
             while True:
-                self.messages.append(self.sock.recv(4096).decode())
+                data, ancillary, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(ucred))
+                pid = None
+                for level, kind, payload in ancillary:
+                    if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                        pid = struct.unpack("3i", payload[:ucred])[0]
+                self.messages.append(data.decode())
+                self.senders.append(pid)
+                self.times.append(time.monotonic())
         except BlockingIOError:
             pass
         return self.messages
+
+    def lines_from(self, pid, start=0):
+        """Every line pid sent, from message index `start` on, in order."""
+        self.drain()
+        return [line for m, sender in zip(self.messages[start:], self.senders[start:])
+                if sender == pid for line in m.split("\n")]
 
     def wait_for(self, line, timeout=10.0, count=1):
         def seen():
@@ -95,3 +115,46 @@ def test_sighup_is_a_reload_between_reloading_and_ready(start_proxy, backend, no
     wait_until(lambda: log.exists() and log.read_text().count("\n") == 1, 10,
                "a line in the reopened log")
     assert proxy.alive()
+
+
+def watchdog_pings(notify):
+    notify.drain()
+    return [t for m, t in zip(notify.messages, notify.times) if "WATCHDOG=1" in m.split("\n")]
+
+
+def test_watchdog_stops_while_one_reactor_is_stuck_and_resumes_after(start_proxy, backend,
+                                                                      notify, tmp_path):
+    # RINGMASTER_TEST_STALL_FILE (src/proxy/stall_hook.h): reactor 0 sleeps while the file
+    # exists, its loop counter stands still, as in a reactor wedged in a loop or a syscall.
+    stall = tmp_path / "stall-reactor-0"
+    proxy = start_proxy([backend], threads=2,
+                        env=notify.env(WATCHDOG_USEC="200000",
+                                       RINGMASTER_TEST_STALL_FILE=str(stall)))
+    notify.wait_for("READY=1")
+    # Healthy: a ping every 50-100 ms (checks every WATCHDOG_USEC / 4).
+    notify.wait_for("WATCHDOG=1", count=5, timeout=10)
+    assert get(proxy.port).status == 200
+    try:
+        stall.touch()
+        # At most a ping already under way gets out; then none for 5 whole watchdog periods
+        # (systemd would have killed the service after one).
+        quiet_s = 1.0
+        wait_until(lambda: watchdog_pings(notify)
+                   and time.monotonic() - watchdog_pings(notify)[-1] >= quiet_s, 10,
+                   "the watchdog pings to stop while reactor 0 is stuck (pings: %d)"
+                   % len(watchdog_pings(notify)))
+        stalled_at = len(watchdog_pings(notify))
+        assert proxy.alive()
+        # Still stuck, still silent: the other reactor turning is not enough.
+        wait_until(lambda: time.monotonic() - watchdog_pings(notify)[-1] >= 2 * quiet_s, 10,
+                   "a second quiet second")
+        assert len(watchdog_pings(notify)) == stalled_at
+    finally:
+        stall.unlink(missing_ok=True)
+    # Unstuck: pings resume.
+    wait_until(lambda: len(watchdog_pings(notify)) >= stalled_at + 5, 10,
+               "the watchdog pings to resume once reactor 0 turns again")
+    assert get(proxy.port).status == 200
+    assert "STOPPING=1" not in "\n".join(notify.drain())
+    assert proxy.terminate() == 0
+

@@ -75,8 +75,13 @@ def upgrade_run(ringmaster_bin, backend, tmp_path):
 
     start.port = port
     yield start
+    stop_and_check_sanitizer_reports(started)
+
+
+def stop_and_check_sanitizer_reports(processes):
+    """Stops what still runs; fails the test on a sanitizer report in any of their logs."""
     reports = []
-    for p in started:
+    for p in processes:
         if p.alive():
             p.stop()
         report = p.sanitizer_report()

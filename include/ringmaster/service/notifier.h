@@ -39,6 +39,15 @@ class Notifier {
   void reloaded();
   // STOPPING=1, then the thread ends (the drain is governed by systemd's stop timeout).
   void stopping();
+  // After handing the listeners to a new process (README "Upgrade under systemd"): the thread
+  // ends and nothing is sent. The new process is the service's main process now; a STOPPING=1
+  // from this one would make systemd stop the whole unit.
+  void handed_over();
+  // A new process that took the listeners over, before it tells the old one to go:
+  // MAINPID=<this pid>, with READY=1 (and STATUS=) when ready() already holds, in one message.
+  // Call before start(). Sent before the old process can exit, so systemd (which handles
+  // notifications ahead of SIGCHLD) follows the main process instead of seeing it exit.
+  void became_main();
 
   // The watchdog period systemd asked for (0: none), from WATCHDOG_USEC/WATCHDOG_PID.
   static uint64_t watchdog_usec();
@@ -47,6 +56,8 @@ class Notifier {
 
  private:
   void run();
+  void stop_thread();
+  std::string ready_message() const;
 
   NotifierHooks hooks_;
   std::mutex mutex_;
