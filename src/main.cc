@@ -72,7 +72,9 @@ proxy::ServerOptions server_options(const config::ProxyConfig& cfg) {
   o.limits.request_line_bytes_max = cfg.request_line_bytes_max;
   o.limits.header_bytes_max = cfg.header_bytes_max;
   o.limits.header_count_max = cfg.header_count_max;
-  o.limits.body_bytes_max = cfg.body_bytes_max;
+  // --body-bytes-max is the flags' service's limit, as body-bytes-max is each service's: the
+  // reactor applies the routed service's once the head is parsed (routing_glue.cc).
+  o.limits.body_bytes_max = UINT64_MAX;
   o.header_timeout_ms = cfg.header_timeout_ms;
   o.idle_timeout_ms = cfg.idle_timeout_ms;
   o.client_timeout_ms = cfg.client_timeout_ms;
@@ -225,7 +227,9 @@ Takeover take_over(ProxySetup& setup) {
   auto n = static_cast<unsigned>(t.listeners.size());
   if (n != setup.cfg.threads) {
     RM_LOG_INFO("upgrade: %u reactors, one per listener handed over (--threads %u ignored)", n, setup.cfg.threads);
-    setup.cfg.threads = n;
+    // Only the reactors change: cfg keeps --threads as configured, so that a reload compares
+    // the file with the file (not with the listeners we were handed) and does not report
+    // "threads" as needing a restart every time.
     setup.options.threads = n;
   }
   return t;
