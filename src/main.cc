@@ -78,14 +78,9 @@ proxy::ServerOptions server_options(const config::ProxyConfig& cfg) {
   o.header_timeout_ms = cfg.header_timeout_ms;
   o.idle_timeout_ms = cfg.idle_timeout_ms;
   o.client_timeout_ms = cfg.client_timeout_ms;
-  o.connect_timeout_ms = cfg.connect_timeout_ms;
-  o.upstream_timeout_ms = cfg.upstream_timeout_ms;
   o.shutdown_timeout_ms = cfg.shutdown_timeout_ms;
   o.max_connections = cfg.max_connections;
   o.upstream_idle_max = cfg.upstream_idle_max;
-  o.upstream_max_conns = cfg.upstream_max_conns;
-  o.upstream_queue_max = cfg.upstream_queue_max;
-  o.upstream_queue_timeout_ms = cfg.upstream_queue_timeout_ms;
   o.cache_ttl_ms = config::cache_ttl_ms(cfg);
   o.cache_object_bytes_max = cfg.cache_object_max;
   o.cache_lock_timeout_ms = cfg.cache_lock_timeout_ms;

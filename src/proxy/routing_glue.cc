@@ -42,6 +42,14 @@ void Worker::adopt_routes() {
       local->balancer.adopt(s.targets.get());
     }
   }
+  // A service whose limits changed keeps its requests on its old ServiceLocal, but picks (for
+  // a failover) among its current targets.
+  for (const std::unique_ptr<ServiceLocal>& old : retired_services_) {
+    auto it = services_.find(old->runtime.get());
+    if (it == services_.end() || !it->second->current || old->targets == it->second->targets) continue;
+    old->targets = it->second->targets;
+    old->balancer.adopt(old->targets.get());
+  }
   // A service that left the table is forgotten once no connection's request belongs to it.
   std::erase_if(services_, [](const auto& entry) { return !entry.second->current && entry.second->clients == 0; });
   close_unrouted_upstreams();
