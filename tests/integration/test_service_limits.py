@@ -177,3 +177,41 @@ def test_a_bad_limit_fails_check_with_file_line_and_key(ringmaster_bin, tmp_path
     assert len(lines) == 1, lines
     assert lines[0].endswith('%s:6: service "api": upstream-timeout-ms: expected an integer 1..86400000, got "0"'
                              % path), lines
+
+
+def test_each_services_cache_counts_its_own_stores_evictions_and_invalidations(start_backend,
+                                                                               start_config_proxy):
+    backend = start_backend("origin")
+    admin, _ = start_config_proxy(
+        _service("small", [backend], cache_bytes='"1M"')
+        + _service("roomy", [backend], cache_bytes='"8M"'))
+    port = admin.proxy.port
+
+    def fetch(host, name, size):
+        r = HttpConnection(port).request("GET", "/cacheable/%s?max_age=600&bytes=%d" % (name, size),
+                                         [("Host", host)])
+        assert r.status == 200, r
+        return r.header("X-Serial")
+
+    # Three 400K answers do not fit the small service's 1M: one is evicted; one small answer
+    # goes to the roomy service's cache, and a second request for it is a hit (same serial).
+    for name in ("a", "b", "c"):
+        fetch("small", name, 400 << 10)
+    first = fetch("roomy", "x", 1000)
+    assert fetch("roomy", "x", 1000) == first
+
+    def counters():
+        m = admin.metrics()
+        return {(family, service): m['ringmaster_service_cache_%s_total{service="%s"}' % (family, service)]
+                for family in ("stores", "evictions", "invalidations") for service in ("small", "roomy")}
+
+    wait_until(lambda: counters()[("stores", "small")] == 3, 5, "three stores in the small cache")
+    c = counters()
+    assert c[("stores", "roomy")] == 1, c
+    assert c[("evictions", "small")] >= 1 and c[("evictions", "roomy")] == 0, c
+    assert c[("invalidations", "small")] == 0 and c[("invalidations", "roomy")] == 0, c
+    # A purge of one service's cache is that service's invalidation only.
+    assert admin.post("/cache/purge?service=roomy").status == 200
+    c = counters()
+    assert c[("invalidations", "roomy")] == 1 and c[("invalidations", "small")] == 0, c
+    assert fetch("roomy", "x", 1000) != first
