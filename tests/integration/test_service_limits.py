@@ -4,12 +4,13 @@ upstream-queue-timeout-ms and body-bytes-max (defaults: the flags), applied per 
 targets, and a reload changes them for the requests routed after it."""
 
 import select
+import socket
 import time
 
 import pytest
 
 from burst import Burst, CountingBackend
-from harness import HttpConnection, build_request, request_header, wait_until
+from harness import LOOPBACK, HttpConnection, build_request, request_header, wait_until
 from test_services import _write, start_config_proxy  # noqa: F401  (a fixture, used by name)
 
 
@@ -47,6 +48,45 @@ def test_each_service_times_out_upstream_at_its_own_deadline(start_backend, star
         assert not _answered(patient), "the patient service gave up with the quick one"
         r = patient.read_response(timeout=20)
         assert r.status == 200, r
+
+
+class _Blackhole:
+    """A target that never completes a connect: a listener whose accept queue is full, so
+    the kernel drops further SYNs (as a host behind a dropping firewall would)."""
+
+    def __init__(self):
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind((LOOPBACK, 0))
+        self.listener.listen(0)
+        self.addr = "%s:%d" % self.listener.getsockname()
+        self.fillers = []
+        for _ in range(4):  # more than the backlog holds; the rest stay in SYN-SENT
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex(self.listener.getsockname())
+            self.fillers.append(s)
+
+    def close(self):
+        for s in self.fillers + [self.listener]:
+            s.close()
+
+
+def test_each_service_gives_up_connecting_at_its_own_connect_timeout(start_config_proxy):
+    hole = _Blackhole()
+    try:
+        admin, _ = start_config_proxy(
+            _service("eager", [hole], connect_timeout_ms=200)
+            + _service("lenient", [hole], connect_timeout_ms=2500))
+        waited = {}
+        for name in ("eager", "lenient"):
+            started = time.monotonic()
+            r = HttpConnection(admin.proxy.port, timeout=30).request("GET", "/", [("Host", name)], timeout=20)
+            waited[name] = (r.status, time.monotonic() - started)
+        # The only target never answered the connect: 502 after each service's own timeout.
+        assert waited["eager"][0] == 502 and 0.2 <= waited["eager"][1] < 1.5, waited
+        assert waited["lenient"][0] == 502 and 2.4 <= waited["lenient"][1] < 6.0, waited
+    finally:
+        hole.close()
 
 
 def test_each_service_holds_its_own_connection_limit_counted_at_the_backend(tmp_path, start_config_proxy):
