@@ -73,18 +73,15 @@ proxy::ServerOptions server_options(const config::ProxyConfig& cfg) {
   o.limits.request_line_bytes_max = cfg.request_line_bytes_max;
   o.limits.header_bytes_max = cfg.header_bytes_max;
   o.limits.header_count_max = cfg.header_count_max;
-  o.limits.body_bytes_max = cfg.body_bytes_max;
+  // --body-bytes-max is the flags' service's limit, as body-bytes-max is each service's: the
+  // reactor applies the routed service's once the head is parsed (routing_glue.cc).
+  o.limits.body_bytes_max = UINT64_MAX;
   o.header_timeout_ms = cfg.header_timeout_ms;
   o.idle_timeout_ms = cfg.idle_timeout_ms;
   o.client_timeout_ms = cfg.client_timeout_ms;
-  o.connect_timeout_ms = cfg.connect_timeout_ms;
-  o.upstream_timeout_ms = cfg.upstream_timeout_ms;
   o.shutdown_timeout_ms = cfg.shutdown_timeout_ms;
   o.max_connections = cfg.max_connections;
   o.upstream_idle_max = cfg.upstream_idle_max;
-  o.upstream_max_conns = cfg.upstream_max_conns;
-  o.upstream_queue_max = cfg.upstream_queue_max;
-  o.upstream_queue_timeout_ms = cfg.upstream_queue_timeout_ms;
   o.cache_ttl_ms = config::cache_ttl_ms(cfg);
   o.cache_object_bytes_max = cfg.cache_object_max;
   o.cache_lock_timeout_ms = cfg.cache_lock_timeout_ms;
@@ -229,7 +226,9 @@ Takeover take_over(ProxySetup& setup) {
   auto n = static_cast<unsigned>(t.listeners.size());
   if (n != setup.cfg.threads) {
     RM_LOG_INFO("upgrade: %u reactors, one per listener handed over (--threads %u ignored)", n, setup.cfg.threads);
-    setup.cfg.threads = n;
+    // Only the reactors change: cfg keeps --threads as configured, so that a reload compares
+    // the file with the file (not with the listeners we were handed) and does not report
+    // "threads" as needing a restart every time.
     setup.options.threads = n;
   }
   return t;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <thread>
+#include <tuple>
 
 #include "ringmaster/base/clock.h"
 #include "ringmaster/base/log.h"
@@ -22,6 +23,19 @@ std::string json_text(std::string_view s) {
     out.push_back(c);
   }
   return out + "\"";
+}
+
+// The limits the reactors apply to a service; parsing set every one (the flags' values when
+// the file gives none).
+upstream::ServiceLimits limits_of(const config::ServiceConfig& s) {
+  upstream::ServiceLimits l;
+  l.connect_timeout_ms = s.connect_timeout_ms.value_or(l.connect_timeout_ms);
+  l.upstream_timeout_ms = s.upstream_timeout_ms.value_or(l.upstream_timeout_ms);
+  l.upstream_max_conns = s.upstream_max_conns.value_or(l.upstream_max_conns);
+  l.upstream_queue_max = s.upstream_queue_max.value_or(l.upstream_queue_max);
+  l.upstream_queue_timeout_ms = s.upstream_queue_timeout_ms.value_or(l.upstream_queue_timeout_ms);
+  l.body_bytes_max = s.body_bytes_max.value_or(l.body_bytes_max);
+  return l;
 }
 
 }  // namespace
@@ -106,6 +120,12 @@ std::shared_ptr<Services::Plan> Services::prepare(const config::ProxyConfig& cfg
     }
     flags.cache_ttl_s = cfg.cache_ttl_s;
     flags.cache = cfg.cache_bytes > 0;
+    flags.connect_timeout_ms = cfg.connect_timeout_ms;
+    flags.upstream_timeout_ms = cfg.upstream_timeout_ms;
+    flags.upstream_max_conns = cfg.upstream_max_conns;
+    flags.upstream_queue_max = cfg.upstream_queue_max;
+    flags.upstream_queue_timeout_ms = cfg.upstream_queue_timeout_ms;
+    flags.body_bytes_max = cfg.body_bytes_max;
     plan->services.emplace_back(flags, make_entry(flags, cfg, true));
   }
   for (const config::ServiceConfig& s : cfg.services) plan->services.emplace_back(s, make_entry(s, cfg, false));
@@ -129,7 +149,7 @@ std::string Services::apply(const std::shared_ptr<Plan>& plan) {
   std::map<std::string, Entry> entries;
   for (const auto& [service, entry] : plan->services) {
     if (entry.static_targets) board_->set_targets(entry.runtime->source, entry.static_targets);
-    upstream::RouteBoard::ServiceSpec spec{entry.runtime, service.hosts, service.path_prefix, true};
+    upstream::RouteBoard::ServiceSpec spec{entry.runtime, service.hosts, service.path_prefix, true, limits_of(service)};
     if (service.name == plan->default_name) default_index = static_cast<int>(specs.size());
     // The flags' service only ever answers what nothing else matches.
     if (service.name == config::kFlagsServiceName) spec.matchable = false;
@@ -178,11 +198,27 @@ std::string Services::services_json() const {
 
 void Services::write_metrics(metrics::TextWriter& out) const {
   constexpr const char* kBytes = "ringmaster_service_cache_bytes";
-  out.family(kBytes, "gauge", "Bytes held by each service's cache (0: it does not cache).");
   std::lock_guard lock(mutex_);
+  out.family(kBytes, "gauge", "Bytes held by each service's cache (0: it does not cache).");
   for (const auto& [name, e] : entries_) {
     int64_t bytes = e.runtime->cache ? e.runtime->cache->stats().bytes.load(std::memory_order_relaxed) : 0;
     out.sample(kBytes, "service=\"" + metrics::label_value(name) + "\"", bytes);
+  }
+  // The ringmaster_cache_* counters of each service's own cache (those unlabelled families
+  // stay the flags' service's, as before services).
+  constexpr std::tuple<const char*, const char*, std::atomic<uint64_t> cache::CacheStats::*> kCounters[] = {
+      {"ringmaster_service_cache_stores_total", "Responses stored, by service.", &cache::CacheStats::stores},
+      {"ringmaster_service_cache_evictions_total", "Entries evicted to stay within each service's cache size.",
+       &cache::CacheStats::evictions},
+      {"ringmaster_service_cache_invalidations_total",
+       "Whole-cache invalidations (its content version, a purge), by service.", &cache::CacheStats::invalidations},
+  };
+  for (auto [family, help, member] : kCounters) {
+    out.family(family, "counter", help);
+    for (const auto& [name, e] : entries_) {
+      uint64_t value = e.runtime->cache ? (e.runtime->cache->stats().*member).load(std::memory_order_relaxed) : 0;
+      out.sample(family, "service=\"" + metrics::label_value(name) + "\"", value);
+    }
   }
 }
 
@@ -219,12 +255,12 @@ std::vector<std::string> settings_needing_restart(const config::ProxyConfig& a, 
   check("cache-lock-timeout-ms", a.cache_lock_timeout_ms != b.cache_lock_timeout_ms);
   check("cache-serve-stale", a.cache_serve_stale_s != b.cache_serve_stale_s);
   check("cache-stale-on-5xx", a.cache_stale_on_5xx != b.cache_stale_on_5xx);
+  // (body-bytes-max, connect-timeout-ms, upstream-timeout-ms and the upstream-max-conns and
+  // queue settings are each service's, applied live through the routing table.)
   check("request limits", a.request_line_bytes_max != b.request_line_bytes_max ||
-                              a.header_bytes_max != b.header_bytes_max || a.header_count_max != b.header_count_max ||
-                              a.body_bytes_max != b.body_bytes_max);
+                              a.header_bytes_max != b.header_bytes_max || a.header_count_max != b.header_count_max);
   check("timeouts", a.header_timeout_ms != b.header_timeout_ms || a.idle_timeout_ms != b.idle_timeout_ms ||
-                        a.client_timeout_ms != b.client_timeout_ms || a.connect_timeout_ms != b.connect_timeout_ms ||
-                        a.upstream_timeout_ms != b.upstream_timeout_ms || a.shutdown_timeout_ms != b.shutdown_timeout_ms);
+                        a.client_timeout_ms != b.client_timeout_ms || a.shutdown_timeout_ms != b.shutdown_timeout_ms);
   check("max-connections", a.max_connections != b.max_connections);
   check("upstream-idle-max", a.upstream_idle_max != b.upstream_idle_max);
   check("access-log", a.access_log != b.access_log || a.access_log_buffer != b.access_log_buffer);

@@ -607,10 +607,50 @@ auto by_flag_rules(const std::string& where, std::string_view flag, std::string_
   }
 }
 
+// The [[service]] keys that are flags too: each is checked by its flag's own handler (on a
+// scratch config) and read back from the flag's member, so a service's value obeys exactly
+// the flag's rules and messages.
+struct ServiceFlagKey {
+  std::string_view key;
+  uint32_t ProxyConfig::*flag;
+  std::optional<uint32_t> ServiceConfig::*own;
+};
+constexpr ServiceFlagKey kServiceFlagKeys[] = {
+    {"connect-timeout-ms", &ProxyConfig::connect_timeout_ms, &ServiceConfig::connect_timeout_ms},
+    {"upstream-timeout-ms", &ProxyConfig::upstream_timeout_ms, &ServiceConfig::upstream_timeout_ms},
+    {"upstream-max-conns", &ProxyConfig::upstream_max_conns, &ServiceConfig::upstream_max_conns},
+    {"upstream-queue-max", &ProxyConfig::upstream_queue_max, &ServiceConfig::upstream_queue_max},
+    {"upstream-queue-timeout-ms", &ProxyConfig::upstream_queue_timeout_ms, &ServiceConfig::upstream_queue_timeout_ms},
+};
+
+// Applies `key` = `value` through the flag --key's handler to a scratch config.
+ProxyConfig by_flag_handler(const std::string& where, std::string_view key, const toml::node& value) {
+  std::string flag = "--" + std::string(key);
+  const FlagSpec<ProxyConfig>* spec = find_flag<ProxyConfig>(flag, kProxyFlags);
+  std::optional<std::string> text = flag_text(value);
+  if (spec == nullptr || !text) fail(where + "expected an integer (or a size: bytes, or K/M/G)");
+  ProxyConfig scratch;
+  by_flag_rules(where, spec->name, *text, [&](const FlagArg& a) {
+    spec->apply(scratch, a);
+    return 0;
+  });
+  return scratch;
+}
+
 void apply_service_key(const std::string& file, std::string_view key, const toml::node& value,
                        ServiceConfig& service) {
   std::string where = service_where(file, value, service.name, key);
   if (key == "name") return;  // read first
+  for (const ServiceFlagKey& k : kServiceFlagKeys) {
+    if (key != k.key) continue;
+    service.*k.own = by_flag_handler(where, key, value).*k.flag;
+    if (key == "upstream-max-conns") service.upstream_max_conns_line = static_cast<uint32_t>(value.source().begin.line);
+    return;
+  }
+  if (key == "body-bytes-max") {
+    service.body_bytes_max = by_flag_handler(where, key, value).body_bytes_max;
+    return;
+  }
   if (key == "hosts") {
     for (const toml::node* item : list_of(value, where)) {
       std::string problem;
@@ -670,7 +710,9 @@ void apply_service_key(const std::string& file, std::string_view key, const toml
                                         [](const FlagArg& a) { return uint_value(a, 0, kCacheTtlSecondsMax); });
   } else {
     fail(where + "unknown setting (expected name, hosts, path-prefix, targets-path, cache-version-path, "
-                 "targets-format, serverset-endpoint, counts-path, target, cache, cache-bytes or cache-ttl)");
+                 "targets-format, serverset-endpoint, counts-path, target, cache, cache-bytes, cache-ttl, "
+                 "connect-timeout-ms, upstream-timeout-ms, upstream-max-conns, upstream-queue-max, "
+                 "upstream-queue-timeout-ms or body-bytes-max)");
   }
 }
 
@@ -827,6 +869,47 @@ void check_services(const ProxyConfig& config) {
   if (config.services.size() > kServicesMax) fail(printable(file) + ": more than 4096 services");
 }
 
+// Each service's timeouts and limits: unset ones take the flags' values; upstream-max-conns
+// follows the flag's rule against --threads; services reading one targets path share its
+// targets' connections (one count per target and reactor), so they must limit them alike.
+void check_service_limits(ProxyConfig& config) {
+  const std::string& file = config.config_file;
+  struct Owner {
+    std::string name;  // "--targets-path" or service "NAME"
+    uint32_t max_conns;
+    uint32_t queue_max;
+  };
+  std::map<std::string, Owner> by_targets;
+  if (!config.zk.empty() && config.default_service == kFlagsServiceName) {
+    by_targets[config.targets_path] = {"--targets-path", config.upstream_max_conns, config.upstream_queue_max};
+  }
+  for (ServiceConfig& s : config.services) {
+    for (const ServiceFlagKey& k : kServiceFlagKeys) {
+      if (!(s.*k.own)) s.*k.own = config.*k.flag;
+    }
+    if (!s.body_bytes_max) s.body_bytes_max = config.body_bytes_max;
+    std::string where = printable(file) + ":" + std::to_string(s.upstream_max_conns_line ? s.upstream_max_conns_line : s.line) +
+                        ": service " + quoted(s.name) + ": upstream-max-conns: ";
+    uint32_t conns = *s.upstream_max_conns;
+    if (conns != 0 && conns < config.threads) {
+      fail(where + "must be 0 or at least --threads (" + std::to_string(config.threads) + "), got " +
+           quoted(std::to_string(conns)));
+    }
+    if (s.source.targets_path.empty()) continue;
+    auto [it, added] =
+        by_targets.try_emplace(s.source.targets_path, Owner{"service " + quoted(s.name), conns, *s.upstream_queue_max});
+    if (added) continue;
+    const char* key = it->second.max_conns != conns                 ? "upstream-max-conns"
+                      : it->second.queue_max != *s.upstream_queue_max ? "upstream-queue-max"
+                                                                      : nullptr;
+    if (key != nullptr) {
+      fail(printable(file) + ":" + std::to_string(s.line) + ": service " + quoted(s.name) + ": " + key +
+           ": targets-path " + quoted(s.source.targets_path) + " is shared with " + it->second.name +
+           ", which limits it differently (its targets' connections are counted once for both)");
+    }
+  }
+}
+
 void apply_config_file(const std::string& path, ProxyConfig& config, SeenFlags& seen) {
   std::ifstream in(path);
   if (!in) fail(printable(path) + ": cannot read: " + std::strerror(errno));
@@ -903,6 +986,7 @@ void check_proxy(ProxyConfig& config, const SeenFlags& seen) {
     }
     config.upstream_max_conns = config.threads;
   }
+  check_service_limits(config);
   check_znode_paths(config);
   // The fleet's nodes under the targets path would be read as (bad) targets, and the other
   // way round.

@@ -566,7 +566,7 @@ class ParserCore {
 
   llhttp_t llhttp_{};
   const llhttp_type_t type_;
-  const CoreLimits limits_;
+  CoreLimits limits_;  // only body_bytes_max changes (RequestParser::set_body_bytes_max)
   HeadScanner scanner_;
   Arena arena_;
   Span token_;                // the token being received

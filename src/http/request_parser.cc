@@ -275,6 +275,8 @@ ParseResult RequestParser::parse_body(const char* data, size_t len, base::ByteBu
 
 uint64_t RequestParser::body_bytes() const { return impl_->body_bytes_; }
 
+void RequestParser::set_body_bytes_max(uint64_t bytes) { impl_->limits_.body_bytes_max = bytes; }
+
 uint16_t RequestParser::error_status() const { return impl_->error_status_; }
 
 std::string_view RequestParser::error_reason() const { return impl_->error_reason_; }

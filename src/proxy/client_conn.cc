@@ -206,13 +206,13 @@ void Worker::on_request_head(ClientConn* c) {
   c->response_started = false;
   c->response_done = false;
   c->tried = upstream::TriedSet{};
+  if (!route_request(c)) return;  // 404, or 413 over the service's body-bytes-max: no 100
   if (head.expect_continue && !c->request_done) {
     // We will read the body ourselves, so we invite it (as nginx does) rather than relaying
     // the backend's 100 Continue.
     http::write_continue(c->out.pending());
     kick_client_send(c);
   }
-  if (!route_request(c)) return;
   if (try_cache(c)) return;
   start_attempt(c, nullptr);
 }

@@ -13,21 +13,42 @@ constexpr std::string_view kNoServiceBody = "404 Not Found: no service matches t
 }  // namespace
 
 void Worker::adopt_routes() {
+  // Right after the ring was submitted, so no prepared connect still points at a retired
+  // service's connect timeout.
+  if (!retired_services_.empty()) {
+    std::erase_if(retired_services_, [](const std::unique_ptr<ServiceLocal>& local) { return local->clients == 0; });
+  }
   const upstream::RoutingTable* next = routes_->load();
   if (next == table_) return;
   table_ = next;
   for (auto& [runtime, local] : services_) local->current = false;
   for (const upstream::RoutedService& s : next->services) {
     std::unique_ptr<ServiceLocal>& local = services_[s.runtime.get()];
+    if (local && local->limits != s.limits) {
+      // A reload changed its timeouts or limits: requests routed from now on get a new
+      // ServiceLocal; those routed before keep the old one (their deadlines, their queue
+      // limit) until they finish. Connection counts live in the targets' slots, so the new
+      // limit applies at once to the connections the old requests hold.
+      if (local->clients > 0) retired_services_.push_back(std::move(local));
+      local.reset();
+    }
     if (!local) {
-      local = std::make_unique<ServiceLocal>(s.runtime, static_cast<unsigned>(index_), balancer_seed_);
-      local->balancer.set_conns_max(balancer_.conns_max());  // this reactor's --upstream-max-conns share
+      local = std::make_unique<ServiceLocal>(s.runtime, s.limits, static_cast<unsigned>(index_), options_.threads,
+                                             balancer_seed_, &upstream_timer_lists_, &queue_timer_lists_);
     }
     local->current = true;
     if (local->targets != s.targets) {
       local->targets = s.targets;
       local->balancer.adopt(s.targets.get());
     }
+  }
+  // A service whose limits changed keeps its requests on its old ServiceLocal, but picks (for
+  // a failover) among its current targets.
+  for (const std::unique_ptr<ServiceLocal>& old : retired_services_) {
+    auto it = services_.find(old->runtime.get());
+    if (it == services_.end() || !it->second->current || old->targets == it->second->targets) continue;
+    old->targets = it->second->targets;
+    old->balancer.adopt(old->targets.get());
   }
   // A service that left the table is forgotten once no connection's request belongs to it.
   std::erase_if(services_, [](const auto& entry) { return !entry.second->current && entry.second->clients == 0; });
@@ -40,6 +61,9 @@ void Worker::close_unrouted_upstreams() {
   // the state the old snapshot owned.
   std::unordered_map<const upstream::TargetState*, bool> present;
   for (const auto& [runtime, local] : services_) {
+    for (const upstream::Target& t : local->targets->targets) present[t.state.get()] = true;
+  }
+  for (const std::unique_ptr<ServiceLocal>& local : retired_services_) {
     for (const upstream::Target& t : local->targets->targets) present[t.state.get()] = true;
   }
   for (auto it = idle_pools_.begin(); it != idle_pools_.end();) {
@@ -93,6 +117,14 @@ bool Worker::route_request(ClientConn* c) {
     return false;
   }
   local->slot->requests.add();
+  // body-bytes-max is the service's (the parser has no limit of its own: ServerOptions).
+  const uint64_t body_max = local->limits.body_bytes_max;
+  if (head.framing == http::BodyFraming::content_length && head.content_length > body_max) {
+    stats_.rejected.add();
+    local_response(c, 413);
+    return false;
+  }
+  c->parser->set_body_bytes_max(body_max);  // a chunked body is counted as it arrives
   return true;
 }
 

@@ -31,7 +31,7 @@ void Worker::start_attempt(ClientConn* c, base::ByteBuffer* carried) {
     balancer_.on_pick(target);
     // Every connection this reactor may hold to the target is busy (or others already wait:
     // first come, first served): wait for one instead of opening more (--upstream-max-conns).
-    if (target->slots[index_].queued > 0 || (idle_pool(target).empty() && !balancer_.can_open(target))) {
+    if (target->slots[index_].queued > 0 || (idle_pool(target).empty() && !balancer.can_open(target))) {
       enqueue(c, target, carried);
       return;
     }
@@ -42,7 +42,7 @@ void Worker::start_attempt(ClientConn* c, base::ByteBuffer* carried) {
 bool Worker::send_now(ClientConn* c, upstream::TargetState* target, base::ByteBuffer* carried) {
   UpstreamConn* u = take_idle(target);
   if (u != nullptr) balancer_.on_request_sent(target);
-  if (u == nullptr) u = open_upstream(target);
+  if (u == nullptr) u = open_upstream(target, &c->service->connect_timeout);
   if (u == nullptr) return false;  // no socket: count it as that target failing
   attach(c, u);
   if (c->upstream_start_us == 0) c->upstream_start_us = base::now_us();
@@ -57,23 +57,23 @@ bool Worker::send_now(ClientConn* c, upstream::TargetState* target, base::ByteBu
   if (u->state == UpstreamState::busy) {
     arm_upstream_recv(u);  // a reused connection was only watched while idle
     kick_upstream_send(u);
-    upstream_timers_.arm(&u->timer, now_ms_);
+    upstream_timers(c).arm(&u->timer, now_ms_);
   }
   return true;
 }
 
 // ---- The wait queue (--upstream-max-conns; HAProxy's per-server maxconn and queue) ----
 
-uint32_t Worker::retry_after_s() const {
+uint32_t Worker::retry_after_s(const ClientConn* c) {
   // A client told to come back after the longest wait we would have made it sit through.
-  return std::max<uint32_t>(1, (options_.upstream_queue_timeout_ms + 999) / 1000);
+  return std::max<uint32_t>(1, (c->service->limits.upstream_queue_timeout_ms + 999) / 1000);
 }
 
 void Worker::enqueue(ClientConn* c, upstream::TargetState* target, base::ByteBuffer* carried) {
   upstream::ReactorSlot& slot = target->slots[index_];
-  if (slot.queued >= queue_max_) {
+  if (slot.queued >= c->service->queue_max) {
     stats_.upstream_queue_full.add();
-    local_response(c, 503, retry_after_s());
+    local_response(c, 503, retry_after_s(c));
     return;
   }
   if (carried != nullptr && !carried->empty()) {
@@ -94,7 +94,7 @@ void Worker::enqueue(ClientConn* c, upstream::TargetState* target, base::ByteBuf
   ++queued_total_;
   c->queued_at_us = base::now_us();
   // While it waits the client owes nothing: the queue's deadline replaces the client's.
-  queue_timers_.arm(&c->timer, now_ms_);
+  c->service->queue_timers->arm(&c->timer, now_ms_);
   stats_.upstream_queued.add();
   stats_.upstream_queue_length.set(queued_total_);
 }
@@ -134,8 +134,9 @@ void Worker::serve_queues() {
     for (;;) {
       auto it = wait_queues_.find(target);
       if (it == wait_queues_.end() || it->second.head == nullptr) break;
-      if (idle_pool(target).empty() && !balancer_.can_open(target)) break;
       ClientConn* c = it->second.head;
+      // The oldest waiter's service limits the connections it may open.
+      if (idle_pool(target).empty() && !c->service->balancer.can_open(target)) break;
       unlink_queued(c);
       std::unique_ptr<base::ByteBuffer> bytes = std::move(c->queued_bytes);
       client_timers_.arm(&c->timer, now_ms_);
@@ -149,12 +150,12 @@ void Worker::serve_queues() {
 }
 
 void Worker::on_queue_timer(ClientConn* c) {
-  RM_LOG_DEBUG("%s waited %u ms for a connection to %s", c->ip, options_.upstream_queue_timeout_ms,
+  RM_LOG_DEBUG("%s waited %u ms for a connection to %s", c->ip, c->service->limits.upstream_queue_timeout_ms,
                c->queued_on->name.c_str());
   unlink_queued(c);
   c->queued_bytes.reset();
   stats_.upstream_queue_timeouts.add();
-  local_response(c, 503, retry_after_s());
+  local_response(c, 503, retry_after_s(c));
 }
 
 void Worker::write_request_head(ClientConn* c, UpstreamConn* u) {
@@ -198,7 +199,7 @@ UpstreamConn* Worker::take_idle(upstream::TargetState* target) {
   return u;
 }
 
-UpstreamConn* Worker::open_upstream(upstream::TargetState* target) {
+UpstreamConn* Worker::open_upstream(upstream::TargetState* target, __kernel_timespec* connect_timeout) {
   int fd = io::connect_socket(target->address);
   if (fd < 0) {
     RM_LOG_WARN("socket for %s: %s", target->name.c_str(), std::strerror(-fd));
@@ -218,13 +219,14 @@ UpstreamConn* Worker::open_upstream(upstream::TargetState* target) {
   live_upstreams_.push_back(u);
   ring_->install_file(&u->fd);
   // Connect with a linked timeout: a target that does not answer SYNs fails over after
-  // --connect-timeout-ms instead of the kernel's minutes.
+  // the service's connect-timeout-ms instead of the kernel's minutes. (The kernel copies the
+  // timespec at submission, before any ServiceLocal can go: see adopt_routes.)
   io_uring_sqe* sqe = ring_->get_sqe();
   io_uring_prep_connect(sqe, fd, target->address.get(), target->address.length);
   sqe->flags |= IOSQE_IO_LINK;
   io_uring_sqe_set_data64(sqe, io::pack_user_data(u, io::OpTag::upstream_connect));
   io_uring_sqe* timeout = ring_->get_sqe();
-  io_uring_prep_link_timeout(timeout, &connect_timeout_, 0);
+  io_uring_prep_link_timeout(timeout, connect_timeout, 0);
   io_uring_sqe_set_data64(timeout, io::pack_user_data(nullptr, io::OpTag::ignore));
   ++u->in_flight;
   return u;
@@ -255,7 +257,7 @@ void Worker::on_upstream_connect(UpstreamConn* u, int res) {
     }
     arm_upstream_recv(u);
     kick_upstream_send(u);
-    if (u->client) upstream_timers_.arm(&u->timer, now_ms_);
+    if (u->client) upstream_timers(u->client).arm(&u->timer, now_ms_);
     return;
   }
   // Refused, unreachable, or cancelled by the linked timeout: eject the target for a while
@@ -335,7 +337,7 @@ void Worker::on_upstream_send(UpstreamConn* u, int res) {
   kick_upstream_send(u);
   ClientConn* c = u->client;
   if (c) {
-    upstream_timers_.arm(&u->timer, now_ms_);
+    upstream_timers(c).arm(&u->timer, now_ms_);
     pump_client(c);  // resume a body paused on backpressure
   }
 }
@@ -388,7 +390,7 @@ void Worker::on_upstream_recv(UpstreamConn* u, int res) {
   }
   u->read_end += static_cast<uint32_t>(res);
   u->got_bytes = true;
-  upstream_timers_.arm(&u->timer, now_ms_);
+  upstream_timers(u->client).arm(&u->timer, now_ms_);
   pump_upstream(u);
 }
 
@@ -518,12 +520,12 @@ bool Worker::retry_request(ClientConn* c, UpstreamConn* broken) {
   detach(c);
   close_upstream(broken);
   stats_.upstream_retries.add();
-  if (stale_keepalive && target != nullptr && !balancer_.can_open(target)) {
+  if (stale_keepalive && target != nullptr && !c->service->balancer.can_open(target)) {
     enqueue(c, target, nullptr);  // its slot went to an older waiter meanwhile
     return true;
   }
   if (stale_keepalive && target != nullptr) {
-    if (UpstreamConn* u = open_upstream(target)) {
+    if (UpstreamConn* u = open_upstream(target, &c->service->connect_timeout)) {
       attach(c, u);
       write_request_head(c, u);
       return true;

@@ -50,6 +50,55 @@ TimerNode* TimerList::pop_expired(int64_t now_ms) {
   return first;
 }
 
+TimerList* TimerListSet::acquire(int64_t duration_ms) {
+  for (Shared& s : lists_) {
+    if (s.list->duration_ms() == duration_ms) {
+      ++s.users;
+      return s.list.get();
+    }
+  }
+  lists_.push_back(Shared{std::make_unique<TimerList>(duration_ms), 1});
+  return lists_.back().list.get();
+}
+
+void TimerListSet::release(TimerList* list) {
+  for (Shared& s : lists_) {
+    if (s.list.get() != list) continue;
+    RM_CHECK(s.users > 0);
+    --s.users;  // freed by expire() once empty
+    return;
+  }
+  RM_CHECK(false && "a timer list released that was never acquired");
+}
+
+ServiceLocal::ServiceLocal(std::shared_ptr<upstream::ServiceRuntime> runtime_in, const upstream::ServiceLimits& limits_in,
+                           unsigned reactor, unsigned reactors, uint64_t seed, TimerListSet* upstream_lists_in,
+                           TimerListSet* queue_lists_in)
+    : runtime(std::move(runtime_in)),
+      balancer(reactor, seed),
+      slot(&runtime->slots[reactor]),
+      limits(limits_in),
+      upstream_timers(upstream_lists_in->acquire(limits_in.upstream_timeout_ms)),
+      queue_timers(queue_lists_in->acquire(limits_in.upstream_queue_timeout_ms)),
+      upstream_lists(upstream_lists_in),
+      queue_lists(queue_lists_in) {
+  // upstream-max-conns and upstream-queue-max are per proxy; each reactor holds an even share,
+  // so that the limit holds without any shared counter on the request path. SO_REUSEPORT
+  // spreads clients evenly enough that the shares fill alike; config guarantees each reactor
+  // at least one connection.
+  if (limits.upstream_max_conns != 0) {
+    balancer.set_conns_max(std::max<uint32_t>(1, reactor_share(limits.upstream_max_conns, reactor, reactors)));
+  }
+  queue_max = reactor_share(limits.upstream_queue_max, reactor, reactors);
+  connect_timeout.tv_sec = limits.connect_timeout_ms / 1000;
+  connect_timeout.tv_nsec = static_cast<long long>(limits.connect_timeout_ms % 1000) * 1000000;
+}
+
+ServiceLocal::~ServiceLocal() {
+  upstream_lists->release(upstream_timers);
+  queue_lists->release(queue_timers);
+}
+
 // ---- Worker ----
 
 namespace {
@@ -80,27 +129,18 @@ Worker::Worker(const ServerOptions& options, int index, int listen_fd, upstream:
       idle_timers_(options.idle_timeout_ms),
       client_timers_(options.client_timeout_ms),
       linger_timers_(kLingerMs),
-      upstream_timers_(options.upstream_timeout_ms),
       cache_wait_timers_(options.cache_lock_timeout_ms),
-      queue_timers_(options.upstream_queue_timeout_ms),
       wake_fds_(wake_fds),
       connections_(connections),
       request_ids_(random_u64(), random_u64()) {
-  connect_timeout_.tv_sec = options.connect_timeout_ms / 1000;
-  connect_timeout_.tv_nsec = static_cast<long long>(options.connect_timeout_ms % 1000) * 1000000;
   if (options.access_log != nullptr) log_queue_ = &options.access_log->queue(static_cast<unsigned>(index));
-  // --upstream-max-conns and --upstream-queue-max are per proxy; each reactor holds an even
-  // share (the first reactors one more when they do not divide), so that the limit holds
-  // without any shared counter on the request path. SO_REUSEPORT spreads clients evenly
-  // enough that the shares fill alike; config guarantees each reactor at least one connection.
-  auto share = [&](uint32_t total) {
-    return total / options.threads + (static_cast<unsigned>(index) < total % options.threads ? 1 : 0);
-  };
-  if (options.upstream_max_conns != 0) balancer_.set_conns_max(std::max<uint32_t>(1, share(options.upstream_max_conns)));
-  queue_max_ = share(options.upstream_queue_max);
+  // (Each service's upstream limits and timeouts: ServiceLocal, made in adopt_routes.)
 }
 
 Worker::~Worker() {
+  // Before the timer list sets the services hold lists of (declared after them).
+  retired_services_.clear();
+  services_.clear();
   if (listen_fd_ >= 0) ::close(listen_fd_);
 }
 
@@ -193,13 +233,11 @@ void Worker::run_timers() {
   for (TimerList* list : {&header_timers_, &idle_timers_, &client_timers_, &linger_timers_}) {
     while (TimerNode* node = list->pop_expired(now_ms_)) on_client_timer(container_of_timer<ClientConn>(node));
   }
-  while (TimerNode* node = upstream_timers_.pop_expired(now_ms_)) {
-    on_upstream_timer(container_of_timer<UpstreamConn>(node));
-  }
+  upstream_timer_lists_.expire(now_ms_, [this](TimerNode* node) { on_upstream_timer(container_of_timer<UpstreamConn>(node)); });
   while (TimerNode* node = cache_wait_timers_.pop_expired(now_ms_)) {
     on_cache_wait_timer(container_of_timer<ClientConn>(node));
   }
-  while (TimerNode* node = queue_timers_.pop_expired(now_ms_)) on_queue_timer(container_of_timer<ClientConn>(node));
+  queue_timer_lists_.expire(now_ms_, [this](TimerNode* node) { on_queue_timer(container_of_timer<ClientConn>(node)); });
 }
 
 void Worker::cancel(uint64_t user_data) {
@@ -297,15 +335,15 @@ void Worker::drain_tick() {
     collect(client_timers_);
     collect(linger_timers_);
     collect(cache_wait_timers_);
-    collect(queue_timers_);
+    queue_timer_lists_.expire(INT64_MAX, [&](TimerNode* node) { to_close.push_back(container_of_timer<ClientConn>(node)); });
   }
   for (ClientConn* c : to_close) close_client(c);
   if (past_deadline) {
-    while (TimerNode* node = upstream_timers_.pop_expired(INT64_MAX)) {
+    upstream_timer_lists_.expire(INT64_MAX, [this](TimerNode* node) {
       UpstreamConn* u = container_of_timer<UpstreamConn>(node);
       if (u->client) close_client(u->client);
       close_upstream(u);
-    }
+    });
   }
 }
 

@@ -95,10 +95,38 @@ class TimerList {
   // The oldest expired node, unlinked; null when none has expired.
   TimerNode* pop_expired(int64_t now_ms);
   int64_t duration_ms() const { return duration_ms_; }
+  bool empty() const { return sentinel_.next == &sentinel_; }
 
  private:
   int64_t duration_ms_;
   TimerNode sentinel_;
+};
+
+// Timer lists of one kind whose duration is a service's (upstream-timeout-ms,
+// upstream-queue-timeout-ms): one TimerList per distinct duration, shared by the services
+// using it, so arming stays O(1) and a loop turn walks as many lists as there are distinct
+// durations, not services. A list no service uses any more is freed once empty: requests
+// routed before a reload still wait in it with their old deadline.
+class TimerListSet {
+ public:
+  TimerList* acquire(int64_t duration_ms);
+  void release(TimerList* list);
+  // Every expired node of every list to `fn` (now_ms = INT64_MAX: all of them), then frees
+  // the unused lists that emptied.
+  template <typename Fn>
+  void expire(int64_t now_ms, Fn&& fn) {
+    for (size_t i = 0; i < lists_.size(); ++i) {
+      while (TimerNode* node = lists_[i].list->pop_expired(now_ms)) fn(node);
+    }
+    std::erase_if(lists_, [](const Shared& s) { return s.users == 0 && s.list->empty(); });
+  }
+
+ private:
+  struct Shared {
+    std::unique_ptr<TimerList> list;
+    uint32_t users = 0;  // ServiceLocals holding it
+  };
+  std::vector<Shared> lists_;
 };
 
 
@@ -112,18 +140,37 @@ struct HeldBuffer {
 struct UpstreamConn;
 
 // One service as one reactor sees it (routing_glue.cc): its balancer and the snapshot that
-// balancer points into, kept while the service is in the routing table or a connection's
-// current request still belongs to it (a reload removed it mid-request).
+// balancer points into, and its limits with this reactor's share of them, kept while the
+// service is in the routing table or a connection's current request still belongs to it (a
+// reload removed it, or changed its limits, mid-request: that request keeps these).
 struct ServiceLocal {
-  ServiceLocal(std::shared_ptr<upstream::ServiceRuntime> runtime_in, unsigned reactor, uint64_t seed)
-      : runtime(std::move(runtime_in)), balancer(reactor, seed), slot(&runtime->slots[reactor]) {}
+  ServiceLocal(std::shared_ptr<upstream::ServiceRuntime> runtime_in, const upstream::ServiceLimits& limits_in,
+               unsigned reactor, unsigned reactors, uint64_t seed, TimerListSet* upstream_lists,
+               TimerListSet* queue_lists);
+  ~ServiceLocal();
+  ServiceLocal(const ServiceLocal&) = delete;
+  ServiceLocal& operator=(const ServiceLocal&) = delete;
   std::shared_ptr<upstream::ServiceRuntime> runtime;
   std::shared_ptr<const upstream::TargetSnapshot> targets;
   upstream::Balancer balancer;
   upstream::ServiceSlot* slot;  // this reactor's counters
   uint32_t clients = 0;         // connections whose current request is routed here
   bool current = false;         // in the routing table this reactor uses now
+  upstream::ServiceLimits limits;    // whole proxy, as the routing table gave them
+  uint32_t queue_max = 0;            // this reactor's share of limits.upstream_queue_max per target
+                                     // (its share of upstream_max_conns is the balancer's)
+  __kernel_timespec connect_timeout{};  // limits.connect_timeout_ms, for the linked timeout
+  TimerList* upstream_timers;        // limits.upstream_timeout_ms (shared by duration)
+  TimerList* queue_timers;           // limits.upstream_queue_timeout_ms
+  TimerListSet* upstream_lists;
+  TimerListSet* queue_lists;
 };
+
+// A whole-proxy count split among `reactors`: reactor `index`'s share, the first reactors one
+// more when they do not divide (so that the shares add up to the total).
+inline uint32_t reactor_share(uint32_t total, unsigned index, unsigned reactors) {
+  return total / reactors + (index < total % reactors ? 1 : 0);
+}
 
 // What the cache did for a request (access log "cache" field).
 enum class CacheResult : uint8_t { none, hit, miss };
@@ -365,10 +412,13 @@ class Worker {
   // --upstream-max-conns queue (upstream_conn.cc).
   void enqueue(ClientConn* c, upstream::TargetState* target, base::ByteBuffer* carried);
   void unlink_queued(ClientConn* c);
-  uint32_t retry_after_s() const;
+  // Retry-After of a 503 from the queue: the longest wait c's service would have made.
+  static uint32_t retry_after_s(const ClientConn* c);
+  // Where c's upstream exchange keeps its deadline (its service's upstream-timeout-ms).
+  static TimerList& upstream_timers(const ClientConn* c) { return *c->service->upstream_timers; }
   void serve_queues();
   void on_queue_timer(ClientConn* c);
-  UpstreamConn* open_upstream(upstream::TargetState* target);
+  UpstreamConn* open_upstream(upstream::TargetState* target, __kernel_timespec* connect_timeout);
   UpstreamConn* take_idle(upstream::TargetState* target);
   std::vector<UpstreamConn*>& idle_pool(upstream::TargetState* target) { return idle_pools_[target]; }
   void remove_from_idle_pool(UpstreamConn* u);
@@ -405,14 +455,16 @@ class Worker {
   const upstream::RoutingTable* table_ = nullptr;  // the table adopted this turn
   std::unordered_map<const upstream::ServiceRuntime*, std::unique_ptr<ServiceLocal>> services_;
   uint64_t balancer_seed_;
+  // Services whose limits a reload changed, kept while a request routed before still uses them.
+  std::vector<std::unique_ptr<ServiceLocal>> retired_services_;
   // A target's failure and ejection bookkeeping lives in its per-reactor slot, whichever
-  // service's balancer picked it; this balancer only reaches those slots (it picks nothing).
+  // service's balancer picked it; this balancer only reaches those slots (it picks nothing,
+  // and the connection limits are each service's balancer's).
   upstream::Balancer balancer_;
   // Idle keep-alive connections per target, most recently used last.
   std::unordered_map<const upstream::TargetState*, std::vector<UpstreamConn*>> idle_pools_;
   std::vector<UpstreamConn*> live_upstreams_;  // every open upstream connection
-  // This reactor's shares of --upstream-max-conns and --upstream-queue-max, per target.
-  uint32_t queue_max_ = 0;
+  // (This reactor's shares of upstream-max-conns and upstream-queue-max: each ServiceLocal's.)
   std::unordered_map<upstream::TargetState*, WaitQueue> wait_queues_;
   std::vector<upstream::TargetState*> queue_scratch_;
   uint32_t queued_total_ = 0;
@@ -421,9 +473,9 @@ class Worker {
   TimerList idle_timers_;
   TimerList client_timers_;
   TimerList linger_timers_;
-  TimerList upstream_timers_;
+  TimerListSet upstream_timer_lists_;  // upstream conns: each service's upstream-timeout-ms
   TimerList cache_wait_timers_;
-  TimerList queue_timers_;
+  TimerListSet queue_timer_lists_;     // queued clients: each service's upstream-queue-timeout-ms
   // Cross-reactor wake-ups for collapsed cache misses.
   const std::vector<int>* wake_fds_;
   uint64_t wake_value_ = 0;
@@ -433,7 +485,6 @@ class Worker {
   cache::RequestInfo cache_info_;         // scratch
   cache::Fields cache_response_fields_;   // scratch
   base::ByteBuffer fill_scratch_;         // decoded body bytes on their way to a fill
-  __kernel_timespec connect_timeout_{};
 
   std::vector<ClientConn*> starved_;
   std::vector<ClientConn*> dead_clients_;

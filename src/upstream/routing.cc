@@ -126,7 +126,7 @@ void RouteBoard::publish_locked() {
   table->services.reserve(services_.size());
   for (const ServiceSpec& s : services_) {
     auto it = targets_.find(s.runtime->source);
-    table->services.push_back(RoutedService{s.runtime, it == targets_.end() ? empty_ : it->second});
+    table->services.push_back(RoutedService{s.runtime, it == targets_.end() ? empty_ : it->second, s.limits});
   }
   cell_.publish(std::move(table));
 }

@@ -2,6 +2,8 @@
 from the running one, which drains and exits; under continuous load no connection is
 refused and no request fails."""
 
+import os
+import signal
 import subprocess
 import threading
 
@@ -140,3 +142,37 @@ def test_without_upgrade_socket_an_occupied_port_still_exits_2(upgrade_run, ring
                          capture_output=True, text=True, timeout=20)
     assert out.returncode == 2 and "in use" in out.stderr
     assert first.alive()
+
+
+def test_after_a_takeover_a_reload_does_not_report_threads(ringmaster_bin, backend, tmp_path):
+    """The new process runs one reactor per listener handed over (2 here) whatever its
+    --threads (3): a reload compares the file with the file and applies without naming
+    threads as a setting that waits for a restart."""
+    sock = str(tmp_path / "upgrade.sock")
+    port = free_port()
+    config = tmp_path / "ringmaster.toml"
+    config.write_text('target = ["%s"]\ncache-bytes = 0\n' % backend.addr, encoding="utf-8")
+    started = []
+
+    def start(name, threads):
+        argv = [ringmaster_bin, "proxy", "--listen", "%s:%d" % (LOOPBACK, port), "--config", str(config),
+                "--threads", str(threads), "--upgrade-socket", sock, "--shutdown-timeout-ms", "5000"]
+        p = ManagedProcess(argv, tmp_path / ("%s.log" % name), name=name)
+        started.append(p)
+        return p
+
+    try:
+        old = start("proxy-0", 2)
+        wait_until(lambda: port_accepts(port) or not old.alive(), 20, "first proxy")
+        new = start("proxy-1", 3)
+        assert old.wait(20) == 0, old.output_tail()
+        assert "took over 2 listeners" in new.output(), new.output_tail()
+        os.kill(new.popen.pid, signal.SIGHUP)
+        wait_until(lambda: "reloaded " in new.output() or not new.alive(), 10, "the reload")
+        line = [x for x in new.output().splitlines() if "reloaded " in x][-1]
+        assert "not applied" not in line, line
+        assert get(port).status == 200
+    finally:
+        for p in started:
+            if p.alive():
+                p.stop()

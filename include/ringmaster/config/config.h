@@ -43,7 +43,17 @@ struct ServiceConfig {
   bool cache = true;               // off: this service's answers are never stored
   uint64_t cache_bytes = 0;        // its own cache's size; 0: --cache-bytes / 8 (at least 1M)
   uint32_t cache_ttl_s = 0;        // as --cache-ttl, for this service
+  // Timeouts and upstream limits, keys named and checked as the flags of the same name
+  // (connect-timeout-ms, ...). Unset in the file: the flag's value, filled in by
+  // parse_proxy_args, so every one is set once parsing returns.
+  std::optional<uint32_t> connect_timeout_ms;
+  std::optional<uint32_t> upstream_timeout_ms;
+  std::optional<uint32_t> upstream_max_conns;
+  std::optional<uint32_t> upstream_queue_max;
+  std::optional<uint32_t> upstream_queue_timeout_ms;
+  std::optional<uint64_t> body_bytes_max;
   uint32_t line = 0;               // where it is declared (messages)
+  uint32_t upstream_max_conns_line = 0;  // where upstream-max-conns is set (0: not in the file)
 };
 
 struct ProxyConfig {

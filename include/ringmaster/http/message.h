@@ -124,6 +124,9 @@ class RequestParser {
   // Bodies over Limits::body_bytes_max are an error with status 413.
   ParseResult parse_body(const char* data, size_t len, base::ByteBuffer& out);
   uint64_t body_bytes() const;  // decoded body bytes so far
+  // Replaces Limits::body_bytes_max for the bodies parsed from now on (the proxy's per-service
+  // limit, known once the head is routed). Kept across reset().
+  void set_body_bytes_max(uint64_t bytes);
 
   // The status to answer after ParseStatus::error (400, 413, 414, 417, 431, 501, 505) and a
   // short reason for logs/metrics ("obs-fold", "duplicate Content-Length", ...).

@@ -28,16 +28,12 @@ struct ServerOptions {
   uint32_t header_timeout_ms = 10000;
   uint32_t idle_timeout_ms = 60000;
   uint32_t client_timeout_ms = 60000;
-  uint32_t connect_timeout_ms = 3000;
-  uint32_t upstream_timeout_ms = 60000;
   uint32_t shutdown_timeout_ms = 10000;
   uint32_t max_connections = 10000;
   uint32_t upstream_idle_max = 64;
-  // Per target, whole proxy, divided among the reactors (see Worker::Worker): connections at
-  // most (0: unlimited), requests waiting for one at most, and how long one waits -> 503.
-  uint32_t upstream_max_conns = 1024;
-  uint32_t upstream_queue_max = 10000;
-  uint32_t upstream_queue_timeout_ms = 3000;
+  // (Connect and upstream timeouts, upstream-max-conns and its queue, and the request body
+  // limit are each service's: upstream::ServiceLimits in the routing table. limits.body_bytes_max
+  // is the parser's before routing, which main leaves unlimited.)
   // The shared response cache; null disables caching (--cache-bytes 0).
   cache::Cache* cache = nullptr;
   int64_t cache_ttl_ms = 0;                  // opt-in freshness when a response states none (0: heuristics

@@ -42,6 +42,21 @@ struct alignas(64) ServiceSlot {
   metrics::Histogram upstream_time;   // time upstream, for requests that went there
 };
 
+// A service's timeouts and upstream limits (README "Services": the per-service keys, which
+// default to the flags of the same name). Whole-proxy values; each reactor takes its share of
+// the counts as for the flags. Part of the routing table, not of the ServiceRuntime, so that a
+// reload changing them applies to the requests routed after it while the service keeps its
+// counters, cache and pools.
+struct ServiceLimits {
+  uint32_t connect_timeout_ms = 3000;         // connect-timeout-ms
+  uint32_t upstream_timeout_ms = 60000;       // upstream-timeout-ms: backend silent -> 504
+  uint32_t upstream_max_conns = 1024;         // upstream-max-conns: per target (0: unlimited)
+  uint32_t upstream_queue_max = 10000;        // upstream-queue-max: requests waiting per target
+  uint32_t upstream_queue_timeout_ms = 3000;  // upstream-queue-timeout-ms: then 503
+  uint64_t body_bytes_max = 1ull << 30;       // body-bytes-max: larger request body -> 413
+  bool operator==(const ServiceLimits&) const = default;
+};
+
 // A service as long as it exists: a reload that keeps the name keeps this object (its
 // counters, its cache, its reactors' connection pools).
 struct ServiceRuntime {
@@ -97,6 +112,7 @@ class Matcher {
 struct RoutedService {
   std::shared_ptr<ServiceRuntime> runtime;
   std::shared_ptr<const TargetSnapshot> targets;  // never null (empty: no targets yet)
+  ServiceLimits limits{};  // the service's timeouts and limits as this table's configuration set them
 };
 
 struct RoutingTable {
@@ -124,6 +140,7 @@ class RouteBoard {
     std::vector<std::string> hosts;
     std::string path_prefix = "/";
     bool matchable = true;  // false: reached only as the default (the flags' service)
+    ServiceLimits limits{};
   };
   // A new configuration: the services in order, and the index of the default (-1: none).
   void set_services(std::vector<ServiceSpec> services, int default_service);

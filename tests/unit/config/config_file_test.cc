@@ -205,6 +205,70 @@ TEST(Services, MistakesNameFileLineAndKey) {
   expect_errors(cases);
 }
 
+// ---- timeouts and upstream limits per service: the flags' keys, rules and defaults ----
+
+TEST(Services, LimitsDefaultToTheFlagsAndTakeTheFlagsUnits) {
+  std::string path = write_file("limits.toml", std::string(kHead) +
+                                               "threads = 2\n"
+                                               "upstream-timeout-ms = 7000\n"
+                                               "[[service]]\n"
+                                               "name = \"api\"\n"
+                                               "hosts = [\"api\"]\n"
+                                               "targets-path = \"/api\"\n"
+                                               "connect-timeout-ms = 250\n"
+                                               "upstream-timeout-ms = 1500\n"
+                                               "upstream-max-conns = 0\n"
+                                               "upstream-queue-max = 5\n"
+                                               "upstream-queue-timeout-ms = 100\n"
+                                               "body-bytes-max = \"64K\"\n"
+                                               "[[service]]\n"
+                                               "name = \"www\"\n"
+                                               "target = [\"127.0.0.1:9001\"]\n");
+  // A flag on the command line is the default of every service that does not set the key.
+  ProxyConfig c = parse({"--config", path, "--upstream-queue-max", "77"});
+  ASSERT_EQ(c.services.size(), 2u);
+  const ServiceConfig& api = c.services[0];
+  EXPECT_EQ(api.connect_timeout_ms, 250u);
+  EXPECT_EQ(api.upstream_timeout_ms, 1500u);
+  EXPECT_EQ(api.upstream_max_conns, 0u);
+  EXPECT_EQ(api.upstream_queue_max, 5u);
+  EXPECT_EQ(api.upstream_queue_timeout_ms, 100u);
+  EXPECT_EQ(api.body_bytes_max, 64u << 10);
+  const ServiceConfig& www = c.services[1];
+  EXPECT_EQ(www.connect_timeout_ms, c.connect_timeout_ms);
+  EXPECT_EQ(www.upstream_timeout_ms, 7000u);  // the file's top-level value
+  EXPECT_EQ(www.upstream_max_conns, c.upstream_max_conns);
+  EXPECT_EQ(www.upstream_queue_max, 77u);  // the command line's
+  EXPECT_EQ(www.upstream_queue_timeout_ms, c.upstream_queue_timeout_ms);
+  EXPECT_EQ(www.body_bytes_max, c.body_bytes_max);
+}
+
+TEST(Services, LimitMistakesNameFileLineAndKey) {
+  std::string head = std::string(kHead) + "threads = 4\n";                     // three lines
+  std::string api = "[[service]]\nname = \"api\"\ntargets-path = \"/api\"\n";  // lines 4-6
+  std::string api2 = "[[service]]\nname = \"api2\"\nhosts = [\"b\"]\ntargets-path = \"/api\"\n";
+  std::vector<Bad> cases = {
+      {"zero-timeout", head + api + "upstream-timeout-ms = 0\n",
+       "7: service \"api\": upstream-timeout-ms: expected an integer 1..86400000, got \"0\""},
+      {"text-timeout", head + api + "connect-timeout-ms = \"soon\"\n",
+       "7: service \"api\": connect-timeout-ms: expected an integer 1..86400000, got \"soon\""},
+      {"bool-timeout", head + api + "upstream-queue-timeout-ms = true\n",
+       "7: service \"api\": upstream-queue-timeout-ms: expected an integer"},
+      {"float-queue", head + api + "upstream-queue-max = 1.5\n",
+       "7: service \"api\": upstream-queue-max: expected an integer"},
+      {"queue-too-big", head + api + "upstream-queue-max = 1000001\n",
+       "7: service \"api\": upstream-queue-max: expected an integer 0..1000000"},
+      {"bad-body", head + api + "body-bytes-max = \"2T\"\n", "7: service \"api\": body-bytes-max: expected a size"},
+      {"conns-below-threads", head + api + "upstream-max-conns = 3\n",
+       "7: service \"api\": upstream-max-conns: must be 0 or at least --threads (4), got \"3\""},
+      {"shared-conns", head + api + "upstream-max-conns = 8\n" + api2 + "upstream-max-conns = 16\n",
+       "8: service \"api2\": upstream-max-conns: targets-path \"/api\" is shared with service \"api\""},
+      {"shared-queue", head + api + api2 + "upstream-queue-max = 16\n",
+       "7: service \"api2\": upstream-queue-max: targets-path \"/api\" is shared with service \"api\""},
+  };
+  expect_errors(cases);
+}
+
 // ---- a registry format per service (README "Other registries") ----
 
 TEST(Services, EachServiceReadsItsOwnRegistryFormat) {

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "proxy/worker.h"
 
@@ -33,6 +34,37 @@ TEST(TimerList, DisarmedNodesNeverExpireAndMayMoveBetweenLists) {
   longer.arm(&b, 0);      // arming elsewhere unlinks from the first list
   EXPECT_EQ(shorter.pop_expired(100), nullptr);
   EXPECT_EQ(longer.pop_expired(1000), &b);
+}
+
+TEST(TimerListSet, ServicesWithOneDurationShareAListAndAnUnusedListGoesOnceEmpty) {
+  TimerListSet set;
+  TimerList* a = set.acquire(300);
+  TimerList* b = set.acquire(20000);
+  EXPECT_EQ(set.acquire(300), a);  // a second service with the same timeout
+  EXPECT_NE(a, b);
+  TimerNode quick, patient;
+  a->arm(&quick, 0);
+  b->arm(&patient, 0);
+  std::vector<TimerNode*> expired;
+  set.expire(299, [&](TimerNode* n) { expired.push_back(n); });
+  EXPECT_TRUE(expired.empty());
+  set.expire(300, [&](TimerNode* n) { expired.push_back(n); });
+  EXPECT_EQ(expired, std::vector<TimerNode*>{&quick});
+  // A reload changed the services' timeout: the list is unused, but a request routed before
+  // still waits in it, so it stays until that node is gone.
+  a->arm(&quick, 1000);
+  set.release(a);
+  set.release(a);
+  set.expire(1299, [&](TimerNode* n) { expired.push_back(n); });
+  EXPECT_EQ(expired.size(), 1u);
+  set.expire(1300, [&](TimerNode* n) { expired.push_back(n); });
+  EXPECT_EQ(expired.back(), &quick);
+  // Freed now: the next service with that timeout gets a fresh list, still O(1) to arm.
+  TimerList* again = set.acquire(300);
+  EXPECT_EQ(again->duration_ms(), 300);
+  EXPECT_TRUE(again->empty());
+  set.expire(INT64_MAX, [&](TimerNode* n) { expired.push_back(n); });  // drains every list
+  EXPECT_EQ(expired.back(), &patient);
 }
 
 std::string gather(const msghdr* msg) {

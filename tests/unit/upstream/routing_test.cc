@@ -87,5 +87,24 @@ TEST(RouteBoard, PublishesEachServiceWithItsSourcesTargets) {
   EXPECT_EQ(t->route("zzz", "/")->targets.get(), sa.get());
 }
 
+TEST(RouteBoard, PublishesEachServicesLimits) {
+  RouteBoard board(1);
+  auto a = std::make_shared<ServiceRuntime>("a", "static:a", 1);
+  auto b = std::make_shared<ServiceRuntime>("b", "static:b", 1);
+  ServiceLimits slow;
+  slow.upstream_timeout_ms = 9000;
+  slow.upstream_max_conns = 0;
+  board.set_services({{a, {"a.com"}, "/", true, slow}, {b, {}, "/"}}, -1);
+  const RoutingTable* t = board.cell()->load();
+  EXPECT_EQ(t->route("a.com", "/")->limits, slow);
+  EXPECT_EQ(t->route("b.com", "/")->limits, ServiceLimits{});
+  // A reload changing only a limit keeps the runtime (counters, cache) and publishes the limit.
+  slow.upstream_timeout_ms = 10;
+  board.set_services({{a, {"a.com"}, "/", true, slow}}, -1);
+  t = board.cell()->load();
+  EXPECT_EQ(t->route("a.com", "/")->runtime.get(), a.get());
+  EXPECT_EQ(t->route("a.com", "/")->limits.upstream_timeout_ms, 10u);
+}
+
 }  // namespace
 }  // namespace ringmaster::upstream
