@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <ctime>
+#include <optional>
 
 #include "ringmaster/base/log.h"
 #include "worker.h"
@@ -243,9 +244,10 @@ void Worker::write_hit(ClientConn* c, cache::EntryRef entry) {
   // cache_fields_ holds this request's fields (try_cache filled it just before).
   bool not_modified = cache::not_modified(e, cache_fields_);
   // A Range request is answered from the whole stored body (preconditions come first).
-  cache::ByteRanges ranges;
+  // (Constructed only for a Range request: zeroing its 32 slots is not for every hit.)
+  std::optional<cache::ByteRanges> ranges;
   cache::RangeAnswer range_answer = cache::RangeAnswer::whole;
-  if (!not_modified && c->cache_policy.has_range) range_answer = cache::select_range(e, cache_fields_, ranges);
+  if (!not_modified && c->cache_policy.has_range) range_answer = cache::select_range(e, cache_fields_, ranges.emplace());
   const char* body = e.body.data();
   size_t body_len = e.body.size();
   std::unique_ptr<cache::MultipartRanges> multipart;  // several ranges (rare: allocating is fine)
@@ -270,7 +272,7 @@ void Worker::write_hit(ClientConn* c, cache::EntryRef entry) {
     char boundary[17];
     for (int i = 15; i >= 0; --i, mixed >>= 4) boundary[i] = "0123456789abcdef"[mixed & 15];
     boundary[16] = '\0';
-    multipart = std::make_unique<cache::MultipartRanges>(e, ranges, std::string_view(boundary, 16));
+    multipart = std::make_unique<cache::MultipartRanges>(e, *ranges, std::string_view(boundary, 16));
     out->append("HTTP/1.1 206 Partial Content\r\n");
     out->append(multipart->fields());
     out->append("Content-Length: ");
@@ -287,7 +289,7 @@ void Worker::write_hit(ClientConn* c, cache::EntryRef entry) {
     c->out.append_shared(entry.share(), e.head.data() + fields_at, e.head.size() - fields_at);
     out = &c->out.pending();
     if (range_answer == cache::RangeAnswer::partial) {
-      const cache::ByteRange& range = ranges.range[0];
+      const cache::ByteRange& range = ranges->range[0];
       out->append("Content-Range: bytes ");
       out->append_decimal(range.first);
       out->append("-");
@@ -314,9 +316,9 @@ void Worker::write_hit(ClientConn* c, cache::EntryRef entry) {
   }
   out->append("\r\n");
   if (multipart && c->method != http::Method::head) {
-    for (size_t i = 0; i < ranges.count; ++i) {
+    for (size_t i = 0; i < ranges->count; ++i) {
       c->out.pending().append(multipart->part_head(i));
-      const cache::ByteRange& r = ranges.range[i];
+      const cache::ByteRange& r = ranges->range[i];
       c->out.append_shared(entry.share(), e.body.data() + r.first, r.last - r.first + 1);
     }
     c->out.pending().append(multipart->tail());
