@@ -930,6 +930,18 @@ def test_a_failed_background_refresh_keeps_the_stale_entry(start_cache_proxy, ba
     assert len(origin_hits(backend)) == 3
 
 
+def test_a_refresh_in_flight_does_not_hold_up_shutdown(start_cache_proxy, backend):
+    """SIGTERM while a refresh waits on the backend: the drain ends it at its deadline
+    (the stale entry simply stays) and the proxy exits cleanly."""
+    proxy = start_cache_proxy([backend], threads=1, shutdown_timeout_ms=500)
+    target = "/cacheable/swr-drain?%s&gate=swr-drain" % SWR
+    stored = _store_then_let_go_stale(proxy, backend, [target], "swr-drain")[target]
+    r = fetch(proxy.port, target)
+    assert r.status == 200 and r.body == stored.body, r
+    backend.wait_for_requests(2)
+    assert proxy.terminate(timeout=10) == 0, proxy.stderr()
+
+
 def test_background_refreshes_per_reactor_are_bounded(start_cache_proxy, backend):
     """kBackgroundRefreshesMax (64) refreshes in flight per reactor: one stale key more is
     served stale without starting a refresh, counted as refused."""
