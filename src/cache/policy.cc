@@ -694,46 +694,120 @@ bool if_range_holds(const Entry& e, std::string_view value) {
 
 }  // namespace
 
-RangeAnswer select_range(const Entry& e, const Fields& request_fields, ByteRange& range) {
-  if (e.status != 200) return RangeAnswer::whole;
-  std::string_view spec;
-  int ranges = 0;
-  for (const HeaderField& f : request_fields) {
-    if (iequals(f.name, "range")) {
-      spec = trim(f.value);
-      ++ranges;
-    } else if (iequals(f.name, "if-range") && !if_range_holds(e, f.value)) {
-      return RangeAnswer::whole;
-    }
-  }
-  if (ranges != 1 || spec.size() < 6 || !iequals(spec.substr(0, 6), "bytes=")) return RangeAnswer::whole;
-  spec = trim(spec.substr(6));
-  if (spec.find(',') != std::string_view::npos) return RangeAnswer::whole;  // several: send it all
+namespace {
+
+enum class RangeSpec { satisfiable, unsatisfiable, invalid };
+
+// One byte-range-spec or suffix-range (RFC 9110 14.1.2) against a body of `length` bytes.
+RangeSpec parse_range_spec(std::string_view spec, uint64_t length, ByteRange& range) {
   size_t dash = spec.find('-');
-  if (dash == std::string_view::npos) return RangeAnswer::whole;
+  if (dash == std::string_view::npos) return RangeSpec::invalid;
   std::string_view first_text = trim(spec.substr(0, dash));
   std::string_view last_text = trim(spec.substr(dash + 1));
-  const uint64_t length = e.body.size();
   uint64_t first = 0;
   uint64_t last = 0;
   if (first_text.empty()) {  // suffix: the last N bytes
     uint64_t suffix = 0;
-    if (!parse_position(last_text, suffix)) return RangeAnswer::whole;
-    if (suffix == 0 || length == 0) return RangeAnswer::unsatisfiable;
+    if (!parse_position(last_text, suffix)) return RangeSpec::invalid;
+    if (suffix == 0 || length == 0) return RangeSpec::unsatisfiable;
     range.first = suffix >= length ? 0 : length - suffix;
     range.last = length - 1;
-    return RangeAnswer::partial;
+    return RangeSpec::satisfiable;
   }
-  if (!parse_position(first_text, first)) return RangeAnswer::whole;
+  if (!parse_position(first_text, first)) return RangeSpec::invalid;
   if (last_text.empty()) {
     last = length == 0 ? 0 : length - 1;
   } else if (!parse_position(last_text, last) || last < first) {
-    return RangeAnswer::whole;  // invalid: ignored
+    return RangeSpec::invalid;
   }
-  if (first >= length) return RangeAnswer::unsatisfiable;
+  if (first >= length) return RangeSpec::unsatisfiable;
   range.first = first;
   range.last = last < length ? last : length - 1;
-  return RangeAnswer::partial;
+  return RangeSpec::satisfiable;
+}
+
+}  // namespace
+
+RangeAnswer select_range(const Entry& e, const Fields& request_fields, ByteRanges& ranges) {
+  ranges.count = 0;
+  if (e.status != 200) return RangeAnswer::whole;
+  std::string_view spec;
+  int range_fields = 0;
+  for (const HeaderField& f : request_fields) {
+    if (iequals(f.name, "range")) {
+      spec = trim(f.value);
+      ++range_fields;
+    } else if (iequals(f.name, "if-range") && !if_range_holds(e, f.value)) {
+      return RangeAnswer::whole;
+    }
+  }
+  if (range_fields != 1 || spec.size() < 6 || !iequals(spec.substr(0, 6), "bytes=")) return RangeAnswer::whole;
+  const uint64_t length = e.body.size();
+  bool invalid = false;
+  bool too_many = false;
+  int elements = 0;
+  uint64_t total = 0;
+  detail::for_each_element(spec.substr(6), [&](std::string_view element) {
+    ++elements;
+    ByteRange r;
+    switch (parse_range_spec(element, length, r)) {
+      case RangeSpec::invalid:
+        invalid = true;
+        break;
+      case RangeSpec::unsatisfiable:
+        break;  // left out; the others may still be answered
+      case RangeSpec::satisfiable:
+        if (ranges.count == kByteRangesMax) {
+          too_many = true;
+        } else {
+          ranges.range[ranges.count++] = r;
+          total += r.last - r.first + 1;
+        }
+        break;
+    }
+  });
+  if (invalid || too_many || elements == 0) {
+    ranges.count = 0;
+    return RangeAnswer::whole;  // a Range the server does not honour is ignored
+  }
+  if (ranges.count == 0) return RangeAnswer::unsatisfiable;
+  if (ranges.count == 1) return RangeAnswer::partial;
+  if (total > length) {
+    ranges.count = 0;
+    return RangeAnswer::whole;
+  }
+  return RangeAnswer::multipart;
+}
+
+MultipartRanges::MultipartRanges(const Entry& e, const ByteRanges& ranges, std::string_view boundary) {
+  std::string_view content_type;
+  detail::for_each_stored_field(e, [&](std::string_view line, std::string_view name, std::string_view value) {
+    if (iequals(name, "content-type")) {
+      content_type = value;
+    } else {
+      fields_.append(line);
+    }
+  });
+  fields_.append("Content-Type: multipart/byteranges; boundary=").append(boundary).append("\r\n");
+  const std::string length = std::to_string(e.body.size());
+  count_ = ranges.count;
+  for (size_t i = 0; i < count_; ++i) {
+    const ByteRange& r = ranges.range[i];
+    starts_[i] = text_.size();
+    text_.append("\r\n--").append(boundary).append("\r\n");
+    if (!content_type.empty()) text_.append("Content-Type: ").append(content_type).append("\r\n");
+    text_.append("Content-Range: bytes ")
+        .append(std::to_string(r.first))
+        .append("-")
+        .append(std::to_string(r.last))
+        .append("/")
+        .append(length)
+        .append("\r\n\r\n");
+    body_bytes_ += r.last - r.first + 1;
+  }
+  starts_[count_] = text_.size();
+  text_.append("\r\n--").append(boundary).append("--\r\n");
+  body_bytes_ += text_.size();
 }
 
 bool is_conditional(const Fields& request_fields) {

@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
+#include <optional>
 
 #include "ringmaster/base/log.h"
 #include "worker.h"
@@ -58,6 +60,12 @@ bool Worker::try_cache(ClientConn* c) {
       serve_hit(c, std::move(hit));
       return true;
     }
+    // Within the entry's stale-while-revalidate window: the stale entry now, and one
+    // refresh in the background (RFC 5861 section 3).
+    if (c->revalidate && cache::may_serve_while_revalidating(*c->revalidate, now_ms_)) {
+      serve_while_revalidating(c, cache);
+      return true;
+    }
     // A stale entry with a validator is revalidated, unless the client's request is itself
     // conditional (then its own validators go upstream and the answer is the client's) or
     // asks for a range (then the origin answers the range).
@@ -80,13 +88,6 @@ bool Worker::try_cache(ClientConn* c) {
       c->cache_owner = true;
       return false;
     case cache::Cache::Claim::wait:
-      // Someone is already revalidating the stale entry we found: within its
-      // stale-while-revalidate window, answer from it now rather than wait (RFC 5861).
-      if (c->revalidate && cache::may_serve_while_revalidating(*c->revalidate, now_ms_)) {
-        stats_.cache_stale_served.add();
-        serve_hit(c, std::move(c->revalidate));
-        return true;
-      }
       // Someone is already fetching this key: wait for its response instead of sending the
       // backend one more identical request (a cleared cache under load is no thundering herd).
       stats_.cache_collapsed_waits.add();
@@ -99,6 +100,135 @@ bool Worker::try_cache(ClientConn* c) {
       return false;
   }
   return false;
+}
+
+void Worker::serve_while_revalidating(ClientConn* c, cache::Cache* cache) {
+  // One refresh per key: the claim that collapses misses collapses refreshes too. Whoever
+  // holds it — a refresh under way, or a client revalidating past the window — will store
+  // what the origin says; until then every request gets the stale entry at once.
+  ClientConn* refresh = nullptr;
+  if (cache->claim(c->cache_key, c->cache_hash, static_cast<unsigned>(index_), now_ms_,
+                   options_.cache_lock_timeout_ms) == cache::Cache::Claim::owner) {
+    refresh = prepare_background_refresh(c);
+    if (refresh == nullptr) {
+      // Not started (too many in flight): give the claim back as if nothing happened, so
+      // the next request for the key may start the refresh.
+      wake_reactors(cache->release(c->cache_key, c->cache_hash, true, now_ms_, options_.cache_pass_ms));
+    }
+  }
+  // (A claim table too full to track the key, Claim::pass, also starts nothing.)
+  stats_.cache_stale_served.add();
+  // The client is answered before the refresh starts: write_hit reads this request's fields
+  // from the scratch that the refresh's own request would overwrite.
+  serve_hit(c, std::move(c->revalidate));
+  if (refresh != nullptr) start_attempt(refresh, nullptr);
+}
+
+ClientConn* Worker::prepare_background_refresh(ClientConn* c) {
+  if (draining_) return nullptr;
+  if (background_refreshes_ >= kBackgroundRefreshesMax) {
+    stats_.cache_refreshes_refused.add();
+    return nullptr;
+  }
+  // The refresh's request: the client's GET (a HEAD's too: the entry needs the body) with
+  // its end-to-end fields, but without its own preconditions and Range (the validators
+  // that go upstream are the entry's, added by write_request_head), carrying the client's
+  // request id so that the backend's log ties the refresh to the request that started it.
+  // Parsed like any request, so everything downstream sees an ordinary exchange.
+  const http::RequestHead& head = c->parser->head();
+  std::string text = "GET ";
+  text.append(head.target);
+  text.append(head.version_minor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
+  auto field = [&text](std::string_view name, std::string_view value) {
+    text.append(name).append(": ").append(value).append("\r\n");
+  };
+  if (!head.host.empty()) field("Host", head.host);
+  for (const http::Field& f : head.fields) {
+    bool precondition = f.name.size() >= 3 && (f.name[0] | 0x20) == 'i' && (f.name[1] | 0x20) == 'f' && f.name[2] == '-';
+    bool range = f.name.size() == 5 && (f.name[0] | 0x20) == 'r' && (f.name[1] | 0x20) == 'a' &&
+                 (f.name[2] | 0x20) == 'n' && (f.name[3] | 0x20) == 'g' && (f.name[4] | 0x20) == 'e';
+    if (!precondition && !range) field(f.name, f.value);
+  }
+  if (!head.x_forwarded_for.empty()) field("X-Forwarded-For", head.x_forwarded_for);
+  if (!head.via.empty()) field("Via", head.via);
+  field("X-Request-Id", request_id(c));
+  text.append("\r\n");
+  std::unique_ptr<http::RequestParser> parser;
+  if (!spare_parsers_.empty()) {
+    parser = std::move(spare_parsers_.back());
+    spare_parsers_.pop_back();
+  } else {
+    parser = std::make_unique<http::RequestParser>(options_.limits);
+  }
+  http::ParseResult parsed = parser->parse_head(text.data(), text.size());
+  if (parsed.status != http::ParseStatus::head_done) {
+    // Only a head that grew past --header-bytes-max by the lines above gets here.
+    recycle_parser(std::move(parser));
+    stats_.cache_refreshes_refused.add();
+    return nullptr;
+  }
+  auto* b = new ClientConn();
+  b->worker = this;
+  b->fd = -1;
+  b->background = true;
+  b->peer_eof = true;  // never receives
+  b->out.set_pool(&out_pool_);
+  b->parser = std::move(parser);
+  b->head_parsed = true;
+  b->state = ClientState::exchanging;
+  b->method = http::Method::get;
+  b->version_minor = b->parser->head().version_minor;
+  b->keep_alive = false;
+  b->request_done = true;
+  b->service = c->service;
+  ++b->service->clients;
+  // It takes over the client's claim on the key, and asks about the stale entry.
+  b->cache_policy.lookup = true;
+  b->cache_policy.store = true;
+  b->cache_owner = true;
+  b->cache_key = c->cache_key;
+  b->cache_hash = c->cache_hash;
+  b->cache_epoch = c->cache_epoch;
+  b->revalidate = c->revalidate.share();
+  std::memcpy(b->ip, c->ip, sizeof b->ip);
+  // The whole refresh is bounded by --client-timeout-ms (no client sends re-arm it),
+  // besides the upstream deadlines.
+  client_timers_.arm(&b->timer, now_ms_);
+  ++background_refreshes_;
+  stats_.cache_refreshes_started.add();
+  return b;
+}
+
+void Worker::end_background_refresh(ClientConn* b, bool answered) {
+  // Every way a refresh ends comes here (finish_exchange, local_response, close_client,
+  // serve_stale): with an answer from the origin, or without one (no target, a 5xx, a
+  // broken or timed-out exchange), when the stale entry stays as it was.
+  if (b->state == ClientState::closed) return;
+  if (b->queued_on != nullptr) {
+    unlink_queued(b);
+    b->queued_bytes.reset();
+  }
+  if (b->upstream != nullptr) {
+    end_upstream_time(b);
+    UpstreamConn* u = b->upstream;
+    detach(b);
+    close_upstream(u);
+  }
+  if (!answered) b->fill.reset();
+  bool stored = end_cache_claim(b, answered);
+  if (answered && !stored) {
+    // A full answer that could not be stored (no-store now, too large, ...): the stale
+    // entry no longer is what the origin says; don't keep serving it.
+    cache_of(b)->invalidate(b->cache_key, b->cache_hash);
+  }
+  (answered ? stats_.cache_refreshes_succeeded : stats_.cache_refreshes_failed).add();
+  --background_refreshes_;
+  release_service(b);
+  b->state = ClientState::closed;
+  TimerList::disarm(&b->timer);
+  b->out.release();
+  if (b->parser) recycle_parser(std::move(b->parser));
+  dead_clients_.push_back(b);  // buried with the clients (no descriptor, nothing in flight)
 }
 
 void Worker::serve_hit(ClientConn* c, cache::EntryRef entry) {
@@ -114,15 +244,17 @@ void Worker::write_hit(ClientConn* c, cache::EntryRef entry) {
   // cache_fields_ holds this request's fields (try_cache filled it just before).
   bool not_modified = cache::not_modified(e, cache_fields_);
   // A Range request is answered from the whole stored body (preconditions come first).
-  cache::ByteRange range;
+  // (Constructed only for a Range request: zeroing its 32 slots is not for every hit.)
+  std::optional<cache::ByteRanges> ranges;
   cache::RangeAnswer range_answer = cache::RangeAnswer::whole;
-  if (!not_modified && c->cache_policy.has_range) range_answer = cache::select_range(e, cache_fields_, range);
+  if (!not_modified && c->cache_policy.has_range) range_answer = cache::select_range(e, cache_fields_, ranges.emplace());
   const char* body = e.body.data();
   size_t body_len = e.body.size();
+  std::unique_ptr<cache::MultipartRanges> multipart;  // several ranges (rare: allocating is fine)
   c->status = not_modified                                        ? 304
               : range_answer == cache::RangeAnswer::unsatisfiable ? 416
-              : range_answer == cache::RangeAnswer::partial       ? 206
-                                                                   : e.status;
+              : range_answer == cache::RangeAnswer::whole         ? e.status
+                                                                   : 206;
   if (not_modified) {
     stats_.cache_not_modified.add();
     std::string extra;
@@ -134,6 +266,19 @@ void Worker::write_hit(ClientConn* c, cache::EntryRef entry) {
     out->append_decimal(e.body.size());
     out->append("\r\nContent-Length: 0\r\n");
     body_len = 0;
+  } else if (range_answer == cache::RangeAnswer::multipart) {
+    // A boundary no two answers of this reactor share, and unlikely in any body.
+    uint64_t mixed = (++boundary_serial_ + (static_cast<uint64_t>(index_) << 48)) * 0x9E3779B97F4A7C15ull ^ e.key_hash;
+    char boundary[17];
+    for (int i = 15; i >= 0; --i, mixed >>= 4) boundary[i] = "0123456789abcdef"[mixed & 15];
+    boundary[16] = '\0';
+    multipart = std::make_unique<cache::MultipartRanges>(e, *ranges, std::string_view(boundary, 16));
+    out->append("HTTP/1.1 206 Partial Content\r\n");
+    out->append(multipart->fields());
+    out->append("Content-Length: ");
+    out->append_decimal(multipart->body_bytes());
+    out->append("\r\n");
+    body_len = 0;  // the parts follow the head
   } else {
     size_t fields_at = 0;
     if (range_answer == cache::RangeAnswer::partial) {
@@ -144,6 +289,7 @@ void Worker::write_hit(ClientConn* c, cache::EntryRef entry) {
     c->out.append_shared(entry.share(), e.head.data() + fields_at, e.head.size() - fields_at);
     out = &c->out.pending();
     if (range_answer == cache::RangeAnswer::partial) {
+      const cache::ByteRange& range = ranges->range[0];
       out->append("Content-Range: bytes ");
       out->append_decimal(range.first);
       out->append("-");
@@ -169,7 +315,14 @@ void Worker::write_hit(ClientConn* c, cache::EntryRef entry) {
     out->append("Connection: keep-alive\r\n");
   }
   out->append("\r\n");
-  if (!not_modified && body_len > 0 && c->method != http::Method::head) {
+  if (multipart && c->method != http::Method::head) {
+    for (size_t i = 0; i < ranges->count; ++i) {
+      c->out.pending().append(multipart->part_head(i));
+      const cache::ByteRange& r = ranges->range[i];
+      c->out.append_shared(entry.share(), e.body.data() + r.first, r.last - r.first + 1);
+    }
+    c->out.pending().append(multipart->tail());
+  } else if (!not_modified && body_len > 0 && c->method != http::Method::head) {
     c->out.append_shared(std::move(entry), body, body_len);
   }
   c->response_started = true;
@@ -279,7 +432,7 @@ http::ParseResult Worker::parse_body_filling(ClientConn* c, UpstreamConn* u, con
   return r;
 }
 
-void Worker::end_cache_claim(ClientConn* c) {
+bool Worker::end_cache_claim(ClientConn* c, bool pass_if_unstored) {
   bool stored = c->cache_refreshed;
   c->revalidate.reset();
   c->cache_refreshed = false;
@@ -292,10 +445,14 @@ void Worker::end_cache_claim(ClientConn* c) {
     }
     c->fill.reset();
   }
-  if (!c->cache_owner) return;
+  if (!c->cache_owner) return stored;
   c->cache_owner = false;
-  cache::ReactorSet reactors =
-      cache_of(c)->release(c->cache_key, c->cache_hash, stored, now_ms_, options_.cache_pass_ms);
+  wake_reactors(cache_of(c)->release(c->cache_key, c->cache_hash, stored || !pass_if_unstored, now_ms_,
+                                     options_.cache_pass_ms));
+  return stored;
+}
+
+void Worker::wake_reactors(const cache::ReactorSet& reactors) {
   reactors.for_each([this](unsigned r) {
     if (static_cast<int>(r) == index_) {
       local_wake_pending_ = true;
@@ -311,6 +468,11 @@ bool Worker::serve_stale(ClientConn* c, bool disconnected) {
   // response allows it: no target answered (within --cache-serve-stale), or one answered
   // 5xx (within the response's stale-if-error, or --cache-serve-stale when the operator
   // opted in with --cache-stale-on-5xx). Its Age tells the client how old it is.
+  if (c->background) {
+    // A refresh that got no usable answer: the stale entry stays (and keeps answering).
+    end_background_refresh(c, false);
+    return true;
+  }
   bool window = disconnected || options_.cache_stale_on_5xx;
   if (!c->revalidate || c->response_started || !cache::may_serve_stale(*c->revalidate, now_ms_, window)) {
     return false;
@@ -322,6 +484,7 @@ bool Worker::serve_stale(ClientConn* c, bool disconnected) {
   }
   c->fill.reset();
   stats_.cache_stale_served.add();
+  cache_request_info(c);  // write_hit reads this request's fields (the scratch served others since)
   serve_hit(c, std::move(c->revalidate));
   return true;
 }

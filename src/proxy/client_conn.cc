@@ -218,6 +218,10 @@ void Worker::on_request_head(ClientConn* c) {
 }
 
 void Worker::local_response(ClientConn* c, uint16_t status, uint32_t retry_after_s) {
+  if (c->background) {  // a cache refresh that got no answer has nobody to tell
+    end_background_refresh(c, false);
+    return;
+  }
   if (c->queued_on != nullptr) {
     unlink_queued(c);
     c->queued_bytes.reset();
@@ -259,6 +263,10 @@ void Worker::arm_between_requests(ClientConn* c) {
 }
 
 void Worker::finish_exchange(ClientConn* c) {
+  if (c->background) {
+    end_background_refresh(c, c->status < 500);
+    return;
+  }
   if (c->request_start_us != 0) request_finished(c, true);
   end_cache_claim(c);
   if (draining_) c->keep_alive = false;
@@ -283,6 +291,10 @@ void Worker::finish_exchange(ClientConn* c) {
 
 void Worker::kick_client_send(ClientConn* c) {
   if (c->state == ClientState::closed) return;
+  if (c->background) {
+    c->out.release();  // a cache refresh: what a client would get is already in the entry
+    return;
+  }
   const msghdr* msg = c->out.next_send();
   if (msg == nullptr) return;
   io_uring_sqe* sqe = ring_->get_sqe();
@@ -376,6 +388,10 @@ void Worker::begin_linger(ClientConn* c) {
 
 void Worker::close_client(ClientConn* c) {
   if (c->state == ClientState::closed) return;
+  if (c->background) {  // cut off (a truncated answer, a drain): the stale entry stays
+    end_background_refresh(c, false);
+    return;
+  }
   if (c->request_start_us != 0) request_finished(c, false);  // cut off mid-request
   if (c->upstream) {
     UpstreamConn* u = c->upstream;

@@ -181,6 +181,17 @@ void Server::write_cache_metrics(metrics::TextWriter& out) const {
       {"ringmaster_cache_stale_served_total",
        "Stale entries served because no target answered (or one answered 5xx within stale-if-error).",
        &WorkerStats::cache_stale_served},
+      {"ringmaster_cache_refreshes_started_total",
+       "Background refreshes started for stale entries served within stale-while-revalidate.",
+       &WorkerStats::cache_refreshes_started},
+      {"ringmaster_cache_refreshes_succeeded_total", "Background refreshes the origin answered.",
+       &WorkerStats::cache_refreshes_succeeded},
+      {"ringmaster_cache_refreshes_failed_total",
+       "Background refreshes without an answer (no target, 5xx, broken, timed out): the stale entry stays.",
+       &WorkerStats::cache_refreshes_failed},
+      {"ringmaster_cache_refreshes_refused_total",
+       "Background refreshes not started: the reactor already ran its maximum.",
+       &WorkerStats::cache_refreshes_refused},
   };
   for (const Family& f : kFamilies) {
     uint64_t sum = 0;

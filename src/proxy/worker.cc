@@ -410,8 +410,10 @@ void Worker::bury_dead() {
   size_t keep = 0;
   for (ClientConn* c : dead_clients_) {
     if (c->in_flight == 0) {
-      ring_->remove_file(c->fd);
-      ::close(c->fd);
+      if (c->fd >= 0) {  // a background cache refresh has none
+        ring_->remove_file(c->fd);
+        ::close(c->fd);
+      }
       delete c;
       freed_bytes_ += sizeof(ClientConn);
     } else {

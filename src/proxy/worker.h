@@ -68,6 +68,10 @@ inline constexpr unsigned kRegisteredFilesMax = 65536;
 inline constexpr int kTickMs = 50;
 // Request body bytes that count as progress for --client-timeout-ms (see on_client_recv).
 inline constexpr uint32_t kClientProgressBytes = 1024;
+// Background cache refreshes (stale-while-revalidate) a reactor runs at once; a stale entry
+// found while this many are in flight is served without starting another (counted as
+// refused): the next request for it after one ends starts its refresh.
+inline constexpr uint32_t kBackgroundRefreshesMax = 64;
 
 // An upstream read buffer, mapped on its own rather than taken from the heap: a burst's
 // worth of them (one per busy connection) goes back to the kernel the moment they are
@@ -187,6 +191,9 @@ enum class ClientState : uint8_t {
 struct ClientConn {
   Worker* worker;
   int fd;
+  // A background cache refresh (cache_glue.cc): no socket (fd -1), its own request head,
+  // what it would send a client is dropped, and it ends in end_background_refresh.
+  bool background = false;
   ClientState state = ClientState::idle;
   uint32_t in_flight = 0;  // io_uring operations not yet completed
   bool recv_armed = false;
@@ -309,6 +316,14 @@ struct WorkerStats {
   metrics::Counter cache_revalidations;
   metrics::Counter cache_revalidated;
   metrics::Counter cache_stale_served;
+  // stale-while-revalidate's refreshes without a client: started, ended with an answer
+  // from the origin (stored, freshened by a 304, or not storable), ended without one (no
+  // target, 5xx, broken or timed out: the stale entry stays), and not started for
+  // kBackgroundRefreshesMax.
+  metrics::Counter cache_refreshes_started;
+  metrics::Counter cache_refreshes_succeeded;
+  metrics::Counter cache_refreshes_failed;
+  metrics::Counter cache_refreshes_refused;
   metrics::Gauge connections_open;
   // --upstream-max-conns: requests that waited for a connection, those answered 503 because
   // the queue was full or the wait too long, the queue's length now and the waits.
@@ -396,11 +411,18 @@ class Worker {
   void on_cache_wait_timer(ClientConn* c);
   void start_fill(ClientConn* c, UpstreamConn* u);
   http::ParseResult parse_body_filling(ClientConn* c, UpstreamConn* u, const char* data, size_t len);
-  void end_cache_claim(ClientConn* c);
+  // Ends the request's part in the cache (stores its fill, releases its claim, wakes the
+  // waiters); whether a response was stored. pass_if_unstored=false: nothing was learnt
+  // about the key (a refresh without an answer), so misses keep collapsing on it.
+  bool end_cache_claim(ClientConn* c, bool pass_if_unstored = true);
   void invalidate_after_unsafe(ClientConn* c, const http::ResponseHead& response);
   void write_hit(ClientConn* c, cache::EntryRef entry);
   bool answer_revalidated(ClientConn* c, const http::ResponseHead& response);
   bool serve_stale(ClientConn* c, bool disconnected);
+  void serve_while_revalidating(ClientConn* c, cache::Cache* cache);
+  ClientConn* prepare_background_refresh(ClientConn* c);
+  void end_background_refresh(ClientConn* b, bool answered);
+  void wake_reactors(const cache::ReactorSet& reactors);
   void arm_wake_read();
 
   // Upstream side (upstream_conn.cc).
@@ -481,6 +503,8 @@ class Worker {
   uint64_t wake_value_ = 0;
   bool local_wake_pending_ = false;
   std::vector<ClientConn*> cache_waiters_;
+  uint32_t background_refreshes_ = 0;     // in flight, at most kBackgroundRefreshesMax
+  uint64_t boundary_serial_ = 0;          // multipart/byteranges boundaries
   cache::Fields cache_fields_;            // scratch: the request's fields as the cache sees them
   cache::RequestInfo cache_info_;         // scratch
   cache::Fields cache_response_fields_;   // scratch

@@ -35,14 +35,16 @@ Endpoints (query parameters in brackets):
     /headers                  a response carrying hop-by-hop headers plus X-Normal
     /close                    answers like / with Connection: close, then closes
     /cacheable[/ANY] [cc=V, max_age=N, vary=V, etag=V, last_modified=V, expires=V, date=V,
-                age=N, set_cookie=1, status=N, bytes=N, delay_ms=N]
+                age=N, set_cookie=1, status=N, bytes=N, delay_ms=N, gate=NAME]
                               a response for cache tests: the header values given (cc is
                               Cache-Control verbatim, max_age appends max-age=N to it;
                               set_cookie=1 adds Set-Cookie), after delay_ms, with the body
                               "NAME TARGET n=SERIAL ae=ACCEPT-ENCODING auth=yes|no\n"
                               padded with '.' to `bytes` bytes; SERIAL counts /cacheable
                               requests (1, 2, ...) and is also sent as X-Serial, so a test
-                              tells a stored response from a fresh one
+                              tells a stored response from a fresh one; gate=NAME
+                              holds the answer (the request is logged) until a file
+                              gate-NAME exists next to --log (30 s at most)
     anything else             200 "NAME <target>\\n"
 
 Every response carries `X-Backend: NAME`. HEAD gets the headers of the GET without a body.
@@ -278,6 +280,8 @@ class Connection(origin.Connection):
     def _cacheable(self, req, query, keep_alive, extra):
         if "delay_ms" in query:
             time.sleep(int(query["delay_ms"]) / 1000.0)
+        if "gate" in query:
+            self.server.wait_gate(query["gate"])
         serial = self.server.next_serial()
         cc = [query["cc"]] if query.get("cc") else []
         if "max_age" in query:
@@ -358,9 +362,12 @@ REASONS = {
 
 
 class Server:
-    def __init__(self, name, log):
+    GATE_WAIT_MAX_S = 30.0
+
+    def __init__(self, name, log, gate_dir):
         self.name = name
         self.log = log
+        self.gate_dir = gate_dir
         self._lock = threading.Lock()
         self._serial = 0
 
@@ -369,13 +376,22 @@ class Server:
             self._serial += 1
             return self._serial
 
+    def wait_gate(self, name):
+        """Returns once the file gate-NAME exists in the log's directory (or after 30 s)."""
+        gate = self.gate_dir / ("gate-" + name)
+        deadline = time.monotonic() + self.GATE_WAIT_MAX_S
+        while not gate.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     def connection(self, sock, peer, conn_id):
         return Connection(sock, peer, conn_id, self)
 
 
 def main():
-    return origin.main(__doc__.split("\n")[0], "backend", lambda listener, args, log:
-                       origin.serve_forever(listener, Server(args.name, log).connection))
+    def run(listener, args, log):
+        gate_dir = Path(args.log).resolve().parent if args.log else Path.cwd()
+        return origin.serve_forever(listener, Server(args.name, log, gate_dir).connection)
+    return origin.main(__doc__.split("\n")[0], "backend", run)
 
 
 if __name__ == "__main__":

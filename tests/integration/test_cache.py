@@ -13,13 +13,16 @@ response is told from a fresh one):
     before;
   * Vary: Accept-Encoding keeps variants apart, the Host is part of the key, and requests
     with no-cache, Pragma or Authorization bypass the lookup; a Range request is answered
-    from a stored whole response (206, 416) and a partial response is never stored;
+    from a stored whole response (206, multipart/byteranges for several, 416) and a partial
+    response is never stored;
   * HEAD and conditional requests (If-None-Match, If-Modified-Since) are answered from a
     stored GET without a body and without a backend request;
   * a response over --cache-object-max streams completely and is not stored; a response cut
     off by the backend is not stored and the client sees no complete response;
   * 100 concurrent requests for one cold key make exactly one backend request; waiters wait
     a bounded time; a response that turns out not storable does not serialise its waiters;
+  * stale-while-revalidate answers at once and refreshes once in the background (304 and
+    200), a failed refresh keeps the stale entry, and refreshes per reactor are bounded;
   * POST /cache/purge (all, or ?path=) on the admin listener;
   * filling past --cache-bytes keeps ringmaster_cache_bytes at or under the bound and RSS
     flat; the /metrics counters match the requests made.
@@ -355,11 +358,52 @@ def test_range_requests_are_answered_from_a_stored_whole_response(cache_proxy, b
         assert r.header("ETag") == '"r1"' and r.header("Age") is not None, r
     r = fetch(cache_proxy.port, target, [("Range", "bytes=1000-")])
     assert r.status == 416 and r.header("Content-Range") == "bytes */1000" and r.body == b"", r
-    # Several ranges, or an If-Range that does not match: the whole stored response.
-    r = fetch(cache_proxy.port, target, [("Range", "bytes=0-1,5-6")])
-    assert r.status == 200 and r.body == whole.body, r
-    r = fetch(cache_proxy.port, target, [("Range", "bytes=0-1"), ("If-Range", '"old"')])
-    assert r.status == 200 and r.body == whole.body, r
+    # An If-Range that does not match, or overlapping ranges adding up to more than the
+    # body: the whole stored response.
+    for extra in ([("Range", "bytes=0-1"), ("If-Range", '"old"')], [("Range", "bytes=0-799,200-999")]):
+        r = fetch(cache_proxy.port, target, extra)
+        assert r.status == 200 and r.body == whole.body, (extra, r)
+    assert len(origin_hits(backend)) == 1, "a range request went to the backend"
+
+
+def _byteranges_parts(resp):
+    """The parts of a multipart/byteranges body: [(headers dict, bytes)], checking the
+    framing RFC 9110 14.6 and RFC 2046 require on the way."""
+    ctype = resp.header("Content-Type")
+    prefix = "multipart/byteranges; boundary="
+    assert ctype and ctype.startswith(prefix), resp
+    delimiter = b"\r\n--" + ctype[len(prefix):].encode()
+    body = resp.body
+    assert body.startswith(delimiter + b"\r\n") and body.endswith(delimiter + b"--\r\n"), body[:200]
+    parts = []
+    for chunk in body[:-len(delimiter) - 4].split(delimiter)[1:]:
+        head, _, data = chunk[2:].partition(b"\r\n\r\n")
+        fields = dict(line.split(": ", 1) for line in head.decode().split("\r\n"))
+        parts.append((fields, data))
+    return parts
+
+
+def test_several_ranges_are_answered_as_multipart_byteranges(cache_proxy, backend):
+    target = "/cacheable/ranges?max_age=60&etag=%22m1%22&bytes=1000"
+    whole = fetch(cache_proxy.port, target)
+    asked = [(0, 9), (990, 999), (500, 509)]
+    r = fetch(cache_proxy.port, target, [("Range", "bytes=0-9, -10,500-509,5000-")])
+    assert r.status == 206 and r.header("Content-Range") is None, r
+    assert r.header("ETag") == '"m1"' and r.header("Age") is not None, r
+    assert int(r.header("Content-Length")) == len(r.body), r
+    parts = _byteranges_parts(r)
+    assert [p[0]["Content-Range"] for p in parts] == ["bytes %d-%d/1000" % a for a in asked], parts
+    assert all(p[0]["Content-Type"] == "text/plain" for p in parts), parts
+    assert [p[1] for p in parts] == [whole.body[a:b + 1] for a, b in asked]
+    # Range is defined for GET only (RFC 9110 14.2): a HEAD gets the whole response's head.
+    h = fetch(cache_proxy.port, target, [("Range", "bytes=0-9,20-29")], method="HEAD")
+    assert h.status == 200 and h.body == b"" and h.header("Content-Length") == "1000", h
+    # Of several, only one satisfiable: a single 206; none: 416.
+    r = fetch(cache_proxy.port, target, [("Range", "bytes=5000-,10-19")])
+    assert r.status == 206 and r.header("Content-Range") == "bytes 10-19/1000", r
+    assert r.body == whole.body[10:20]
+    r = fetch(cache_proxy.port, target, [("Range", "bytes=5000-,6000-")])
+    assert r.status == 416 and r.header("Content-Range") == "bytes */1000", r
     assert len(origin_hits(backend)) == 1, "a range request went to the backend"
 
 
@@ -803,32 +847,121 @@ def test_stale_entry_answers_when_every_target_is_down(start_cache_proxy, start_
     assert proxy.metric("ringmaster_cache_stale_served_total") == 1
 
 
-def test_stale_while_revalidate_answers_waiters_at_once(start_cache_proxy, backend):
-    """While one request revalidates a stale entry (the origin takes 1.5 s), others within
-    its stale-while-revalidate window get the stale entry at once instead of waiting."""
-    proxy = start_cache_proxy([backend], threads=2)
-    target = "/cacheable/swr?cc=max-age%3D1%2C%20stale-while-revalidate%3D60&delay_ms=1500"
-    stored = fetch(proxy.port, target)
-    time.sleep(1.2)  # the passage of time is the subject: past the 1 s lifetime
-    results = {}
+SWR = "cc=max-age%3D1%2C%20stale-while-revalidate%3D60"
 
-    def revalidating():
-        t0 = time.monotonic()
-        results["first"] = (fetch(proxy.port, target), time.monotonic() - t0)
-    t = threading.Thread(target=revalidating)
-    t.start()
-    wait_until(lambda: len(origin_hits(backend)) == 2, 5, "the revalidation to reach the backend")
-    t0 = time.monotonic()
-    others = [fetch(proxy.port, target) for _ in range(3)]
-    elapsed = time.monotonic() - t0
-    t.join()
-    assert all(r.status == 200 and r.body == stored.body for r in others), others
-    assert all(int(r.header("Age")) >= 1 for r in others), others
-    assert elapsed < 1.0, "waiters waited %.2fs for the revalidation" % elapsed
-    first, first_elapsed = results["first"]
-    assert first.status == 200 and serial(first) == 2 and first_elapsed >= 1.4, first
+
+def _gate(backend, name, is_open):
+    """Opens or closes the backend's gate NAME (backend.py: a gate=NAME request is held,
+    logged but unanswered, while its gate is closed)."""
+    path = backend.dir / ("gate-" + name)
+    if is_open:
+        path.touch()
+    elif path.exists():
+        path.unlink()
+
+
+def _store_then_let_go_stale(proxy, backend, targets, gate):
+    _gate(backend, gate, True)
+    stored = {t: fetch(proxy.port, t) for t in targets}
+    assert all(r.status == 200 for r in stored.values()), stored
+    _gate(backend, gate, False)
+    time.sleep(1.2)  # the passage of time is the subject: past the 1 s lifetime
+    return stored
+
+
+@pytest.mark.parametrize("origin_says", ["304", "200"])
+def test_stale_while_revalidate_answers_at_once_and_refreshes_once_in_the_background(
+        start_cache_proxy, backend, origin_says):
+    """Within stale-while-revalidate every request gets the stale entry at once, and the
+    proxy asks the origin once, with no client waiting for it: the answers arrive while the
+    backend holds that one request (its gate closed), so none of them waited for it. Once
+    the backend answers, the next request gets what it said (a 304 freshens the entry, a
+    200 replaces it) without another backend request."""
+    proxy = start_cache_proxy([backend], threads=2)
+    revalidate = "&revalidate=1" if origin_says == "304" else ""
+    target = "/cacheable/swr-bg-%s?%s&etag=%%22e1%%22&gate=swr%s" % (origin_says, SWR, revalidate)
+    stored = _store_then_let_go_stale(proxy, backend, [target], "swr")[target]
+    first = fetch(proxy.port, target, timeout=5.0)
+    others, _ = concurrent_gets(proxy.port, target, 10, timeout=5.0)
+    others += [fetch(proxy.port, target, timeout=5.0) for _ in range(3)]
+    for r in [first] + others:
+        assert not isinstance(r, Exception) and r.status == 200, r
+        assert r.body == stored.body and serial(r) == 1, "not the stale entry: %r" % r
+        assert_age(r, 1)
+    # The refresh reaches the backend on its own time; the proxy counts what it started.
+    sent = backend.wait_for_requests(2)
+    assert len(sent) == 2, "%d requests reached the backend during the window" % len(sent)
+    refresh = sent[1]
+    assert _conditionals(refresh) == (['"e1"'], []), refresh
+    assert request_header(refresh, "X-Request-Id") == [first.header("X-Request-Id")], \
+        "the refresh does not carry the id of the request that started it: %r" % refresh
+    assert proxy.metric("ringmaster_cache_refreshes_started_total") == 1
+    assert proxy.metric("ringmaster_cache_stale_served_total") == 14
+    _gate(backend, "swr", True)
+    proxy.wait_metrics({"ringmaster_cache_refreshes_succeeded_total": 1})
+    fresh = fetch(proxy.port, target)
+    assert fresh.status == 200 and serial(fresh) == 2, fresh
+    assert_age(fresh, 0, 1)
+    if origin_says == "304":
+        assert fresh.body == stored.body, fresh  # the stored body, the 304's fields
+        assert proxy.metric("ringmaster_cache_revalidated_total") == 1
+    else:
+        assert b"n=2" in fresh.body, fresh
     assert len(origin_hits(backend)) == 2
-    assert proxy.metric("ringmaster_cache_stale_served_total") == 3
+    assert proxy.metric("ringmaster_cache_refreshes_failed_total") == 0
+
+
+def test_a_failed_background_refresh_keeps_the_stale_entry(start_cache_proxy, backend):
+    """A refresh the origin answers 503 (a request field the refresh carries from the client
+    asks the backend for it) stores nothing: the stale entry keeps answering, and the next
+    request starts another refresh."""
+    proxy = start_cache_proxy([backend], threads=1)
+    target = "/cacheable/swr-fail?%s&etag=%%22f%%22&gate=swr-fail" % SWR
+    stored = _store_then_let_go_stale(proxy, backend, [target], "swr-fail")[target]
+    _gate(backend, "swr-fail", True)
+    r = fetch(proxy.port, target, [("X-Backend-Status", "503")])
+    assert r.status == 200 and r.body == stored.body, r
+    proxy.wait_metrics({"ringmaster_cache_refreshes_failed_total": 1})
+    again = fetch(proxy.port, target)
+    assert again.status == 200 and again.body == stored.body and serial(again) == 1, again
+    proxy.wait_metrics({"ringmaster_cache_refreshes_started_total": 2,
+                        "ringmaster_cache_refreshes_succeeded_total": 1})
+    assert serial(fetch(proxy.port, target)) == 3  # the second refresh's 200 replaced it
+    assert len(origin_hits(backend)) == 3
+
+
+def test_a_refresh_in_flight_does_not_hold_up_shutdown(start_cache_proxy, backend):
+    """SIGTERM while a refresh waits on the backend: the drain ends it at its deadline
+    (the stale entry simply stays) and the proxy exits cleanly."""
+    proxy = start_cache_proxy([backend], threads=1, shutdown_timeout_ms=500)
+    target = "/cacheable/swr-drain?%s&gate=swr-drain" % SWR
+    stored = _store_then_let_go_stale(proxy, backend, [target], "swr-drain")[target]
+    r = fetch(proxy.port, target)
+    assert r.status == 200 and r.body == stored.body, r
+    backend.wait_for_requests(2)
+    assert proxy.terminate(timeout=10) == 0, proxy.stderr()
+
+
+def test_background_refreshes_per_reactor_are_bounded(start_cache_proxy, backend):
+    """kBackgroundRefreshesMax (64) refreshes in flight per reactor: one stale key more is
+    served stale without starting a refresh, counted as refused."""
+    limit = 64
+    proxy = start_cache_proxy([backend], threads=1)
+    targets = ["/cacheable/swr-many-%d?%s&gate=swr-many" % (i, SWR) for i in range(limit + 1)]
+    stored = _store_then_let_go_stale(proxy, backend, targets, "swr-many")
+    for t in targets:
+        r = fetch(proxy.port, t, timeout=5.0)
+        assert r.status == 200 and r.body == stored[t].body, r
+    backend.wait_for_requests(2 * limit + 1)
+    assert proxy.metric("ringmaster_cache_refreshes_started_total") == limit
+    assert proxy.metric("ringmaster_cache_refreshes_refused_total") == 1
+    assert len(origin_hits(backend)) == 2 * limit + 1
+    _gate(backend, "swr-many", True)
+    proxy.wait_metrics({"ringmaster_cache_refreshes_succeeded_total": limit}, timeout=10.0)
+    # The refused key refreshes on its next request, now that there is room.
+    r = fetch(proxy.port, targets[-1])
+    assert r.status == 200 and serial(r) == limit + 1, r
+    proxy.wait_metrics({"ringmaster_cache_refreshes_succeeded_total": limit + 1})
 
 
 @pytest.mark.parametrize("opt_in", [False, True], ids=["default", "cache-stale-on-5xx"])

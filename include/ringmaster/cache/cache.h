@@ -156,16 +156,48 @@ bool not_modified(const Entry& e, const Fields& request_fields);
 // Whether a request carries a precondition of its own (If-None-Match, If-Modified-Since,
 // If-Match, If-Unmodified-Since, If-Range).
 bool is_conditional(const Fields& request_fields);
-// Range requests against a complete stored response (RFC 9110 14): a single byte range of
-// a stored 200 is answered 206; one that starts past the end, 416; anything else (several
-// ranges, another unit, bad syntax, an If-Range that does not match strongly) gets the whole
-// response, as a server may.
+// Range requests against a complete stored response (RFC 9110 14), as nginx answers them
+// from its cache: of a stored 200, one satisfiable byte range gets a 206 with that slice,
+// several get a 206 multipart/byteranges (in the order asked; ranges that start past the
+// end are left out), none satisfiable a 416. The whole response (a server may always
+// ignore Range, 14.2) for another unit, bad syntax, an If-Range that does not match
+// strongly, more than kByteRangesMax ranges, or ranges adding up to more than the body
+// (overlaps: a classic way to make a server send a body many times over).
 struct ByteRange {
   uint64_t first = 0;
   uint64_t last = 0;  // inclusive
 };
-enum class RangeAnswer { whole, partial, unsatisfiable };
-RangeAnswer select_range(const Entry& e, const Fields& request_fields, ByteRange& range);
+inline constexpr size_t kByteRangesMax = 32;
+struct ByteRanges {
+  ByteRange range[kByteRangesMax];
+  size_t count = 0;
+};
+enum class RangeAnswer { whole, partial, multipart, unsatisfiable };
+RangeAnswer select_range(const Entry& e, const Fields& request_fields, ByteRanges& ranges);
+
+// The framing of a multipart/byteranges answer (RFC 9110 14.6), laid out as nginx does:
+// before each part "\r\n--B\r\nContent-Type: T\r\nContent-Range: bytes a-b/len\r\n\r\n" (no
+// Content-Type line when the stored response has none), after the last "\r\n--B--\r\n".
+// The parts' bytes are the stored body's, sent from the entry without a copy.
+class MultipartRanges {
+ public:
+  // boundary: 1-70 characters that RFC 2046 allows (letters and digits do).
+  MultipartRanges(const Entry& e, const ByteRanges& ranges, std::string_view boundary);
+  // The stored fields for the 206's head ("Name: value\r\n" each) with the stored
+  // Content-Type replaced by "multipart/byteranges; boundary=B".
+  const std::string& fields() const { return fields_; }
+  std::string_view part_head(size_t i) const { return std::string_view(text_).substr(starts_[i], starts_[i + 1] - starts_[i]); }
+  std::string_view tail() const { return std::string_view(text_).substr(starts_[count_]); }
+  // The whole body: part heads, parts and tail (the 206's Content-Length).
+  uint64_t body_bytes() const { return body_bytes_; }
+
+ private:
+  std::string fields_;
+  std::string text_;                       // every part head, then the tail
+  size_t starts_[kByteRangesMax + 1] = {};  // where part head i starts in text_ (count_: the tail)
+  size_t count_ = 0;
+  uint64_t body_bytes_ = 0;
+};
 
 // The head fields a 304 carries from the stored response (ETag, Cache-Control, Expires,
 // Vary, Content-Location, Date, Last-Modified): "Name: value\r\n" lines, appended to out.

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "ringmaster/cache/cache.h"
 #include "test_support.h"
@@ -138,7 +140,6 @@ TEST(Range, SingleByteRangesOfAStoredResponse) {
       {{{"Range", "bytes=10-"}}, RangeAnswer::unsatisfiable},
       {{{"Range", "bytes=-0"}}, RangeAnswer::unsatisfiable},
       {{{"Range", "bytes=3-1"}}, RangeAnswer::whole},      // invalid: ignored
-      {{{"Range", "bytes=0-1,3-4"}}, RangeAnswer::whole},  // several: the whole response
       {{{"Range", "items=0-1"}}, RangeAnswer::whole},
       {{{"Range", "bytes=a-b"}}, RangeAnswer::whole},
       {{{"Range", "bytes=0-1"}, {"If-Range", "\"s\""}}, RangeAnswer::partial, 0, 1},
@@ -148,12 +149,13 @@ TEST(Range, SingleByteRangesOfAStoredResponse) {
       {{{"Range", "bytes=0-1"}, {"If-Range", "Tue, 02 Jan 2024 00:00:00 GMT"}}, RangeAnswer::whole},
   };
   for (const RangeCase& c : cases) {
-    ByteRange r;
+    ByteRanges r;
     RangeAnswer a = select_range(*e, c.request, r);
     EXPECT_EQ(a, c.answer) << c.request[0].value;
     if (a == RangeAnswer::partial && c.answer == RangeAnswer::partial) {
-      EXPECT_EQ(r.first, c.first) << c.request[0].value;
-      EXPECT_EQ(r.last, c.last) << c.request[0].value;
+      ASSERT_EQ(r.count, 1u);
+      EXPECT_EQ(r.range[0].first, c.first) << c.request[0].value;
+      EXPECT_EQ(r.range[0].last, c.last) << c.request[0].value;
     }
   }
 }
@@ -162,8 +164,88 @@ TEST(Range, OnlyA200IsSliced) {
   test_support::EntrySpec spec;
   spec.status = 404;
   EntryRef e = test_support::make_entry(spec);
-  ByteRange r;
+  ByteRanges r;
   EXPECT_EQ(select_range(*e, {{"Range", "bytes=0-1"}}, r), RangeAnswer::whole);
+}
+
+// Several ranges, as nginx answers them: the satisfiable ones in the order asked, as parts
+// of a multipart/byteranges body; the whole response when that would be abusive.
+TEST(Range, SeveralRangesAreAnsweredAsParts) {
+  test_support::EntrySpec spec;
+  spec.body = "0123456789";
+  EntryRef e = test_support::make_entry(spec);
+  struct Case {
+    const char* range;
+    RangeAnswer answer;
+    std::vector<std::pair<uint64_t, uint64_t>> parts;
+  };
+  const Case cases[] = {
+      {"bytes=0-1,5-6", RangeAnswer::multipart, {{0, 1}, {5, 6}}},
+      {"bytes=8-, 0-0", RangeAnswer::multipart, {{8, 9}, {0, 0}}},  // the order asked
+      {"bytes=-2,,1-1", RangeAnswer::multipart, {{8, 9}, {1, 1}}},  // empty list elements
+      {"bytes=0-1,20-30", RangeAnswer::partial, {{0, 1}}},          // the unsatisfiable one left out
+      {"bytes=20-,30-", RangeAnswer::unsatisfiable, {}},
+      {"bytes=0-1,3-x", RangeAnswer::whole, {}},                   // one invalid: Range ignored
+      {"bytes=0-7,2-9", RangeAnswer::whole, {}},                   // overlaps past the body's size
+      {"bytes=,", RangeAnswer::whole, {}},
+  };
+  for (const Case& c : cases) {
+    ByteRanges r;
+    EXPECT_EQ(select_range(*e, {{"Range", c.range}}, r), c.answer) << c.range;
+    if (c.answer == RangeAnswer::whole || c.answer == RangeAnswer::unsatisfiable) continue;
+    ASSERT_EQ(r.count, c.parts.size()) << c.range;
+    for (size_t i = 0; i < r.count; ++i) {
+      EXPECT_EQ(r.range[i].first, c.parts[i].first) << c.range;
+      EXPECT_EQ(r.range[i].last, c.parts[i].second) << c.range;
+    }
+  }
+}
+
+TEST(Range, AtMostKByteRangesMaxParts) {
+  test_support::EntrySpec spec;
+  spec.body = std::string(1000, 'x');
+  EntryRef e = test_support::make_entry(spec);
+  auto ranges = [](size_t n) {
+    std::string s = "bytes=";
+    for (size_t i = 0; i < n; ++i) s += (i ? "," : "") + std::to_string(i * 2) + "-" + std::to_string(i * 2);
+    return s;
+  };
+  ByteRanges r;
+  std::string at_limit = ranges(kByteRangesMax);
+  EXPECT_EQ(select_range(*e, {{"Range", at_limit}}, r), RangeAnswer::multipart);
+  EXPECT_EQ(r.count, kByteRangesMax);
+  std::string past_limit = ranges(kByteRangesMax + 1);
+  EXPECT_EQ(select_range(*e, {{"Range", past_limit}}, r), RangeAnswer::whole);
+}
+
+TEST(Range, MultipartBodyIsLaidOutAsNginxDoes) {
+  test_support::EntrySpec spec;
+  spec.body = "0123456789";
+  spec.response_fields = {{"Content-Type", "text/plain"}, {"ETag", "\"m\""}};
+  EntryRef e = test_support::make_entry(spec);
+  ByteRanges r;
+  ASSERT_EQ(select_range(*e, {{"Range", "bytes=0-1,5-6"}}, r), RangeAnswer::multipart);
+  MultipartRanges m(*e, r, "B0");
+  EXPECT_EQ(m.fields().find("text/plain"), std::string::npos) << m.fields();
+  EXPECT_NE(m.fields().find("ETag: \"m\"\r\n"), std::string::npos) << m.fields();
+  EXPECT_NE(m.fields().find("Content-Type: multipart/byteranges; boundary=B0\r\n"), std::string::npos);
+  std::string body;
+  for (size_t i = 0; i < r.count; ++i) {
+    body.append(m.part_head(i));
+    body.append(e->body, r.range[i].first, r.range[i].last - r.range[i].first + 1);
+  }
+  body.append(m.tail());
+  EXPECT_EQ(body,
+            "\r\n--B0\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-1/10\r\n\r\n01"
+            "\r\n--B0\r\nContent-Type: text/plain\r\nContent-Range: bytes 5-6/10\r\n\r\n56"
+            "\r\n--B0--\r\n");
+  EXPECT_EQ(m.body_bytes(), body.size());
+  // Without a stored Content-Type, the parts have none either.
+  test_support::EntrySpec bare;
+  bare.body = "0123456789";
+  EntryRef b = test_support::make_entry(bare);
+  MultipartRanges mb(*b, r, "B0");
+  EXPECT_EQ(mb.part_head(0), "\r\n--B0\r\nContent-Range: bytes 0-1/10\r\n\r\n");
 }
 
 }  // namespace
