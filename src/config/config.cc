@@ -74,12 +74,14 @@ constexpr uint32_t kSessionTimeoutMsMax = 120000;
 constexpr size_t kTextBytesMax = 1024;
 constexpr uint32_t kWeightMax = 10000;  // agent --weight; readers take no more (registry_format.h)  // --health-path, --content-version
 constexpr size_t kQuotedBytesMax = 80;  // longer values are cut in error messages
+// A file name is never cut: the error must name the file (PATH_MAX).
+constexpr size_t kPathBytesMax = 4096;
 
 // Escapes everything outside printable ASCII so that an error message stays on one line.
-std::string printable(std::string_view text) {
+std::string printable(std::string_view text, size_t bytes_max = kQuotedBytesMax) {
   std::string out;
   for (size_t i = 0; i < text.size(); ++i) {
-    if (out.size() >= kQuotedBytesMax) {
+    if (out.size() >= bytes_max) {
       out += "...";
       break;
     }
@@ -547,7 +549,7 @@ constexpr size_t kServicesMax = 4096;
 // "FILE:LINE: service \"NAME\": KEY: " for the messages about one service's key.
 std::string service_where(const std::string& file, const toml::node& node, std::string_view service,
                           std::string_view key) {
-  std::string out = printable(file) + ":" + std::to_string(node.source().begin.line) + ": service";
+  std::string out = printable(file, kPathBytesMax) + ":" + std::to_string(node.source().begin.line) + ": service";
   if (!service.empty()) out.append(" ").append(quoted(service));
   out.append(": ").append(printable(key)).append(": ");
   return out;
@@ -802,7 +804,7 @@ void check_service_formats(ProxyConfig& config) {
   for (ServiceConfig& s : config.services) {
     TargetSource& source = s.source;
     if (source.targets_path.empty()) continue;
-    std::string where = printable(file) + ":" + std::to_string(s.line) + ": service " + quoted(s.name) + ": ";
+    std::string where = printable(file, kPathBytesMax) + ":" + std::to_string(s.line) + ": service " + quoted(s.name) + ": ";
     auto it = by_targets.find(source.targets_path);
     if (it == by_targets.end()) {
       if (source.format != "ringmaster" && source.counts_path.empty()) {
@@ -849,7 +851,7 @@ void check_services(const ProxyConfig& config) {
   std::set<std::string> names;
   std::set<std::pair<std::string, std::string>> matches;
   for (const ServiceConfig& s : config.services) {
-    std::string where = printable(file) + ":" + std::to_string(s.line) + ": service " + quoted(s.name) + ": ";
+    std::string where = printable(file, kPathBytesMax) + ":" + std::to_string(s.line) + ": service " + quoted(s.name) + ": ";
     if (!names.insert(s.name).second) fail(where + "name: duplicate service name");
     std::vector<std::string> hosts = s.hosts.empty() ? std::vector<std::string>{""} : s.hosts;
     for (const std::string& host : hosts) {
@@ -866,7 +868,7 @@ void check_services(const ProxyConfig& config) {
       fail(where + "targets-path: must not be fleet-path, inside it or above it, got " + quoted(targets));
     }
   }
-  if (config.services.size() > kServicesMax) fail(printable(file) + ": more than 4096 services");
+  if (config.services.size() > kServicesMax) fail(printable(file, kPathBytesMax) + ": more than 4096 services");
 }
 
 // Each service's timeouts and limits: unset ones take the flags' values; upstream-max-conns
@@ -888,7 +890,7 @@ void check_service_limits(ProxyConfig& config) {
       if (!(s.*k.own)) s.*k.own = config.*k.flag;
     }
     if (!s.body_bytes_max) s.body_bytes_max = config.body_bytes_max;
-    std::string where = printable(file) + ":" + std::to_string(s.upstream_max_conns_line ? s.upstream_max_conns_line : s.line) +
+    std::string where = printable(file, kPathBytesMax) + ":" + std::to_string(s.upstream_max_conns_line ? s.upstream_max_conns_line : s.line) +
                         ": service " + quoted(s.name) + ": upstream-max-conns: ";
     uint32_t conns = *s.upstream_max_conns;
     if (conns != 0 && conns < config.threads) {
@@ -903,7 +905,7 @@ void check_service_limits(ProxyConfig& config) {
                       : it->second.queue_max != *s.upstream_queue_max ? "upstream-queue-max"
                                                                       : nullptr;
     if (key != nullptr) {
-      fail(printable(file) + ":" + std::to_string(s.line) + ": service " + quoted(s.name) + ": " + key +
+      fail(printable(file, kPathBytesMax) + ":" + std::to_string(s.line) + ": service " + quoted(s.name) + ": " + key +
            ": targets-path " + quoted(s.source.targets_path) + " is shared with " + it->second.name +
            ", which limits it differently (its targets' connections are counted once for both)");
     }
@@ -912,19 +914,19 @@ void check_service_limits(ProxyConfig& config) {
 
 void apply_config_file(const std::string& path, ProxyConfig& config, SeenFlags& seen) {
   std::ifstream in(path);
-  if (!in) fail(printable(path) + ": cannot read: " + std::strerror(errno));
+  if (!in) fail(printable(path, kPathBytesMax) + ": cannot read: " + std::strerror(errno));
   std::stringstream text;
   text << in.rdbuf();
   toml::table table;
   try {
     table = toml::parse(text.str(), path);
   } catch (const toml::parse_error& e) {
-    fail(printable(path) + ":" + std::to_string(e.source().begin.line) + ": " + printable(e.description()));
+    fail(printable(path, kPathBytesMax) + ":" + std::to_string(e.source().begin.line) + ": " + printable(e.description()));
   }
   uint32_t default_service_line = 0;
   for (auto&& [key, value] : table) {
     std::string where =
-        printable(path) + ":" + std::to_string(key.source().begin.line) + ": " + printable(key.str()) + ": ";
+        printable(path, kPathBytesMax) + ":" + std::to_string(key.source().begin.line) + ": " + printable(key.str()) + ": ";
     if (key.str() == "service") {
       for (const toml::node* item : list_of(value, where)) config.services.push_back(parse_service(path, *item));
       continue;
@@ -949,7 +951,7 @@ void apply_config_file(const std::string& path, ProxyConfig& config, SeenFlags& 
                std::any_of(config.services.begin(), config.services.end(),
                            [&wanted](const ServiceConfig& s) { return s.name == wanted; });
   if (!known) {
-    fail(printable(path) + ":" + std::to_string(default_service_line) + ": default-service: no service named " +
+    fail(printable(path, kPathBytesMax) + ":" + std::to_string(default_service_line) + ": default-service: no service named " +
          quoted(wanted) + " (expected a [[service]] name, \"default\" or \"none\")");
   }
 }
@@ -960,7 +962,7 @@ void check_proxy(ProxyConfig& config, const SeenFlags& seen) {
   if (!flags_service && config.services.empty()) fail("one of --zk or --target is required");
   if (config.default_service.empty()) config.default_service = flags_service ? kFlagsServiceName : "none";
   if (config.default_service == kFlagsServiceName && !flags_service) {
-    fail(printable(config.config_file) + ": default-service: \"default\" needs --zk or --target");
+    fail(printable(config.config_file, kPathBytesMax) + ": default-service: \"default\" needs --zk or --target");
   }
   if (!config.zk.empty() && !config.targets.empty()) fail("--zk and --target are mutually exclusive");
   if (config.admin && *config.admin == config.listen) {
