@@ -209,7 +209,7 @@ UpstreamConn* Worker::open_upstream(upstream::TargetState* target) {
   ++upstreams_;
   ++target->slots[index_].conns_open;
   stats_.upstream_connections_open.set(upstreams_);
-  auto* u = new UpstreamConn();
+  UpstreamConn* u = upstream_slab_.make();
   u->worker = this;
   u->fd = fd;
   u->target = target;
@@ -234,7 +234,15 @@ void Worker::attach(ClientConn* c, UpstreamConn* u) {
   c->upstream = u;
   u->client = c;
   u->got_bytes = false;
-  u->parser.reset(c->method);
+  if (!u->parser) {
+    if (!spare_response_parsers_.empty()) {
+      u->parser = std::move(spare_response_parsers_.back());
+      spare_response_parsers_.pop_back();
+    } else {
+      u->parser = std::make_unique<http::ResponseParser>();
+    }
+  }
+  u->parser->reset(c->method);
 }
 
 void Worker::detach(ClientConn* c) {
@@ -401,20 +409,20 @@ void Worker::pump_upstream(UpstreamConn* u) {
     size_t len = u->read_end - off;
     if (!c->response_started) {
       // 103 Early Hints go ahead to an HTTP/1.1 client (RFC 9110 15.2: never to HTTP/1.0).
-      u->parser.forward_early_hints(c->version_minor == 1 ? &c->out.pending() : nullptr);
-      http::ParseResult r = u->parser.parse_head(data, len);
-      u->parser.forward_early_hints(nullptr);
+      u->parser->forward_early_hints(c->version_minor == 1 ? &c->out.pending() : nullptr);
+      http::ParseResult r = u->parser->parse_head(data, len);
+      u->parser->forward_early_hints(nullptr);
       off += r.consumed;
       if (r.status == http::ParseStatus::error) {
         RM_LOG_WARN("bad response head from %s: %.*s", target_name(u),
-                    static_cast<int>(u->parser.error_reason().size()), u->parser.error_reason().data());
+                    static_cast<int>(u->parser->error_reason().size()), u->parser->error_reason().data());
         upstream_failed(c, 502);
         return;
       }
       if (r.status != http::ParseStatus::head_done) break;
-      const http::ResponseHead& head = u->parser.head();
+      const http::ResponseHead& head = u->parser->head();
       if (answer_revalidated(c, head)) {
-        if (u->parser.body_done()) c->response_done = true;
+        if (u->parser->body_done()) c->response_done = true;
         continue;
       }
       if (head.status >= 500 && head.status <= 504 && serve_stale(c, false)) return;
@@ -429,14 +437,14 @@ void Worker::pump_upstream(UpstreamConn* u) {
           cache::invalidates_on_success(c->parser->head().method_text)) {
         invalidate_after_unsafe(c, head);
       }
-      if (u->parser.body_done()) c->response_done = true;
+      if (u->parser->body_done()) c->response_done = true;
       continue;
     }
     size_t queued = c->out.size();
     if (queued + 64 >= kOutSoftLimit) break;  // the client is slow: leave the rest in our buffer
     size_t take = std::min(len, kOutSoftLimit - queued - 32);
     http::ParseResult r = c->fill ? parse_body_filling(c, u, data, take)
-                                  : u->parser.parse_body(data, take, c->out.pending(), c->framing.rechunk);
+                                  : u->parser->parse_body(data, take, c->out.pending(), c->framing.rechunk);
     off += r.consumed;
     if (r.status == http::ParseStatus::error) {
       upstream_failed(c, 502);
@@ -460,7 +468,7 @@ void Worker::on_response_done(ClientConn* c) {
   if (u != nullptr) {
     // Reuse only a connection whose request and response both ended cleanly with nothing
     // left over on either side.
-    bool reusable = u->parser.head().keep_alive && c->request_done && u->out.empty() && u->unparsed() == 0 &&
+    bool reusable = u->parser->head().keep_alive && c->request_done && u->out.empty() && u->unparsed() == 0 &&
                     !draining_ && options_.upstream_idle_max > 0;
     // Bytes past the end of the response (a body on a 204, a second response) mean the
     // backend and we disagree on framing: what we took for the whole response may not be.
@@ -491,7 +499,7 @@ void Worker::upstream_ended(UpstreamConn* u, int res) {
   if (!c->response_started && !u->got_bytes && retry_request(c, u)) return;
   if (c->response_started && res == 0) {
     // A close-delimited body ends here; anything else unfinished is a truncated response.
-    http::ParseResult r = u->parser.finish(c->out.pending(), c->framing.rechunk);
+    http::ParseResult r = u->parser->finish(c->out.pending(), c->framing.rechunk);
     if (r.status == http::ParseStatus::message_done) {
       c->response_done = true;
       kick_client_send(c);
@@ -564,6 +572,7 @@ void Worker::release_upstream(UpstreamConn* u) {
   u->state = UpstreamState::idle;
   u->out.release();
   release_read_buffer(u);
+  recycle_response_parser(u);
   idle_pool(u->target).push_back(u);
   ++u->target->slots[index_].conns_idle;
   // An idle connection keeps a receive posted: it notices the backend closing it.

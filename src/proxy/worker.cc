@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdlib>
 #include <random>
 
 #include "ringmaster/base/clock.h"
@@ -14,7 +15,10 @@
 
 // mimalloc, when the binary links it (not the sanitizer builds, not the unit tests): its
 // collect is what gives a thread's freed pages back; glibc's malloc_trim does otherwise.
-extern "C" void mi_collect(bool force) __attribute__((weak));
+#include <mimalloc.h>
+#pragma weak mi_collect
+#pragma weak mi_option_get
+#pragma weak mi_option_set
 
 namespace ringmaster::proxy {
 
@@ -52,6 +56,32 @@ TimerNode* TimerList::pop_expired(int64_t now_ms) {
 // ---- Worker ----
 
 namespace {
+// Gives this thread's free heap pages back to the kernel. mimalloc (2.0.x) decommits a freed
+// span only after mi_option_decommit_delay, and only when a later free or allocation in the
+// same segment notices the delay passed: an idle reactor would keep a burst's pages resident
+// forever (measured: ~1 KB per burst client). With the delay at 0 for the collect, the pages
+// it frees, and the free neighbours they merge with, are decommitted at once; the delay
+// stays as it was for the request path (reuse within it saves a page-fault cycle).
+void collect_heap() {
+  if (mi_collect == nullptr) {
+    malloc_trim(0);
+    return;
+  }
+  long delay_ms = mi_option_get(mi_option_decommit_delay);
+  mi_option_set(mi_option_decommit_delay, 0);
+  mi_collect(true);
+  // Spans freed earlier are only marked for a delayed decommit, which mimalloc carries out
+  // when it next takes a page from that segment: take (and give back) a page of each small
+  // and medium size class, so that every segment with free room is visited once.
+  for (size_t bytes = 16; bytes <= 128 * 1024; bytes += bytes / 4 + 8) {
+    void* p = std::malloc(bytes);
+    asm volatile("" : : "r"(p) : "memory");  // a real allocation: not elided with the free
+    std::free(p);
+  }
+  mi_collect(true);
+  mi_option_set(mi_option_decommit_delay, delay_ms);
+}
+
 template <typename T>
 T* container_of_timer(TimerNode* node) {
   return reinterpret_cast<T*>(reinterpret_cast<char*>(node) - offsetof(T, timer));
@@ -233,7 +263,7 @@ void Worker::on_accept(io_uring_cqe* cqe) {
     return;
   }
   stats_.connections_accepted.add();
-  auto* c = new ClientConn();
+  ClientConn* c = client_slab_.make();
   c->worker = this;
   c->fd = fd;
   c->out.set_pool(&out_pool_);
@@ -315,6 +345,16 @@ void Worker::recycle_parser(std::unique_ptr<http::RequestParser> parser) {
   spare_parsers_.push_back(std::move(parser));
 }
 
+void Worker::recycle_response_parser(UpstreamConn* u) {
+  if (!u->parser) return;
+  if (spare_response_parsers_.size() >= kSpareParsersMax) {
+    u->parser.reset();
+    freed_bytes_ += kParserBytesEstimate;
+    return;
+  }
+  spare_response_parsers_.push_back(std::move(u->parser));
+}
+
 void Worker::maybe_trim() {
   // After a burst, the memory its connections used is free but still resident (neither
   // allocator hands back free pages in the middle of its heap by itself at once): give it
@@ -324,7 +364,7 @@ void Worker::maybe_trim() {
     // mimalloc decommits the pages a collect freed only after its decommit delay, and only
     // when the heap is used again: an idle reactor would keep them resident. Once more.
     recollect_at_ms_ = 0;
-    mi_collect(true);
+    collect_heap();
   }
   if (clients_ > 0 || !dead_clients_.empty()) {
     no_clients_since_ms_ = 0;
@@ -338,8 +378,11 @@ void Worker::maybe_trim() {
     buffers_touched_ = false;
     freed_bytes_ += spare_parsers_.size() * kParserBytesEstimate + spare_read_buffers_.size() * kUpstreamReadBytes;
     spare_parsers_.clear();
+    spare_response_parsers_.clear();
     spare_read_buffers_.clear();
     out_pool_.clear();
+    client_slab_.release_empty();
+    upstream_slab_.release_empty();
     last_trim_ms_ = 0;
     freed_bytes_ = std::max(freed_bytes_, kTrimFreedBytesMin);
   }
@@ -351,14 +394,11 @@ void Worker::maybe_trim() {
   // The spares go too: kept from a burst, each would pin a mostly empty heap page (the rest
   // of its page was the burst's), and they are cheap to make again.
   spare_parsers_.clear();
+  spare_response_parsers_.clear();
   out_pool_.clear();
   spare_read_buffers_.clear();
-  if (mi_collect != nullptr) {
-    mi_collect(true);
-    recollect_at_ms_ = now_ms_ + kRecollectDelayMs;
-  } else {
-    malloc_trim(0);
-  }
+  collect_heap();
+  if (mi_collect != nullptr) recollect_at_ms_ = now_ms_ + kRecollectDelayMs;
   last_trim_ms_ = now_ms_;
   freed_bytes_ = 0;
 }
@@ -371,7 +411,7 @@ void Worker::bury_dead() {
     if (c->in_flight == 0) {
       ring_->remove_file(c->fd);
       ::close(c->fd);
-      delete c;
+      client_slab_.destroy(c);
       freed_bytes_ += sizeof(ClientConn);
     } else {
       dead_clients_[keep++] = c;
@@ -385,7 +425,8 @@ void Worker::bury_dead() {
       ::close(u->fd);
       u->read_begin = u->read_end = 0;
       release_read_buffer(u);
-      delete u;
+      recycle_response_parser(u);
+      upstream_slab_.destroy(u);
       freed_bytes_ += sizeof(UpstreamConn);
     } else {
       dead_upstreams_[keep++] = u;

@@ -27,6 +27,7 @@
 #include "ringmaster/upstream/routing.h"
 #include "ringmaster/upstream/targets.h"
 #include "out_queue.h"
+#include "slab.h"
 
 namespace ringmaster::proxy {
 
@@ -227,7 +228,9 @@ struct UpstreamConn {
   uint32_t read_begin = 0;
   uint32_t read_end = 0;
   uint32_t unparsed() const { return read_end - read_begin; }
-  http::ResponseParser parser;
+  // Only while a request is in flight (from the reactor's spares): a pooled idle connection
+  // holds no parser, so a burst's leftover idle connections pin no heap pages.
+  std::unique_ptr<http::ResponseParser> parser;
   OutQueue out;
   TimerNode timer;
 };
@@ -382,6 +385,7 @@ class Worker {
   void arm_upstream_recv(UpstreamConn* u);
   void release_read_buffer(UpstreamConn* u);
   void recycle_parser(std::unique_ptr<http::RequestParser> parser);
+  void recycle_response_parser(UpstreamConn* u);
   void maybe_trim();
   void kick_upstream_send(UpstreamConn* u);
   void pump_upstream(UpstreamConn* u);
@@ -439,6 +443,10 @@ class Worker {
   std::vector<ClientConn*> dead_clients_;
   std::vector<UpstreamConn*> dead_upstreams_;
   std::vector<std::unique_ptr<http::RequestParser>> spare_parsers_;
+  std::vector<std::unique_ptr<http::ResponseParser>> spare_response_parsers_;
+  // Connections live in slabs of their own (slab.h): destroyed after every connection.
+  Slab<ClientConn> client_slab_;
+  Slab<UpstreamConn> upstream_slab_;
   std::vector<ReadBuffer> spare_read_buffers_;
   BufferPool out_pool_;  // every connection's output buffers (out_queue.h)
   uint64_t freed_bytes_ = 0;  // roughly, since the last trim
