@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <new>
 #include <utility>
+#include <vector>
 
 #include "ringmaster/base/check.h"
 
@@ -165,6 +166,122 @@ class Slab {
   Chunk* empty_ = nullptr;
   size_t live_ = 0;
   size_t chunks_ = 0;
+};
+
+}  // namespace ringmaster::proxy
+
+namespace ringmaster::proxy {
+
+// Fixed-size I/O buffers (an upstream connection's read buffer while it has a request in
+// flight), mapped a region of `per_region` buffers at a time instead of one mapping each:
+// under connection churn a new connection takes a free buffer, and a region is mapped once
+// per `per_region` connections open at the same time (issue 13 measured 8,776 mmaps in 4 s
+// with one mapping per buffer). Free buffers are handed out lowest region first, so that the
+// last regions empty out; trim() gives the pages of free buffers back (MADV_DONTNEED) beyond
+// the `warm` most recently freed, and unmaps regions with none in use. Single-threaded.
+class BufferSlab {
+ public:
+  BufferSlab(size_t buffer_bytes, size_t per_region) : buffer_bytes_(buffer_bytes), per_region_(per_region) {
+    RM_CHECK(buffer_bytes % 4096 == 0 && per_region > 0);
+  }
+  BufferSlab(const BufferSlab&) = delete;
+  BufferSlab& operator=(const BufferSlab&) = delete;
+  ~BufferSlab() {
+    for (Region& r : regions_) {
+      if (r.in_use == 0) munmap(r.base, region_bytes());  // in use: never unmapped under a user
+    }
+  }
+
+  char* take() {
+    for (Region& r : regions_) {
+      if (r.free.empty()) continue;
+      Free f = r.free.back();
+      r.free.pop_back();
+      ++r.in_use;
+      ++in_use_;
+      if (f.warm) --warm_free_;
+      return f.buffer;
+    }
+    void* p = mmap(nullptr, region_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    RM_CHECK(p != MAP_FAILED);
+    ++maps_;
+    Region& r = regions_.emplace_back();
+    r.base = static_cast<char*>(p);
+    // Untouched buffers are cold: their pages are not resident until used.
+    for (size_t i = per_region_; i-- > 1;) r.free.push_back(Free{r.base + i * buffer_bytes_, false});
+    r.in_use = 1;
+    ++in_use_;
+    return r.base;
+  }
+
+  void give(char* buffer) {
+    Region& r = region_of(buffer);
+    --r.in_use;
+    --in_use_;
+    r.free.push_back(Free{buffer, true});
+    ++warm_free_;
+  }
+
+  // Gives back the pages of free buffers beyond the `warm` kept resident and unmaps regions
+  // with no buffer in use; returns the bytes given back.
+  size_t trim(size_t warm) {
+    size_t released = 0;
+    for (size_t i = regions_.size(); i-- > 0;) {
+      Region& r = regions_[i];
+      if (r.in_use == 0 && warm_free_ - warm_count(r) >= warm) {
+        warm_free_ -= warm_count(r);
+        released += warm_count(r) * buffer_bytes_;
+        munmap(r.base, region_bytes());
+        regions_.erase(regions_.begin() + static_cast<std::ptrdiff_t>(i));
+        continue;
+      }
+      for (Free& f : r.free) {
+        if (warm_free_ <= warm) break;
+        if (!f.warm) continue;
+        madvise(f.buffer, buffer_bytes_, MADV_DONTNEED);
+        f.warm = false;
+        --warm_free_;
+        released += buffer_bytes_;
+      }
+    }
+    return released;
+  }
+
+  size_t regions() const { return regions_.size(); }
+  uint64_t maps() const { return maps_; }  // regions ever mapped
+  size_t warm_free() const { return warm_free_; }
+  size_t in_use() const { return in_use_; }
+
+ private:
+  struct Free {
+    char* buffer;
+    bool warm;  // touched since mapped or last given back to the kernel
+  };
+  struct Region {
+    char* base = nullptr;
+    size_t in_use = 0;
+    std::vector<Free> free;  // most recently freed last (taken first)
+  };
+  size_t region_bytes() const { return buffer_bytes_ * per_region_; }
+  size_t warm_count(const Region& r) const {
+    size_t n = 0;
+    for (const Free& f : r.free) n += f.warm ? 1 : 0;
+    return n;
+  }
+  Region& region_of(char* buffer) {
+    for (Region& r : regions_) {
+      if (buffer >= r.base && buffer < r.base + region_bytes()) return r;
+    }
+    RM_CHECK(false && "buffer from another slab");
+    __builtin_unreachable();
+  }
+
+  size_t buffer_bytes_;
+  size_t per_region_;
+  std::vector<Region> regions_;
+  size_t warm_free_ = 0;
+  size_t in_use_ = 0;
+  uint64_t maps_ = 0;
 };
 
 }  // namespace ringmaster::proxy

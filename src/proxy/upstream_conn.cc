@@ -294,22 +294,15 @@ void Worker::arm_upstream_recv(UpstreamConn* u) {
     ++u->in_flight;
     return;
   }
-  if (!u->read_buffer) {
-    if (!spare_read_buffers_.empty()) {
-      u->read_buffer = std::move(spare_read_buffers_.back());
-      spare_read_buffers_.pop_back();
-    } else {
-      u->read_buffer = map_read_buffer();
-    }
-  }
+  if (u->read_buffer == nullptr) u->read_buffer = read_buffers_.take();
   if (u->read_begin > 0) {
-    std::memmove(u->read_buffer.get(), u->read_buffer.get() + u->read_begin, u->unparsed());
+    std::memmove(u->read_buffer, u->read_buffer + u->read_begin, u->unparsed());
     u->read_end -= u->read_begin;
     u->read_begin = 0;
   }
   if (u->read_end >= kUpstreamReadBytes) return;  // full: the client is slow, TCP pushes back
   io_uring_sqe* sqe = ring_->get_sqe();
-  io_uring_prep_recv(sqe, u->fd, u->read_buffer.get() + u->read_end, kUpstreamReadBytes - u->read_end, 0);
+  io_uring_prep_recv(sqe, u->fd, u->read_buffer + u->read_end, kUpstreamReadBytes - u->read_end, 0);
   ring_->use_registered(sqe, u->fd);
   // The answer to what we just sent is not there yet: wait for readiness instead of trying
   // a receive that fails and then arms the poll anyway (seen in the proxied flame graph).
@@ -348,24 +341,14 @@ void Worker::on_upstream_send(UpstreamConn* u, int res) {
   }
 }
 
-void UnmapReadBuffer::operator()(char* p) const { munmap(p, kUpstreamReadBytes); }
-
-ReadBuffer map_read_buffer() {
-  void* p = mmap(nullptr, kUpstreamReadBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  RM_CHECK(p != MAP_FAILED);
-  return ReadBuffer(static_cast<char*>(p));
-}
-
 void Worker::release_read_buffer(UpstreamConn* u) {
-  // Never while a receive may still write into it; the graveyard returns it otherwise.
-  if (!u->read_buffer || (u->recv_armed && !u->recv_is_poll) || u->unparsed() != 0) return;
+  // Never while a receive may still write into it, nor with unparsed bytes in it (the
+  // graveyard gives it back in any case).
+  if (u->read_buffer == nullptr || (u->recv_armed && !u->recv_is_poll) || u->unparsed() != 0) return;
   u->read_begin = u->read_end = 0;
-  if (spare_read_buffers_.size() < kReadBuffersSpareMax) {
-    spare_read_buffers_.push_back(std::move(u->read_buffer));
-    return;
-  }
-  u->read_buffer.reset();
-  freed_bytes_ += kUpstreamReadBytes;
+  read_buffers_.give(u->read_buffer);
+  u->read_buffer = nullptr;
+  if (read_buffers_.warm_free() > read_buffers_warm()) freed_bytes_ += kUpstreamReadBytes;
 }
 
 void Worker::on_upstream_recv(UpstreamConn* u, int res) {
@@ -402,7 +385,7 @@ void Worker::on_upstream_recv(UpstreamConn* u, int res) {
 
 void Worker::pump_upstream(UpstreamConn* u) {
   ClientConn* c = u->client;
-  const char* buf = u->read_buffer.get();
+  const char* buf = u->read_buffer;
   size_t off = u->read_begin;
   while (off < u->read_end && !c->response_done) {
     const char* data = buf + off;
@@ -469,7 +452,7 @@ void Worker::on_response_done(ClientConn* c) {
     // Reuse only a connection whose request and response both ended cleanly with nothing
     // left over on either side.
     bool reusable = u->parser->head().keep_alive && c->request_done && u->out.empty() && u->unparsed() == 0 &&
-                    !draining_ && options_.upstream_idle_max > 0;
+                    !draining_ && idle_max_ > 0;
     // Bytes past the end of the response (a body on a 204, a second response) mean the
     // backend and we disagree on framing: what we took for the whole response may not be.
     if (c->fill && u->unparsed() != 0) {
@@ -565,7 +548,7 @@ void Worker::on_upstream_timer(UpstreamConn* u) {
 }
 
 void Worker::release_upstream(UpstreamConn* u) {
-  if (u->target == nullptr || idle_pool(u->target).size() >= options_.upstream_idle_max) {
+  if (u->target == nullptr || idle_pool(u->target).size() >= idle_max_) {
     close_upstream(u);
     return;
   }

@@ -88,3 +88,49 @@ TEST(Slab, ObjectsAreAlignedAndInsideTheirChunk) {
 
 }  // namespace
 }  // namespace ringmaster::proxy
+
+namespace ringmaster::proxy {
+namespace {
+
+TEST(BufferSlab, ChurnReusesFreeBuffersWithoutMappingMore) {
+  BufferSlab slab(64 * 1024, 8);
+  std::vector<char*> busy;
+  for (int i = 0; i < 20; ++i) busy.push_back(slab.take());
+  EXPECT_EQ(slab.maps(), 3u);  // 8 per region
+  std::set<char*> distinct(busy.begin(), busy.end());
+  EXPECT_EQ(distinct.size(), busy.size());
+  busy.front()[0] = 'x';
+  busy.front()[64 * 1024 - 1] = 'y';  // the whole buffer is usable
+  // A connection closes and a new one opens, 10,000 times: no new mapping.
+  for (int round = 0; round < 10000; ++round) {
+    size_t i = static_cast<size_t>(round * 7) % busy.size();
+    slab.give(busy[i]);
+    busy[i] = slab.take();
+  }
+  EXPECT_EQ(slab.maps(), 3u);
+  EXPECT_EQ(slab.in_use(), 20u);
+  for (char* b : busy) slab.give(b);
+  EXPECT_EQ(slab.in_use(), 0u);
+}
+
+TEST(BufferSlab, TrimKeepsTheWarmBuffersAndUnmapsEmptyRegions) {
+  BufferSlab slab(4096, 4);
+  std::vector<char*> busy;
+  for (int i = 0; i < 12; ++i) busy.push_back(slab.take());
+  EXPECT_EQ(slab.regions(), 3u);
+  for (size_t i = 4; i < 12; ++i) slab.give(busy[i]);  // the last two regions are free
+  EXPECT_EQ(slab.warm_free(), 8u);
+  EXPECT_EQ(slab.trim(4), 4u * 4096);  // one empty region unmapped, four warm buffers kept
+  EXPECT_EQ(slab.regions(), 2u);
+  EXPECT_EQ(slab.warm_free(), 4u);
+  for (size_t i = 0; i < 4; ++i) slab.give(busy[i]);
+  slab.trim(0);
+  EXPECT_EQ(slab.regions(), 0u);
+  EXPECT_EQ(slab.warm_free(), 0u);
+  char* again = slab.take();  // maps afresh after a full trim
+  EXPECT_NE(again, nullptr);
+  slab.give(again);
+}
+
+}  // namespace
+}  // namespace ringmaster::proxy
