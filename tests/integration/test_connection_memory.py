@@ -15,8 +15,9 @@ pytestmark = [pytest.mark.serial, pytest.mark.slow]
 MIB = 1 << 20
 # An idle keep-alive client: at most 1 KiB (issue 13's bound; nginx: 0.94 KB). A burst,
 # answered and idle: at most 2 KiB per client over the RSS before it (issue 13's bound;
-# measured 1.5-1.9 KiB: connections in slabs of their own, no send message kept by an idle
-# client, the heap's freed pages decommitted at the reactor's trims; 85 KB at first).
+# measured 0.75-0.8 KiB: connections in slabs of their own, no send message kept by an idle
+# client, the heap's freed pages decommitted at the reactor's trims, small requests packed
+# into shared receive buffers; 85 KB at first).
 IDLE_CLIENT_BYTES_MAX = 1024
 BURST_CLIENT_BYTES_MAX = 2048
 # A minute after the clients go, RSS falls back: a reactor without clients gives its receive
