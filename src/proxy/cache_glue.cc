@@ -167,7 +167,7 @@ ClientConn* Worker::prepare_background_refresh(ClientConn* c) {
     stats_.cache_refreshes_refused.add();
     return nullptr;
   }
-  auto* b = new ClientConn();
+  ClientConn* b = client_slab_.make();
   b->worker = this;
   b->fd = -1;
   b->background = true;
@@ -389,7 +389,7 @@ void Worker::on_cache_wait_timer(ClientConn* c) {
 }
 
 void Worker::start_fill(ClientConn* c, UpstreamConn* u) {
-  const http::ResponseHead& head = u->parser.head();
+  const http::ResponseHead& head = u->parser->head();
   to_cache_fields(head.fields, cache_response_fields_);
   cache::StoreDecision decision =
       cache::classify_response(head.status, cache_response_fields_, c->cache_policy.has_authorization,
@@ -413,7 +413,7 @@ http::ParseResult Worker::parse_body_filling(ClientConn* c, UpstreamConn* u, con
   // The decoded body goes to the entry and to the client; re-chunking for the client is done
   // here because the entry needs the bytes without framing.
   fill_scratch_.clear();
-  http::ParseResult r = u->parser.parse_body(data, len, fill_scratch_, false);
+  http::ParseResult r = u->parser->parse_body(data, len, fill_scratch_, false);
   if (!fill_scratch_.empty()) {
     if (!c->fill->abandoned() && !c->fill->append_body(fill_scratch_.data(), fill_scratch_.size())) {
       stats_.cache_not_stored.add();

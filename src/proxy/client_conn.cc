@@ -46,9 +46,11 @@ void Worker::on_client_recv(ClientConn* c, io_uring_cqe* cqe) {
   int res = cqe->res;
   bool has_buffer = cqe->flags & IORING_CQE_F_BUFFER;
   uint16_t buffer_id = has_buffer ? static_cast<uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT) : 0;
-  if (has_buffer) buffers_->on_picked();
+  // With incremental buffers the bytes start where the previous receive into this buffer
+  // (of any client) ended.
+  uint32_t offset = has_buffer ? buffers_->received(buffer_id, res > 0 ? static_cast<uint32_t>(res) : 0, cqe->flags) : 0;
   bool keep = has_buffer && res > 0 && c->state != ClientState::closed && c->state != ClientState::lingering;
-  if (has_buffer && !keep) buffers_->recycle(buffer_id);
+  if (has_buffer && !keep) buffers_->release(buffer_id);
   if (c->state == ClientState::closed) return;
   if (res == -ENOBUFS) {
     c->starved = true;
@@ -67,7 +69,7 @@ void Worker::on_client_recv(ClientConn* c, io_uring_cqe* cqe) {
     if (!more) update_client_recv(c);
     return;
   }
-  c->held.push_back(HeldBuffer{buffer_id, 0, static_cast<uint32_t>(res)});
+  c->held.push_back(HeldBuffer{buffer_id, offset, static_cast<uint32_t>(res)});
   if (c->state == ClientState::idle && !c->out.backed_up(kOutSoftLimit)) {
     // First byte of the next request: the whole head must now arrive within the deadline.
     // (While this client's answers are backed up the request waits, idle; see
@@ -94,13 +96,13 @@ void Worker::consume_held(ClientConn* c, size_t bytes) {
   h.offset += static_cast<uint32_t>(bytes);
   h.length -= static_cast<uint32_t>(bytes);
   if (h.length == 0) {
-    buffers_->recycle(h.buffer_id);
+    buffers_->release(h.buffer_id);
     c->held.erase(c->held.begin());
   }
 }
 
 void Worker::release_held(ClientConn* c) {
-  for (const HeldBuffer& h : c->held) buffers_->recycle(h.buffer_id);
+  for (const HeldBuffer& h : c->held) buffers_->release(h.buffer_id);
   c->held.clear();
 }
 

@@ -60,7 +60,9 @@ bool OutQueue::backed_up(size_t bytes) const {
 }
 
 const msghdr* OutQueue::next_send() {
-  if (sending_) return nullptr;
+  if (sending_ || chunks_.empty()) return nullptr;
+  // Allocated only when there is something to send: an idle connection that was just
+  // released (arm_between_requests) and is kicked again must not get it back.
   if (!send_) send_ = std::make_unique<SendMsg>();
   iovec* iov = send_->iov;
   int n = 0;

@@ -210,7 +210,7 @@ UpstreamConn* Worker::open_upstream(upstream::TargetState* target, __kernel_time
   ++upstreams_;
   ++target->slots[index_].conns_open;
   stats_.upstream_connections_open.set(upstreams_);
-  auto* u = new UpstreamConn();
+  UpstreamConn* u = upstream_slab_.make();
   u->worker = this;
   u->fd = fd;
   u->target = target;
@@ -236,7 +236,15 @@ void Worker::attach(ClientConn* c, UpstreamConn* u) {
   c->upstream = u;
   u->client = c;
   u->got_bytes = false;
-  u->parser.reset(c->method);
+  if (!u->parser) {
+    if (!spare_response_parsers_.empty()) {
+      u->parser = std::move(spare_response_parsers_.back());
+      spare_response_parsers_.pop_back();
+    } else {
+      u->parser = std::make_unique<http::ResponseParser>();
+    }
+  }
+  u->parser->reset(c->method);
 }
 
 void Worker::detach(ClientConn* c) {
@@ -288,22 +296,15 @@ void Worker::arm_upstream_recv(UpstreamConn* u) {
     ++u->in_flight;
     return;
   }
-  if (!u->read_buffer) {
-    if (!spare_read_buffers_.empty()) {
-      u->read_buffer = std::move(spare_read_buffers_.back());
-      spare_read_buffers_.pop_back();
-    } else {
-      u->read_buffer = map_read_buffer();
-    }
-  }
+  if (u->read_buffer == nullptr) u->read_buffer = read_buffers_.take();
   if (u->read_begin > 0) {
-    std::memmove(u->read_buffer.get(), u->read_buffer.get() + u->read_begin, u->unparsed());
+    std::memmove(u->read_buffer, u->read_buffer + u->read_begin, u->unparsed());
     u->read_end -= u->read_begin;
     u->read_begin = 0;
   }
   if (u->read_end >= kUpstreamReadBytes) return;  // full: the client is slow, TCP pushes back
   io_uring_sqe* sqe = ring_->get_sqe();
-  io_uring_prep_recv(sqe, u->fd, u->read_buffer.get() + u->read_end, kUpstreamReadBytes - u->read_end, 0);
+  io_uring_prep_recv(sqe, u->fd, u->read_buffer + u->read_end, kUpstreamReadBytes - u->read_end, 0);
   ring_->use_registered(sqe, u->fd);
   // The answer to what we just sent is not there yet: wait for readiness instead of trying
   // a receive that fails and then arms the poll anyway (seen in the proxied flame graph).
@@ -342,24 +343,14 @@ void Worker::on_upstream_send(UpstreamConn* u, int res) {
   }
 }
 
-void UnmapReadBuffer::operator()(char* p) const { munmap(p, kUpstreamReadBytes); }
-
-ReadBuffer map_read_buffer() {
-  void* p = mmap(nullptr, kUpstreamReadBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  RM_CHECK(p != MAP_FAILED);
-  return ReadBuffer(static_cast<char*>(p));
-}
-
 void Worker::release_read_buffer(UpstreamConn* u) {
-  // Never while a receive may still write into it; the graveyard returns it otherwise.
-  if (!u->read_buffer || (u->recv_armed && !u->recv_is_poll) || u->unparsed() != 0) return;
+  // Never while a receive may still write into it, nor with unparsed bytes in it (the
+  // graveyard gives it back in any case).
+  if (u->read_buffer == nullptr || (u->recv_armed && !u->recv_is_poll) || u->unparsed() != 0) return;
   u->read_begin = u->read_end = 0;
-  if (spare_read_buffers_.size() < kReadBuffersSpareMax) {
-    spare_read_buffers_.push_back(std::move(u->read_buffer));
-    return;
-  }
-  u->read_buffer.reset();
-  freed_bytes_ += kUpstreamReadBytes;
+  read_buffers_.give(u->read_buffer);
+  u->read_buffer = nullptr;
+  if (read_buffers_.warm_free() > read_buffers_warm()) freed_bytes_ += kUpstreamReadBytes;
 }
 
 void Worker::on_upstream_recv(UpstreamConn* u, int res) {
@@ -396,27 +387,27 @@ void Worker::on_upstream_recv(UpstreamConn* u, int res) {
 
 void Worker::pump_upstream(UpstreamConn* u) {
   ClientConn* c = u->client;
-  const char* buf = u->read_buffer.get();
+  const char* buf = u->read_buffer;
   size_t off = u->read_begin;
   while (off < u->read_end && !c->response_done) {
     const char* data = buf + off;
     size_t len = u->read_end - off;
     if (!c->response_started) {
       // 103 Early Hints go ahead to an HTTP/1.1 client (RFC 9110 15.2: never to HTTP/1.0).
-      u->parser.forward_early_hints(c->version_minor == 1 ? &c->out.pending() : nullptr);
-      http::ParseResult r = u->parser.parse_head(data, len);
-      u->parser.forward_early_hints(nullptr);
+      u->parser->forward_early_hints(c->version_minor == 1 ? &c->out.pending() : nullptr);
+      http::ParseResult r = u->parser->parse_head(data, len);
+      u->parser->forward_early_hints(nullptr);
       off += r.consumed;
       if (r.status == http::ParseStatus::error) {
         RM_LOG_WARN("bad response head from %s: %.*s", target_name(u),
-                    static_cast<int>(u->parser.error_reason().size()), u->parser.error_reason().data());
+                    static_cast<int>(u->parser->error_reason().size()), u->parser->error_reason().data());
         upstream_failed(c, 502);
         return;
       }
       if (r.status != http::ParseStatus::head_done) break;
-      const http::ResponseHead& head = u->parser.head();
+      const http::ResponseHead& head = u->parser->head();
       if (answer_revalidated(c, head)) {
-        if (u->parser.body_done()) c->response_done = true;
+        if (u->parser->body_done()) c->response_done = true;
         continue;
       }
       if (head.status >= 500 && head.status <= 504 && serve_stale(c, false)) return;
@@ -431,14 +422,14 @@ void Worker::pump_upstream(UpstreamConn* u) {
           cache::invalidates_on_success(c->parser->head().method_text)) {
         invalidate_after_unsafe(c, head);
       }
-      if (u->parser.body_done()) c->response_done = true;
+      if (u->parser->body_done()) c->response_done = true;
       continue;
     }
     size_t queued = c->out.size();
     if (queued + 64 >= kOutSoftLimit) break;  // the client is slow: leave the rest in our buffer
     size_t take = std::min(len, kOutSoftLimit - queued - 32);
     http::ParseResult r = c->fill ? parse_body_filling(c, u, data, take)
-                                  : u->parser.parse_body(data, take, c->out.pending(), c->framing.rechunk);
+                                  : u->parser->parse_body(data, take, c->out.pending(), c->framing.rechunk);
     off += r.consumed;
     if (r.status == http::ParseStatus::error) {
       upstream_failed(c, 502);
@@ -462,8 +453,9 @@ void Worker::on_response_done(ClientConn* c) {
   if (u != nullptr) {
     // Reuse only a connection whose request and response both ended cleanly with nothing
     // left over on either side.
-    bool reusable = u->parser.head().keep_alive && c->request_done && u->out.empty() && u->unparsed() == 0 &&
-                    !draining_ && options_.upstream_idle_max > 0;
+    uint32_t cap = idle_cap(idle_max_, c->service);
+    bool reusable = u->parser->head().keep_alive && c->request_done && u->out.empty() && u->unparsed() == 0 &&
+                    !draining_ && cap > 0;
     // Bytes past the end of the response (a body on a 204, a second response) mean the
     // backend and we disagree on framing: what we took for the whole response may not be.
     if (c->fill && u->unparsed() != 0) {
@@ -472,7 +464,7 @@ void Worker::on_response_done(ClientConn* c) {
     }
     detach(c);
     if (reusable) {
-      release_upstream(u);
+      release_upstream(u, cap);
     } else {
       close_upstream(u);
     }
@@ -493,7 +485,7 @@ void Worker::upstream_ended(UpstreamConn* u, int res) {
   if (!c->response_started && !u->got_bytes && retry_request(c, u)) return;
   if (c->response_started && res == 0) {
     // A close-delimited body ends here; anything else unfinished is a truncated response.
-    http::ParseResult r = u->parser.finish(c->out.pending(), c->framing.rechunk);
+    http::ParseResult r = u->parser->finish(c->out.pending(), c->framing.rechunk);
     if (r.status == http::ParseStatus::message_done) {
       c->response_done = true;
       kick_client_send(c);
@@ -558,14 +550,15 @@ void Worker::on_upstream_timer(UpstreamConn* u) {
   upstream_failed(c, 504);
 }
 
-void Worker::release_upstream(UpstreamConn* u) {
-  if (u->target == nullptr || idle_pool(u->target).size() >= options_.upstream_idle_max) {
+void Worker::release_upstream(UpstreamConn* u, uint32_t idle_cap) {
+  if (u->target == nullptr || idle_pool(u->target).size() >= idle_cap) {
     close_upstream(u);
     return;
   }
   u->state = UpstreamState::idle;
   u->out.release();
   release_read_buffer(u);
+  recycle_response_parser(u);
   idle_pool(u->target).push_back(u);
   ++u->target->slots[index_].conns_idle;
   // An idle connection keeps a receive posted: it notices the backend closing it.

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdlib>
 #include <random>
 
 #include "ringmaster/base/clock.h"
@@ -15,7 +16,10 @@
 
 // mimalloc, when the binary links it (not the sanitizer builds, not the unit tests): its
 // collect is what gives a thread's freed pages back; glibc's malloc_trim does otherwise.
-extern "C" void mi_collect(bool force) __attribute__((weak));
+#include <mimalloc.h>
+#pragma weak mi_collect
+#pragma weak mi_option_get
+#pragma weak mi_option_set
 
 namespace ringmaster::proxy {
 
@@ -87,7 +91,8 @@ ServiceLocal::ServiceLocal(std::shared_ptr<upstream::ServiceRuntime> runtime_in,
   // spreads clients evenly enough that the shares fill alike; config guarantees each reactor
   // at least one connection.
   if (limits.upstream_max_conns != 0) {
-    balancer.set_conns_max(std::max<uint32_t>(1, reactor_share(limits.upstream_max_conns, reactor, reactors)));
+    conns_share = std::max<uint32_t>(1, reactor_share(limits.upstream_max_conns, reactor, reactors));
+    balancer.set_conns_max(conns_share);
   }
   queue_max = reactor_share(limits.upstream_queue_max, reactor, reactors);
   connect_timeout.tv_sec = limits.connect_timeout_ms / 1000;
@@ -102,6 +107,39 @@ ServiceLocal::~ServiceLocal() {
 // ---- Worker ----
 
 namespace {
+// Gives this thread's free heap pages back to the kernel. mimalloc (2.0.x) decommits a freed
+// span only after mi_option_decommit_delay, and only when a later free or allocation in the
+// same segment notices the delay passed: an idle reactor would keep a burst's pages resident
+// forever (measured: ~1 KB per burst client). With the delay at 0 for the collect, the pages
+// it frees, and the free neighbours they merge with, are decommitted at once; the delay
+// stays as it was for the request path (reuse within it saves a page-fault cycle). Only
+// when `decommit`: a reactor under steady load trims every second, and decommitting then
+// costs a madvise and page faults per page that is reused a moment later (measured at
+// -c1000: ~100 madvise per second).
+void collect_heap(bool decommit) {
+  if (mi_collect == nullptr) {
+    malloc_trim(0);
+    return;
+  }
+  if (!decommit) {
+    mi_collect(true);
+    return;
+  }
+  long delay_ms = mi_option_get(mi_option_decommit_delay);
+  mi_option_set(mi_option_decommit_delay, 0);
+  mi_collect(true);
+  // Spans freed earlier are only marked for a delayed decommit, which mimalloc carries out
+  // when it next takes a page from that segment: take (and give back) a page of each small
+  // and medium size class, so that every segment with free room is visited once.
+  for (size_t bytes = 16; bytes <= 128 * 1024; bytes += bytes / 4 + 8) {
+    void* p = std::malloc(bytes);
+    asm volatile("" : : "r"(p) : "memory");  // a real allocation: not elided with the free
+    std::free(p);
+  }
+  mi_collect(true);
+  mi_option_set(mi_option_decommit_delay, delay_ms);
+}
+
 template <typename T>
 T* container_of_timer(TimerNode* node) {
   return reinterpret_cast<T*>(reinterpret_cast<char*>(node) - offsetof(T, timer));
@@ -131,10 +169,14 @@ Worker::Worker(const ServerOptions& options, int index, int listen_fd, upstream:
       linger_timers_(kLingerMs),
       cache_wait_timers_(options.cache_lock_timeout_ms),
       wake_fds_(wake_fds),
+      read_buffers_(kUpstreamReadBytes, kReadBuffersPerRegionMax),
       connections_(connections),
       request_ids_(random_u64(), random_u64()) {
   if (options.access_log != nullptr) log_queue_ = &options.access_log->queue(static_cast<unsigned>(index));
   // (Each service's upstream limits and timeouts: ServiceLocal, made in adopt_routes.)
+  // Idle connections kept per target: --upstream-idle-max, raised per release to the
+  // reactor's share of the service's upstream-max-conns (idle_cap).
+  idle_max_ = options.upstream_idle_max;
 }
 
 Worker::~Worker() {
@@ -274,7 +316,7 @@ void Worker::on_accept(io_uring_cqe* cqe) {
     return;
   }
   stats_.connections_accepted.add();
-  auto* c = new ClientConn();
+  ClientConn* c = client_slab_.make();
   c->worker = this;
   c->fd = fd;
   c->out.set_pool(&out_pool_);
@@ -356,16 +398,26 @@ void Worker::recycle_parser(std::unique_ptr<http::RequestParser> parser) {
   spare_parsers_.push_back(std::move(parser));
 }
 
+void Worker::recycle_response_parser(UpstreamConn* u) {
+  if (!u->parser) return;
+  if (spare_response_parsers_.size() >= kSpareParsersMax) {
+    u->parser.reset();
+    freed_bytes_ += kParserBytesEstimate;
+    return;
+  }
+  spare_response_parsers_.push_back(std::move(u->parser));
+}
+
 void Worker::maybe_trim() {
   // After a burst, the memory its connections used is free but still resident (neither
   // allocator hands back free pages in the middle of its heap by itself at once): give it
   // back, rarely, since this walks the heap. mimalloc collects the calling thread's heap, so
   // every reactor does this for itself.
   if (recollect_at_ms_ != 0 && now_ms_ >= recollect_at_ms_) {
-    // mimalloc decommits the pages a collect freed only after its decommit delay, and only
-    // when the heap is used again: an idle reactor would keep them resident. Once more.
+    // Once more, a moment later: if little was freed meanwhile the reactor has calmed down
+    // (a burst is over), and the freed pages go back to the kernel now.
     recollect_at_ms_ = 0;
-    mi_collect(true);
+    collect_heap(freed_bytes_ < kCalmFreedBytesMax);
   }
   if (clients_ > 0 || !dead_clients_.empty()) {
     no_clients_since_ms_ = 0;
@@ -377,10 +429,12 @@ void Worker::maybe_trim() {
     // returns, so that RSS falls back to where it started once a burst is over.
     buffers_->release_memory();
     buffers_touched_ = false;
-    freed_bytes_ += spare_parsers_.size() * kParserBytesEstimate + spare_read_buffers_.size() * kUpstreamReadBytes;
+    freed_bytes_ += spare_parsers_.size() * kParserBytesEstimate + read_buffers_.trim(0);
     spare_parsers_.clear();
-    spare_read_buffers_.clear();
+    spare_response_parsers_.clear();
     out_pool_.clear();
+    client_slab_.release_empty();
+    upstream_slab_.release_empty();
     last_trim_ms_ = 0;
     freed_bytes_ = std::max(freed_bytes_, kTrimFreedBytesMin);
   }
@@ -392,14 +446,12 @@ void Worker::maybe_trim() {
   // The spares go too: kept from a burst, each would pin a mostly empty heap page (the rest
   // of its page was the burst's), and they are cheap to make again.
   spare_parsers_.clear();
+  spare_response_parsers_.clear();
   out_pool_.clear();
-  spare_read_buffers_.clear();
-  if (mi_collect != nullptr) {
-    mi_collect(true);
-    recollect_at_ms_ = now_ms_ + kRecollectDelayMs;
-  } else {
-    malloc_trim(0);
-  }
+  read_buffers_.trim(read_buffers_warm());
+  // A late trim (little freed for a while) or one with no clients left: calm.
+  collect_heap(freed_bytes_ < kTrimFreedBytesMin || clients_ == 0);
+  if (mi_collect != nullptr) recollect_at_ms_ = now_ms_ + kRecollectDelayMs;
   last_trim_ms_ = now_ms_;
   freed_bytes_ = 0;
 }
@@ -414,7 +466,7 @@ void Worker::bury_dead() {
         ring_->remove_file(c->fd);
         ::close(c->fd);
       }
-      delete c;
+      client_slab_.destroy(c);
       freed_bytes_ += sizeof(ClientConn);
     } else {
       dead_clients_[keep++] = c;
@@ -426,9 +478,9 @@ void Worker::bury_dead() {
     if (u->in_flight == 0) {
       ring_->remove_file(u->fd);
       ::close(u->fd);
-      u->read_begin = u->read_end = 0;
-      release_read_buffer(u);
-      delete u;
+      if (u->read_buffer != nullptr) read_buffers_.give(u->read_buffer);
+      recycle_response_parser(u);
+      upstream_slab_.destroy(u);
       freed_bytes_ += sizeof(UpstreamConn);
     } else {
       dead_upstreams_[keep++] = u;

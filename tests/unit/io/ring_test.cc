@@ -8,24 +8,10 @@
 #include <string>
 
 #include "ringmaster/io/ring.h"
+#include "socket_pair.h"
 
 namespace ringmaster::io {
 namespace {
-
-struct SocketPair {
-  int ours = -1;
-  int peer = -1;
-  SocketPair() {
-    int fds[2];
-    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-    ours = fds[0];
-    peer = fds[1];
-  }
-  ~SocketPair() {
-    if (ours >= 0) ::close(ours);
-    if (peer >= 0) ::close(peer);
-  }
-};
 
 // Submits what is queued and returns the result of the completion tagged `tag`.
 int wait_for(Ring& ring, uint64_t tag) {
