@@ -485,7 +485,7 @@ const FlagSpec<ProxyConfig> kProxyFlags[] = {
     {"--upstream-idle-max", "N",
      [](ProxyConfig& c, const FlagArg& a) { c.upstream_idle_max = uint_value(a, 0, kUpstreamIdleMax); },
      [](const ProxyConfig& c) { return show_number(c.upstream_idle_max); },
-     "idle keep-alive connections per target per reactor, at least its share of --upstream-max-conns (0: no reuse)"},
+     "idle keep-alive connections per target per reactor, at least its share of the service's upstream-max-conns (0: no reuse)"},
     {"--upstream-max-conns", "N",
      [](ProxyConfig& c, const FlagArg& a) { c.upstream_max_conns = uint_value(a, 0, kUpstreamConnsMax); },
      [](const ProxyConfig& c) { return show_number(c.upstream_max_conns); },
