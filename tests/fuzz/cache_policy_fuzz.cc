@@ -116,13 +116,31 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
   (void)e.charge();
   (void)cache::may_serve_stale(e, mono_ms + later_ms, true);
 
-  // A range of the stored body is inside it.
-  cache::ByteRange range;
-  cache::RangeAnswer answer = cache::select_range(e, request_fields, range);
-  if (answer == cache::RangeAnswer::partial) {
-    FUZZ_CHECK(range.first <= range.last && range.last < e.body.size(),
-               "range " + std::to_string(range.first) + "-" + std::to_string(range.last) + " of " +
-                   std::to_string(e.body.size()) + " bytes");
+  // Every range selected lies inside the stored body, within the bound on their number, and
+  // (for several) they add up to no more than the body.
+  cache::ByteRanges ranges;
+  cache::RangeAnswer answer = cache::select_range(e, request_fields, ranges);
+  if (answer == cache::RangeAnswer::partial || answer == cache::RangeAnswer::multipart) {
+    FUZZ_CHECK(ranges.count >= 1 && ranges.count <= cache::kByteRangesMax,
+               std::to_string(ranges.count) + " ranges");
+    FUZZ_CHECK((answer == cache::RangeAnswer::partial) == (ranges.count == 1),
+               "a partial answer with " + std::to_string(ranges.count) + " ranges");
+    uint64_t total = 0;
+    for (size_t i = 0; i < ranges.count; ++i) {
+      const cache::ByteRange& range = ranges.range[i];
+      FUZZ_CHECK(range.first <= range.last && range.last < e.body.size(),
+                 "range " + std::to_string(range.first) + "-" + std::to_string(range.last) + " of " +
+                     std::to_string(e.body.size()) + " bytes");
+      total += range.last - range.first + 1;
+    }
+    FUZZ_CHECK(total <= e.body.size(), "ranges adding up to more than the body");
+    if (answer == cache::RangeAnswer::multipart) {
+      cache::MultipartRanges parts(e, ranges, "fuzzboundary");
+      uint64_t framed = total + parts.tail().size();
+      for (size_t i = 0; i < ranges.count; ++i) framed += parts.part_head(i).size();
+      FUZZ_CHECK(parts.body_bytes() == framed, "multipart Content-Length " + std::to_string(parts.body_bytes()) +
+                                                   " for " + std::to_string(framed) + " bytes framed");
+    }
   }
 
   // Freshening with the request's fields standing in for a 304's keeps the body and key.
