@@ -810,14 +810,20 @@ MultipartRanges::MultipartRanges(const Entry& e, const ByteRanges& ranges, std::
   body_bytes_ += text_.size();
 }
 
+namespace {
+// Every "If-*" field is a precondition (RFC 9110 13.1).
+bool is_precondition(std::string_view name) { return name.size() >= 3 && iequals(name.substr(0, 3), "if-"); }
+}  // namespace
+
 bool is_conditional(const Fields& request_fields) {
   for (const HeaderField& f : request_fields) {
-    if (f.name.size() >= 3 && (f.name[0] == 'i' || f.name[0] == 'I') && (f.name[1] == 'f' || f.name[1] == 'F') &&
-        f.name[2] == '-') {
-      return true;  // every "If-*" field is a precondition (RFC 9110 13.1)
-    }
+    if (is_precondition(f.name)) return true;
   }
   return false;
+}
+
+bool carried_by_refresh(std::string_view field_name) {
+  return !is_precondition(field_name) && !iequals(field_name, "range");
 }
 
 void append_304_fields(const Entry& e, std::string& out) {

@@ -144,10 +144,7 @@ ClientConn* Worker::prepare_background_refresh(ClientConn* c) {
   };
   if (!head.host.empty()) field("Host", head.host);
   for (const http::Field& f : head.fields) {
-    bool precondition = f.name.size() >= 3 && (f.name[0] | 0x20) == 'i' && (f.name[1] | 0x20) == 'f' && f.name[2] == '-';
-    bool range = f.name.size() == 5 && (f.name[0] | 0x20) == 'r' && (f.name[1] | 0x20) == 'a' &&
-                 (f.name[2] | 0x20) == 'n' && (f.name[3] | 0x20) == 'g' && (f.name[4] | 0x20) == 'e';
-    if (!precondition && !range) field(f.name, f.value);
+    if (cache::carried_by_refresh(f.name)) field(f.name, f.value);
   }
   if (!head.x_forwarded_for.empty()) field("X-Forwarded-For", head.x_forwarded_for);
   if (!head.via.empty()) field("Via", head.via);

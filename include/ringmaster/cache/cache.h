@@ -156,6 +156,10 @@ bool not_modified(const Entry& e, const Fields& request_fields);
 // Whether a request carries a precondition of its own (If-None-Match, If-Modified-Since,
 // If-Match, If-Unmodified-Since, If-Range).
 bool is_conditional(const Fields& request_fields);
+// Whether a background refresh's request carries this field of the client's request that
+// started it: everything but the client's own preconditions and Range (the validators that
+// go upstream are the entry's).
+bool carried_by_refresh(std::string_view field_name);
 // Range requests against a complete stored response (RFC 9110 14), as nginx answers them
 // from its cache: of a stored 200, one satisfiable byte range gets a 206 with that slice,
 // several get a 206 multipart/byteranges (in the order asked; ranges that start past the

@@ -201,6 +201,16 @@ TEST(Range, SeveralRangesAreAnsweredAsParts) {
   }
 }
 
+TEST(BackgroundRefresh, CarriesEveryClientFieldButPreconditionsAndRange) {
+  for (const char* name : {"If-None-Match", "if-modified-since", "IF-MATCH", "If-Range", "if-unmodified-since",
+                           "Range", "RANGE"}) {
+    EXPECT_FALSE(carried_by_refresh(name)) << name;
+  }
+  for (const char* name : {"Accept", "Accept-Encoding", "Authorization", "Ranges", "Rang", "If", "Iff", "X-If-None"}) {
+    EXPECT_TRUE(carried_by_refresh(name)) << name;
+  }
+}
+
 TEST(Range, AtMostKByteRangesMaxParts) {
   test_support::EntrySpec spec;
   spec.body = std::string(1000, 'x');
