@@ -436,26 +436,12 @@ def rss_bytes(root):
     return total
 
 
-# RSS counts as settled when SETTLE_SAMPLES samples SETTLE_INTERVAL_S apart lie within
-# SETTLE_SPREAD of each other: ringmaster gives freed memory back within a second of freeing
-# much, or 5 s after freeing a little (README "Memory per connection"), so the window is 6 s.
-SETTLE_INTERVAL_S = 1.0
-SETTLE_SAMPLES = 7
-SETTLE_SPREAD = 0.01
-
-
 def settled_rss(proc, timeout_s=30.0):
-    """(RSS once it stops moving, seconds waited); the last sample if `timeout_s` passes."""
-    started = time.monotonic()
-    window = []
-    while True:
+    """(RSS once it stops moving, seconds waited): kit.procs.wait_steady over rss_bytes."""
+    def sample():
         Processes.check_alive(proc)
-        window = (window + [rss_bytes(proc.pid)])[-SETTLE_SAMPLES:]
-        low, high = min(window), max(window)
-        waited = time.monotonic() - started
-        if (len(window) == SETTLE_SAMPLES and high - low <= low * SETTLE_SPREAD) or waited >= timeout_s:
-            return window[-1], waited
-        time.sleep(SETTLE_INTERVAL_S)
+        return rss_bytes(proc.pid)
+    return kit.procs.wait_steady(sample, timeout_s)
 
 
 # ---------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from burst import Burst, CountingBackend, raise_nofile
-from harness import wait_until
+from harness import wait_steady, wait_until
 
 # RSS figures: the machine to itself (no other worker's load in the proxy's allocator timing).
 pytestmark = [pytest.mark.serial, pytest.mark.slow]
@@ -48,17 +48,8 @@ def counting_backend(tmp_path):
 
 
 def settled_rss(proxy, timeout=30.0):
-    """RSS once it stops moving: samples a second apart within 1% of each other for 6 s (a
-    reactor gives freed memory back within a second of freeing much, or 5 s after freeing
-    a little)."""
-    deadline = time.monotonic() + timeout
-    samples = [proxy.rss_bytes()]
-    while True:
-        time.sleep(1.0)
-        samples = (samples + [proxy.rss_bytes()])[-7:]
-        steady = len(samples) == 7 and max(samples) - min(samples) <= min(samples) / 100
-        if steady or time.monotonic() >= deadline:
-            return samples[-1]
+    """RSS once it stops moving (kit.procs.wait_steady)."""
+    return wait_steady(proxy.rss_bytes, timeout)[0]
 
 
 def answered_and_held(port, clients, procs):
@@ -103,10 +94,14 @@ def test_a_burst_answered_and_idle_then_gone(start_proxy, counting_backend):
     started = time.monotonic()
     deadline = started + RETURN_WAIT_S
     bound = baseline + RETURN_BYTES_MAX
-    rss = proxy.rss_bytes()
-    while rss > bound and time.monotonic() < deadline:
-        time.sleep(0.5)
-        rss = proxy.rss_bytes()
-    print("RSS %.1f MiB %.1fs after the clients went (baseline %.1f MiB)"
-          % (rss / MIB, time.monotonic() - started, baseline / MIB))
-    assert rss <= bound, (rss / MIB, baseline / MIB)
+    last = [proxy.rss_bytes()]
+
+    def returned():
+        last[0] = proxy.rss_bytes()
+        return last[0] <= bound
+    try:
+        wait_until(returned, max(0.0, deadline - time.monotonic()), interval_max=0.5)
+    finally:
+        print("RSS %.1f MiB %.1fs after the clients went (baseline %.1f MiB)"
+              % (last[0] / MIB, time.monotonic() - started, baseline / MIB))
+    assert last[0] <= bound, (last[0] / MIB, baseline / MIB)

@@ -64,6 +64,23 @@ def wait_until(predicate, timeout, message=None, interval_max=0.05):
         interval = min(interval * 2, interval_max)
 
 
+def wait_steady(sample, timeout_s=30.0, samples=7, interval_s=1.0, spread=0.01):
+    """(value, seconds waited) once `samples` readings of sample(), `interval_s` apart, lie
+    within `spread` of each other (RSS after a burst: ringmaster gives freed memory back
+    within a second of freeing much, or 5 s after freeing a little, so the default window is
+    6 s); the last reading if `timeout_s` passes. Readings must be spaced in time to call a
+    value steady, so the pause between them is a sampling interval, not a synchronisation."""
+    started = time.monotonic()
+    window = []
+    while True:
+        window = (window + [sample()])[-samples:]
+        low, high = min(window), max(window)
+        waited = time.monotonic() - started
+        if (len(window) == samples and high - low <= low * spread) or waited >= timeout_s:
+            return window[-1], waited
+        time.sleep(interval_s)
+
+
 def port_accepts(port, host=LOOPBACK):
     """True when a TCP connect to host:port succeeds (the connection is closed at once)."""
     try:
