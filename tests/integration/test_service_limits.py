@@ -94,8 +94,13 @@ def test_each_service_holds_its_own_connection_limit_counted_at_the_backend(tmp_
     wide = CountingBackend(tmp_path, delay_ms=100, name="wide")
     try:
         admin, _ = start_config_proxy(
-            _service("narrow", [narrow], prefix="/narrow/", upstream_max_conns=2)
-            + _service("wide", [wide], prefix="/wide/", upstream_max_conns=12),
+            # The queue timeout is far above the 48 x 100 ms the narrow service needs one
+            # connection at a time (2.4 s at best, more under ASan on a loaded machine): this
+            # test is about the connection limit, the queue timeout has its own test below.
+            _service("narrow", [narrow], prefix="/narrow/", upstream_max_conns=2,
+                     upstream_queue_timeout_ms=30000)
+            + _service("wide", [wide], prefix="/wide/", upstream_max_conns=12,
+                       upstream_queue_timeout_ms=30000),
             threads=2)
         clients = 48
         bursts = [Burst(admin.proxy.port, clients, procs=2, path="/narrow/x", deadline_s=60),
