@@ -61,9 +61,21 @@ struct RegistryState {
 };
 
 Coordinator::Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board)
+    : Coordinator(options, board,
+                  std::make_unique<ZkSession>(ZkSessionOptions{options.zk, options.session_timeout_ms, 4096}),
+                  nullptr, base::now_ms) {}
+
+Coordinator::Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board, ZkClient& session,
+                         std::function<int64_t()> clock_ms)
+    : Coordinator(options, board, nullptr, &session, std::move(clock_ms)) {}
+
+Coordinator::Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board,
+                         std::unique_ptr<ZkClient> owned, ZkClient* session, std::function<int64_t()> clock_ms)
     : options_(options),
       board_(board),
-      session_(std::make_unique<ZkSession>(ZkSessionOptions{options.zk, options.session_timeout_ms, 4096})),
+      clock_ms_(std::move(clock_ms)),
+      owned_session_(std::move(owned)),
+      session_(owned_session_ ? owned_session_.get() : session),
       book_(std::make_unique<TargetBook>(options.reactors, [](const base::HostPort& hp) { return base::resolve(hp); })),
       counts_(std::make_unique<CountWriter>(
           *session_, *book_, [this](const std::string& key) { return target_path(key); },
@@ -94,7 +106,7 @@ Coordinator::Source* Coordinator::source_for(const std::string& targets_path) {
 }
 
 void Coordinator::forget_drained_sources() {
-  int64_t now = base::now_ms();
+  int64_t now = clock_ms_();
   std::erase_if(sources_, [this, now](const Source& s) {
     if (!s.removed || book_->unflushed_members(s.group) > 0) return false;
     book_->set_members({}, now, false, s.group);  // pruned by the book once they linger out
@@ -202,15 +214,17 @@ void Coordinator::start() {
   if (options_.fleet) fleet_start();
   thread_ = std::thread([this] {
     base::set_thread_name("coordinator");
-    run();
+    while (!stop_.load()) run_once();
+    run_final();
   });
 }
 
 void Coordinator::stop() {
-  if (!thread_.joinable()) return;
-  stop_.store(true);
-  session_->interrupt();
-  thread_.join();
+  if (thread_.joinable()) {
+    stop_.store(true);
+    session_->interrupt();
+    thread_.join();
+  }
   if (fleet_server_) fleet_server_->stop();
 }
 
@@ -234,65 +248,75 @@ bool Coordinator::foreign_key(const std::string& name) const {
                      [group](const Source& s) { return s.registry != nullptr && s.group == group; });
 }
 
-void Coordinator::run() {
-  int64_t now = base::now_ms();
-  int64_t next_flush = now + options_.flush_interval_ms;
-  int64_t next_refresh = now + options_.refresh_interval_ms;
-  int64_t next_open = now;
-  while (!stop_.load()) {
-    apply_pending_sources();
-    if (!session_->is_open() && base::now_ms() >= next_open) {
-      if (session_->open() == ZkCode::ok) {
-        sessions_started_.add();
-      } else {
-        next_open = base::now_ms() + kReopenDelayMs;
-      }
-    }
-    int64_t wait_ms = std::max<int64_t>(0, next_flush - base::now_ms());
-    while (auto event = session_->wait_event(wait_ms)) {
-      wait_ms = 0;
-      switch (event->type) {
-        case ZkEvent::Type::session:
-          handle_session_change();
-          break;
-        case ZkEvent::Type::child:
-          if (Source* source = source_for(event->path)) read_members(*source);
-          if (fleet_ && event->path == fleet_->proxies_path) read_fleet();
-          break;
-        case ZkEvent::Type::created:
-        case ZkEvent::Type::deleted:
-        case ZkEvent::Type::changed:
-          if (versions_.contains(event->path)) read_cache_version(event->path);
-          on_registry_node_event(event->path, event->type == ZkEvent::Type::deleted);
-          break;
-        case ZkEvent::Type::not_watching:
-        case ZkEvent::Type::lost_events:
-          need_full_read_ = true;
-          break;
-      }
-    }
-    if (need_full_read_ && session_->connected()) full_read();
-    now = base::now_ms();
-    for (Source& s : sources_) {
-      if (!s.removed && s.empty_since_ms != 0 && now - s.empty_since_ms >= options_.session_timeout_ms) read_members(s);
-    }
-    if (now >= next_flush) {
-      flush_intervals_.add();
-      if (fleet_) {
-        fleet_tick(now);
-      } else if (session_->connected()) {
-        if (now >= next_refresh) {
-          counts_->refresh_counts();
-          next_refresh = now + options_.refresh_interval_ms;
-        }
-        counts_->flush();
-      }
-      book_->prune(now, kLeftTargetLingerMs);
-      forget_drained_sources();
-      publish();
-      next_flush = now + options_.flush_interval_ms;
+void Coordinator::begin_loop() {
+  // start() binds the fleet listener on the caller's thread (its failure is a startup
+  // error); a caller turning the loop itself gets it here.
+  if (options_.fleet && !fleet_) fleet_start();
+  int64_t now = clock_ms_();
+  next_flush_ms_ = now + options_.flush_interval_ms;
+  next_refresh_ms_ = now + options_.refresh_interval_ms;
+  next_open_ms_ = now;
+  loop_started_ = true;
+}
+
+void Coordinator::run_once() {
+  if (!loop_started_) begin_loop();
+  apply_pending_sources();
+  if (!session_->is_open() && clock_ms_() >= next_open_ms_) {
+    if (session_->open() == ZkCode::ok) {
+      sessions_started_.add();
+    } else {
+      next_open_ms_ = clock_ms_() + kReopenDelayMs;
     }
   }
+  int64_t wait_ms = std::max<int64_t>(0, next_flush_ms_ - clock_ms_());
+  while (auto event = session_->wait_event(wait_ms)) {
+    wait_ms = 0;
+    switch (event->type) {
+      case ZkEvent::Type::session:
+        handle_session_change();
+        break;
+      case ZkEvent::Type::child:
+        if (Source* source = source_for(event->path)) read_members(*source);
+        if (fleet_ && event->path == fleet_->proxies_path) read_fleet();
+        break;
+      case ZkEvent::Type::created:
+      case ZkEvent::Type::deleted:
+      case ZkEvent::Type::changed:
+        if (versions_.contains(event->path)) read_cache_version(event->path);
+        on_registry_node_event(event->path, event->type == ZkEvent::Type::deleted);
+        break;
+      case ZkEvent::Type::not_watching:
+      case ZkEvent::Type::lost_events:
+        need_full_read_ = true;
+        break;
+    }
+  }
+  if (need_full_read_ && session_->connected()) full_read();
+  int64_t now = clock_ms_();
+  for (Source& s : sources_) {
+    if (!s.removed && s.empty_since_ms != 0 && now - s.empty_since_ms >= options_.session_timeout_ms) read_members(s);
+  }
+  if (now >= next_flush_ms_) {
+    flush_intervals_.add();
+    if (fleet_) {
+      fleet_tick(now);
+    } else if (session_->connected()) {
+      if (now >= next_refresh_ms_) {
+        counts_->refresh_counts();
+        next_refresh_ms_ = now + options_.refresh_interval_ms;
+      }
+      counts_->flush();
+    }
+    book_->prune(now, kLeftTargetLingerMs);
+    forget_drained_sources();
+    publish();
+    next_flush_ms_ = now + options_.flush_interval_ms;
+  }
+}
+
+void Coordinator::run_final() {
+  if (!loop_started_) begin_loop();
   // Final flush: the reactors have stopped, so this writes every request they counted.
   if (fleet_) {
     fleet_final();
@@ -375,7 +399,7 @@ bool Coordinator::read_members(Source& source) {
   // (Each source in its own format: README "Other registries".)
   bool foreign = source.registry != nullptr;
   if (foreign) names = read_registry(source, names);
-  int64_t now = base::now_ms();
+  int64_t now = clock_ms_();
   source.read_once = true;
   if (vanished && source.published_nonempty) {
     // Every target vanished at once: after a ZooKeeper outage the agents' sessions may

@@ -135,7 +135,7 @@ bool Coordinator::read_fleet() {
   f.leader = {};
   f.leader_received = 0;
   f.leader_unreachable = false;
-  f.last_report_ok_ms = base::now_ms();  // a grace period before falling back to direct writes
+  f.last_report_ok_ms = clock_ms_();  // a grace period before falling back to direct writes
   fleet_client_->close();
   if (leader.empty()) {
     RM_LOG_INFO("fleet: %zu proxies, no leader", f.members);
@@ -339,6 +339,7 @@ void Coordinator::fleet_final() {
     if (session_->connected()) fleet_writer_->write(true);
     return;
   }
+  // Real time, not clock_ms_: this waits (sleeps) for the leader's acknowledgements.
   int64_t deadline = base::now_ms() + kFinalAckWaitMs;
   fleet::Deltas deltas = book_->take_batch();
   if (!deltas.empty()) f.outbox.push(fleet::Batch{++f.next_seq, std::move(deltas)});
