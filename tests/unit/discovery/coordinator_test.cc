@@ -344,6 +344,47 @@ TEST(CoordinatorLoop, AConnectionLossWhileReArmingAWatchIsRepairedByAFullRead) {
   }
 }
 
+// ---- Reloads --------------------------------------------------------------------------
+
+std::vector<std::string> routed_at(Rig& rig, const std::string& targets_path) {
+  std::vector<std::string> out;
+  if (auto snapshot = rig.board.targets(source_key(targets_path))) {
+    for (const upstream::Target& t : snapshot->targets) out.push_back(t.state->name);
+  }
+  return out;
+}
+
+TEST(CoordinatorLoop, AReloadAddsASourceAtOnceAndARemovedOneStillWritesWhatItCounted) {
+  Rig rig;
+  rig.agents({kA});
+  rig.zk.put("/svc/targets/" + kB, "4", kAgentSession);
+  rig.turn();
+  ASSERT_EQ(rig.routed(), (Names{kA}));
+  SourceOptions flags;
+  flags.targets_path = "/targets";
+  flags.cache_version_path = "/cacheAge";
+  SourceOptions svc;
+  svc.targets_path = "/svc/targets";
+  rig.c().set_sources({flags, svc});
+  rig.turn();
+  EXPECT_EQ(routed_at(rig, "/svc/targets"), (Names{kB})) << rig.zk.log_text();
+  // Requests to the service's target, then a reload without it: it stops routing at once,
+  // and what it counted is still written (its key is the node's full path).
+  auto snapshot = rig.board.targets(source_key("/svc/targets"));
+  ASSERT_TRUE(snapshot);
+  for (int i = 0; i < 6; ++i) snapshot->targets[0].state->slots[0].count_request();
+  rig.c().set_sources({flags});
+  rig.turn();
+  EXPECT_EQ(routed_at(rig, "/svc/targets"), Names{});
+  EXPECT_EQ(rig.routed(), (Names{kA}));
+  for (int i = 0; i < 3; ++i) rig.flush();
+  EXPECT_EQ(rig.zk.data("/svc/targets/" + kB), "10") << rig.zk.log_text();
+  // Its watch may still fire; nothing routes there again.
+  rig.zk.put("/svc/targets/" + kC, "0", kAgentSession);
+  rig.flush();
+  EXPECT_EQ(routed_at(rig, "/svc/targets"), Names{});
+}
+
 // ---- The content version node -----------------------------------------------------------
 
 TEST(CoordinatorLoop, AContentVersionChangeClearsTheCacheOnce) {
