@@ -16,7 +16,7 @@ import pytest
 
 from harness import wait_until
 from zkproxy import (  # noqa: F401  (start_zk_proxy is a fixture, used by name)
-    TARGETS, LoadClient, backend_requests, start_registered, start_zk_proxy, wait_counts_sum,
+    TARGETS, LoadClient, backend_requests, register_two, start_zk_proxy, wait_counts_sum,
     zk_counts)
 from zk import (  # noqa: F401  (fixtures are used by name)
     ZkCtl, expire_session, start_agent, start_zk_server, wait_for, zk, zk_ensemble, zk_server)
@@ -119,12 +119,6 @@ def test_leader_killed_loses_at_most_its_last_interval_and_a_new_one_takes_over(
           % (settled, last.answered, after.answered, total, lost, fleet(new_leader)["instance"]))
     assert 0 <= lost <= last.answered, "counts must never exceed what was answered"
     assert total >= settled + after.answered
-
-
-def register_two(start_backend, start_agent, connect, ctl, **agent_flags):
-    """Backends "one" and "two", each announced by an agent; returns the backends."""
-    return [start_registered(start_backend, start_agent, connect, name, ctl=ctl, **agent_flags)[0]
-            for name in ("one", "two")]
 
 
 class FleetLoad:

@@ -5,7 +5,8 @@ and test_fleet_faults.py share (test modules import helpers from here, never fro
     zk_counts(), wait_counts_sum(), assert_counts_stay()   the counts in ZooKeeper
     Nginx, start_nginx          named nginx targets (X-Backend: NAME) from the test kit
     LoadClient, run_wrk         load (tests/kit/load.py)
-    start_registered(), backend_requests(), share_report()
+    start_registered(), register_pair(), register_two()   backends announced by agents
+    backend_requests(), share_report()
 """
 
 import os
@@ -219,6 +220,18 @@ def start_registered(start_backend, start_agent, zk_connect, name, ctl=None, **a
     if ctl is not None:
         wait_for(lambda: ctl.exists("%s/%s" % (TARGETS, b.addr)), 10, "node of %s" % name)
     return b, a
+
+
+def register_pair(start_backend, start_agent, zk_connect, ctl, **agent_flags):
+    """Backends "one" and "two", each announced by its agent (start_registered):
+    ((b1, a1), (b2, a2))."""
+    return tuple(start_registered(start_backend, start_agent, zk_connect, name, ctl=ctl, **agent_flags)
+                 for name in ("one", "two"))
+
+
+def register_two(start_backend, start_agent, zk_connect, ctl, **agent_flags):
+    """register_pair's backends."""
+    return [b for b, _ in register_pair(start_backend, start_agent, zk_connect, ctl, **agent_flags)]
 
 
 def share_report(counts, total):
