@@ -30,7 +30,9 @@ std::string node(const std::string& name) { return "/targets/" + name; }
 
 // One proxy's coordinator over a FakeZk, its reactors reduced to request counters.
 struct Rig {
-  explicit Rig(bool fleet = false, bool start_open = false) : zk(start_open) {
+  // `tree`: another rig's (tree()), for a second proxy on the same ZooKeeper.
+  explicit Rig(bool fleet = false, std::shared_ptr<FakeZkTree> tree = nullptr)
+      : zk(tree ? std::move(tree) : std::make_shared<FakeZkTree>(), /*open=*/false) {
     options.zk = "fake:2181";
     options.flush_interval_ms = kFlushMs;
     options.session_timeout_ms = kSessionTimeoutMs;
@@ -459,6 +461,49 @@ TEST(CoordinatorLoop, AFleetOfOneLeadsWritesOneMultiPerIntervalAndLeadsAgainAfte
   EXPECT_NE(rig.c().targets_json().find("\"role\":\"leader\""), std::string::npos);
   EXPECT_EQ(rig.count(kA), 35u) << rig.zk.log_text();
   EXPECT_EQ(rig.count(kB), 12u);
+}
+
+bool leads(Rig& rig) { return rig.c().targets_json().find("\"role\":\"leader\"") != std::string::npos; }
+
+// Two proxies on one ZooKeeper (two FakeZk sessions of one tree), their fleet link real on
+// loopback: one leads and writes for both, the follower reports its batches to it and sends
+// ZooKeeper no write; the leader's session expires, the follower takes over, and every
+// request of both is counted once.
+TEST(CoordinatorLoop, AFleetOfTwoWritesThroughItsLeaderAndSurvivesTheLeadersExpiry) {
+  Rig a(/*fleet=*/true);
+  a.agents({kA, kB}, "0");
+  Rig b(/*fleet=*/true, a.zk.tree());
+  auto both = [&](int intervals) {
+    for (int i = 0; i < intervals; ++i) {
+      a.flush();
+      b.flush();
+    }
+  };
+  a.turn();
+  b.turn();
+  both(3);
+  ASSERT_EQ(members(a.zk).size(), 2u) << a.zk.log_text();
+  ASSERT_NE(leads(a), leads(b)) << a.c().targets_json() << b.c().targets_json();
+  Rig& leader = leads(a) ? a : b;
+  Rig& follower = leads(a) ? b : a;
+  size_t follower_from = follower.zk.steps();
+  leader.serve(kA, 20);
+  follower.serve(kA, 5);
+  follower.serve(kB, 9);
+  both(10);
+  EXPECT_EQ(a.count(kA), 25u) << leader.zk.log_text();
+  EXPECT_EQ(a.count(kB), 9u);
+  EXPECT_EQ(follower.writes_since(follower_from), 0u) << follower.zk.log_text();
+
+  leader.serve(kB, 4);
+  follower.serve(kA, 6);
+  leader.zk.expire_session();
+  both(30);
+  EXPECT_TRUE(leads(follower)) << follower.c().targets_json();
+  EXPECT_FALSE(leads(leader)) << leader.c().targets_json();
+  EXPECT_EQ(members(a.zk).size(), 2u);
+  EXPECT_EQ(a.count(kA), 31u) << follower.zk.log_text() << leader.zk.log_text();
+  EXPECT_EQ(a.count(kB), 13u);
 }
 
 // ---- The end ------------------------------------------------------------------------------

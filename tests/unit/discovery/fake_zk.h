@@ -14,6 +14,8 @@
 // session (watches kept; every operation answers CONNECTIONLOSS meanwhile); expire_session()
 // and reopen() end it and start a new one (watches and queued events gone). Each change
 // queues a session event, as the real client does.
+// Several clients (sessions: proxies of one fleet) can share one FakeZkTree: FakeZk(other.tree())
+// has its own session, script and log; a change by any of them fires every client's watches.
 // Every operation is logged ("set /targets/a:1 v3 -> BADVERSION") for failure messages.
 // Single-threaded, like the coordinator.
 #pragma once
@@ -23,6 +25,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -31,6 +34,22 @@
 #include "discovery/zk_client.h"
 
 namespace ringmaster::discovery {
+
+class FakeZk;
+
+// The server's side: one node tree that several clients (FakeZk sessions, e.g. two proxies of
+// a fleet) share. Each change fires the matching watches of every client.
+struct FakeZkTree {
+  struct Node {
+    std::string data;
+    ZkStat stat;
+  };
+  FakeZkTree() { nodes["/"] = Node{}; }
+  std::map<std::string, Node> nodes;
+  int64_t zxid = 0;
+  int64_t sessions = 0;  // session ids handed out
+  std::vector<FakeZk*> clients;
+};
 
 class FakeZk final : public ZkClient {
  public:
@@ -54,9 +73,17 @@ class FakeZk final : public ZkClient {
   };
   using Hook = std::function<void(FakeZk& zk, size_t step, Op op, const std::string& path)>;
 
-  explicit FakeZk(bool open = true) : open_(open), state_(open ? SessionState::connected : SessionState::closed) {
-    nodes_["/"] = Node{};
+  explicit FakeZk(bool open = true) : FakeZk(std::make_shared<FakeZkTree>(), open) {}
+  // Another client of `tree` (tree() of an existing one): its own session, script and log.
+  explicit FakeZk(std::shared_ptr<FakeZkTree> tree, bool open = true)
+      : tree_(std::move(tree)), session_id_(++tree_->sessions), open_(open),
+        state_(open ? SessionState::connected : SessionState::closed) {
+    tree_->clients.push_back(this);
   }
+  ~FakeZk() override { std::erase(tree_->clients, this); }
+  FakeZk(const FakeZk&) = delete;
+  FakeZk& operator=(const FakeZk&) = delete;
+  const std::shared_ptr<FakeZkTree>& tree() const { return tree_; }
 
   // ---- The script.
   void fail_at(size_t step, Fault fault) { faults_[step] = fault; }
@@ -94,8 +121,8 @@ class FakeZk final : public ZkClient {
       ++p->stat.cversion;
       --p->stat.num_children;
     }
-    fire(data_watches_, path, ZkEvent::Type::deleted);
-    fire(child_watches_, parent_of(path), ZkEvent::Type::child);
+    fire_all(false, path, ZkEvent::Type::deleted);
+    fire_all(true, parent_of(path), ZkEvent::Type::child);
   }
   // Deleted and created again with `data`: a new incarnation (new czxid, version 0).
   void recreate(const std::string& path, const std::string& data, int64_t owner = 0) {
@@ -155,7 +182,7 @@ class FakeZk final : public ZkClient {
   }
   // A new session (what ZkSession::reopen does), connected at once; watches are gone.
   ZkCode reopen() override {
-    ++session_id_;
+    session_id_ = ++tree_->sessions;
     data_watches_.clear();
     child_watches_.clear();
     events_.clear();
@@ -261,10 +288,7 @@ class FakeZk final : public ZkClient {
   }
 
  private:
-  struct Node {
-    std::string data;
-    ZkStat stat;
-  };
+  using Node = FakeZkTree::Node;
 
   // One operation: the hook, then the scripted fault or the real thing, then the log line.
   template <typename Apply>
@@ -308,7 +332,7 @@ class FakeZk final : public ZkClient {
   void make(const std::string& path, const std::string& data, int64_t owner) {
     Node n;
     n.data = data;
-    n.stat.czxid = n.stat.mzxid = ++zxid_;
+    n.stat.czxid = n.stat.mzxid = ++tree_->zxid;
     n.stat.data_length = static_cast<int32_t>(data.size());
     n.stat.ephemeral_owner = owner;
     nodes_[path] = n;
@@ -316,17 +340,21 @@ class FakeZk final : public ZkClient {
       ++p->stat.cversion;
       ++p->stat.num_children;
     }
-    fire(data_watches_, path, ZkEvent::Type::created);
-    fire(child_watches_, parent_of(path), ZkEvent::Type::child);
+    fire_all(false, path, ZkEvent::Type::created);
+    fire_all(true, parent_of(path), ZkEvent::Type::child);
   }
   void write(Node& n, const std::string& data) {
     n.data = data;
     n.stat.data_length = static_cast<int32_t>(data.size());
     ++n.stat.version;
-    n.stat.mzxid = ++zxid_;
+    n.stat.mzxid = ++tree_->zxid;
     for (auto& [path, node] : nodes_) {
-      if (&node == &n) fire(data_watches_, path, ZkEvent::Type::changed);
+      if (&node == &n) fire_all(false, path, ZkEvent::Type::changed);
     }
+  }
+  // A data (child = false) or children watch on `path` fires, for every client that set one.
+  void fire_all(bool child, const std::string& path, ZkEvent::Type type) {
+    for (FakeZk* c : tree_->clients) c->fire(child ? c->child_watches_ : c->data_watches_, path, type);
   }
   void fire(std::set<std::string>& watches, const std::string& path, ZkEvent::Type type) {
     if (watches.erase(path) == 0) return;
@@ -337,9 +365,9 @@ class FakeZk final : public ZkClient {
     events_.push_back(ZkEvent{ZkEvent::Type::session, s, ""});
   }
 
-  std::map<std::string, Node> nodes_;
-  int64_t zxid_ = 0;
-  int64_t session_id_ = 1;
+  std::shared_ptr<FakeZkTree> tree_;
+  std::map<std::string, Node>& nodes_ = tree_->nodes;
+  int64_t session_id_;
   int sessions_opened_ = 0;
   bool open_;
   SessionState state_;
