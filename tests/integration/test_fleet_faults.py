@@ -50,6 +50,16 @@ def start_fleet(start_zk_proxy, connect, n, **flags):
     return [start_zk_proxy(connect, threads=1, session_file=True, **flags) for _ in range(n)]
 
 
+def routed_fleet(start_backend, start_agent, start_zk_proxy, connect, ctl, n, session_timeout_ms):
+    """Backends "one" and "two" announced by agents and n fleet proxies routing to both,
+    every session (agents' and proxies') with `session_timeout_ms`: (backends, proxies)."""
+    backends = register_two(start_backend, start_agent, connect, ctl, session_timeout_ms=session_timeout_ms)
+    proxies = start_fleet(start_zk_proxy, connect, n, session_timeout_ms=session_timeout_ms)
+    for p in proxies:
+        p.wait_routing([b.addr for b in backends])
+    return backends, proxies
+
+
 def zk_ops(proxy):
     m = proxy.metrics()
     return {k: v for k, v in m.items() if k.startswith("ringmaster_zk_operations_total")}
@@ -155,10 +165,8 @@ def test_session_expiries_and_a_zookeeper_restart_under_load_keep_counts_exact(
     server = start_zk_server()
     connect = server.connect_string()
     ctl = ZkCtl(connect)
-    backends = register_two(start_backend, start_agent, connect, ctl, session_timeout_ms=20000)
-    proxies = start_fleet(start_zk_proxy, connect, 3, session_timeout_ms=20000)
-    for p in proxies:
-        p.wait_routing([b.addr for b in backends])
+    backends, proxies = routed_fleet(start_backend, start_agent, start_zk_proxy, connect, ctl, 3,
+                                     session_timeout_ms=20000)
     leader, followers = wait_one_leader(proxies)
     with FleetLoad(proxies, "fleet") as load:
         # A follower's session expires: it re-announces itself and keeps handing over.
@@ -189,10 +197,8 @@ def test_ensemble_leader_killed_under_fleet_load_keeps_counts_exact(
         zk_ensemble, start_backend, start_agent, start_zk_proxy):
     connect = zk_ensemble.connect_string()
     ctl = ZkCtl(connect)
-    backends = register_two(start_backend, start_agent, connect, ctl, session_timeout_ms=10000)
-    proxies = start_fleet(start_zk_proxy, connect, 3, session_timeout_ms=10000)
-    for p in proxies:
-        p.wait_routing([b.addr for b in backends])
+    backends, proxies = routed_fleet(start_backend, start_agent, start_zk_proxy, connect, ctl, 3,
+                                     session_timeout_ms=10000)
     wait_one_leader(proxies)
     with FleetLoad(proxies, "ensemble") as load:
         zk_leader = zk_ensemble.wait_leader()
