@@ -506,6 +506,36 @@ TEST(CoordinatorLoop, AFleetOfTwoWritesThroughItsLeaderAndSurvivesTheLeadersExpi
   EXPECT_EQ(a.count(kB), 13u);
 }
 
+// The leader dies with a follower's batch received but not yet written (its process gone,
+// its session not yet expired, so it still looks like the leader): the follower's reports
+// fail, and after kFallbackMs of silence it writes its counts directly, the unacknowledged
+// batch included, once.
+TEST(CoordinatorLoop, AFollowerWhoseLeaderFellSilentWritesItsOwnCountsDirectly) {
+  Rig a(/*fleet=*/true);
+  a.agents({kA, kB}, "0");
+  Rig b(/*fleet=*/true, a.zk.tree());
+  a.turn();
+  b.turn();
+  for (int i = 0; i < 3; ++i) {
+    a.flush();
+    b.flush();
+  }
+  ASSERT_NE(leads(a), leads(b));
+  Rig& leader = leads(a) ? a : b;
+  Rig& follower = leads(a) ? b : a;
+  follower.serve(kA, 8);
+  follower.flush();  // reported: the leader holds the batch, unwritten
+  leader.coordinator.reset();  // gone without a word (its listener closes)
+  size_t from = follower.zk.steps();
+  for (int i = 0; i < 30; ++i) follower.flush();  // 3 s of silence
+  EXPECT_EQ(follower.count(kA), 8u) << follower.zk.log_text();
+  EXPECT_GE(follower.writes_since(from), 1u);
+  follower.serve(kB, 3);
+  for (int i = 0; i < 30; ++i) follower.flush();
+  EXPECT_EQ(follower.count(kA), 8u);
+  EXPECT_EQ(follower.count(kB), 3u) << follower.zk.log_text();
+}
+
 // ---- The end ------------------------------------------------------------------------------
 
 TEST(CoordinatorLoop, TheLastFlushWritesWhatIsLeftAndClosesTheSession) {
