@@ -62,18 +62,18 @@ struct Rig {
   // The targets the reactors route to now, by name.
   std::vector<std::string> routed() {
     std::vector<std::string> out;
-    auto snapshot = board.targets(source_key("/targets"));
+    auto snapshot = board.targets(source_key(options.targets_path));
     if (!snapshot) return out;
     for (const upstream::Target& t : snapshot->targets) out.push_back(t.state->name);
     return out;
   }
   uint64_t published_version() {
-    auto snapshot = board.targets(source_key("/targets"));
+    auto snapshot = board.targets(source_key(options.targets_path));
     return snapshot ? snapshot->version : 0;
   }
   // The reactors send n requests to a routed target.
   void serve(const std::string& name, uint64_t n) {
-    auto snapshot = board.targets(source_key("/targets"));
+    auto snapshot = board.targets(source_key(options.targets_path));
     ASSERT_TRUE(snapshot) << "nothing published";
     for (const upstream::Target& t : snapshot->targets) {
       if (t.state->name != name) continue;
@@ -385,6 +385,43 @@ TEST(CoordinatorLoop, AReloadAddsASourceAtOnceAndARemovedOneStillWritesWhatItCou
   rig.zk.put("/svc/targets/" + kC, "0", kAgentSession);
   rig.flush();
   EXPECT_EQ(routed_at(rig, "/svc/targets"), Names{});
+}
+
+// ---- A foreign registry ------------------------------------------------------------------
+
+TEST(CoordinatorLoop, AForeignRegistryRoutesWhatItsRegistrationsSayAndCountsInNodesOfOurOwn) {
+  Rig rig;
+  rig.options.targets_path = "/nerve/web";
+  rig.options.targets_format = "nerve";
+  rig.options.cache_version_path = "";
+  const std::string counts = rig.options.counts_path + "/";
+  auto nerve = [](int port, const char* extra) {
+    return std::string(R"({"host":"127.0.0.1","port":)") + std::to_string(port) + R"(,"name":"i")" + extra + "}";
+  };
+  rig.zk.put("/nerve/web/i-1_0000000001", nerve(9001, ""), kAgentSession);
+  rig.zk.put("/nerve/web/i-2_0000000002", nerve(9002, ""), kAgentSession);
+  rig.turn();
+  EXPECT_EQ(rig.routed(), (Names{kA, kB})) << rig.zk.log_text();
+  rig.serve(kA, 5);
+  rig.flush();
+  EXPECT_EQ(rig.zk.data(counts + kA), "5") << rig.zk.log_text();
+  EXPECT_EQ(rig.zk.stat(counts + kA).ephemeral_owner, 0) << "the count node is ours, persistent";
+  // A registration changed in place (its data watch): weight 0 is "do not route".
+  rig.zk.put("/nerve/web/i-2_0000000002", nerve(9002, R"(,"weight":0)"));
+  rig.turn();
+  EXPECT_EQ(rig.routed(), (Names{kA})) << rig.zk.log_text();
+  // One that leaves stops routing; what it counted stays in our node.
+  rig.serve(kA, 2);
+  rig.zk.erase("/nerve/web/i-1_0000000001");
+  rig.turn();
+  EXPECT_EQ(rig.routed(), Names{});
+  for (int i = 0; i < 3; ++i) rig.flush();
+  EXPECT_EQ(rig.zk.data(counts + kA), "7") << rig.zk.log_text();
+  // A malformed one is skipped, never fatal; a good one next to it routes.
+  rig.zk.put("/nerve/web/bad_0000000003", "{not json", kAgentSession);
+  rig.zk.put("/nerve/web/i-3_0000000004", nerve(9003, ""), kAgentSession);
+  rig.turn();
+  EXPECT_EQ(rig.routed(), (Names{kC})) << rig.zk.log_text();
 }
 
 // ---- The content version node -----------------------------------------------------------
