@@ -44,6 +44,11 @@ struct Rig {
   void agents(const std::vector<std::string>& names, const std::string& count = "0") {
     for (const std::string& n : names) zk.put(node(n), count, kAgentSession);
   }
+  // Agents' nodes, then the first turn of the loop: the session opens, everything is read.
+  void start(const std::vector<std::string>& names, const std::string& count = "0") {
+    agents(names, count);
+    turn();
+  }
   Coordinator& c() {
     if (!coordinator) coordinator = std::make_unique<Coordinator>(options, &board, zk, [this] { return now; });
     return *coordinator;
@@ -122,8 +127,7 @@ TEST(CoordinatorLoop, OpensTheSessionReadsTheTargetsAndPublishesThem) {
 
 TEST(CoordinatorLoop, TargetsAppearingAndLeavingChangeThePublishedSnapshot) {
   Rig rig;
-  rig.agents({kA});
-  rig.turn();
+  rig.start({kA});
   ASSERT_EQ(rig.routed(), (Names{kA}));
   uint64_t v1 = rig.published_version();
 
@@ -146,8 +150,7 @@ TEST(CoordinatorLoop, TargetsAppearingAndLeavingChangeThePublishedSnapshot) {
 
 TEST(CoordinatorLoop, EveryTargetVanishingIsBelievedOnlyAfterOneSessionTimeout) {
   Rig rig;
-  rig.agents({kA, kB});
-  rig.turn();
+  rig.start({kA, kB});
   ASSERT_EQ(rig.routed(), (Names{kA, kB}));
   rig.zk.erase(node(kA));
   rig.zk.erase(node(kB));
@@ -163,8 +166,7 @@ TEST(CoordinatorLoop, EveryTargetVanishingIsBelievedOnlyAfterOneSessionTimeout) 
 
 TEST(CoordinatorLoop, RequestsBetweenFlushesBecomeOneWriteBatch) {
   Rig rig;
-  rig.agents({kA, kB}, "10");
-  rig.turn();
+  rig.start({kA, kB}, "10");
   ASSERT_EQ(rig.routed(), (Names{kA, kB}));
   rig.flush();  // whatever the first interval does
   size_t before = rig.zk.steps();
@@ -188,8 +190,7 @@ TEST(CoordinatorLoop, RequestsBetweenFlushesBecomeOneWriteBatch) {
 
 TEST(CoordinatorLoop, OtherProxiesIncrementsAreLearntEveryRefreshInterval) {
   Rig rig;
-  rig.agents({kA}, "10");
-  rig.turn();
+  rig.start({kA}, "10");
   rig.zk.put(node(kA), "50");  // another proxy wrote
   rig.turn(rig.options.refresh_interval_ms);
   rig.serve(kA, 3);
@@ -201,8 +202,7 @@ TEST(CoordinatorLoop, OtherProxiesIncrementsAreLearntEveryRefreshInterval) {
 
 TEST(CoordinatorLoop, NothingIsWrittenWhileDisconnectedAndEverythingOnceAfter) {
   Rig rig;
-  rig.agents({kA}, "0");
-  rig.turn();
+  rig.start({kA}, "0");
   rig.serve(kA, 4);
   rig.flush();
   ASSERT_EQ(rig.count(kA), 4u);
@@ -223,8 +223,7 @@ TEST(CoordinatorLoop, NothingIsWrittenWhileDisconnectedAndEverythingOnceAfter) {
 
 TEST(CoordinatorLoop, AnExpiredSessionIsReopenedAndEverythingReadAgainWithCountsExact) {
   Rig rig;
-  rig.agents({kA, kB}, "0");
-  rig.turn();
+  rig.start({kA, kB}, "0");
   rig.serve(kA, 10);
   rig.flush();
   ASSERT_EQ(rig.count(kA), 10u);
@@ -271,8 +270,7 @@ TEST(CoordinatorLoop, AFaultAtEachStepOfTheLoopLosesNoRequestAndCountsNoneTwice)
     }
   };
   Rig dry;
-  dry.agents({kA, kB}, "0");
-  dry.turn();
+  dry.start({kA, kB}, "0");
   size_t start = dry.zk.steps();
   scenario(dry);
   size_t steps = dry.zk.steps() - start;
@@ -429,8 +427,7 @@ TEST(CoordinatorLoop, AForeignRegistryRoutesWhatItsRegistrationsSayAndCountsInNo
 TEST(CoordinatorLoop, AContentVersionChangeClearsTheCacheOnce) {
   Rig rig;
   rig.zk.put("/cacheAge", "v1");
-  rig.agents({kA});
-  rig.turn();
+  rig.start({kA});
   EXPECT_TRUE(rig.cleared.empty()) << "the first value read is no change";
   rig.zk.put("/cacheAge", "v2");
   rig.turn();
@@ -458,8 +455,7 @@ TEST(CoordinatorLoop, AContentVersionChangeClearsTheCacheOnce) {
 
 TEST(CoordinatorLoop, AContentVersionNodeCreatedLaterIsAChange) {
   Rig rig;
-  rig.agents({kA});
-  rig.turn();
+  rig.start({kA});
   EXPECT_TRUE(rig.cleared.empty());
   rig.zk.put("/cacheAge", "first-deploy");  // the exists() watch fires
   rig.turn();
@@ -472,8 +468,7 @@ std::vector<std::string> members(const FakeZk& zk) { return zk.children("/ringma
 
 TEST(CoordinatorLoop, AFleetOfOneLeadsWritesOneMultiPerIntervalAndLeadsAgainAfterExpiry) {
   Rig rig(/*fleet=*/true);
-  rig.agents({kA, kB}, "0");
-  rig.turn();
+  rig.start({kA, kB}, "0");
   rig.turn();  // the children watch brings our own member node: we lead
   ASSERT_EQ(members(rig.zk).size(), 1u) << rig.zk.log_text();
   rig.flush();  // /targets shows it from the next publish
@@ -577,8 +572,7 @@ TEST(CoordinatorLoop, AFollowerWhoseLeaderFellSilentWritesItsOwnCountsDirectly) 
 
 TEST(CoordinatorLoop, TheLastFlushWritesWhatIsLeftAndClosesTheSession) {
   Rig rig;
-  rig.agents({kA}, "0");
-  rig.turn();
+  rig.start({kA}, "0");
   rig.serve(kA, 9);
   rig.turn(kFlushMs / 2);  // not due yet
   EXPECT_EQ(rig.count(kA), 0u);
