@@ -97,8 +97,7 @@ EXACT_N = 3000
 def test_counts_in_zookeeper_sum_to_requests_sent(zk, start_backend, start_agent,
                                                   start_zk_proxy):
     (b1, _), (b2, _) = register_pair(start_backend, start_agent, zk.connect, zk.ctl)
-    proxy = start_zk_proxy(zk.connect)
-    proxy.wait_routing([b1.addr, b2.addr])
+    proxy = start_zk_proxy(zk.connect, routing=[b1, b2])
     assert zk_counts(zk.ctl) == {b1.addr: 0, b2.addr: 0}
 
     load = LoadClient(proxy.port, connections=8, total=EXACT_N, duration_max=60).run()
@@ -342,8 +341,7 @@ def test_zookeeper_operations_do_not_grow_with_request_rate(
 def test_admin_lists_targets_and_zookeeper_metrics(zk, start_backend, start_agent,
                                                    start_zk_proxy):
     (b1, _), (b2, _) = register_pair(start_backend, start_agent, zk.connect, zk.ctl)
-    proxy = start_zk_proxy(zk.connect)
-    proxy.wait_routing([b1.addr, b2.addr])
+    proxy = start_zk_proxy(zk.connect, routing=[b1, b2])
     LoadClient(proxy.port, connections=2, total=100, duration_max=30).run().assert_all_ok()
     wait_counts_sum(zk.ctl, 100, proxies=[proxy])
 

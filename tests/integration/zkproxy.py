@@ -92,13 +92,15 @@ class ZkProxy:
 
 @pytest.fixture
 def start_zk_proxy(start_proxy, tmp_path):
-    """factory: start_zk_proxy(zk_connect, threads=2, session_file=False, **flags) -> ZkProxy.
+    """factory: start_zk_proxy(zk_connect, threads=2, session_file=False, routing=None,
+    **flags) -> ZkProxy.
 
     Flushes every FLUSH_INTERVAL_MS with the response cache off (harness default), so every
-    request reaches a backend and is counted."""
+    request reaches a backend and is counted. `routing`: backends (anything with .addr) the
+    proxy must route to, exactly, before it is returned."""
     count = [0]
 
-    def start(zk_connect, threads=2, session_file=False, **flags):
+    def start(zk_connect, threads=2, session_file=False, routing=None, **flags):
         count[0] += 1
         admin_port = free_port()
         env = None
@@ -115,7 +117,10 @@ def start_zk_proxy(start_proxy, tmp_path):
         wait_until(lambda: port_accepts(admin_port) or not p.alive(), 10,
                    "the admin listener on %d" % admin_port)
         assert p.alive(), p.stderr()
-        return ZkProxy(p, admin_port, path)
+        proxy = ZkProxy(p, admin_port, path)
+        if routing is not None:
+            proxy.wait_routing([b.addr for b in routing])
+        return proxy
 
     return start
 
