@@ -16,12 +16,12 @@
 #include <thread>
 #include <vector>
 
+#include "ringmaster/admin/server.h"
 #include "ringmaster/base/log.h"
 #include "ringmaster/config/config.h"
 #include "ringmaster/discovery/coordinator.h"
 #include "ringmaster/discovery/agent.h"
 #include "ringmaster/io/socket.h"
-#include "ringmaster/proxy/admin.h"
 #include "ringmaster/proxy/server.h"
 #include "ringmaster/proxy/upgrade.h"
 #include "ringmaster/service/notifier.h"
@@ -126,7 +126,7 @@ void write_all_target_histograms(metrics::TextWriter& w, const upstream::RouteBo
 }
 
 // POST /cache/purge: everything, or ?path=/x for every cached variant of one path.
-proxy::AdminResponse purge_cache(cache::Cache* c, const proxy::AdminRequest& req) {
+admin::Response purge_cache(cache::Cache* c, const admin::Request& req) {
   if (c == nullptr) return {409, "text/plain", "cache disabled (--cache-bytes 0)\n"};
   if (req.query.empty()) {
     c->invalidate_all();
@@ -337,7 +337,7 @@ int run_proxy(const std::vector<std::string_view>& args) {
   }
   Reloader reloader(args, cfg, &services, coordinator.get(), &board);
   proxy::Server server(options, board.cell());
-  std::unique_ptr<proxy::AdminServer> admin;
+  std::unique_ptr<admin::Server> admin;
   std::atomic<bool> handed_over{false};  // before the listener: its thread sets it
   std::unique_ptr<proxy::UpgradeListener> upgrade_listener;
   try {
@@ -348,9 +348,9 @@ int run_proxy(const std::vector<std::string_view>& args) {
       server.start();
     }
     if (setup.admin) {
-      admin = std::make_unique<proxy::AdminServer>(*setup.admin);
+      admin = std::make_unique<admin::Server>(*setup.admin);
       admin->route("GET", "/metrics", [&server, &coordinator, &access_log, &board, &reloader,
-                                       &services](const proxy::AdminRequest&) {
+                                       &services](const admin::Request&) {
         metrics::TextWriter w;
         w.family("ringmaster_build_info", "gauge", "Always 1; the version this binary was built as.");
         w.sample("ringmaster_build_info", "version=\"" RINGMASTER_VERSION "\"", uint64_t{1});
@@ -365,28 +365,28 @@ int run_proxy(const std::vector<std::string_view>& args) {
         services.write_metrics(w);
         reloader.write_metrics(w);
         if (access_log) access_log->write_metrics(w);
-        return proxy::AdminResponse{200, "text/plain; version=0.0.4", w.text()};
+        return admin::Response{200, "text/plain; version=0.0.4", w.text()};
       });
-      admin->route("GET", "/targets", [&board, &coordinator, &services](const proxy::AdminRequest&) {
+      admin->route("GET", "/targets", [&board, &coordinator, &services](const admin::Request&) {
         std::string base = coordinator ? coordinator->targets_json() : static_targets_json(board);
-        return proxy::AdminResponse{200, "application/json", targets_json(std::move(base), services)};
+        return admin::Response{200, "application/json", targets_json(std::move(base), services)};
       });
-      admin->route("POST", "/config/reload", [&reloader](const proxy::AdminRequest&) {
+      admin->route("POST", "/config/reload", [&reloader](const admin::Request&) {
         if (reloader.config_file().empty()) {
-          return proxy::AdminResponse{409, "text/plain", "no configuration file (--config): nothing to reload\n"};
+          return admin::Response{409, "text/plain", "no configuration file (--config): nothing to reload\n"};
         }
         Reloader::Result r = reloader.reload();
-        return proxy::AdminResponse{r.ok ? 200 : 400, "text/plain", r.message + "\n"};
+        return admin::Response{r.ok ? 200 : 400, "text/plain", r.message + "\n"};
       });
-      admin->route("POST", "/cache/purge", [&response_cache, &services](const proxy::AdminRequest& req) {
+      admin->route("POST", "/cache/purge", [&response_cache, &services](const admin::Request& req) {
         if (!req.query.starts_with("service=")) return purge_cache(response_cache.get(), req);
         // ?service=NAME[&path=/x]: that service's own cache.
-        proxy::AdminRequest rest = req;
+        admin::Request rest = req;
         size_t amp = req.query.find('&');
         std::string name = req.query.substr(8, amp == std::string::npos ? std::string::npos : amp - 8);
         rest.query = amp == std::string::npos ? "" : req.query.substr(amp + 1);
         std::shared_ptr<cache::Cache> c = services.cache_of(name);
-        if (!c) return proxy::AdminResponse{404, "text/plain", "no service with a cache named \"" + name + "\"\n"};
+        if (!c) return admin::Response{404, "text/plain", "no service with a cache named \"" + name + "\"\n"};
         return purge_cache(c.get(), rest);
       });
       admin->start();

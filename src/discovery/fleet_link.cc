@@ -14,8 +14,10 @@
 #include <map>
 #include <vector>
 
+#include "ringmaster/base/byte_buffer.h"
 #include "ringmaster/base/clock.h"
 #include "ringmaster/base/log.h"
+#include "ringmaster/http/message.h"
 
 namespace ringmaster::discovery {
 namespace {
@@ -73,23 +75,15 @@ void set_timeouts(int fd, int64_t ms) {
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-const char* status_text(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    default: return "Service Unavailable";
-  }
-}
-
+// The leader's answer; its head comes from http's one writer of our own responses.
 std::string response(int status, std::string_view body) {
-  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + status_text(status) +
-                    "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
-  out += body;
-  return out;
+  http::LocalResponse answer;
+  answer.status = static_cast<uint16_t>(status);
+  answer.content_type = "application/json";
+  answer.body = body;
+  base::ByteBuffer out;
+  http::write_response(answer, out);
+  return std::string(out.view());
 }
 
 }  // namespace
