@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "ringmaster/admin/endpoints.h"
 #include "ringmaster/admin/server.h"
 #include "ringmaster/base/log.h"
 #include "ringmaster/config/config.h"
@@ -91,23 +92,24 @@ proxy::ServerOptions server_options(const config::ProxyConfig& cfg) {
 }
 
 // Static mode's GET /targets: the flags' service's targets (the shape before services).
-std::string static_targets_json(const upstream::RouteBoard& board) {
-  std::string out = "{\"mode\":\"static\",\"targets\":[";
+admin::Json static_targets_view(const upstream::RouteBoard& board) {
+  admin::Json targets = admin::Json::array();
   if (auto snapshot = board.targets(std::string("static:") + config::kFlagsServiceName)) {
-    for (size_t i = 0; i < snapshot->targets.size(); ++i) {
-      const upstream::Target& t = snapshot->targets[i];
-      if (i) out += ",";
-      out += "{\"name\":\"" + t.state->name + "\",\"requests\":" + std::to_string(t.state->requests_total()) + "}";
+    for (const upstream::Target& t : snapshot->targets) {
+      targets.push_back({{"name", t.state->name}, {"requests", t.state->requests_total()}});
     }
   }
-  return out + "]}\n";
+  return admin::Json{{"mode", "static"}, {"targets", std::move(targets)}};
 }
 
 // GET /targets: the mode's own view, plus "services": each service and what it routes to.
-std::string targets_json(std::string base, const Services& services) {
-  while (!base.empty() && base.back() == '\n') base.pop_back();
-  if (!base.empty() && base.back() == '}') base.pop_back();  // the object's own end
-  return base + ",\"services\":" + services.services_json() + "}\n";
+admin::Response targets_response(const discovery::Coordinator* coordinator, const upstream::RouteBoard& board,
+                                 const Services& services) {
+  admin::Json view = coordinator ? admin::Json::parse(coordinator->targets_json(), nullptr, /*allow_exceptions=*/false)
+                                 : static_targets_view(board);
+  if (view.is_discarded()) return {500, "text/plain", "the coordinator's targets view did not parse\n"};
+  view["services"] = services.services_view();
+  return admin::json_response(view);
 }
 
 // Every target of every service, for the per-target histograms.
@@ -123,22 +125,6 @@ void write_all_target_histograms(metrics::TextWriter& w, const upstream::RouteBo
     keep.push_back(std::move(snapshot));
   }
   upstream::write_target_histograms(w, targets);
-}
-
-// POST /cache/purge: everything, or ?path=/x for every cached variant of one path.
-admin::Response purge_cache(cache::Cache* c, const admin::Request& req) {
-  if (c == nullptr) return {409, "text/plain", "cache disabled (--cache-bytes 0)\n"};
-  if (req.query.empty()) {
-    c->invalidate_all();
-    return {200, "application/json", "{\"purged\":\"all\"}\n"};
-  }
-  if (req.query.rfind("path=", 0) != 0 || req.query.size() == 5 || req.query[5] != '/') {
-    return {400, "text/plain", "expected ?path=/some/path\n"};
-  }
-  std::string path = req.query.substr(5);
-  if (path.find_first_of("&%") != std::string::npos) return {400, "text/plain", "path must be plain\n"};
-  size_t n = c->purge_path(path);
-  return {200, "application/json", "{\"purged\":" + std::to_string(n) + "}\n"};
 }
 
 // Everything `proxy` derives from its flags before it binds anything (names resolved).
@@ -368,8 +354,7 @@ int run_proxy(const std::vector<std::string_view>& args) {
         return admin::Response{200, "text/plain; version=0.0.4", w.text()};
       });
       admin->route("GET", "/targets", [&board, &coordinator, &services](const admin::Request&) {
-        std::string base = coordinator ? coordinator->targets_json() : static_targets_json(board);
-        return admin::Response{200, "application/json", targets_json(std::move(base), services)};
+        return targets_response(coordinator.get(), board, services);
       });
       admin->route("POST", "/config/reload", [&reloader](const admin::Request&) {
         if (reloader.config_file().empty()) {
@@ -379,7 +364,7 @@ int run_proxy(const std::vector<std::string_view>& args) {
         return admin::Response{r.ok ? 200 : 400, "text/plain", r.message + "\n"};
       });
       admin->route("POST", "/cache/purge", [&response_cache, &services](const admin::Request& req) {
-        if (!req.query.starts_with("service=")) return purge_cache(response_cache.get(), req);
+        if (!req.query.starts_with("service=")) return admin::purge_cache(response_cache.get(), req);
         // ?service=NAME[&path=/x]: that service's own cache.
         admin::Request rest = req;
         size_t amp = req.query.find('&');
@@ -387,7 +372,7 @@ int run_proxy(const std::vector<std::string_view>& args) {
         rest.query = amp == std::string::npos ? "" : req.query.substr(amp + 1);
         std::shared_ptr<cache::Cache> c = services.cache_of(name);
         if (!c) return admin::Response{404, "text/plain", "no service with a cache named \"" + name + "\"\n"};
-        return purge_cache(c.get(), rest);
+        return admin::purge_cache(c.get(), rest);
       });
       admin->start();
     }

@@ -15,16 +15,6 @@ namespace {
 constexpr uint64_t kServiceCacheShareDivisor = 8;
 constexpr uint64_t kServiceCacheBytesMin = 1ull << 20;
 
-std::string json_text(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    out.push_back(c);
-  }
-  return out + "\"";
-}
-
 // The limits the reactors apply to a service; parsing set every one (the flags' values when
 // the file gives none).
 upstream::ServiceLimits limits_of(const config::ServiceConfig& s) {
@@ -174,26 +164,24 @@ void Services::on_content_version_change(const std::string& path) {
   }
 }
 
-std::string Services::services_json() const {
+nlohmann::ordered_json Services::services_view() const {
+  using Json = nlohmann::ordered_json;
   std::lock_guard lock(mutex_);
-  std::string out = "[";
+  Json out = Json::array();
   for (const auto& [name, e] : entries_) {
-    if (out.size() > 1) out += ",";
-    out.append("{\"name\":").append(json_text(name));
-    out += ",\"source\":" + json_text(e.runtime->source) +
-           ",\"default\":" + (name == default_name_ ? "true" : "false") + ",\"cache\":" +
-           (e.runtime->cache ? "true" : "false") + ",\"targets\":[";
-    std::shared_ptr<const upstream::TargetSnapshot> targets = board_->targets(e.runtime->source);
-    if (targets) {
-      for (size_t i = 0; i < targets->targets.size(); ++i) {
-        const upstream::TargetState& t = *targets->targets[i].state;
-        if (i) out += ",";
-        out += "{\"name\":" + json_text(t.name) + ",\"requests\":" + std::to_string(t.requests_total()) + "}";
+    Json targets = Json::array();
+    if (auto snapshot = board_->targets(e.runtime->source)) {
+      for (const upstream::Target& t : snapshot->targets) {
+        targets.push_back({{"name", t.state->name}, {"requests", t.state->requests_total()}});
       }
     }
-    out += "]}";
+    out.push_back({{"name", name},
+                   {"source", e.runtime->source},
+                   {"default", name == default_name_},
+                   {"cache", e.runtime->cache != nullptr},
+                   {"targets", std::move(targets)}});
   }
-  return out + "]";
+  return out;
 }
 
 void Services::write_metrics(metrics::TextWriter& out) const {

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "ringmaster/cache/cache.h"
 #include "ringmaster/config/config.h"
 #include "ringmaster/discovery/coordinator.h"
@@ -38,7 +40,7 @@ class Services {
   // Coordinator thread: the node at `path` changed value; the caches of its services empty.
   void on_content_version_change(const std::string& path);
   // GET /targets's "services": each service with the targets it routes to now.
-  std::string services_json() const;
+  nlohmann::ordered_json services_view() const;
   size_t size() const;
   // ringmaster_service_cache_bytes{service}: what each service's cache holds.
   void write_metrics(metrics::TextWriter& out) const;
