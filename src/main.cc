@@ -112,19 +112,17 @@ admin::Response targets_response(const discovery::Coordinator* coordinator, cons
   return admin::json_response(view);
 }
 
-// Every target of every service, for the per-target histograms.
-void write_all_target_histograms(metrics::TextWriter& w, const upstream::RouteBoard& board) {
-  std::vector<std::shared_ptr<const upstream::TargetSnapshot>> keep;
-  std::vector<const upstream::TargetState*> targets;
+// Static mode's per-target histograms: every target of every service, once each.
+upstream::TargetStates all_targets(const upstream::RouteBoard& board) {
+  upstream::TargetStates targets;
   for (const auto& service : board.services()) {
     auto snapshot = board.targets(service->source);
     if (!snapshot) continue;
     for (const upstream::Target& t : snapshot->targets) {
-      if (std::find(targets.begin(), targets.end(), t.state.get()) == targets.end()) targets.push_back(t.state.get());
+      if (std::find(targets.begin(), targets.end(), t.state) == targets.end()) targets.push_back(t.state);
     }
-    keep.push_back(std::move(snapshot));
   }
-  upstream::write_target_histograms(w, targets);
+  return targets;
 }
 
 // Everything `proxy` derives from its flags before it binds anything (names resolved).
@@ -323,6 +321,7 @@ int run_proxy(const std::vector<std::string_view>& args) {
   }
   Reloader reloader(args, cfg, &services, coordinator.get(), &board);
   proxy::Server server(options, board.cell());
+  metrics::Registry registry;  // before the admin listener, which renders it
   std::unique_ptr<admin::Server> admin;
   std::atomic<bool> handed_over{false};  // before the listener: its thread sets it
   std::unique_ptr<proxy::UpgradeListener> upgrade_listener;
@@ -334,24 +333,22 @@ int run_proxy(const std::vector<std::string_view>& args) {
       server.start();
     }
     if (setup.admin) {
+      // Every family, once, in the order /metrics has always listed them.
+      registry.family("ringmaster_build_info", metrics::Type::gauge, "Always 1; the version this binary was built as.",
+                      [](metrics::Samples& out) { out.add("version=\"" RINGMASTER_VERSION "\"", uint64_t{1}); });
+      server.register_metrics(registry);
+      if (coordinator) {
+        coordinator->register_metrics(registry);
+      } else {
+        upstream::register_target_histograms(registry, [&board] { return all_targets(board); });
+      }
+      upstream::register_service_metrics(registry, board);
+      services.register_metrics(registry);
+      reloader.register_metrics(registry);
+      if (access_log) access_log->register_metrics(registry);
       admin = std::make_unique<admin::Server>(*setup.admin);
-      admin->route("GET", "/metrics", [&server, &coordinator, &access_log, &board, &reloader,
-                                       &services](const admin::Request&) {
-        metrics::TextWriter w;
-        w.family("ringmaster_build_info", "gauge", "Always 1; the version this binary was built as.");
-        w.sample("ringmaster_build_info", "version=\"" RINGMASTER_VERSION "\"", uint64_t{1});
-        server.write_metrics(w);
-        server.write_cache_metrics(w);
-        if (coordinator) {
-          coordinator->write_metrics(w);
-        } else {
-          write_all_target_histograms(w, board);
-        }
-        upstream::write_service_metrics(w, board.services());
-        services.write_metrics(w);
-        reloader.write_metrics(w);
-        if (access_log) access_log->write_metrics(w);
-        return admin::Response{200, "text/plain; version=0.0.4", w.text()};
+      admin->route("GET", "/metrics", [&registry](const admin::Request&) {
+        return admin::Response{200, "text/plain; version=0.0.4", registry.render()};
       });
       admin->route("GET", "/targets", [&board, &coordinator, &services](const admin::Request&) {
         return targets_response(coordinator.get(), board, services);

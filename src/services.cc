@@ -184,14 +184,15 @@ nlohmann::ordered_json Services::services_view() const {
   return out;
 }
 
-void Services::write_metrics(metrics::TextWriter& out) const {
-  constexpr const char* kBytes = "ringmaster_service_cache_bytes";
-  std::lock_guard lock(mutex_);
-  out.family(kBytes, "gauge", "Bytes held by each service's cache (0: it does not cache).");
-  for (const auto& [name, e] : entries_) {
-    int64_t bytes = e.runtime->cache ? e.runtime->cache->stats().bytes.load(std::memory_order_relaxed) : 0;
-    out.sample(kBytes, "service=\"" + metrics::label_value(name) + "\"", bytes);
-  }
+void Services::register_metrics(metrics::Registry& registry) const {
+  registry.family("ringmaster_service_cache_bytes", metrics::Type::gauge,
+                  "Bytes held by each service's cache (0: it does not cache).", [this](metrics::Samples& out) {
+                    std::lock_guard lock(mutex_);
+                    for (const auto& [name, e] : entries_) {
+                      int64_t bytes = e.runtime->cache ? e.runtime->cache->stats().bytes.load(std::memory_order_relaxed) : 0;
+                      out.add("service=\"" + metrics::label_value(name) + "\"", bytes);
+                    }
+                  });
   // The ringmaster_cache_* counters of each service's own cache (those unlabelled families
   // stay the flags' service's, as before services).
   constexpr std::tuple<const char*, const char*, std::atomic<uint64_t> cache::CacheStats::*> kCounters[] = {
@@ -202,11 +203,13 @@ void Services::write_metrics(metrics::TextWriter& out) const {
        "Whole-cache invalidations (its content version, a purge), by service.", &cache::CacheStats::invalidations},
   };
   for (auto [family, help, member] : kCounters) {
-    out.family(family, "counter", help);
-    for (const auto& [name, e] : entries_) {
-      uint64_t value = e.runtime->cache ? (e.runtime->cache->stats().*member).load(std::memory_order_relaxed) : 0;
-      out.sample(family, "service=\"" + metrics::label_value(name) + "\"", value);
-    }
+    registry.family(family, metrics::Type::counter, help, [this, member](metrics::Samples& out) {
+      std::lock_guard lock(mutex_);
+      for (const auto& [name, e] : entries_) {
+        uint64_t value = e.runtime->cache ? (e.runtime->cache->stats().*member).load(std::memory_order_relaxed) : 0;
+        out.add("service=\"" + metrics::label_value(name) + "\"", value);
+      }
+    });
   }
 }
 
@@ -306,11 +309,12 @@ Reloader::Result Reloader::reload() {
   return result;
 }
 
-void Reloader::write_metrics(metrics::TextWriter& out) const {
-  constexpr const char* kName = "ringmaster_config_reloads_total";
-  out.family(kName, "counter", "Configuration reloads (SIGHUP, POST /config/reload), by result.");
-  out.sample(kName, "result=\"ok\"", ok_.get());
-  out.sample(kName, "result=\"error\"", error_.get());
+void Reloader::register_metrics(metrics::Registry& registry) const {
+  registry.family("ringmaster_config_reloads_total", metrics::Type::counter,
+                  "Configuration reloads (SIGHUP, POST /config/reload), by result.", [this](metrics::Samples& out) {
+                    out.add("result=\"ok\"", ok_.get());
+                    out.add("result=\"error\"", error_.get());
+                  });
 }
 
 }  // namespace ringmaster

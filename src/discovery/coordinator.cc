@@ -635,16 +635,18 @@ std::string Coordinator::targets_json() const {
   return targets_json_;
 }
 
-void Coordinator::write_metrics(metrics::TextWriter& out) const {
-  auto counter = [&out](const char* name, const char* help, const metrics::Counter& c) {
-    out.counter(name, help, c.get());
+void Coordinator::register_metrics(metrics::Registry& r) const {
+  auto counter = [&r](const char* name, const char* help, const metrics::Counter& c) {
+    r.counter(name, help, [&c] { return c.get(); });
   };
-  out.family("ringmaster_zk_operations_total", "counter", "ZooKeeper operations by kind.");
-  out.sample("ringmaster_zk_operations_total", "kind=\"get\"", zk_reads_.get());
-  out.sample("ringmaster_zk_operations_total", "kind=\"set\"", zk_writes_.get());
-  out.sample("ringmaster_zk_operations_total", "kind=\"multi\"", zk_multis_.get());
-  out.sample("ringmaster_zk_operations_total", "kind=\"get_children\"", zk_children_reads_.get());
-  out.sample("ringmaster_zk_operations_total", "kind=\"other\"", zk_other_ops_.get());
+  r.family("ringmaster_zk_operations_total", metrics::Type::counter, "ZooKeeper operations by kind.",
+           [this](metrics::Samples& out) {
+             out.add("kind=\"get\"", zk_reads_.get());
+             out.add("kind=\"set\"", zk_writes_.get());
+             out.add("kind=\"multi\"", zk_multis_.get());
+             out.add("kind=\"get_children\"", zk_children_reads_.get());
+             out.add("kind=\"other\"", zk_other_ops_.get());
+           });
   counter("ringmaster_zk_bad_version_total", "Versioned writes that lost a race and were retried.", zk_bad_version_);
   counter("ringmaster_zk_errors_total", "ZooKeeper operations that failed.", zk_errors_);
   counter("ringmaster_zk_sessions_total", "ZooKeeper sessions opened.", sessions_started_);
@@ -659,30 +661,34 @@ void Coordinator::write_metrics(metrics::TextWriter& out) const {
           hidden_churn_);
   counter("ringmaster_content_version_changes_total", "Changes of the cache version node's value seen.",
           cache_invalidations_);
-  auto gauge = [&out](const char* name, const char* help, const metrics::Gauge& g) {
-    out.gauge(name, help, g.get());
+  auto gauge = [&r](const char* name, const char* help, const metrics::Gauge& g) {
+    r.gauge(name, help, [&g] { return g.get(); });
   };
   gauge("ringmaster_zk_session_connected", "1 while the ZooKeeper session is connected.", session_connected_);
   gauge("ringmaster_snapshot_version", "Version of the last published target snapshot.", snapshot_version_gauge_);
   gauge("ringmaster_targets", "Targets in the last published snapshot.", targets_gauge_);
   gauge("ringmaster_unflushed_requests", "Requests counted but not yet written to ZooKeeper.", unflushed_gauge_);
   gauge("ringmaster_targets_skipped", "Children whose name or data did not parse.", skipped_gauge_);
-  if (any_registry_.load()) {
-    // Read on the admin thread while the coordinator writes: the gauges are published copies,
-    // summed over every foreign source (each one's own numbers: /targets "registries").
-    counter("ringmaster_registry_malformed_reads_total",
-            "Reads of a foreign registry's node that did not parse (skipped, never fatal).", registry_malformed_reads_);
-    out.family("ringmaster_registry_nodes", "gauge", "Foreign registries' children by what they say (all sources).");
-    out.sample("ringmaster_registry_nodes", "state=\"routed\"", registry_routed_.get());
-    out.sample("ringmaster_registry_nodes", "state=\"duplicate\"", registry_duplicates_.get());
-    out.sample("ringmaster_registry_nodes", "state=\"not_routed\"", registry_not_routed_.get());
-    out.sample("ringmaster_registry_nodes", "state=\"malformed\"", registry_malformed_.get());
-  }
-  if (fleet_) write_fleet_metrics(out);
-  std::lock_guard lock(view_mutex_);
-  std::vector<const upstream::TargetState*> targets;
-  for (const auto& t : view_targets_) targets.push_back(t.get());
-  upstream::write_target_histograms(out, targets);
+  // Shown once a foreign source was ever watched. Read on the admin thread while the
+  // coordinator writes: the gauges are published copies, summed over every foreign source
+  // (each one's own numbers: /targets "registries").
+  auto any_registry = [this] { return any_registry_.load(); };
+  r.family("ringmaster_registry_malformed_reads_total", metrics::Type::counter,
+           "Reads of a foreign registry's node that did not parse (skipped, never fatal).",
+           [this](metrics::Samples& out) { out.add("", registry_malformed_reads_.get()); }, any_registry);
+  r.family("ringmaster_registry_nodes", metrics::Type::gauge, "Foreign registries' children by what they say (all sources).",
+           [this](metrics::Samples& out) {
+             out.add("state=\"routed\"", registry_routed_.get());
+             out.add("state=\"duplicate\"", registry_duplicates_.get());
+             out.add("state=\"not_routed\"", registry_not_routed_.get());
+             out.add("state=\"malformed\"", registry_malformed_.get());
+           },
+           any_registry);
+  register_fleet_metrics(r);
+  upstream::register_target_histograms(r, [this] {
+    std::lock_guard lock(view_mutex_);
+    return upstream::TargetStates(view_targets_.begin(), view_targets_.end());
+  });
 }
 
 }  // namespace ringmaster::discovery

@@ -22,6 +22,7 @@
 
 #include "ringmaster/base/host_port.h"
 #include "ringmaster/metrics/metrics.h"
+#include "ringmaster/metrics/registry.h"
 #include "ringmaster/upstream/routing.h"
 #include "ringmaster/upstream/targets.h"
 
@@ -107,7 +108,9 @@ class Coordinator {
   // For the admin listener (any thread): {"mode", "session", "snapshot_version", "fleet",
   // "targets": the flags' source's targets, "sources": {targets path: [targets]}}.
   std::string targets_json() const;
-  void write_metrics(metrics::TextWriter& out) const;
+  // Registers the coordinator's families (ZooKeeper operations, flushes, registries, fleet,
+  // per-target histograms), read from the admin thread at render time.
+  void register_metrics(metrics::Registry& registry) const;
 
  private:
   void run();
@@ -140,7 +143,7 @@ class Coordinator {
   bool report_to_leader(int64_t now, bool want_counts);
   int answer_report(std::string_view body, std::string* answer);
   void publish_fleet_view();
-  void write_fleet_metrics(metrics::TextWriter& out) const;
+  void register_fleet_metrics(metrics::Registry& registry) const;
 
   // One watched source; the state that was one per proxy before services.
   struct Source {
