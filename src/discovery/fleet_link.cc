@@ -203,10 +203,11 @@ void FleetClient::close() {
 std::optional<FleetClient::Reply> FleetClient::post(const std::string& address, std::string_view body,
                                                     int64_t timeout_ms, std::string* error) {
   int64_t deadline = base::now_ms() + timeout_ms;
-  std::string request = "POST /fleet/report HTTP/1.1\r\nHost: " + address +
-                        "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-                        "\r\n\r\n";
-  request += body;
+  const http::LocalRequest report{"POST", "/fleet/report", address, /*user_agent=*/{}, "application/json", body,
+                                  /*close=*/false};
+  base::ByteBuffer bytes;
+  http::write_request(report, bytes);
+  std::string_view request = bytes.view();
   bool reused = fd_ >= 0 && address_ == address;
   if (!reused) {
     close();

@@ -207,6 +207,33 @@ void write_response(const LocalResponse& r, base::ByteBuffer& out) {
   out.commit(w.written());
 }
 
+void write_request(const LocalRequest& r, base::ByteBuffer& out) {
+  size_t bound = r.method.size() + 1 + r.target.size() + 11  // request line
+                 + 8 + r.host.size()                          // Host
+                 + 14 + r.user_agent.size()                   // User-Agent
+                 + 16 + r.content_type.size()                 // Content-Type
+                 + 18 + kDecimalMax                           // Content-Length
+                 + 19 + 2                                     // Connection, end of head
+                 + r.body.size();
+  Writer w(out.reserve_back(bound));
+  w.put(r.method);
+  w.put(' ');
+  w.put(r.target);
+  w.put(" HTTP/1.1\r\n");
+  w.put_field("Host", r.host);
+  if (!r.user_agent.empty()) w.put_field("User-Agent", r.user_agent);
+  if (!r.content_type.empty()) {
+    w.put_field("Content-Type", r.content_type);
+    w.put("Content-Length: ");
+    w.put_decimal(r.body.size());
+    w.put("\r\n");
+  }
+  if (r.close) w.put("Connection: close\r\n");
+  w.put("\r\n");
+  if (!r.content_type.empty()) w.put(r.body);
+  out.commit(w.written());
+}
+
 void write_error_response(uint16_t status, bool close, bool head_only, base::ByteBuffer& out, uint32_t retry_after_s,
                           std::string_view request_id) {
   // "502 Bad Gateway\n": the longest reason phrase is 31 bytes.

@@ -237,6 +237,21 @@ void write_error_response(uint16_t status, bool close, bool head_only, base::Byt
                           uint32_t retry_after_s = 0, std::string_view request_id = {});
 std::string_view reason_phrase(uint16_t status);
 
+// A request the binary makes itself rather than forwards: the agent's health probe, a fleet
+// follower's report. write_request() writes "METHOD target HTTP/1.1", Host, User-Agent (when
+// not empty), Content-Type and Content-Length (when content_type is not empty: the length of
+// body, which follows the head), "Connection: close" when close.
+struct LocalRequest {
+  std::string_view method = "GET";
+  std::string_view target = "/";
+  std::string_view host;
+  std::string_view user_agent;
+  std::string_view content_type;
+  std::string_view body;
+  bool close = false;
+};
+void write_request(const LocalRequest& request, base::ByteBuffer& out);
+
 // "HTTP/1.1 100 Continue\r\n\r\n"
 void write_continue(base::ByteBuffer& out);
 

@@ -351,6 +351,22 @@ TEST(WriteResponse, LargeBodyFitsExactly) {
   EXPECT_NE(s.find("Content-Length: 100000\r\n"), std::string_view::npos);
 }
 
+// The agent's probe and the fleet follower's report: the bytes each wrote by hand before.
+TEST(WriteRequest, WritesTheRequestsWeMake) {
+  const std::pair<LocalRequest, std::string_view> cases[] = {
+      {{"GET", "/health", "10.0.0.1:8080", "ringmaster-agent", "", "", true},
+       "GET /health HTTP/1.1\r\nHost: 10.0.0.1:8080\r\nUser-Agent: ringmaster-agent\r\nConnection: close\r\n\r\n"},
+      {{"POST", "/fleet/report", "127.0.0.1:9", "", "application/json", "{\"a\":1}", false},
+       "POST /fleet/report HTTP/1.1\r\nHost: 127.0.0.1:9\r\nContent-Type: application/json\r\n"
+       "Content-Length: 7\r\n\r\n{\"a\":1}"},
+  };
+  for (const auto& [request, expected] : cases) {
+    base::ByteBuffer out;
+    write_request(request, out);
+    EXPECT_EQ(out.view(), expected);
+  }
+}
+
 TEST(ReasonPhrase, CoversEveryStatusTheProxySends) {
   EXPECT_EQ(reason_phrase(200), "OK");
   EXPECT_EQ(reason_phrase(400), "Bad Request");
