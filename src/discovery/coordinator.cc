@@ -5,6 +5,8 @@
 #include <map>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "ringmaster/base/check.h"
 #include "ringmaster/base/clock.h"
 #include "ringmaster/base/log.h"
@@ -37,16 +39,6 @@ bool source_for_in(const Sources& sources, const SourceOptions& o) {
     if (same_reader(s.options, o)) return true;
   }
   return false;
-}
-
-std::string json_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    out.push_back(c);
-  }
-  return out;
 }
 
 }  // namespace
@@ -542,14 +534,15 @@ static bool same_routing(const upstream::TargetSnapshot* a, const upstream::Targ
 }
 
 // One row of /targets, named without its group.
-static std::string row_json(const TargetBook::Row& row) {
+static nlohmann::ordered_json row_view(const TargetBook::Row& row) {
   std::string_view name = std::string_view(row.name).substr(TargetBook::group_of(row.name).size());
-  std::string out = "{\"name\":\"";
-  return out.append(json_escape(name)) + "\",\"state\":\"" +
-         (!row.member ? "left" : !row.readable ? "unreadable" : "routing") + "\",\"node_present\":" +
-         (row.node_present ? "true" : "false") + ",\"count\":" + std::to_string(row.count) +
-         ",\"unflushed\":" + std::to_string(row.unflushed) + ",\"version\":" + std::to_string(row.version) +
-         ",\"weight\":" + std::to_string(row.weight) + "}";
+  return {{"name", name},
+          {"state", !row.member ? "left" : !row.readable ? "unreadable" : "routing"},
+          {"node_present", row.node_present},
+          {"count", row.count},
+          {"unflushed", row.unflushed},
+          {"version", row.version},
+          {"weight", row.weight}};
 }
 
 void Coordinator::publish() {
@@ -597,54 +590,43 @@ void Coordinator::publish() {
     if (fleet_->is_leader && fleet_->leader_ready) publish_fleet_view();
   }
 
-  std::string json = "{\"mode\":\"zookeeper\",\"session\":\"";
-  json += session_state_name(session_->state());
-  json += "\",\"snapshot_version\":" + std::to_string(snapshot_version_);
+  // The /targets view, written by nlohmann::json like every JSON the binary makes.
+  using Json = nlohmann::ordered_json;
+  Json view = {{"mode", "zookeeper"}, {"session", session_state_name(session_->state())},
+               {"snapshot_version", snapshot_version_}};
   // "registry": the flags' source's, as before services; "registries": every foreign
   // source's, by targets path.
-  auto registry_json = [](const Source& source) {
-    const RegistryState& r = *source.registry;
-    const RegistryTally& t = r.tally;
-    return std::string("{\"format\":\"") + registry_format_name(r.format) +
-           "\",\"nodes\":" + std::to_string(r.nodes.size()) + ",\"routed\":" + std::to_string(t.routed) +
-           ",\"duplicates\":" + std::to_string(t.duplicates) + ",\"not_routed\":" + std::to_string(t.not_routed) +
-           ",\"ignored\":" + std::to_string(t.ignored) + ",\"malformed\":" + std::to_string(t.malformed) +
-           ",\"counts_path\":\"" + json_escape(source.options.counts_path) + "\"}";
-  };
-  std::string registries;
+  Json registries = Json::object();
   for (const Source& source : sources_) {
     if (source.removed || source.registry == nullptr) continue;
-    std::string one = registry_json(source);
-    if (source.group.empty()) json.append(",\"registry\":").append(one);
-    registries.append(registries.empty() ? "" : ",").append("\"").append(json_escape(source.options.targets_path));
-    registries.append("\":").append(one);
+    const RegistryState& r = *source.registry;
+    const RegistryTally& t = r.tally;
+    Json one = {{"format", registry_format_name(r.format)}, {"nodes", r.nodes.size()}, {"routed", t.routed},
+                {"duplicates", t.duplicates}, {"not_routed", t.not_routed}, {"ignored", t.ignored},
+                {"malformed", t.malformed}, {"counts_path", source.options.counts_path}};
+    if (source.group.empty()) view["registry"] = one;
+    registries[source.options.targets_path] = std::move(one);
   }
-  if (!registries.empty()) json.append(",\"registries\":{").append(registries).append("}");
+  if (!registries.empty()) view["registries"] = std::move(registries);
   if (fleet_) {
-    json += ",\"fleet\":{\"instance\":\"" + fleet_->instance + "\",\"role\":\"" +
-            (fleet_->is_leader ? "leader" : "follower") + "\",\"proxies\":" + std::to_string(fleet_->members) +
-            ",\"leader\":\"" + json_escape(fleet_->leader.instance) + "\",\"leader_address\":\"" +
-            json_escape(fleet_->leader.address) + "\"}";
+    view["fleet"] = {{"instance", fleet_->instance}, {"role", fleet_->is_leader ? "leader" : "follower"},
+                     {"proxies", fleet_->members}, {"leader", fleet_->leader.instance},
+                     {"leader_address", fleet_->leader.address}};
   }
   // "targets": the flags' source, as before services; "sources": every source by path.
   std::vector<TargetBook::Row> rows = book_->rows();
   auto list = [&rows](std::string_view group) {
-    std::string out = "[";
+    Json out = Json::array();
     for (const TargetBook::Row& row : rows) {
-      if (TargetBook::group_of(row.name) != group) continue;
-      if (out.size() > 1) out += ",";
-      out += row_json(row);
+      if (TargetBook::group_of(row.name) == group) out.push_back(row_view(row));
     }
-    return out + "]";
+    return out;
   };
-  // Appends, not "literal" + std::string&&: GCC 12 at -O3 warns falsely (-Wrestrict) there.
-  json.append(",\"targets\":").append(list("")).append(",\"sources\":{");
-  for (size_t i = 0; i < sources_.size(); ++i) {
-    if (i) json += ",";
-    json.append("\"").append(json_escape(sources_[i].options.targets_path)).append("\":");
-    json.append(list(sources_[i].group));
-  }
-  json += "}}\n";
+  view["targets"] = list("");
+  Json sources = Json::object();
+  for (const Source& source : sources_) sources[source.options.targets_path] = list(source.group);
+  view["sources"] = std::move(sources);
+  std::string json = view.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
   std::lock_guard lock(view_mutex_);
   targets_json_ = std::move(json);
   view_targets_ = std::move(states);
@@ -659,16 +641,18 @@ std::string Coordinator::targets_json() const {
   return targets_json_;
 }
 
-void Coordinator::write_metrics(metrics::TextWriter& out) const {
-  auto counter = [&out](const char* name, const char* help, const metrics::Counter& c) {
-    out.counter(name, help, c.get());
+void Coordinator::register_metrics(metrics::Registry& r) const {
+  auto counter = [&r](const char* name, const char* help, const metrics::Counter& c) {
+    r.counter(name, help, [&c] { return c.get(); });
   };
-  out.family("ringmaster_zk_operations_total", "counter", "ZooKeeper operations by kind.");
-  out.sample("ringmaster_zk_operations_total", "kind=\"get\"", zk_reads_.get());
-  out.sample("ringmaster_zk_operations_total", "kind=\"set\"", zk_writes_.get());
-  out.sample("ringmaster_zk_operations_total", "kind=\"multi\"", zk_multis_.get());
-  out.sample("ringmaster_zk_operations_total", "kind=\"get_children\"", zk_children_reads_.get());
-  out.sample("ringmaster_zk_operations_total", "kind=\"other\"", zk_other_ops_.get());
+  r.family("ringmaster_zk_operations_total", metrics::Type::counter, "ZooKeeper operations by kind.",
+           [this](metrics::Samples& out) {
+             out.add("kind=\"get\"", zk_reads_.get());
+             out.add("kind=\"set\"", zk_writes_.get());
+             out.add("kind=\"multi\"", zk_multis_.get());
+             out.add("kind=\"get_children\"", zk_children_reads_.get());
+             out.add("kind=\"other\"", zk_other_ops_.get());
+           });
   counter("ringmaster_zk_bad_version_total", "Versioned writes that lost a race and were retried.", zk_bad_version_);
   counter("ringmaster_zk_errors_total", "ZooKeeper operations that failed.", zk_errors_);
   counter("ringmaster_zk_sessions_total", "ZooKeeper sessions opened.", sessions_started_);
@@ -683,30 +667,34 @@ void Coordinator::write_metrics(metrics::TextWriter& out) const {
           hidden_churn_);
   counter("ringmaster_content_version_changes_total", "Changes of the cache version node's value seen.",
           cache_invalidations_);
-  auto gauge = [&out](const char* name, const char* help, const metrics::Gauge& g) {
-    out.gauge(name, help, g.get());
+  auto gauge = [&r](const char* name, const char* help, const metrics::Gauge& g) {
+    r.gauge(name, help, [&g] { return g.get(); });
   };
   gauge("ringmaster_zk_session_connected", "1 while the ZooKeeper session is connected.", session_connected_);
   gauge("ringmaster_snapshot_version", "Version of the last published target snapshot.", snapshot_version_gauge_);
   gauge("ringmaster_targets", "Targets in the last published snapshot.", targets_gauge_);
   gauge("ringmaster_unflushed_requests", "Requests counted but not yet written to ZooKeeper.", unflushed_gauge_);
   gauge("ringmaster_targets_skipped", "Children whose name or data did not parse.", skipped_gauge_);
-  if (any_registry_.load()) {
-    // Read on the admin thread while the coordinator writes: the gauges are published copies,
-    // summed over every foreign source (each one's own numbers: /targets "registries").
-    counter("ringmaster_registry_malformed_reads_total",
-            "Reads of a foreign registry's node that did not parse (skipped, never fatal).", registry_malformed_reads_);
-    out.family("ringmaster_registry_nodes", "gauge", "Foreign registries' children by what they say (all sources).");
-    out.sample("ringmaster_registry_nodes", "state=\"routed\"", registry_routed_.get());
-    out.sample("ringmaster_registry_nodes", "state=\"duplicate\"", registry_duplicates_.get());
-    out.sample("ringmaster_registry_nodes", "state=\"not_routed\"", registry_not_routed_.get());
-    out.sample("ringmaster_registry_nodes", "state=\"malformed\"", registry_malformed_.get());
-  }
-  if (fleet_) write_fleet_metrics(out);
-  std::lock_guard lock(view_mutex_);
-  std::vector<const upstream::TargetState*> targets;
-  for (const auto& t : view_targets_) targets.push_back(t.get());
-  upstream::write_target_histograms(out, targets);
+  // Shown once a foreign source was ever watched. Read on the admin thread while the
+  // coordinator writes: the gauges are published copies, summed over every foreign source
+  // (each one's own numbers: /targets "registries").
+  auto any_registry = [this] { return any_registry_.load(); };
+  r.family("ringmaster_registry_malformed_reads_total", metrics::Type::counter,
+           "Reads of a foreign registry's node that did not parse (skipped, never fatal).",
+           [this](metrics::Samples& out) { out.add("", registry_malformed_reads_.get()); }, any_registry);
+  r.family("ringmaster_registry_nodes", metrics::Type::gauge, "Foreign registries' children by what they say (all sources).",
+           [this](metrics::Samples& out) {
+             out.add("state=\"routed\"", registry_routed_.get());
+             out.add("state=\"duplicate\"", registry_duplicates_.get());
+             out.add("state=\"not_routed\"", registry_not_routed_.get());
+             out.add("state=\"malformed\"", registry_malformed_.get());
+           },
+           any_registry);
+  register_fleet_metrics(r);
+  upstream::register_target_histograms(r, [this] {
+    std::lock_guard lock(view_mutex_);
+    return upstream::TargetStates(view_targets_.begin(), view_targets_.end());
+  });
 }
 
 }  // namespace ringmaster::discovery

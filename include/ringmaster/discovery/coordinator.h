@@ -22,6 +22,7 @@
 
 #include "ringmaster/base/host_port.h"
 #include "ringmaster/metrics/metrics.h"
+#include "ringmaster/metrics/registry.h"
 #include "ringmaster/upstream/routing.h"
 #include "ringmaster/upstream/targets.h"
 
@@ -114,7 +115,9 @@ class Coordinator {
   // For the admin listener (any thread): {"mode", "session", "snapshot_version", "fleet",
   // "targets": the flags' source's targets, "sources": {targets path: [targets]}}.
   std::string targets_json() const;
-  void write_metrics(metrics::TextWriter& out) const;
+  // Registers the coordinator's families (ZooKeeper operations, flushes, registries, fleet,
+  // per-target histograms), read from the admin thread at render time.
+  void register_metrics(metrics::Registry& registry) const;
 
   // One turn of the event loop (the thread runs these until stop()): apply a reload, open
   // the session if it is not, take the session's events (waiting for them until the next
@@ -158,7 +161,7 @@ class Coordinator {
   bool report_to_leader(int64_t now, bool want_counts);
   int answer_report(std::string_view body, std::string* answer);
   void publish_fleet_view();
-  void write_fleet_metrics(metrics::TextWriter& out) const;
+  void register_fleet_metrics(metrics::Registry& registry) const;
 
   // One watched source; the state that was one per proxy before services.
   struct Source {
