@@ -4,6 +4,7 @@
 // (the RouteBoard), the counts ZooKeeper ends with against the requests the "reactors" sent,
 // how many ZooKeeper writes that took, and the cache-clear callback. Nothing sleeps.
 #include "ringmaster/discovery/coordinator.h"
+#include "ringmaster/metrics/registry.h"
 
 #include <gtest/gtest.h>
 
@@ -253,9 +254,9 @@ TEST(CoordinatorLoop, AnExpiredSessionIsReopenedAndEverythingReadAgainWithCounts
 // loop reopens or retries, reads again, and ZooKeeper ends with every request once (never
 // twice; never fewer unless the proxy reports an ambiguous write).
 bool ambiguous_writes(Coordinator& c) {
-  metrics::TextWriter out;
-  c.write_metrics(out);
-  return out.text().find("\nringmaster_zk_ambiguous_writes_total 0\n") == std::string::npos;
+  metrics::Registry registry;
+  c.register_metrics(registry);
+  return registry.render().find("\nringmaster_zk_ambiguous_writes_total 0\n") == std::string::npos;
 }
 
 TEST(CoordinatorLoop, AFaultAtEachStepOfTheLoopLosesNoRequestAndCountsNoneTwice) {
