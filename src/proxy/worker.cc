@@ -3,9 +3,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
+#include <iterator>
 #include <mutex>
 #include <random>
 
@@ -287,6 +290,31 @@ void Worker::run_timers() {
     on_cache_wait_timer(container_of_timer<ClientConn>(node));
   }
   queue_timer_lists_.expire(now_ms_, [this](TimerNode* node) { on_queue_timer(container_of_timer<ClientConn>(node)); });
+  if (now_ms_ >= idle_sweep_at_ms_) close_idle_expired();
+}
+
+void Worker::close_idle_expired() {
+  // One deadline check per pooled connection, only when the earliest deadline came (or a
+  // reuse moved it: then nothing closes and the next earliest is found); no timer is armed
+  // or disarmed per request. A pool that empties is freed with its map node: a burst's
+  // pools (its share of upstream-max-conns each) do not outlive its connections.
+  int64_t next_ms = INT64_MAX;
+  for (auto it = idle_pools_.begin(); it != idle_pools_.end();) {
+    std::vector<IdleConn>& pool = it->second;
+    size_t keep = 0;
+    for (const IdleConn& e : pool) {
+      if (e.expires_ms > now_ms_) {
+        next_ms = std::min(next_ms, e.expires_ms);
+        pool[keep++] = e;
+        continue;
+      }
+      RM_LOG_DEBUG("upstream %s idle past its timeout: closed", target_name(e.conn));
+      close_upstream(e.conn);
+    }
+    pool.resize(keep);
+    it = pool.empty() ? idle_pools_.erase(it) : std::next(it);
+  }
+  idle_sweep_at_ms_ = next_ms == INT64_MAX ? INT64_MAX : std::max(next_ms, now_ms_ + kIdleSweepGapMs);
 }
 
 void Worker::cancel(uint64_t user_data) {
@@ -361,9 +389,9 @@ void Worker::begin_drain() {
     listen_fd_ = -1;
   }
   for (auto& [state, pool] : idle_pools_) {
-    std::vector<UpstreamConn*> conns;
+    std::vector<IdleConn> conns;
     conns.swap(pool);
-    for (UpstreamConn* u : conns) close_upstream(u);
+    for (const IdleConn& e : conns) close_upstream(e.conn);
   }
 }
 
