@@ -485,6 +485,8 @@ class Worker {
   void recycle_parser(std::unique_ptr<http::RequestParser> parser);
   void recycle_response_parser(UpstreamConn* u);
   void maybe_trim();
+  // With no connection left: frees what the per-reactor lists grew to (worker.cc).
+  void release_vacant_memory();
   void kick_upstream_send(UpstreamConn* u);
   void pump_upstream(UpstreamConn* u);
   void on_response_done(ClientConn* c);
@@ -556,6 +558,7 @@ class Worker {
   int64_t recollect_at_ms_ = 0;  // a second mimalloc collect is due (0: none)
   int64_t no_clients_since_ms_ = 0;  // 0: there are clients
   bool buffers_touched_ = false;     // receive buffers used since their pages were released
+  bool vacant_released_ = false;     // release_vacant_memory ran since the last client
   uint32_t clients_ = 0;
   uint32_t upstreams_ = 0;
   // Client connections of the whole proxy (all reactors), against --max-connections: one
