@@ -107,5 +107,10 @@ def test_a_burst_answered_and_idle_then_gone(start_proxy, counting_backend):
         print("RSS %.1f MiB %.1fs after the clients went (baseline %.1f MiB)"
               % (last[0] / MIB, time.monotonic() - started, baseline / MIB))
     assert last[0] <= bound, (last[0] / MIB, baseline / MIB)
-    # ... and the backend saw the pooled connections go (closed at their idle timeout).
-    wait_until(lambda: counting_backend.stats()["open"] == 0, 10, "the backend's connections to close")
+    # ... and stays there once the backend saw the pooled connections go (closed at their
+    # idle timeout) and the proxy let go of what they held.
+    wait_until(lambda: counting_backend.stats()["open"] == 0, max(10.0, deadline - time.monotonic()),
+               "the backend's connections to close")
+    settled = settled_rss(proxy)
+    print("RSS %.1f MiB once settled with no connection left" % (settled / MIB))
+    assert settled <= bound, (settled / MIB, baseline / MIB)
