@@ -24,6 +24,7 @@ upstream::ServiceLimits limits_of(const config::ServiceConfig& s) {
   l.upstream_max_conns = s.upstream_max_conns.value_or(l.upstream_max_conns);
   l.upstream_queue_max = s.upstream_queue_max.value_or(l.upstream_queue_max);
   l.upstream_queue_timeout_ms = s.upstream_queue_timeout_ms.value_or(l.upstream_queue_timeout_ms);
+  l.upstream_idle_timeout_ms = s.upstream_idle_timeout_ms.value_or(l.upstream_idle_timeout_ms);
   l.body_bytes_max = s.body_bytes_max.value_or(l.body_bytes_max);
   return l;
 }
@@ -115,6 +116,7 @@ std::shared_ptr<Services::Plan> Services::prepare(const config::ProxyConfig& cfg
     flags.upstream_max_conns = cfg.upstream_max_conns;
     flags.upstream_queue_max = cfg.upstream_queue_max;
     flags.upstream_queue_timeout_ms = cfg.upstream_queue_timeout_ms;
+    flags.upstream_idle_timeout_ms = cfg.upstream_idle_timeout_ms;
     flags.body_bytes_max = cfg.body_bytes_max;
     plan->services.emplace_back(flags, make_entry(flags, cfg, true));
   }

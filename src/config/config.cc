@@ -498,6 +498,10 @@ const FlagSpec<ProxyConfig> kProxyFlags[] = {
      [](ProxyConfig& c, const FlagArg& a) { c.upstream_queue_timeout_ms = timeout_ms_value(a); },
      [](const ProxyConfig& c) { return show_number(c.upstream_queue_timeout_ms); },
      "longest wait in that queue -> 503 with Retry-After"},
+    {"--upstream-idle-timeout-ms", "MS",
+     [](ProxyConfig& c, const FlagArg& a) { c.upstream_idle_timeout_ms = timeout_ms_value(a); },
+     [](const ProxyConfig& c) { return show_number(c.upstream_idle_timeout_ms); },
+     "a pooled keep-alive connection unused this long is closed"},
     {"--session-timeout-ms", "MS",
      [](ProxyConfig& c, const FlagArg& a) {
        c.session_timeout_ms = uint_value(a, kSessionTimeoutMsMin, kSessionTimeoutMsMax);
@@ -623,6 +627,7 @@ constexpr ServiceFlagKey kServiceFlagKeys[] = {
     {"upstream-max-conns", &ProxyConfig::upstream_max_conns, &ServiceConfig::upstream_max_conns},
     {"upstream-queue-max", &ProxyConfig::upstream_queue_max, &ServiceConfig::upstream_queue_max},
     {"upstream-queue-timeout-ms", &ProxyConfig::upstream_queue_timeout_ms, &ServiceConfig::upstream_queue_timeout_ms},
+    {"upstream-idle-timeout-ms", &ProxyConfig::upstream_idle_timeout_ms, &ServiceConfig::upstream_idle_timeout_ms},
 };
 
 // Applies `key` = `value` through the flag --key's handler to a scratch config.
@@ -714,7 +719,7 @@ void apply_service_key(const std::string& file, std::string_view key, const toml
     fail(where + "unknown setting (expected name, hosts, path-prefix, targets-path, cache-version-path, "
                  "targets-format, serverset-endpoint, counts-path, target, cache, cache-bytes, cache-ttl, "
                  "connect-timeout-ms, upstream-timeout-ms, upstream-max-conns, upstream-queue-max, "
-                 "upstream-queue-timeout-ms or body-bytes-max)");
+                 "upstream-queue-timeout-ms, upstream-idle-timeout-ms or body-bytes-max)");
   }
 }
 

@@ -36,7 +36,9 @@ class BufferPool {
   base::ByteBuffer take();
   void give(base::ByteBuffer&& buffer);
   size_t spare() const { return spare_.size(); }
-  void clear() { spare_.clear(); }
+  // The spares and the list's own memory: a list grown by a burst would otherwise stay on a
+  // heap page of that burst (worker.cc release_vacant_memory).
+  void clear() { std::vector<base::ByteBuffer>().swap(spare_); }
 
  private:
   std::vector<base::ByteBuffer> spare_;

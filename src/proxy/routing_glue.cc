@@ -71,10 +71,10 @@ void Worker::close_unrouted_upstreams() {
       ++it;
       continue;
     }
-    std::vector<UpstreamConn*> conns;
+    std::vector<IdleConn> conns;
     conns.swap(it->second);
     it = idle_pools_.erase(it);
-    for (UpstreamConn* u : conns) close_upstream(u);
+    for (const IdleConn& e : conns) close_upstream(e.conn);
   }
   for (UpstreamConn* u : live_upstreams_) {
     if (u->target != nullptr && !present.count(u->target)) forget_target(u);

@@ -233,6 +233,7 @@ class BufferSlab {
         released += warm_count(r) * buffer_bytes_;
         munmap(r.base, region_bytes());
         regions_.erase(regions_.begin() + static_cast<std::ptrdiff_t>(i));
+        if (regions_.empty()) std::vector<Region>().swap(regions_);  // nor its list's memory
         continue;
       }
       for (Free& f : r.free) {

@@ -190,7 +190,7 @@ void Worker::write_request_head(ClientConn* c, UpstreamConn* u) {
 UpstreamConn* Worker::take_idle(upstream::TargetState* target) {
   auto& pool = idle_pool(target);
   if (pool.empty()) return nullptr;
-  UpstreamConn* u = pool.back();
+  UpstreamConn* u = pool.back().conn;
   pool.pop_back();
   u->state = UpstreamState::busy;
   u->reused = true;
@@ -464,7 +464,7 @@ void Worker::on_response_done(ClientConn* c) {
     }
     detach(c);
     if (reusable) {
-      release_upstream(u, cap);
+      release_upstream(u, cap, c->service->limits.upstream_idle_timeout_ms);
     } else {
       close_upstream(u);
     }
@@ -550,7 +550,7 @@ void Worker::on_upstream_timer(UpstreamConn* u) {
   upstream_failed(c, 504);
 }
 
-void Worker::release_upstream(UpstreamConn* u, uint32_t idle_cap) {
+void Worker::release_upstream(UpstreamConn* u, uint32_t idle_cap, uint32_t idle_timeout_ms) {
   if (u->target == nullptr || idle_pool(u->target).size() >= idle_cap) {
     close_upstream(u);
     return;
@@ -559,7 +559,9 @@ void Worker::release_upstream(UpstreamConn* u, uint32_t idle_cap) {
   u->out.release();
   release_read_buffer(u);
   recycle_response_parser(u);
-  idle_pool(u->target).push_back(u);
+  int64_t expires_ms = now_ms_ + idle_timeout_ms;
+  idle_pool(u->target).push_back(IdleConn{u, expires_ms});
+  idle_sweep_at_ms_ = std::min(idle_sweep_at_ms_, expires_ms);
   ++u->target->slots[index_].conns_idle;
   // An idle connection keeps a receive posted: it notices the backend closing it.
   arm_upstream_recv(u);
@@ -568,7 +570,7 @@ void Worker::release_upstream(UpstreamConn* u, uint32_t idle_cap) {
 void Worker::remove_from_idle_pool(UpstreamConn* u) {
   if (u->target == nullptr) return;
   auto& pool = idle_pool(u->target);
-  auto it = std::find(pool.begin(), pool.end(), u);
+  auto it = std::find_if(pool.begin(), pool.end(), [u](const IdleConn& e) { return e.conn == u; });
   if (it != pool.end()) pool.erase(it);
 }
 

@@ -44,6 +44,10 @@ inline constexpr uint32_t kUpstreamReadBytes = 64 * 1024;
 // open at once, never one per connection.
 inline constexpr size_t kReadBuffersWarmMax = 64;
 inline constexpr size_t kReadBuffersPerRegionMax = 64;
+// Idle pooled upstream connections are swept for expiry when the earliest one is due, but
+// at most this often (a sweep walks every pool: a reactor holds up to its share of
+// upstream-max-conns per target); so a connection closes within this much of its deadline.
+inline constexpr int64_t kIdleSweepGapMs = 100;
 // Spare request parsers a reactor keeps (a burst's worth would stay allocated otherwise).
 inline constexpr size_t kSpareParsersMax = 64;
 // Heap memory goes back to the kernel (malloc_trim) once about this much was freed by the
@@ -287,6 +291,15 @@ struct UpstreamConn {
   TimerNode timer;
 };
 
+// A pooled idle upstream connection and when it closes unused: its last request's service's
+// upstream-idle-timeout-ms after it went idle (nginx's keepalive_timeout in an upstream
+// block, HAProxy's pool-purge-delay). Kept next to the pointer so that a sweep reads one
+// array, not every connection.
+struct IdleConn {
+  UpstreamConn* conn;
+  int64_t expires_ms;
+};
+
 // Requests of one reactor waiting for a connection to one target, oldest first.
 struct WaitQueue {
   ClientConn* head = nullptr;
@@ -443,8 +456,10 @@ class Worker {
   void on_queue_timer(ClientConn* c);
   UpstreamConn* open_upstream(upstream::TargetState* target, __kernel_timespec* connect_timeout);
   UpstreamConn* take_idle(upstream::TargetState* target);
-  std::vector<UpstreamConn*>& idle_pool(upstream::TargetState* target) { return idle_pools_[target]; }
+  std::vector<IdleConn>& idle_pool(upstream::TargetState* target) { return idle_pools_[target]; }
   void remove_from_idle_pool(UpstreamConn* u);
+  // Closes the pooled connections past their idle deadline (worker.cc), when one is due.
+  void close_idle_expired();
   const char* target_name(const UpstreamConn* u) const { return u->target ? u->target->name.c_str() : "(gone)"; }
   void attach(ClientConn* c, UpstreamConn* u);
   void write_request_head(ClientConn* c, UpstreamConn* u);
@@ -470,13 +485,15 @@ class Worker {
   void recycle_parser(std::unique_ptr<http::RequestParser> parser);
   void recycle_response_parser(UpstreamConn* u);
   void maybe_trim();
+  // With no connection left: frees what the per-reactor lists grew to (worker.cc).
+  void release_vacant_memory();
   void kick_upstream_send(UpstreamConn* u);
   void pump_upstream(UpstreamConn* u);
   void on_response_done(ClientConn* c);
   void upstream_ended(UpstreamConn* u, int res);
   void upstream_failed(ClientConn* c, uint16_t status);
   bool retry_request(ClientConn* c, UpstreamConn* broken);
-  void release_upstream(UpstreamConn* u, uint32_t idle_cap);
+  void release_upstream(UpstreamConn* u, uint32_t idle_cap, uint32_t idle_timeout_ms);
   void close_upstream(UpstreamConn* u);
   void detach(ClientConn* c);
 
@@ -499,7 +516,8 @@ class Worker {
   // and the connection limits are each service's balancer's).
   upstream::Balancer balancer_;
   // Idle keep-alive connections per target, most recently used last.
-  std::unordered_map<const upstream::TargetState*, std::vector<UpstreamConn*>> idle_pools_;
+  std::unordered_map<const upstream::TargetState*, std::vector<IdleConn>> idle_pools_;
+  int64_t idle_sweep_at_ms_ = INT64_MAX;  // the earliest idle deadline, roughly (close_idle_expired)
   std::vector<UpstreamConn*> live_upstreams_;  // every open upstream connection
   // (This reactor's shares of upstream-max-conns and upstream-queue-max: each ServiceLocal's.)
   std::unordered_map<upstream::TargetState*, WaitQueue> wait_queues_;
@@ -540,6 +558,7 @@ class Worker {
   int64_t recollect_at_ms_ = 0;  // a second mimalloc collect is due (0: none)
   int64_t no_clients_since_ms_ = 0;  // 0: there are clients
   bool buffers_touched_ = false;     // receive buffers used since their pages were released
+  bool vacant_released_ = false;     // release_vacant_memory ran since the last client
   uint32_t clients_ = 0;
   uint32_t upstreams_ = 0;
   // Client connections of the whole proxy (all reactors), against --max-connections: one

@@ -51,6 +51,7 @@ struct ServiceConfig {
   std::optional<uint32_t> upstream_max_conns;
   std::optional<uint32_t> upstream_queue_max;
   std::optional<uint32_t> upstream_queue_timeout_ms;
+  std::optional<uint32_t> upstream_idle_timeout_ms;
   std::optional<uint64_t> body_bytes_max;
   uint32_t line = 0;               // where it is declared (messages)
   uint32_t upstream_max_conns_line = 0;  // where upstream-max-conns is set (0: not in the file)
@@ -106,6 +107,8 @@ struct ProxyConfig {
   uint32_t upstream_max_conns = 1024;    // --upstream-max-conns N: connections (0: unlimited)
   uint32_t upstream_queue_max = 10000;   // --upstream-queue-max N: requests waiting for one
   uint32_t upstream_queue_timeout_ms = 3000;  // --upstream-queue-timeout-ms: then 503
+  uint32_t upstream_idle_timeout_ms = 10000;  // --upstream-idle-timeout-ms: a pooled idle
+                                              //   connection closes after this
   std::string access_log;                // --access-log PATH: JSON lines, one per request; empty: off
   uint64_t access_log_buffer = 1ull << 20;  // --access-log-buffer SIZE: queue per reactor (4K..1G)
   std::string upgrade_socket;            // --upgrade-socket PATH: hand listeners to / take them from

@@ -53,6 +53,7 @@ struct ServiceLimits {
   uint32_t upstream_max_conns = 1024;         // upstream-max-conns: per target (0: unlimited)
   uint32_t upstream_queue_max = 10000;        // upstream-queue-max: requests waiting per target
   uint32_t upstream_queue_timeout_ms = 3000;  // upstream-queue-timeout-ms: then 503
+  uint32_t upstream_idle_timeout_ms = 10000;  // upstream-idle-timeout-ms: a pooled connection idle this long closes
   uint64_t body_bytes_max = 1ull << 30;       // body-bytes-max: larger request body -> 413
   bool operator==(const ServiceLimits&) const = default;
 };

@@ -220,6 +220,7 @@ TEST(Services, LimitsDefaultToTheFlagsAndTakeTheFlagsUnits) {
                                                "upstream-max-conns = 0\n"
                                                "upstream-queue-max = 5\n"
                                                "upstream-queue-timeout-ms = 100\n"
+                                               "upstream-idle-timeout-ms = 900\n"
                                                "body-bytes-max = \"64K\"\n"
                                                "[[service]]\n"
                                                "name = \"www\"\n"
@@ -233,6 +234,7 @@ TEST(Services, LimitsDefaultToTheFlagsAndTakeTheFlagsUnits) {
   EXPECT_EQ(api.upstream_max_conns, 0u);
   EXPECT_EQ(api.upstream_queue_max, 5u);
   EXPECT_EQ(api.upstream_queue_timeout_ms, 100u);
+  EXPECT_EQ(api.upstream_idle_timeout_ms, 900u);
   EXPECT_EQ(api.body_bytes_max, 64u << 10);
   const ServiceConfig& www = c.services[1];
   EXPECT_EQ(www.connect_timeout_ms, c.connect_timeout_ms);
@@ -240,6 +242,7 @@ TEST(Services, LimitsDefaultToTheFlagsAndTakeTheFlagsUnits) {
   EXPECT_EQ(www.upstream_max_conns, c.upstream_max_conns);
   EXPECT_EQ(www.upstream_queue_max, 77u);  // the command line's
   EXPECT_EQ(www.upstream_queue_timeout_ms, c.upstream_queue_timeout_ms);
+  EXPECT_EQ(www.upstream_idle_timeout_ms, c.upstream_idle_timeout_ms);
   EXPECT_EQ(www.body_bytes_max, c.body_bytes_max);
 }
 

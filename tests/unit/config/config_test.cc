@@ -202,6 +202,8 @@ TEST(ProxyArgs, ParsesEveryValueFlagInBothForms) {
       {"--upstream-queue-max", "0", [](const ProxyConfig& c) { EXPECT_EQ(c.upstream_queue_max, 0u); }},
       {"--upstream-queue-timeout-ms", "250",
        [](const ProxyConfig& c) { EXPECT_EQ(c.upstream_queue_timeout_ms, 250u); }},
+      {"--upstream-idle-timeout-ms", "2500",
+       [](const ProxyConfig& c) { EXPECT_EQ(c.upstream_idle_timeout_ms, 2500u); }},
       {"--access-log", "/var/log/a.log", [](const ProxyConfig& c) { EXPECT_EQ(c.access_log, "/var/log/a.log"); }},
       {"--access-log-buffer", "64K", [](const ProxyConfig& c) { EXPECT_EQ(c.access_log_buffer, 65536u); }},
       {"--upgrade-socket", "/run/rm.sock", [](const ProxyConfig& c) { EXPECT_EQ(c.upgrade_socket, "/run/rm.sock"); }},
@@ -408,6 +410,7 @@ TEST(ProxyArgs, AcceptsEachNumericFlagAtItsEdgesAndRejectsBeyond) {
       {"--upstream-max-conns", "0", "", "1000000", "1000001", "0..1000000"},
       {"--upstream-queue-max", "0", "", "1000000", "1000001", "0..1000000"},
       {"--upstream-queue-timeout-ms", "1", "0", "86400000", "86400001", "1..86400000"},
+      {"--upstream-idle-timeout-ms", "1", "0", "86400000", "86400001", "1..86400000"},
   };
   // The widest header limit, so that the request-line limit can reach its own maximum.
   const Words base = kZkProxy + Words{"--header-bytes-max", "1M"};
