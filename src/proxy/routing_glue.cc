@@ -95,7 +95,7 @@ void Worker::close_unrouted_upstreams() {
     std::unique_ptr<base::ByteBuffer> bytes = std::move(c->queued_bytes);
     client_timers_.arm(&c->timer, now_ms_);
     start_attempt(c, bytes.get());
-    if (c->state != ClientState::closed) pump_client(c);
+    if (c->ex.state() != ClientState::closed) pump_client(c);
   }
 }
 
@@ -139,16 +139,15 @@ void Worker::answer_no_service(ClientConn* c) {
   stats_.unrouted.add();
   c->status = 404;
   // Unread request body bytes make the connection's next request boundary unknown: close.
-  if (!c->request_done) c->keep_alive = false;
+  c->ex.close_unless_request_complete();
   base::ByteBuffer& out = c->out.pending();
   std::string head = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: " +
                      std::to_string(kNoServiceBody.size()) + "\r\n";
-  if (!c->keep_alive) head += "Connection: close\r\n";
+  if (!c->ex.keep_alive()) head += "Connection: close\r\n";
   head += "\r\n";
   out.append(head);
   if (c->method != http::Method::head) out.append(kNoServiceBody);
-  c->response_started = true;
-  c->response_done = true;
+  c->ex.on_whole_response();
   kick_client_send(c);
   finish_exchange(c);
 }

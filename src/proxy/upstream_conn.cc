@@ -81,6 +81,7 @@ void Worker::enqueue(ClientConn* c, upstream::TargetState* target, base::ByteBuf
     std::swap(*c->queued_bytes, *carried);
   }
   WaitQueue& q = wait_queues_[target];
+  c->ex.begin_wait(ClientWait::queue);
   c->queued_on = target;
   c->queue_prev = q.tail;
   c->queue_next = nullptr;
@@ -115,6 +116,7 @@ void Worker::unlink_queued(ClientConn* c) {
   }
   c->queue_prev = c->queue_next = nullptr;
   c->queued_on = nullptr;
+  c->ex.end_wait();  // (the caller arms what follows: a send, or a local answer)
   --target->slots[index_].queued;
   --queued_total_;
   TimerList::disarm(&c->timer);
@@ -144,7 +146,7 @@ void Worker::serve_queues() {
         balancer_.on_connect_failure(target, now_ms_);
         start_attempt(c, bytes.get());
       }
-      if (c->state != ClientState::closed) pump_client(c);  // a body waiting to be forwarded
+      if (c->ex.state() != ClientState::closed) pump_client(c);  // a body waiting to be forwarded
     }
   }
 }
@@ -279,7 +281,7 @@ void Worker::on_upstream_connect(UpstreamConn* u, int res) {
   if (c) detach(c);
   close_upstream(u);
   if (c) start_attempt(c, &carried);
-  if (c && c->state != ClientState::closed) pump_client(c);
+  if (c && c->ex.state() != ClientState::closed) pump_client(c);
 }
 
 void Worker::arm_upstream_recv(UpstreamConn* u) {
@@ -389,10 +391,10 @@ void Worker::pump_upstream(UpstreamConn* u) {
   ClientConn* c = u->client;
   const char* buf = u->read_buffer;
   size_t off = u->read_begin;
-  while (off < u->read_end && !c->response_done) {
+  while (off < u->read_end && !c->ex.response_complete()) {
     const char* data = buf + off;
     size_t len = u->read_end - off;
-    if (!c->response_started) {
+    if (!c->ex.response_started()) {
       // 103 Early Hints go ahead to an HTTP/1.1 client (RFC 9110 15.2: never to HTTP/1.0).
       u->parser->forward_early_hints(c->version_minor == 1 ? &c->out.pending() : nullptr);
       http::ParseResult r = u->parser->parse_head(data, len);
@@ -406,23 +408,19 @@ void Worker::pump_upstream(UpstreamConn* u) {
       }
       if (r.status != http::ParseStatus::head_done) break;
       const http::ResponseHead& head = u->parser->head();
-      if (answer_revalidated(c, head)) {
-        if (u->parser->body_done()) c->response_done = true;
-        continue;
-      }
+      if (answer_revalidated(c, head)) continue;  // a whole answer, from the refreshed entry
       if (head.status >= 500 && head.status <= 504 && serve_stale(c, false)) return;
       c->status = head.status;
-      c->framing = http::choose_response_framing(head, c->method, c->version_minor, c->keep_alive && !draining_);
-      if (c->framing.close) c->keep_alive = false;
+      c->framing = http::choose_response_framing(head, c->method, c->version_minor, c->ex.keep_alive() && !draining_);
       http::serialize_response_head(head, c->framing, c->version_minor, "ringmaster", c->out.pending(),
                                     request_id(c));
-      c->response_started = true;
+      c->ex.on_response_head(c->framing.close);
       if (c->cache_owner) start_fill(c, u);
       if (cache_of(c) != nullptr && head.status >= 200 && head.status < 400 &&
           cache::invalidates_on_success(c->parser->head().method_text)) {
         invalidate_after_unsafe(c, head);
       }
-      if (u->parser->body_done()) c->response_done = true;
+      if (u->parser->body_done()) c->ex.on_response_complete();
       continue;
     }
     size_t queued = c->out.size();
@@ -435,12 +433,12 @@ void Worker::pump_upstream(UpstreamConn* u) {
       upstream_failed(c, 502);
       return;
     }
-    if (r.status == http::ParseStatus::message_done) c->response_done = true;
+    if (r.status == http::ParseStatus::message_done) c->ex.on_response_complete();
     if (r.consumed == 0) break;
   }
   u->read_begin = static_cast<uint32_t>(off);
   kick_client_send(c);
-  if (c->response_done) {
+  if (c->ex.response_complete()) {
     on_response_done(c);
     return;
   }
@@ -454,7 +452,7 @@ void Worker::on_response_done(ClientConn* c) {
     // Reuse only a connection whose request and response both ended cleanly with nothing
     // left over on either side.
     uint32_t cap = idle_cap(idle_max_, c->service);
-    bool reusable = u->parser->head().keep_alive && c->request_done && u->out.empty() && u->unparsed() == 0 &&
+    bool reusable = u->parser->head().keep_alive && c->ex.request_complete() && u->out.empty() && u->unparsed() == 0 &&
                     !draining_ && cap > 0;
     // Bytes past the end of the response (a body on a 204, a second response) mean the
     // backend and we disagree on framing: what we took for the whole response may not be.
@@ -471,7 +469,7 @@ void Worker::on_response_done(ClientConn* c) {
   }
   // A backend may answer before the whole request body arrived; the rest cannot be
   // forwarded anywhere, so the client connection closes after this response.
-  if (!c->request_done) c->keep_alive = false;
+  c->ex.close_unless_request_complete();
   finish_exchange(c);
 }
 
@@ -482,12 +480,12 @@ void Worker::upstream_ended(UpstreamConn* u, int res) {
     close_upstream(u);
     return;
   }
-  if (!c->response_started && !u->got_bytes && retry_request(c, u)) return;
-  if (c->response_started && res == 0) {
+  if (!c->ex.response_started() && !u->got_bytes && retry_request(c, u)) return;
+  if (c->ex.response_started() && res == 0) {
     // A close-delimited body ends here; anything else unfinished is a truncated response.
     http::ParseResult r = u->parser->finish(c->out.pending(), c->framing.rechunk);
     if (r.status == http::ParseStatus::message_done) {
-      c->response_done = true;
+      c->ex.on_response_complete();
       kick_client_send(c);
       detach(c);
       close_upstream(u);
@@ -531,7 +529,7 @@ bool Worker::retry_request(ClientConn* c, UpstreamConn* broken) {
 void Worker::upstream_failed(ClientConn* c, uint16_t status) {
   end_upstream_time(c);
   c->fill.reset();
-  if (!c->response_started) {
+  if (!c->ex.response_started()) {
     local_response(c, status);
     return;
   }
