@@ -668,13 +668,7 @@ def tcp_ports_by_pid(pids, remote_port):
     inodes = {}
     for pid in pids:
         try:
-            for fd in os.listdir("/proc/%d/fd" % pid):
-                try:
-                    target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-                except OSError:
-                    continue
-                if target.startswith("socket:["):
-                    inodes[target[8:-1]] = pid
+            inodes.update(dict.fromkeys(kit.procs.socket_inodes(pid), pid))
         except OSError:
             continue
     out = {}

@@ -16,12 +16,13 @@
 #include <thread>
 #include <vector>
 
+#include "ringmaster/admin/endpoints.h"
+#include "ringmaster/admin/server.h"
 #include "ringmaster/base/log.h"
 #include "ringmaster/config/config.h"
 #include "ringmaster/discovery/coordinator.h"
 #include "ringmaster/discovery/agent.h"
 #include "ringmaster/io/socket.h"
-#include "ringmaster/proxy/admin.h"
 #include "ringmaster/proxy/server.h"
 #include "ringmaster/proxy/upgrade.h"
 #include "ringmaster/service/notifier.h"
@@ -91,54 +92,37 @@ proxy::ServerOptions server_options(const config::ProxyConfig& cfg) {
 }
 
 // Static mode's GET /targets: the flags' service's targets (the shape before services).
-std::string static_targets_json(const upstream::RouteBoard& board) {
-  std::string out = "{\"mode\":\"static\",\"targets\":[";
+admin::Json static_targets_view(const upstream::RouteBoard& board) {
+  admin::Json targets = admin::Json::array();
   if (auto snapshot = board.targets(std::string("static:") + config::kFlagsServiceName)) {
-    for (size_t i = 0; i < snapshot->targets.size(); ++i) {
-      const upstream::Target& t = snapshot->targets[i];
-      if (i) out += ",";
-      out += "{\"name\":\"" + t.state->name + "\",\"requests\":" + std::to_string(t.state->requests_total()) + "}";
+    for (const upstream::Target& t : snapshot->targets) {
+      targets.push_back({{"name", t.state->name}, {"requests", t.state->requests_total()}});
     }
   }
-  return out + "]}\n";
+  return admin::Json{{"mode", "static"}, {"targets", std::move(targets)}};
 }
 
 // GET /targets: the mode's own view, plus "services": each service and what it routes to.
-std::string targets_json(std::string base, const Services& services) {
-  while (!base.empty() && base.back() == '\n') base.pop_back();
-  if (!base.empty() && base.back() == '}') base.pop_back();  // the object's own end
-  return base + ",\"services\":" + services.services_json() + "}\n";
+admin::Response targets_response(const discovery::Coordinator* coordinator, const upstream::RouteBoard& board,
+                                 const Services& services) {
+  admin::Json view = coordinator ? admin::Json::parse(coordinator->targets_json(), nullptr, /*allow_exceptions=*/false)
+                                 : static_targets_view(board);
+  if (view.is_discarded()) return {500, "text/plain", "the coordinator's targets view did not parse\n"};
+  view["services"] = services.services_view();
+  return admin::json_response(view);
 }
 
-// Every target of every service, for the per-target histograms.
-void write_all_target_histograms(metrics::TextWriter& w, const upstream::RouteBoard& board) {
-  std::vector<std::shared_ptr<const upstream::TargetSnapshot>> keep;
-  std::vector<const upstream::TargetState*> targets;
+// Static mode's per-target histograms: every target of every service, once each.
+upstream::TargetStates all_targets(const upstream::RouteBoard& board) {
+  upstream::TargetStates targets;
   for (const auto& service : board.services()) {
     auto snapshot = board.targets(service->source);
     if (!snapshot) continue;
     for (const upstream::Target& t : snapshot->targets) {
-      if (std::find(targets.begin(), targets.end(), t.state.get()) == targets.end()) targets.push_back(t.state.get());
+      if (std::find(targets.begin(), targets.end(), t.state) == targets.end()) targets.push_back(t.state);
     }
-    keep.push_back(std::move(snapshot));
   }
-  upstream::write_target_histograms(w, targets);
-}
-
-// POST /cache/purge: everything, or ?path=/x for every cached variant of one path.
-proxy::AdminResponse purge_cache(cache::Cache* c, const proxy::AdminRequest& req) {
-  if (c == nullptr) return {409, "text/plain", "cache disabled (--cache-bytes 0)\n"};
-  if (req.query.empty()) {
-    c->invalidate_all();
-    return {200, "application/json", "{\"purged\":\"all\"}\n"};
-  }
-  if (req.query.rfind("path=", 0) != 0 || req.query.size() == 5 || req.query[5] != '/') {
-    return {400, "text/plain", "expected ?path=/some/path\n"};
-  }
-  std::string path = req.query.substr(5);
-  if (path.find_first_of("&%") != std::string::npos) return {400, "text/plain", "path must be plain\n"};
-  size_t n = c->purge_path(path);
-  return {200, "application/json", "{\"purged\":" + std::to_string(n) + "}\n"};
+  return targets;
 }
 
 // Everything `proxy` derives from its flags before it binds anything (names resolved).
@@ -337,7 +321,8 @@ int run_proxy(const std::vector<std::string_view>& args) {
   }
   Reloader reloader(args, cfg, &services, coordinator.get(), &board);
   proxy::Server server(options, board.cell());
-  std::unique_ptr<proxy::AdminServer> admin;
+  metrics::Registry registry;  // before the admin listener, which renders it
+  std::unique_ptr<admin::Server> admin;
   std::atomic<bool> handed_over{false};  // before the listener: its thread sets it
   std::unique_ptr<proxy::UpgradeListener> upgrade_listener;
   try {
@@ -348,46 +333,43 @@ int run_proxy(const std::vector<std::string_view>& args) {
       server.start();
     }
     if (setup.admin) {
-      admin = std::make_unique<proxy::AdminServer>(*setup.admin);
-      admin->route("GET", "/metrics", [&server, &coordinator, &access_log, &board, &reloader,
-                                       &services](const proxy::AdminRequest&) {
-        metrics::TextWriter w;
-        w.family("ringmaster_build_info", "gauge", "Always 1; the version this binary was built as.");
-        w.sample("ringmaster_build_info", "version=\"" RINGMASTER_VERSION "\"", uint64_t{1});
-        server.write_metrics(w);
-        server.write_cache_metrics(w);
-        if (coordinator) {
-          coordinator->write_metrics(w);
-        } else {
-          write_all_target_histograms(w, board);
-        }
-        upstream::write_service_metrics(w, board.services());
-        services.write_metrics(w);
-        reloader.write_metrics(w);
-        if (access_log) access_log->write_metrics(w);
-        return proxy::AdminResponse{200, "text/plain; version=0.0.4", w.text()};
+      // Every family, once, in the order /metrics has always listed them.
+      registry.family("ringmaster_build_info", metrics::Type::gauge, "Always 1; the version this binary was built as.",
+                      [](metrics::Samples& out) { out.add("version=\"" RINGMASTER_VERSION "\"", uint64_t{1}); });
+      server.register_metrics(registry);
+      if (coordinator) {
+        coordinator->register_metrics(registry);
+      } else {
+        upstream::register_target_histograms(registry, [&board] { return all_targets(board); });
+      }
+      upstream::register_service_metrics(registry, board);
+      services.register_metrics(registry);
+      reloader.register_metrics(registry);
+      if (access_log) access_log->register_metrics(registry);
+      admin = std::make_unique<admin::Server>(*setup.admin);
+      admin->route("GET", "/metrics", [&registry](const admin::Request&) {
+        return admin::Response{200, "text/plain; version=0.0.4", registry.render()};
       });
-      admin->route("GET", "/targets", [&board, &coordinator, &services](const proxy::AdminRequest&) {
-        std::string base = coordinator ? coordinator->targets_json() : static_targets_json(board);
-        return proxy::AdminResponse{200, "application/json", targets_json(std::move(base), services)};
+      admin->route("GET", "/targets", [&board, &coordinator, &services](const admin::Request&) {
+        return targets_response(coordinator.get(), board, services);
       });
-      admin->route("POST", "/config/reload", [&reloader](const proxy::AdminRequest&) {
+      admin->route("POST", "/config/reload", [&reloader](const admin::Request&) {
         if (reloader.config_file().empty()) {
-          return proxy::AdminResponse{409, "text/plain", "no configuration file (--config): nothing to reload\n"};
+          return admin::Response{409, "text/plain", "no configuration file (--config): nothing to reload\n"};
         }
         Reloader::Result r = reloader.reload();
-        return proxy::AdminResponse{r.ok ? 200 : 400, "text/plain", r.message + "\n"};
+        return admin::Response{r.ok ? 200 : 400, "text/plain", r.message + "\n"};
       });
-      admin->route("POST", "/cache/purge", [&response_cache, &services](const proxy::AdminRequest& req) {
-        if (!req.query.starts_with("service=")) return purge_cache(response_cache.get(), req);
+      admin->route("POST", "/cache/purge", [&response_cache, &services](const admin::Request& req) {
+        if (!req.query.starts_with("service=")) return admin::purge_cache(response_cache.get(), req);
         // ?service=NAME[&path=/x]: that service's own cache.
-        proxy::AdminRequest rest = req;
+        admin::Request rest = req;
         size_t amp = req.query.find('&');
         std::string name = req.query.substr(8, amp == std::string::npos ? std::string::npos : amp - 8);
         rest.query = amp == std::string::npos ? "" : req.query.substr(amp + 1);
         std::shared_ptr<cache::Cache> c = services.cache_of(name);
-        if (!c) return proxy::AdminResponse{404, "text/plain", "no service with a cache named \"" + name + "\"\n"};
-        return purge_cache(c.get(), rest);
+        if (!c) return admin::Response{404, "text/plain", "no service with a cache named \"" + name + "\"\n"};
+        return admin::purge_cache(c.get(), rest);
       });
       admin->start();
     }

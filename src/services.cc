@@ -15,16 +15,6 @@ namespace {
 constexpr uint64_t kServiceCacheShareDivisor = 8;
 constexpr uint64_t kServiceCacheBytesMin = 1ull << 20;
 
-std::string json_text(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    out.push_back(c);
-  }
-  return out + "\"";
-}
-
 // The limits the reactors apply to a service; parsing set every one (the flags' values when
 // the file gives none).
 upstream::ServiceLimits limits_of(const config::ServiceConfig& s) {
@@ -174,36 +164,35 @@ void Services::on_content_version_change(const std::string& path) {
   }
 }
 
-std::string Services::services_json() const {
+nlohmann::ordered_json Services::services_view() const {
+  using Json = nlohmann::ordered_json;
   std::lock_guard lock(mutex_);
-  std::string out = "[";
+  Json out = Json::array();
   for (const auto& [name, e] : entries_) {
-    if (out.size() > 1) out += ",";
-    out.append("{\"name\":").append(json_text(name));
-    out += ",\"source\":" + json_text(e.runtime->source) +
-           ",\"default\":" + (name == default_name_ ? "true" : "false") + ",\"cache\":" +
-           (e.runtime->cache ? "true" : "false") + ",\"targets\":[";
-    std::shared_ptr<const upstream::TargetSnapshot> targets = board_->targets(e.runtime->source);
-    if (targets) {
-      for (size_t i = 0; i < targets->targets.size(); ++i) {
-        const upstream::TargetState& t = *targets->targets[i].state;
-        if (i) out += ",";
-        out += "{\"name\":" + json_text(t.name) + ",\"requests\":" + std::to_string(t.requests_total()) + "}";
+    Json targets = Json::array();
+    if (auto snapshot = board_->targets(e.runtime->source)) {
+      for (const upstream::Target& t : snapshot->targets) {
+        targets.push_back({{"name", t.state->name}, {"requests", t.state->requests_total()}});
       }
     }
-    out += "]}";
+    out.push_back({{"name", name},
+                   {"source", e.runtime->source},
+                   {"default", name == default_name_},
+                   {"cache", e.runtime->cache != nullptr},
+                   {"targets", std::move(targets)}});
   }
-  return out + "]";
+  return out;
 }
 
-void Services::write_metrics(metrics::TextWriter& out) const {
-  constexpr const char* kBytes = "ringmaster_service_cache_bytes";
-  std::lock_guard lock(mutex_);
-  out.family(kBytes, "gauge", "Bytes held by each service's cache (0: it does not cache).");
-  for (const auto& [name, e] : entries_) {
-    int64_t bytes = e.runtime->cache ? e.runtime->cache->stats().bytes.load(std::memory_order_relaxed) : 0;
-    out.sample(kBytes, "service=\"" + metrics::label_value(name) + "\"", bytes);
-  }
+void Services::register_metrics(metrics::Registry& registry) const {
+  registry.family("ringmaster_service_cache_bytes", metrics::Type::gauge,
+                  "Bytes held by each service's cache (0: it does not cache).", [this](metrics::Samples& out) {
+                    std::lock_guard lock(mutex_);
+                    for (const auto& [name, e] : entries_) {
+                      int64_t bytes = e.runtime->cache ? e.runtime->cache->stats().bytes.load(std::memory_order_relaxed) : 0;
+                      out.add("service=\"" + metrics::label_value(name) + "\"", bytes);
+                    }
+                  });
   // The ringmaster_cache_* counters of each service's own cache (those unlabelled families
   // stay the flags' service's, as before services).
   constexpr std::tuple<const char*, const char*, std::atomic<uint64_t> cache::CacheStats::*> kCounters[] = {
@@ -214,11 +203,13 @@ void Services::write_metrics(metrics::TextWriter& out) const {
        "Whole-cache invalidations (its content version, a purge), by service.", &cache::CacheStats::invalidations},
   };
   for (auto [family, help, member] : kCounters) {
-    out.family(family, "counter", help);
-    for (const auto& [name, e] : entries_) {
-      uint64_t value = e.runtime->cache ? (e.runtime->cache->stats().*member).load(std::memory_order_relaxed) : 0;
-      out.sample(family, "service=\"" + metrics::label_value(name) + "\"", value);
-    }
+    registry.family(family, metrics::Type::counter, help, [this, member](metrics::Samples& out) {
+      std::lock_guard lock(mutex_);
+      for (const auto& [name, e] : entries_) {
+        uint64_t value = e.runtime->cache ? (e.runtime->cache->stats().*member).load(std::memory_order_relaxed) : 0;
+        out.add("service=\"" + metrics::label_value(name) + "\"", value);
+      }
+    });
   }
 }
 
@@ -318,11 +309,12 @@ Reloader::Result Reloader::reload() {
   return result;
 }
 
-void Reloader::write_metrics(metrics::TextWriter& out) const {
-  constexpr const char* kName = "ringmaster_config_reloads_total";
-  out.family(kName, "counter", "Configuration reloads (SIGHUP, POST /config/reload), by result.");
-  out.sample(kName, "result=\"ok\"", ok_.get());
-  out.sample(kName, "result=\"error\"", error_.get());
+void Reloader::register_metrics(metrics::Registry& registry) const {
+  registry.family("ringmaster_config_reloads_total", metrics::Type::counter,
+                  "Configuration reloads (SIGHUP, POST /config/reload), by result.", [this](metrics::Samples& out) {
+                    out.add("result=\"ok\"", ok_.get());
+                    out.add("result=\"error\"", error_.get());
+                  });
 }
 
 }  // namespace ringmaster

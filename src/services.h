@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "ringmaster/cache/cache.h"
 #include "ringmaster/config/config.h"
 #include "ringmaster/discovery/coordinator.h"
@@ -38,10 +40,11 @@ class Services {
   // Coordinator thread: the node at `path` changed value; the caches of its services empty.
   void on_content_version_change(const std::string& path);
   // GET /targets's "services": each service with the targets it routes to now.
-  std::string services_json() const;
+  nlohmann::ordered_json services_view() const;
   size_t size() const;
-  // ringmaster_service_cache_bytes{service}: what each service's cache holds.
-  void write_metrics(metrics::TextWriter& out) const;
+  // Registers ringmaster_service_cache_bytes{service} (what each service's cache holds) and
+  // each service's own cache counters, read under the services' lock at render time.
+  void register_metrics(metrics::Registry& registry) const;
   // A service's cache (null: no such service, or it does not cache).
   std::shared_ptr<cache::Cache> cache_of(const std::string& name) const;
 
@@ -81,7 +84,8 @@ class Reloader {
   };
   // Serialised: one reload at a time, from any thread.
   Result reload();
-  void write_metrics(metrics::TextWriter& out) const;
+  // Registers ringmaster_config_reloads_total{result}.
+  void register_metrics(metrics::Registry& registry) const;
   const std::string& config_file() const { return running_.config_file; }
 
  private:

@@ -37,8 +37,10 @@
 #include <nlohmann/json.hpp>
 
 #include "discovery/zk_session.h"
+#include "ringmaster/base/byte_buffer.h"
 #include "ringmaster/base/clock.h"
 #include "ringmaster/base/log.h"
+#include "ringmaster/http/message.h"
 
 namespace ringmaster::discovery {
 namespace {
@@ -101,8 +103,12 @@ std::string probe_http(const base::HostPort& target, const std::string& path, in
   if (!set_socket_timeout(fd.get(), timeout_ms)) return std::string("setsockopt: ") + std::strerror(errno);
   if (::connect(fd.get(), address->get(), address->length) != 0) return "connect: " + errno_text(errno);
 
-  std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + target.to_string() +
-                        "\r\nUser-Agent: ringmaster-agent\r\nConnection: close\r\n\r\n";
+  const std::string host = target.to_string();
+  const http::LocalRequest probe{"GET", path, host, "ringmaster-agent", /*content_type=*/{}, /*body=*/{},
+                                 /*close=*/true};
+  base::ByteBuffer bytes;
+  http::write_request(probe, bytes);
+  std::string_view request = bytes.view();
   size_t sent = 0;
   while (sent < request.size()) {
     ssize_t n = ::send(fd.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);

@@ -5,6 +5,8 @@
 #include <map>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "ringmaster/base/check.h"
 #include "ringmaster/base/clock.h"
 #include "ringmaster/base/log.h"
@@ -39,16 +41,6 @@ bool source_for_in(const Sources& sources, const SourceOptions& o) {
   return false;
 }
 
-std::string json_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    out.push_back(c);
-  }
-  return out;
-}
-
 }  // namespace
 
 // A foreign registry's children, as last read (README "Other registries").
@@ -61,9 +53,21 @@ struct RegistryState {
 };
 
 Coordinator::Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board)
+    : Coordinator(options, board,
+                  std::make_unique<ZkSession>(ZkSessionOptions{options.zk, options.session_timeout_ms, 4096}),
+                  nullptr, base::now_ms) {}
+
+Coordinator::Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board, ZkClient& session,
+                         std::function<int64_t()> clock_ms)
+    : Coordinator(options, board, nullptr, &session, std::move(clock_ms)) {}
+
+Coordinator::Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board,
+                         std::unique_ptr<ZkClient> owned, ZkClient* session, std::function<int64_t()> clock_ms)
     : options_(options),
       board_(board),
-      session_(std::make_unique<ZkSession>(ZkSessionOptions{options.zk, options.session_timeout_ms, 4096})),
+      clock_ms_(std::move(clock_ms)),
+      owned_session_(std::move(owned)),
+      session_(owned_session_ ? owned_session_.get() : session),
       book_(std::make_unique<TargetBook>(options.reactors, [](const base::HostPort& hp) { return base::resolve(hp); })),
       counts_(std::make_unique<CountWriter>(
           *session_, *book_, [this](const std::string& key) { return target_path(key); },
@@ -94,7 +98,7 @@ Coordinator::Source* Coordinator::source_for(const std::string& targets_path) {
 }
 
 void Coordinator::forget_drained_sources() {
-  int64_t now = base::now_ms();
+  int64_t now = clock_ms_();
   std::erase_if(sources_, [this, now](const Source& s) {
     if (!s.removed || book_->unflushed_members(s.group) > 0) return false;
     book_->set_members({}, now, false, s.group);  // pruned by the book once they linger out
@@ -202,15 +206,17 @@ void Coordinator::start() {
   if (options_.fleet) fleet_start();
   thread_ = std::thread([this] {
     base::set_thread_name("coordinator");
-    run();
+    while (!stop_.load()) run_once();
+    run_final();
   });
 }
 
 void Coordinator::stop() {
-  if (!thread_.joinable()) return;
-  stop_.store(true);
-  session_->interrupt();
-  thread_.join();
+  if (thread_.joinable()) {
+    stop_.store(true);
+    session_->interrupt();
+    thread_.join();
+  }
   if (fleet_server_) fleet_server_->stop();
 }
 
@@ -234,65 +240,75 @@ bool Coordinator::foreign_key(const std::string& name) const {
                      [group](const Source& s) { return s.registry != nullptr && s.group == group; });
 }
 
-void Coordinator::run() {
-  int64_t now = base::now_ms();
-  int64_t next_flush = now + options_.flush_interval_ms;
-  int64_t next_refresh = now + options_.refresh_interval_ms;
-  int64_t next_open = now;
-  while (!stop_.load()) {
-    apply_pending_sources();
-    if (!session_->is_open() && base::now_ms() >= next_open) {
-      if (session_->open() == ZkCode::ok) {
-        sessions_started_.add();
-      } else {
-        next_open = base::now_ms() + kReopenDelayMs;
-      }
-    }
-    int64_t wait_ms = std::max<int64_t>(0, next_flush - base::now_ms());
-    while (auto event = session_->wait_event(wait_ms)) {
-      wait_ms = 0;
-      switch (event->type) {
-        case ZkEvent::Type::session:
-          handle_session_change();
-          break;
-        case ZkEvent::Type::child:
-          if (Source* source = source_for(event->path)) read_members(*source);
-          if (fleet_ && event->path == fleet_->proxies_path) read_fleet();
-          break;
-        case ZkEvent::Type::created:
-        case ZkEvent::Type::deleted:
-        case ZkEvent::Type::changed:
-          if (versions_.contains(event->path)) read_cache_version(event->path);
-          on_registry_node_event(event->path, event->type == ZkEvent::Type::deleted);
-          break;
-        case ZkEvent::Type::not_watching:
-        case ZkEvent::Type::lost_events:
-          need_full_read_ = true;
-          break;
-      }
-    }
-    if (need_full_read_ && session_->connected()) full_read();
-    now = base::now_ms();
-    for (Source& s : sources_) {
-      if (!s.removed && s.empty_since_ms != 0 && now - s.empty_since_ms >= options_.session_timeout_ms) read_members(s);
-    }
-    if (now >= next_flush) {
-      flush_intervals_.add();
-      if (fleet_) {
-        fleet_tick(now);
-      } else if (session_->connected()) {
-        if (now >= next_refresh) {
-          counts_->refresh_counts();
-          next_refresh = now + options_.refresh_interval_ms;
-        }
-        counts_->flush();
-      }
-      book_->prune(now, kLeftTargetLingerMs);
-      forget_drained_sources();
-      publish();
-      next_flush = now + options_.flush_interval_ms;
+void Coordinator::begin_loop() {
+  // start() binds the fleet listener on the caller's thread (its failure is a startup
+  // error); a caller turning the loop itself gets it here.
+  if (options_.fleet && !fleet_) fleet_start();
+  int64_t now = clock_ms_();
+  next_flush_ms_ = now + options_.flush_interval_ms;
+  next_refresh_ms_ = now + options_.refresh_interval_ms;
+  next_open_ms_ = now;
+  loop_started_ = true;
+}
+
+void Coordinator::run_once() {
+  if (!loop_started_) begin_loop();
+  apply_pending_sources();
+  if (!session_->is_open() && clock_ms_() >= next_open_ms_) {
+    if (session_->open() == ZkCode::ok) {
+      sessions_started_.add();
+    } else {
+      next_open_ms_ = clock_ms_() + kReopenDelayMs;
     }
   }
+  int64_t wait_ms = std::max<int64_t>(0, next_flush_ms_ - clock_ms_());
+  while (auto event = session_->wait_event(wait_ms)) {
+    wait_ms = 0;
+    switch (event->type) {
+      case ZkEvent::Type::session:
+        handle_session_change();
+        break;
+      case ZkEvent::Type::child:
+        if (Source* source = source_for(event->path)) read_members(*source);
+        if (fleet_ && event->path == fleet_->proxies_path) read_fleet();
+        break;
+      case ZkEvent::Type::created:
+      case ZkEvent::Type::deleted:
+      case ZkEvent::Type::changed:
+        if (versions_.contains(event->path)) read_cache_version(event->path);
+        on_registry_node_event(event->path, event->type == ZkEvent::Type::deleted);
+        break;
+      case ZkEvent::Type::not_watching:
+      case ZkEvent::Type::lost_events:
+        need_full_read_ = true;
+        break;
+    }
+  }
+  if (need_full_read_ && session_->connected()) full_read();
+  int64_t now = clock_ms_();
+  for (Source& s : sources_) {
+    if (!s.removed && s.empty_since_ms != 0 && now - s.empty_since_ms >= options_.session_timeout_ms) read_members(s);
+  }
+  if (now >= next_flush_ms_) {
+    flush_intervals_.add();
+    if (fleet_) {
+      fleet_tick(now);
+    } else if (session_->connected()) {
+      if (now >= next_refresh_ms_) {
+        counts_->refresh_counts();
+        next_refresh_ms_ = now + options_.refresh_interval_ms;
+      }
+      counts_->flush();
+    }
+    book_->prune(now, kLeftTargetLingerMs);
+    forget_drained_sources();
+    publish();
+    next_flush_ms_ = now + options_.flush_interval_ms;
+  }
+}
+
+void Coordinator::run_final() {
+  if (!loop_started_) begin_loop();
   // Final flush: the reactors have stopped, so this writes every request they counted.
   if (fleet_) {
     fleet_final();
@@ -375,7 +391,7 @@ bool Coordinator::read_members(Source& source) {
   // (Each source in its own format: README "Other registries".)
   bool foreign = source.registry != nullptr;
   if (foreign) names = read_registry(source, names);
-  int64_t now = base::now_ms();
+  int64_t now = clock_ms_();
   source.read_once = true;
   if (vanished && source.published_nonempty) {
     // Every target vanished at once: after a ZooKeeper outage the agents' sessions may
@@ -518,14 +534,15 @@ static bool same_routing(const upstream::TargetSnapshot* a, const upstream::Targ
 }
 
 // One row of /targets, named without its group.
-static std::string row_json(const TargetBook::Row& row) {
+static nlohmann::ordered_json row_view(const TargetBook::Row& row) {
   std::string_view name = std::string_view(row.name).substr(TargetBook::group_of(row.name).size());
-  std::string out = "{\"name\":\"";
-  return out.append(json_escape(name)) + "\",\"state\":\"" +
-         (!row.member ? "left" : !row.readable ? "unreadable" : "routing") + "\",\"node_present\":" +
-         (row.node_present ? "true" : "false") + ",\"count\":" + std::to_string(row.count) +
-         ",\"unflushed\":" + std::to_string(row.unflushed) + ",\"version\":" + std::to_string(row.version) +
-         ",\"weight\":" + std::to_string(row.weight) + "}";
+  return {{"name", name},
+          {"state", !row.member ? "left" : !row.readable ? "unreadable" : "routing"},
+          {"node_present", row.node_present},
+          {"count", row.count},
+          {"unflushed", row.unflushed},
+          {"version", row.version},
+          {"weight", row.weight}};
 }
 
 void Coordinator::publish() {
@@ -573,54 +590,43 @@ void Coordinator::publish() {
     if (fleet_->is_leader && fleet_->leader_ready) publish_fleet_view();
   }
 
-  std::string json = "{\"mode\":\"zookeeper\",\"session\":\"";
-  json += session_state_name(session_->state());
-  json += "\",\"snapshot_version\":" + std::to_string(snapshot_version_);
+  // The /targets view, written by nlohmann::json like every JSON the binary makes.
+  using Json = nlohmann::ordered_json;
+  Json view = {{"mode", "zookeeper"}, {"session", session_state_name(session_->state())},
+               {"snapshot_version", snapshot_version_}};
   // "registry": the flags' source's, as before services; "registries": every foreign
   // source's, by targets path.
-  auto registry_json = [](const Source& source) {
-    const RegistryState& r = *source.registry;
-    const RegistryTally& t = r.tally;
-    return std::string("{\"format\":\"") + registry_format_name(r.format) +
-           "\",\"nodes\":" + std::to_string(r.nodes.size()) + ",\"routed\":" + std::to_string(t.routed) +
-           ",\"duplicates\":" + std::to_string(t.duplicates) + ",\"not_routed\":" + std::to_string(t.not_routed) +
-           ",\"ignored\":" + std::to_string(t.ignored) + ",\"malformed\":" + std::to_string(t.malformed) +
-           ",\"counts_path\":\"" + json_escape(source.options.counts_path) + "\"}";
-  };
-  std::string registries;
+  Json registries = Json::object();
   for (const Source& source : sources_) {
     if (source.removed || source.registry == nullptr) continue;
-    std::string one = registry_json(source);
-    if (source.group.empty()) json.append(",\"registry\":").append(one);
-    registries.append(registries.empty() ? "" : ",").append("\"").append(json_escape(source.options.targets_path));
-    registries.append("\":").append(one);
+    const RegistryState& r = *source.registry;
+    const RegistryTally& t = r.tally;
+    Json one = {{"format", registry_format_name(r.format)}, {"nodes", r.nodes.size()}, {"routed", t.routed},
+                {"duplicates", t.duplicates}, {"not_routed", t.not_routed}, {"ignored", t.ignored},
+                {"malformed", t.malformed}, {"counts_path", source.options.counts_path}};
+    if (source.group.empty()) view["registry"] = one;
+    registries[source.options.targets_path] = std::move(one);
   }
-  if (!registries.empty()) json.append(",\"registries\":{").append(registries).append("}");
+  if (!registries.empty()) view["registries"] = std::move(registries);
   if (fleet_) {
-    json += ",\"fleet\":{\"instance\":\"" + fleet_->instance + "\",\"role\":\"" +
-            (fleet_->is_leader ? "leader" : "follower") + "\",\"proxies\":" + std::to_string(fleet_->members) +
-            ",\"leader\":\"" + json_escape(fleet_->leader.instance) + "\",\"leader_address\":\"" +
-            json_escape(fleet_->leader.address) + "\"}";
+    view["fleet"] = {{"instance", fleet_->instance}, {"role", fleet_->is_leader ? "leader" : "follower"},
+                     {"proxies", fleet_->members}, {"leader", fleet_->leader.instance},
+                     {"leader_address", fleet_->leader.address}};
   }
   // "targets": the flags' source, as before services; "sources": every source by path.
   std::vector<TargetBook::Row> rows = book_->rows();
   auto list = [&rows](std::string_view group) {
-    std::string out = "[";
+    Json out = Json::array();
     for (const TargetBook::Row& row : rows) {
-      if (TargetBook::group_of(row.name) != group) continue;
-      if (out.size() > 1) out += ",";
-      out += row_json(row);
+      if (TargetBook::group_of(row.name) == group) out.push_back(row_view(row));
     }
-    return out + "]";
+    return out;
   };
-  // Appends, not "literal" + std::string&&: GCC 12 at -O3 warns falsely (-Wrestrict) there.
-  json.append(",\"targets\":").append(list("")).append(",\"sources\":{");
-  for (size_t i = 0; i < sources_.size(); ++i) {
-    if (i) json += ",";
-    json.append("\"").append(json_escape(sources_[i].options.targets_path)).append("\":");
-    json.append(list(sources_[i].group));
-  }
-  json += "}}\n";
+  view["targets"] = list("");
+  Json sources = Json::object();
+  for (const Source& source : sources_) sources[source.options.targets_path] = list(source.group);
+  view["sources"] = std::move(sources);
+  std::string json = view.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
   std::lock_guard lock(view_mutex_);
   targets_json_ = std::move(json);
   view_targets_ = std::move(states);
@@ -635,16 +641,18 @@ std::string Coordinator::targets_json() const {
   return targets_json_;
 }
 
-void Coordinator::write_metrics(metrics::TextWriter& out) const {
-  auto counter = [&out](const char* name, const char* help, const metrics::Counter& c) {
-    out.counter(name, help, c.get());
+void Coordinator::register_metrics(metrics::Registry& r) const {
+  auto counter = [&r](const char* name, const char* help, const metrics::Counter& c) {
+    r.counter(name, help, [&c] { return c.get(); });
   };
-  out.family("ringmaster_zk_operations_total", "counter", "ZooKeeper operations by kind.");
-  out.sample("ringmaster_zk_operations_total", "kind=\"get\"", zk_reads_.get());
-  out.sample("ringmaster_zk_operations_total", "kind=\"set\"", zk_writes_.get());
-  out.sample("ringmaster_zk_operations_total", "kind=\"multi\"", zk_multis_.get());
-  out.sample("ringmaster_zk_operations_total", "kind=\"get_children\"", zk_children_reads_.get());
-  out.sample("ringmaster_zk_operations_total", "kind=\"other\"", zk_other_ops_.get());
+  r.family("ringmaster_zk_operations_total", metrics::Type::counter, "ZooKeeper operations by kind.",
+           [this](metrics::Samples& out) {
+             out.add("kind=\"get\"", zk_reads_.get());
+             out.add("kind=\"set\"", zk_writes_.get());
+             out.add("kind=\"multi\"", zk_multis_.get());
+             out.add("kind=\"get_children\"", zk_children_reads_.get());
+             out.add("kind=\"other\"", zk_other_ops_.get());
+           });
   counter("ringmaster_zk_bad_version_total", "Versioned writes that lost a race and were retried.", zk_bad_version_);
   counter("ringmaster_zk_errors_total", "ZooKeeper operations that failed.", zk_errors_);
   counter("ringmaster_zk_sessions_total", "ZooKeeper sessions opened.", sessions_started_);
@@ -659,30 +667,34 @@ void Coordinator::write_metrics(metrics::TextWriter& out) const {
           hidden_churn_);
   counter("ringmaster_content_version_changes_total", "Changes of the cache version node's value seen.",
           cache_invalidations_);
-  auto gauge = [&out](const char* name, const char* help, const metrics::Gauge& g) {
-    out.gauge(name, help, g.get());
+  auto gauge = [&r](const char* name, const char* help, const metrics::Gauge& g) {
+    r.gauge(name, help, [&g] { return g.get(); });
   };
   gauge("ringmaster_zk_session_connected", "1 while the ZooKeeper session is connected.", session_connected_);
   gauge("ringmaster_snapshot_version", "Version of the last published target snapshot.", snapshot_version_gauge_);
   gauge("ringmaster_targets", "Targets in the last published snapshot.", targets_gauge_);
   gauge("ringmaster_unflushed_requests", "Requests counted but not yet written to ZooKeeper.", unflushed_gauge_);
   gauge("ringmaster_targets_skipped", "Children whose name or data did not parse.", skipped_gauge_);
-  if (any_registry_.load()) {
-    // Read on the admin thread while the coordinator writes: the gauges are published copies,
-    // summed over every foreign source (each one's own numbers: /targets "registries").
-    counter("ringmaster_registry_malformed_reads_total",
-            "Reads of a foreign registry's node that did not parse (skipped, never fatal).", registry_malformed_reads_);
-    out.family("ringmaster_registry_nodes", "gauge", "Foreign registries' children by what they say (all sources).");
-    out.sample("ringmaster_registry_nodes", "state=\"routed\"", registry_routed_.get());
-    out.sample("ringmaster_registry_nodes", "state=\"duplicate\"", registry_duplicates_.get());
-    out.sample("ringmaster_registry_nodes", "state=\"not_routed\"", registry_not_routed_.get());
-    out.sample("ringmaster_registry_nodes", "state=\"malformed\"", registry_malformed_.get());
-  }
-  if (fleet_) write_fleet_metrics(out);
-  std::lock_guard lock(view_mutex_);
-  std::vector<const upstream::TargetState*> targets;
-  for (const auto& t : view_targets_) targets.push_back(t.get());
-  upstream::write_target_histograms(out, targets);
+  // Shown once a foreign source was ever watched. Read on the admin thread while the
+  // coordinator writes: the gauges are published copies, summed over every foreign source
+  // (each one's own numbers: /targets "registries").
+  auto any_registry = [this] { return any_registry_.load(); };
+  r.family("ringmaster_registry_malformed_reads_total", metrics::Type::counter,
+           "Reads of a foreign registry's node that did not parse (skipped, never fatal).",
+           [this](metrics::Samples& out) { out.add("", registry_malformed_reads_.get()); }, any_registry);
+  r.family("ringmaster_registry_nodes", metrics::Type::gauge, "Foreign registries' children by what they say (all sources).",
+           [this](metrics::Samples& out) {
+             out.add("state=\"routed\"", registry_routed_.get());
+             out.add("state=\"duplicate\"", registry_duplicates_.get());
+             out.add("state=\"not_routed\"", registry_not_routed_.get());
+             out.add("state=\"malformed\"", registry_malformed_.get());
+           },
+           any_registry);
+  register_fleet_metrics(r);
+  upstream::register_target_histograms(r, [this] {
+    std::lock_guard lock(view_mutex_);
+    return upstream::TargetStates(view_targets_.begin(), view_targets_.end());
+  });
 }
 
 }  // namespace ringmaster::discovery

@@ -135,7 +135,7 @@ bool Coordinator::read_fleet() {
   f.leader = {};
   f.leader_received = 0;
   f.leader_unreachable = false;
-  f.last_report_ok_ms = base::now_ms();  // a grace period before falling back to direct writes
+  f.last_report_ok_ms = clock_ms_();  // a grace period before falling back to direct writes
   fleet_client_->close();
   if (leader.empty()) {
     RM_LOG_INFO("fleet: %zu proxies, no leader", f.members);
@@ -339,6 +339,7 @@ void Coordinator::fleet_final() {
     if (session_->connected()) fleet_writer_->write(true);
     return;
   }
+  // Real time, not clock_ms_: this waits (sleeps) for the leader's acknowledgements.
   int64_t deadline = base::now_ms() + kFinalAckWaitMs;
   fleet::Deltas deltas = book_->take_batch();
   if (!deltas.empty()) f.outbox.push(fleet::Batch{++f.next_seq, std::move(deltas)});
@@ -350,28 +351,38 @@ void Coordinator::fleet_final() {
   if ((!f.outbox.empty() || f.uncertain) && session_->connected()) fleet_writer_->write(false);
 }
 
-void Coordinator::write_fleet_metrics(metrics::TextWriter& out) const {
-  const FleetState& f = *fleet_;
-  auto counter = [&out](const char* name, const char* help, const metrics::Counter& c) {
-    out.counter(name, help, c.get());
+// Rendered only in fleet mode (fleet_ is made before the admin listener starts).
+void Coordinator::register_fleet_metrics(metrics::Registry& r) const {
+  auto in_fleet = [this] { return fleet_ != nullptr; };
+  auto counter = [this, &r, in_fleet](const char* name, const char* help, metrics::Counter FleetState::*member) {
+    r.family(name, metrics::Type::counter, help,
+             [this, member](metrics::Samples& out) { out.add("", ((*fleet_).*member).get()); }, in_fleet);
   };
-  out.gauge("ringmaster_fleet_leader", "1 while this proxy leads the fleet (writes every count).", f.leader_gauge.get());
-  out.gauge("ringmaster_fleet_proxies", "Proxies announced under the fleet path.", f.members_gauge.get());
-  out.family("ringmaster_fleet_reports_total", "counter", "Reports sent to the fleet leader, by result.");
-  out.sample("ringmaster_fleet_reports_total", "result=\"ok\"", f.reports_ok.get());
-  out.sample("ringmaster_fleet_reports_total", "result=\"error\"", f.reports_failed.get());
+  auto gauge = [this, &r, in_fleet](const char* name, const char* help, metrics::Gauge FleetState::*member) {
+    r.family(name, metrics::Type::gauge, help,
+             [this, member](metrics::Samples& out) { out.add("", ((*fleet_).*member).get()); }, in_fleet);
+  };
+  gauge("ringmaster_fleet_leader", "1 while this proxy leads the fleet (writes every count).", &FleetState::leader_gauge);
+  gauge("ringmaster_fleet_proxies", "Proxies announced under the fleet path.", &FleetState::members_gauge);
+  r.family("ringmaster_fleet_reports_total", metrics::Type::counter, "Reports sent to the fleet leader, by result.",
+           [this](metrics::Samples& out) {
+             out.add("result=\"ok\"", fleet_->reports_ok.get());
+             out.add("result=\"error\"", fleet_->reports_failed.get());
+           },
+           in_fleet);
   counter("ringmaster_fleet_direct_flushes_total", "Flushes written directly because no leader answered.",
-          f.direct_flushes);
+          &FleetState::direct_flushes);
   counter("ringmaster_fleet_relayed_requests_total", "Other proxies' requests this proxy wrote as leader.",
-          f.relayed_requests);
-  counter("ringmaster_fleet_leader_changes_total", "Leader changes seen.", f.leader_changes);
-  counter("ringmaster_fleet_batches_received_total", "Batches received from followers.", f.batches_received);
+          &FleetState::relayed_requests);
+  counter("ringmaster_fleet_leader_changes_total", "Leader changes seen.", &FleetState::leader_changes);
+  counter("ringmaster_fleet_batches_received_total", "Batches received from followers.", &FleetState::batches_received);
   counter("ringmaster_fleet_reports_refused_total", "Follower reports refused (malformed, wrong token, over bounds).",
-          f.reports_refused);
+          &FleetState::reports_refused);
   counter("ringmaster_fleet_lost_requests_total",
-          "Followers' requests for targets whose name no longer resolves (could not be kept).", f.lost_requests);
+          "Followers' requests for targets whose name no longer resolves (could not be kept).",
+          &FleetState::lost_requests);
   counter("ringmaster_fleet_ledger_unreadable_total", "Reads of a ledger node that did not parse.",
-          f.ledger_unreadable);
+          &FleetState::ledger_unreadable);
 }
 
 }  // namespace ringmaster::discovery

@@ -14,8 +14,10 @@
 #include <map>
 #include <vector>
 
+#include "ringmaster/base/byte_buffer.h"
 #include "ringmaster/base/clock.h"
 #include "ringmaster/base/log.h"
+#include "ringmaster/http/message.h"
 
 namespace ringmaster::discovery {
 namespace {
@@ -73,23 +75,15 @@ void set_timeouts(int fd, int64_t ms) {
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-const char* status_text(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    default: return "Service Unavailable";
-  }
-}
-
+// The leader's answer; its head comes from http's one writer of our own responses.
 std::string response(int status, std::string_view body) {
-  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + status_text(status) +
-                    "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
-  out += body;
-  return out;
+  http::LocalResponse answer;
+  answer.status = static_cast<uint16_t>(status);
+  answer.content_type = "application/json";
+  answer.body = body;
+  base::ByteBuffer out;
+  http::write_response(answer, out);
+  return std::string(out.view());
 }
 
 }  // namespace
@@ -209,10 +203,11 @@ void FleetClient::close() {
 std::optional<FleetClient::Reply> FleetClient::post(const std::string& address, std::string_view body,
                                                     int64_t timeout_ms, std::string* error) {
   int64_t deadline = base::now_ms() + timeout_ms;
-  std::string request = "POST /fleet/report HTTP/1.1\r\nHost: " + address +
-                        "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-                        "\r\n\r\n";
-  request += body;
+  const http::LocalRequest report{"POST", "/fleet/report", address, /*user_agent=*/{}, "application/json", body,
+                                  /*close=*/false};
+  base::ByteBuffer bytes;
+  http::write_request(report, bytes);
+  std::string_view request = bytes.view();
   bool reused = fd_ >= 0 && address_ == address;
   if (!reused) {
     close();

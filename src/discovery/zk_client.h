@@ -118,11 +118,25 @@ struct ZkSetOp {
 };
 
 // Calls are synchronous and never throw; each returns a ZkCode. A CONNECTIONLOSS answer to a
-// write says nothing about whether it was applied (see zk_session.h). One thread only.
+// write says nothing about whether it was applied (see zk_session.h). One thread only, except
+// interrupt().
 class ZkClient {
  public:
   using SetOp = ZkSetOp;
   virtual ~ZkClient() = default;
+
+  // ---- The session's lifecycle: its owner's (the coordinator's event loop; see zk_session.h).
+  // Starts a new session, connecting in the background (a session event says when it is).
+  virtual ZkCode open() = 0;
+  // Ends the session (its ephemeral nodes go); no event is queued after it.
+  virtual void close() = 0;
+  // close() then open(): the way out of `expired`. Events of the old session are dropped.
+  virtual ZkCode reopen() = 0;
+  virtual bool is_open() const = 0;
+  // Wakes a wait_event() in progress (or the next one) without an event. Any thread.
+  virtual void interrupt() = 0;
+  // The session timeout the server granted (0 before the first connect).
+  virtual uint32_t negotiated_timeout_ms() const = 0;
 
   // The last session state seen (see SessionState).
   virtual SessionState state() const = 0;

@@ -75,14 +75,14 @@ class ZkSession final : public ZkClient {
   // Starts a new session (connecting in the background). Fails only when the C client
   // refuses the connect string or cannot start its threads (errno-style SYSTEMERROR /
   // BADARGUMENTS); the owner retries later.
-  ZkCode open();
+  ZkCode open() override;
   // Closes the handle, ending the session on the server when connected (its ephemeral
   // nodes go at once). Blocks until the client's threads are gone; no callback runs after.
-  void close();
+  void close() override;
   // close() then open(): the way out of `expired`. Drops queued events of the old session.
-  ZkCode reopen();
+  ZkCode reopen() override;
 
-  bool is_open() const { return handle_ != nullptr; }
+  bool is_open() const override { return handle_ != nullptr; }
   // The last state the watcher reported (connecting right after open()).
   SessionState state() const override { return state_.load(std::memory_order_acquire); }
   // 0 until the server assigned a session.
@@ -90,14 +90,14 @@ class ZkSession final : public ZkClient {
   // The 16-byte session password (binary), empty until the server assigned a session.
   std::string session_password();
   // The session timeout the server granted (0 before the first connect).
-  uint32_t negotiated_timeout_ms() const { return negotiated_timeout_ms_.load(std::memory_order_acquire); }
+  uint32_t negotiated_timeout_ms() const override { return negotiated_timeout_ms_.load(std::memory_order_acquire); }
   const std::string& connect_string() const { return options_.connect; }
 
   // Takes the oldest event, waiting up to timeout_ms (0: just look). nullopt on timeout or
   // when interrupt() was called. Owning thread only.
   std::optional<ZkEvent> wait_event(int64_t timeout_ms) override;
   // Wakes a wait_event() in progress (or the next one) without an event. Any thread.
-  void interrupt();
+  void interrupt() override;
 
   // The operations (owning thread only): see ZkClient.
   ZkCode create(const std::string& path, std::string_view data, CreateMode mode,

@@ -176,35 +176,83 @@ void serialize_response_head(const ResponseHead& head, const ResponseFraming& fr
   out.commit(w.written());
 }
 
-void write_error_response(uint16_t status, bool close, bool head_only, base::ByteBuffer& out, uint32_t retry_after_s,
-                          std::string_view request_id) {
-  std::string_view reason = reason_phrase(status);
-  size_t body = decimal_digits(status) + 1 + reason.size() + 1;  // "502 Bad Gateway\n"
-  size_t bound = 10 + decimal_digits(status) + reason.size() + 44 + kDecimalMax + 2 + 19 + 2 + body +
-                 (13 + kDecimalMax + 2) + (16 + request_id.size());
+void write_response(const LocalResponse& r, base::ByteBuffer& out) {
+  std::string_view reason = reason_phrase(r.status);
+  size_t bound = 10 + decimal_digits(r.status) + reason.size() + 2  // status line
+                 + 16 + r.content_type.size()                      // Content-Type
+                 + 18 + kDecimalMax                                // Content-Length
+                 + 15 + kDecimalMax                                // Retry-After
+                 + 16 + r.request_id.size()                        // X-Request-Id
+                 + 19 + 2                                          // Connection, end of head
+                 + (r.head_only ? 0 : r.body.size());
   Writer w(out.reserve_back(bound));
   w.put("HTTP/1.1 ");
-  w.put_decimal(status);
+  w.put_decimal(r.status);
   w.put(' ');
   w.put(reason);
-  w.put("\r\nContent-Type: text/plain\r\nContent-Length: ");
-  w.put_decimal(body);
   w.put("\r\n");
-  if (retry_after_s != 0) {
+  w.put_field("Content-Type", r.content_type);
+  w.put("Content-Length: ");
+  w.put_decimal(r.body.size());
+  w.put("\r\n");
+  if (r.retry_after_s != 0) {
     w.put("Retry-After: ");
-    w.put_decimal(retry_after_s);
+    w.put_decimal(r.retry_after_s);
     w.put("\r\n");
   }
-  if (!request_id.empty()) w.put_field("X-Request-Id", request_id);
-  if (close) w.put("Connection: close\r\n");
+  if (!r.request_id.empty()) w.put_field("X-Request-Id", r.request_id);
+  if (r.close) w.put("Connection: close\r\n");
   w.put("\r\n");
-  if (!head_only) {
-    w.put_decimal(status);
-    w.put(' ');
-    w.put(reason);
-    w.put('\n');
-  }
+  if (!r.head_only) w.put(r.body);
   out.commit(w.written());
+}
+
+void write_request(const LocalRequest& r, base::ByteBuffer& out) {
+  size_t bound = r.method.size() + 1 + r.target.size() + 11  // request line
+                 + 8 + r.host.size()                          // Host
+                 + 14 + r.user_agent.size()                   // User-Agent
+                 + 16 + r.content_type.size()                 // Content-Type
+                 + 18 + kDecimalMax                           // Content-Length
+                 + 19 + 2                                     // Connection, end of head
+                 + r.body.size();
+  Writer w(out.reserve_back(bound));
+  w.put(r.method);
+  w.put(' ');
+  w.put(r.target);
+  w.put(" HTTP/1.1\r\n");
+  w.put_field("Host", r.host);
+  if (!r.user_agent.empty()) w.put_field("User-Agent", r.user_agent);
+  if (!r.content_type.empty()) {
+    w.put_field("Content-Type", r.content_type);
+    w.put("Content-Length: ");
+    w.put_decimal(r.body.size());
+    w.put("\r\n");
+  }
+  if (r.close) w.put("Connection: close\r\n");
+  w.put("\r\n");
+  if (!r.content_type.empty()) w.put(r.body);
+  out.commit(w.written());
+}
+
+void write_error_response(uint16_t status, bool close, bool head_only, base::ByteBuffer& out, uint32_t retry_after_s,
+                          std::string_view request_id) {
+  // "502 Bad Gateway\n": the longest reason phrase is 31 bytes.
+  constexpr size_t kErrorBodyBytesMax = 64;
+  std::string_view reason = reason_phrase(status);
+  char body[kErrorBodyBytesMax];
+  Writer w(body);
+  w.put_decimal(status);
+  w.put(' ');
+  w.put(reason.substr(0, kErrorBodyBytesMax - kDecimalMax - 2));
+  w.put('\n');
+  LocalResponse answer;
+  answer.status = status;
+  answer.body = std::string_view(body, w.written());
+  answer.close = close;
+  answer.head_only = head_only;
+  answer.retry_after_s = retry_after_s;
+  answer.request_id = request_id;
+  write_response(answer, out);
 }
 
 std::string_view reason_phrase(uint16_t status) { return base::reason_phrase(status); }

@@ -1,5 +1,7 @@
 #include "ringmaster/metrics/metrics.h"
 
+#include "metrics/text_writer.h"
+
 #include <cstdio>
 
 namespace ringmaster::metrics {

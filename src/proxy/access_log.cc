@@ -145,22 +145,22 @@ void AccessLog::write_queued() {
   }
 }
 
-void AccessLog::write_metrics(metrics::TextWriter& out) const {
-  uint64_t lines = 0;
-  uint64_t dropped = 0;
-  for (const auto& q : queues_) {
-    lines += q->lines();
-    dropped += q->dropped();
-  }
-  out.family("ringmaster_access_log_lines_total", "counter", "Access log lines queued for writing.");
-  out.sample("ringmaster_access_log_lines_total", "", lines);
-  out.family("ringmaster_access_log_dropped_total", "counter",
-             "Access log lines dropped because the writer was behind (the requests were served).");
-  out.sample("ringmaster_access_log_dropped_total", "", dropped);
-  out.family("ringmaster_access_log_write_errors_total", "counter", "Failed writes and reopens of the access log.");
-  out.sample("ringmaster_access_log_write_errors_total", "", write_errors_.get());
-  out.family("ringmaster_access_log_reopens_total", "counter", "Access log reopens (SIGUSR1).");
-  out.sample("ringmaster_access_log_reopens_total", "", reopens_.get());
+void AccessLog::register_metrics(metrics::Registry& registry) const {
+  registry.counter("ringmaster_access_log_lines_total", "Access log lines queued for writing.", [this] {
+    uint64_t lines = 0;
+    for (const auto& q : queues_) lines += q->lines();
+    return lines;
+  });
+  registry.counter("ringmaster_access_log_dropped_total",
+                   "Access log lines dropped because the writer was behind (the requests were served).", [this] {
+                     uint64_t dropped = 0;
+                     for (const auto& q : queues_) dropped += q->dropped();
+                     return dropped;
+                   });
+  registry.counter("ringmaster_access_log_write_errors_total", "Failed writes and reopens of the access log.",
+                   [this] { return write_errors_.get(); });
+  registry.counter("ringmaster_access_log_reopens_total", "Access log reopens (SIGUSR1).",
+                   [this] { return reopens_.get(); });
 }
 
 }  // namespace ringmaster::proxy

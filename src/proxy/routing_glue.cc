@@ -141,12 +141,12 @@ void Worker::answer_no_service(ClientConn* c) {
   // Unread request body bytes make the connection's next request boundary unknown: close.
   c->ex.close_unless_request_complete();
   base::ByteBuffer& out = c->out.pending();
-  std::string head = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: " +
-                     std::to_string(kNoServiceBody.size()) + "\r\n";
-  if (!c->ex.keep_alive()) head += "Connection: close\r\n";
-  head += "\r\n";
-  out.append(head);
-  if (c->method != http::Method::head) out.append(kNoServiceBody);
+  http::LocalResponse answer;
+  answer.status = 404;
+  answer.body = kNoServiceBody;
+  answer.close = !c->ex.keep_alive();
+  answer.head_only = c->method == http::Method::head;
+  http::write_response(answer, out);
   c->ex.on_whole_response();
   kick_client_send(c);
   finish_exchange(c);

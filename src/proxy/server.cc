@@ -86,82 +86,26 @@ void Server::start(const std::vector<int>& fds) {
   }
 }
 
-void Server::write_metrics(metrics::TextWriter& out) const {
-  struct Family {
-    const char* name;
-    const char* help;
-    const metrics::Counter WorkerStats::*counter;
-  };
-  static const Family kFamilies[] = {
-      {"ringmaster_connections_accepted_total", "Client connections accepted.", &WorkerStats::connections_accepted},
-      {"ringmaster_connections_refused_total", "Client connections refused over --max-connections or while draining.",
-       &WorkerStats::connections_refused},
-      {"ringmaster_requests_total", "Request heads parsed and accepted.", &WorkerStats::requests},
-      {"ringmaster_requests_rejected_total", "Requests answered 4xx by the proxy's own validation.",
-       &WorkerStats::rejected},
-      {"ringmaster_upstream_connects_total", "Upstream connections opened.", &WorkerStats::upstream_connects},
-      {"ringmaster_upstream_connect_failures_total", "Upstream connects refused or timed out.",
-       &WorkerStats::upstream_connect_failures},
-      {"ringmaster_upstream_reused_total", "Requests sent on a pooled keep-alive upstream connection.",
-       &WorkerStats::upstream_reused},
-      {"ringmaster_upstream_retries_total", "Idempotent requests resent after a stale pooled connection closed.",
-       &WorkerStats::upstream_retries},
-      {"ringmaster_responses_502_total", "502 answers (no reachable target, bad upstream response).",
-       &WorkerStats::responses_502},
-      {"ringmaster_responses_503_total", "503 answers (no target configured, upstream queue full or timed out).", &WorkerStats::responses_503},
-      {"ringmaster_responses_504_total", "504 answers (upstream timeout).", &WorkerStats::responses_504},
-      {"ringmaster_unrouted_requests_total", "404 answers: no service matched the request (Host, path).",
-       &WorkerStats::unrouted},
-      {"ringmaster_responses_truncated_total", "Responses cut off by the backend; the client connection was closed.",
-       &WorkerStats::truncated},
-      {"ringmaster_upstream_queued_total", "Requests that waited for a connection under --upstream-max-conns.",
-       &WorkerStats::upstream_queued},
-      {"ringmaster_upstream_queue_full_total", "Requests answered 503 because their target's queue was full.",
-       &WorkerStats::upstream_queue_full},
-      {"ringmaster_upstream_queue_timeouts_total", "Requests answered 503 after --upstream-queue-timeout-ms in the queue.",
-       &WorkerStats::upstream_queue_timeouts},
-  };
-  for (const Family& f : kFamilies) {
-    uint64_t sum = 0;
-    for (const auto& w : workers_) sum += (w->stats().*f.counter).get();
-    out.counter(f.name, f.help, sum);
-  }
-  int64_t open = 0;
-  for (const auto& w : workers_) open += w->stats().connections_open.get();
-  out.gauge("ringmaster_connections_open", "Client connections open now.", open);
-  int64_t queued = 0;
-  int64_t upstream_open = 0;
-  for (const auto& w : workers_) {
-    queued += w->stats().upstream_queue_length.get();
-    upstream_open += w->stats().upstream_connections_open.get();
-  }
-  out.gauge("ringmaster_upstream_queue_length", "Requests waiting for an upstream connection now.", queued);
-  out.gauge("ringmaster_upstream_connections_open", "Upstream connections open now (connecting, busy or idle).",
-            upstream_open);
-  const std::pair<const char*, const char*> kHistograms[] = {
-      {"ringmaster_request_duration_seconds",
-       "Requests from their first byte until the answer is complete (or the request is cut off)."},
-      {"ringmaster_upstream_duration_seconds",
-       "Requests that went upstream: from the first upstream connection attached until the response is "
-       "complete (or fails), failovers included."},
-      {"ringmaster_upstream_queue_wait_seconds",
-       "Requests that waited for an upstream connection (--upstream-max-conns): time in the queue."},
-  };
-  metrics::Histogram WorkerStats::*const kMembers[] = {&WorkerStats::request_time, &WorkerStats::upstream_time,
-                                                       &WorkerStats::upstream_queue_wait};
-  for (size_t i = 0; i < std::size(kMembers); ++i) {
-    std::vector<const metrics::Histogram*> parts;
-    for (const auto& w : workers_) parts.push_back(&(w->stats().*kMembers[i]));
-    out.histogram(kHistograms[i].first, kHistograms[i].second, parts);
-  }
+namespace {
+
+using Workers = std::vector<std::unique_ptr<Worker>>;
+
+// A counter family of WorkerStats: one unlabelled sample, its reactors' sum.
+struct Family {
+  const char* name;
+  const char* help;
+  const metrics::Counter WorkerStats::*counter;
+};
+
+// A counter or gauge of WorkerStats summed over the reactors, read at render time.
+template <class Metric>
+auto sum_over(const Workers& workers, const Metric WorkerStats::*member) {
+  decltype((workers.front()->stats().*member).get()) sum = 0;
+  for (const auto& w : workers) sum += (w->stats().*member).get();
+  return sum;
 }
 
-void Server::write_cache_metrics(metrics::TextWriter& out) const {
-  struct Family {
-    const char* name;
-    const char* help;
-    const metrics::Counter WorkerStats::*counter;
-  };
+void register_cache_metrics(metrics::Registry& registry, const Workers& workers, const cache::Cache* cache) {
   static const Family kFamilies[] = {
       {"ringmaster_cache_hits_total", "Requests answered from the cache.", &WorkerStats::cache_hits},
       {"ringmaster_cache_misses_total", "Cacheable lookups that found nothing fresh.", &WorkerStats::cache_misses},
@@ -193,20 +137,81 @@ void Server::write_cache_metrics(metrics::TextWriter& out) const {
        "Background refreshes not started: the reactor already ran its maximum.",
        &WorkerStats::cache_refreshes_refused},
   };
-  for (const Family& f : kFamilies) {
-    uint64_t sum = 0;
-    for (const auto& w : workers_) sum += (w->stats().*f.counter).get();
-    out.counter(f.name, f.help, sum);
+  for (const Family& f : kFamilies) registry.counter(f.name, f.help, [&workers, &f] { return sum_over(workers, f.counter); });
+  if (cache == nullptr) return;
+  const cache::Cache* c = cache;
+  const cache::CacheStats* s = &c->stats();
+  registry.counter("ringmaster_cache_stores_total", "Responses stored.", [s] { return uint64_t{s->stores.load()}; });
+  registry.counter("ringmaster_cache_evictions_total", "Entries evicted to stay within --cache-bytes.",
+                   [s] { return uint64_t{s->evictions.load()}; });
+  registry.counter("ringmaster_cache_invalidations_total", "Whole-cache invalidations (content version, purge).",
+                   [s] { return uint64_t{s->invalidations.load()}; });
+  registry.counter("ringmaster_cache_purged_total", "Entries removed by a purge of one path.",
+                   [s] { return uint64_t{s->purged.load()}; });
+  registry.gauge("ringmaster_cache_bytes", "Bytes held by cache entries.",
+                 [s] { return static_cast<int64_t>(s->bytes.load()); });
+  registry.gauge("ringmaster_cache_entries", "Entries in the cache.", [s] { return static_cast<int64_t>(s->entries.load()); });
+  registry.gauge("ringmaster_cache_capacity_bytes", "--cache-bytes.",
+                 [c] { return static_cast<int64_t>(c->capacity_bytes()); });
+}
+
+}  // namespace
+
+void Server::register_metrics(metrics::Registry& registry) const {
+  static const Family kFamilies[] = {
+      {"ringmaster_connections_accepted_total", "Client connections accepted.", &WorkerStats::connections_accepted},
+      {"ringmaster_connections_refused_total", "Client connections refused over --max-connections or while draining.",
+       &WorkerStats::connections_refused},
+      {"ringmaster_requests_total", "Request heads parsed and accepted.", &WorkerStats::requests},
+      {"ringmaster_requests_rejected_total", "Requests answered 4xx by the proxy's own validation.",
+       &WorkerStats::rejected},
+      {"ringmaster_upstream_connects_total", "Upstream connections opened.", &WorkerStats::upstream_connects},
+      {"ringmaster_upstream_connect_failures_total", "Upstream connects refused or timed out.",
+       &WorkerStats::upstream_connect_failures},
+      {"ringmaster_upstream_reused_total", "Requests sent on a pooled keep-alive upstream connection.",
+       &WorkerStats::upstream_reused},
+      {"ringmaster_upstream_retries_total", "Idempotent requests resent after a stale pooled connection closed.",
+       &WorkerStats::upstream_retries},
+      {"ringmaster_responses_502_total", "502 answers (no reachable target, bad upstream response).",
+       &WorkerStats::responses_502},
+      {"ringmaster_responses_503_total", "503 answers (no target configured, upstream queue full or timed out).", &WorkerStats::responses_503},
+      {"ringmaster_responses_504_total", "504 answers (upstream timeout).", &WorkerStats::responses_504},
+      {"ringmaster_unrouted_requests_total", "404 answers: no service matched the request (Host, path).",
+       &WorkerStats::unrouted},
+      {"ringmaster_responses_truncated_total", "Responses cut off by the backend; the client connection was closed.",
+       &WorkerStats::truncated},
+      {"ringmaster_upstream_queued_total", "Requests that waited for a connection under --upstream-max-conns.",
+       &WorkerStats::upstream_queued},
+      {"ringmaster_upstream_queue_full_total", "Requests answered 503 because their target's queue was full.",
+       &WorkerStats::upstream_queue_full},
+      {"ringmaster_upstream_queue_timeouts_total", "Requests answered 503 after --upstream-queue-timeout-ms in the queue.",
+       &WorkerStats::upstream_queue_timeouts},
+  };
+  for (const Family& f : kFamilies) registry.counter(f.name, f.help, [this, &f] { return sum_over(workers_, f.counter); });
+  registry.gauge("ringmaster_connections_open", "Client connections open now.",
+                 [this] { return sum_over(workers_, &WorkerStats::connections_open); });
+  registry.gauge("ringmaster_upstream_queue_length", "Requests waiting for an upstream connection now.",
+                 [this] { return sum_over(workers_, &WorkerStats::upstream_queue_length); });
+  registry.gauge("ringmaster_upstream_connections_open", "Upstream connections open now (connecting, busy or idle).",
+                 [this] { return sum_over(workers_, &WorkerStats::upstream_connections_open); });
+  const std::pair<const char*, const char*> kHistograms[] = {
+      {"ringmaster_request_duration_seconds",
+       "Requests from their first byte until the answer is complete (or the request is cut off)."},
+      {"ringmaster_upstream_duration_seconds",
+       "Requests that went upstream: from the first upstream connection attached until the response is "
+       "complete (or fails), failovers included."},
+      {"ringmaster_upstream_queue_wait_seconds",
+       "Requests that waited for an upstream connection (--upstream-max-conns): time in the queue."},
+  };
+  metrics::Histogram WorkerStats::*const kMembers[] = {&WorkerStats::request_time, &WorkerStats::upstream_time,
+                                                       &WorkerStats::upstream_queue_wait};
+  for (size_t i = 0; i < std::size(kMembers); ++i) {
+    registry.histogram(kHistograms[i].first, kHistograms[i].second,
+                       [this, member = kMembers[i]](std::vector<const metrics::Histogram*>& parts) {
+                         for (const auto& w : workers_) parts.push_back(&(w->stats().*member));
+                       });
   }
-  if (options_.cache == nullptr) return;
-  const cache::CacheStats& s = options_.cache->stats();
-  out.counter("ringmaster_cache_stores_total", "Responses stored.", s.stores.load());
-  out.counter("ringmaster_cache_evictions_total", "Entries evicted to stay within --cache-bytes.", s.evictions.load());
-  out.counter("ringmaster_cache_invalidations_total", "Whole-cache invalidations (content version, purge).", s.invalidations.load());
-  out.counter("ringmaster_cache_purged_total", "Entries removed by a purge of one path.", s.purged.load());
-  out.gauge("ringmaster_cache_bytes", "Bytes held by cache entries.", s.bytes.load());
-  out.gauge("ringmaster_cache_entries", "Entries in the cache.", s.entries.load());
-  out.gauge("ringmaster_cache_capacity_bytes", "--cache-bytes.", options_.cache->capacity_bytes());
+  register_cache_metrics(registry, workers_, options_.cache);
 }
 
 std::vector<uint64_t> Server::loop_turns() const {

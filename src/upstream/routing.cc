@@ -131,35 +131,36 @@ void RouteBoard::publish_locked() {
   cell_.publish(std::move(table));
 }
 
-void write_service_metrics(metrics::TextWriter& out, const std::vector<std::shared_ptr<ServiceRuntime>>& services) {
+void register_service_metrics(metrics::Registry& registry, const RouteBoard& board) {
   constexpr std::tuple<const char*, const char*, metrics::Counter ServiceSlot::*> kCounters[] = {
       {"ringmaster_service_requests_total", "Requests routed to each service.", &ServiceSlot::requests},
       {"ringmaster_service_cache_hits_total", "Requests answered from each service's cache.", &ServiceSlot::cache_hits},
       {"ringmaster_service_cache_misses_total", "Cache misses by service (sent upstream).", &ServiceSlot::cache_misses},
   };
   for (auto [name, help, member] : kCounters) {
-    out.family(name, "counter", help);
-    for (const auto& s : services) {
-      uint64_t n = 0;
-      for (unsigned r = 0; r < s->reactors; ++r) n += (s->slots[r].*member).get();
-      out.sample(name, "service=\"" + metrics::label_value(s->name) + "\"", n);
-    }
+    registry.family(name, metrics::Type::counter, help, [&board, member](metrics::Samples& out) {
+      for (const auto& s : board.services()) {
+        uint64_t n = 0;
+        for (unsigned r = 0; r < s->reactors; ++r) n += (s->slots[r].*member).get();
+        out.add("service=\"" + metrics::label_value(s->name) + "\"", n);
+      }
+    });
   }
-
-  constexpr std::pair<const char*, metrics::Histogram ServiceSlot::*> kHistograms[] = {
-      {"ringmaster_service_request_duration_seconds", &ServiceSlot::request_time},
-      {"ringmaster_service_upstream_duration_seconds", &ServiceSlot::upstream_time},
+  constexpr std::tuple<const char*, const char*, metrics::Histogram ServiceSlot::*> kHistograms[] = {
+      {"ringmaster_service_request_duration_seconds", "Per service: first request byte to answer complete.",
+       &ServiceSlot::request_time},
+      {"ringmaster_service_upstream_duration_seconds", "Per service: time upstream of requests that went there.",
+       &ServiceSlot::upstream_time},
   };
-  std::vector<const metrics::Histogram*> parts;
-  for (auto [name, member] : kHistograms) {
-    out.family(name, "histogram",
-               member == &ServiceSlot::request_time ? "Per service: first request byte to answer complete."
-                                                    : "Per service: time upstream of requests that went there.");
-    for (const auto& s : services) {
-      parts.clear();
-      for (unsigned r = 0; r < s->reactors; ++r) parts.push_back(&(s->slots[r].*member));
-      out.histogram_samples(name, "service=\"" + metrics::label_value(s->name) + "\"", parts);
-    }
+  for (auto [name, help, member] : kHistograms) {
+    registry.family(name, metrics::Type::histogram, help, [&board, member](metrics::Samples& out) {
+      std::vector<const metrics::Histogram*> parts;
+      for (const auto& s : board.services()) {
+        parts.clear();
+        for (unsigned r = 0; r < s->reactors; ++r) parts.push_back(&(s->slots[r].*member));
+        out.add_histogram("service=\"" + metrics::label_value(s->name) + "\"", parts);
+      }
+    });
   }
 }
 

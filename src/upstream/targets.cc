@@ -15,16 +15,17 @@ uint64_t TargetState::requests_total() const {
   return sum;
 }
 
-void write_target_histograms(metrics::TextWriter& out, const std::vector<const TargetState*>& targets) {
-  constexpr const char* kName = "ringmaster_target_upstream_duration_seconds";
-  out.family(kName, "histogram",
-             "Per target: time upstream of requests answered, or failed, on a connection to it.");
-  std::vector<const metrics::Histogram*> parts;
-  for (const TargetState* t : targets) {
-    parts.clear();
-    for (unsigned r = 0; r < t->reactors; ++r) parts.push_back(&t->slots[r].upstream_time);
-    out.histogram_samples(kName, "target=\"" + metrics::label_value(t->name) + "\"", parts);
-  }
+void register_target_histograms(metrics::Registry& registry, std::function<TargetStates()> targets) {
+  registry.family("ringmaster_target_upstream_duration_seconds", metrics::Type::histogram,
+                  "Per target: time upstream of requests answered, or failed, on a connection to it.",
+                  [targets = std::move(targets)](metrics::Samples& out) {
+                    std::vector<const metrics::Histogram*> parts;
+                    for (const auto& t : targets()) {
+                      parts.clear();
+                      for (unsigned r = 0; r < t->reactors; ++r) parts.push_back(&t->slots[r].upstream_time);
+                      out.add_histogram("target=\"" + metrics::label_value(t->name) + "\"", parts);
+                    }
+                  });
 }
 
 // ---- TriedSet ----

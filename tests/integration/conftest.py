@@ -91,22 +91,10 @@ def backend(start_backend):
 
 @pytest.fixture
 def start_proxy(tmp_path, ringmaster_bin, request):
-    started = []
+    def make(targets, threads=2, name=None, **flags):
+        return harness.Proxy(ringmaster_bin, tmp_path, targets, threads=threads, name=name, **flags)
 
-    def start(targets, threads=2, **flags):
-        name = "proxy" if not started else "proxy-%d" % (len(started) + 1)
-        p = harness.Proxy(ringmaster_bin, tmp_path, targets, threads=threads, name=name,
-                          **flags)
-        started.append(p)
-        _track(request, p.process)
-        return p
-
-    yield start
-    problems = []
-    for p in started:
-        problems += p.teardown_problems()
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
+    yield from harness.launcher(request, "proxy", make)
 
 
 @pytest.fixture

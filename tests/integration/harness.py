@@ -20,6 +20,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 BACKEND_PY = HERE / "backend.py"
@@ -90,6 +92,29 @@ def track(request, proc):
     """Shows `proc`'s output (anything with name, pid, argv, output_tail()) in the report of
     the test `request` belongs to, should it fail (conftest.py's report hook)."""
     request.node.__dict__.setdefault("_ringmaster_processes", []).append(proc)
+
+
+def launcher(request, kind, make):
+    """The body of a start_<kind> fixture (`yield from launcher(...)`): yields start(*args,
+    **flags), which makes one wrapper with make(*args, name=..., **flags) (a Proxy, an
+    Agent: anything with .process and .teardown_problems()), named "<kind>", "<kind>-2", ...
+    unless the caller names it, and tracks its process; at teardown every wrapper's problems
+    fail the test together."""
+    started = []
+
+    def start(*args, name=None, **flags):
+        name = name or (kind if not started else "%s-%d" % (kind, len(started) + 1))
+        p = make(*args, name=name, **flags)
+        started.append(p)
+        track(request, p.process)
+        return p
+
+    yield start
+    problems = []
+    for p in started:
+        problems += p.teardown_problems()
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
 
 
 def request_header(entry, name):

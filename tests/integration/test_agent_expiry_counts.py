@@ -21,7 +21,7 @@ import pytest
 
 from harness import HttpConnection
 from zkproxy import (  # noqa: F401  (start_zk_proxy is a fixture, used by name)
-    TARGETS, backend_requests, start_registered, start_zk_proxy, wait_counts_sum, zk_counts)
+    TARGETS, backend_requests, register_pair, start_zk_proxy, wait_counts_sum, zk_counts)
 from zk import start_agent, wait_for, zk, zk_server  # noqa: F401  (fixtures)
 
 REQUESTS_PER_PROXY = 150   # before the expiry, and again after it
@@ -45,8 +45,7 @@ def owner(ctl, path):
 @pytest.mark.parametrize("proxies", [1, 2], ids=["one-proxy", "fleet-of-two"])
 def test_counts_survive_agents_session_expiry_exactly(proxies, zk, start_backend, start_agent,
                                                      start_zk_proxy):
-    b1, a1 = start_registered(start_backend, start_agent, zk.connect, "one", ctl=zk.ctl)
-    b2, a2 = start_registered(start_backend, start_agent, zk.connect, "two", ctl=zk.ctl)
+    (b1, a1), (b2, a2) = register_pair(start_backend, start_agent, zk.connect, zk.ctl)
     backends, agents = (b1, b2), (a1, a2)
     paths = ["%s/%s" % (TARGETS, b.addr) for b in backends]
     both = sorted(b.addr for b in backends)

@@ -27,9 +27,9 @@ from harness import wait_until
 from zk import (  # noqa: F401  (fixtures are used by name)
     start_agent, start_zk_server, wait_for, zk, zk_server)
 from zkproxy import (  # noqa: F401  (start_zk_proxy and start_nginx are fixtures)
-    FLUSH_INTERVAL_MS, TARGETS, LoadClient, assert_counts_stay, backend_requests, run_wrk,
-    share_report, start_nginx, start_registered, start_zk_proxy, wait_counts_sum, wrk_binary,
-    zk_counts)
+    FLUSH_INTERVAL_MS, TARGETS, LoadClient, assert_counts_stay, backend_requests, register_pair,
+    run_wrk, share_report, start_nginx, start_registered, start_zk_proxy, wait_counts_sum,
+    wrk_binary, zk_counts)
 
 # =======================================================================================
 # 1. Targets join and leave
@@ -96,10 +96,8 @@ EXACT_N = 3000
 @pytest.mark.slow
 def test_counts_in_zookeeper_sum_to_requests_sent(zk, start_backend, start_agent,
                                                   start_zk_proxy):
-    b1, _ = start_registered(start_backend, start_agent, zk.connect, "one", ctl=zk.ctl)
-    b2, _ = start_registered(start_backend, start_agent, zk.connect, "two", ctl=zk.ctl)
-    proxy = start_zk_proxy(zk.connect)
-    proxy.wait_routing([b1.addr, b2.addr])
+    (b1, _), (b2, _) = register_pair(start_backend, start_agent, zk.connect, zk.ctl)
+    proxy = start_zk_proxy(zk.connect, routing=[b1, b2])
     assert zk_counts(zk.ctl) == {b1.addr: 0, b2.addr: 0}
 
     load = LoadClient(proxy.port, connections=8, total=EXACT_N, duration_max=60).run()
@@ -145,8 +143,7 @@ def test_node_recreated_between_two_lists_is_written_from_its_new_count(
 @pytest.mark.slow
 def test_two_proxies_under_concurrent_load_count_exactly(zk, start_backend, start_agent,
                                                          start_zk_proxy):
-    b1, _ = start_registered(start_backend, start_agent, zk.connect, "one", ctl=zk.ctl)
-    b2, _ = start_registered(start_backend, start_agent, zk.connect, "two", ctl=zk.ctl)
+    (b1, _), (b2, _) = register_pair(start_backend, start_agent, zk.connect, zk.ctl)
     p1 = start_zk_proxy(zk.connect)
     p2 = start_zk_proxy(zk.connect)
     for p in (p1, p2):
@@ -343,10 +340,8 @@ def test_zookeeper_operations_do_not_grow_with_request_rate(
 
 def test_admin_lists_targets_and_zookeeper_metrics(zk, start_backend, start_agent,
                                                    start_zk_proxy):
-    b1, _ = start_registered(start_backend, start_agent, zk.connect, "one", ctl=zk.ctl)
-    b2, _ = start_registered(start_backend, start_agent, zk.connect, "two", ctl=zk.ctl)
-    proxy = start_zk_proxy(zk.connect)
-    proxy.wait_routing([b1.addr, b2.addr])
+    (b1, _), (b2, _) = register_pair(start_backend, start_agent, zk.connect, zk.ctl)
+    proxy = start_zk_proxy(zk.connect, routing=[b1, b2])
     LoadClient(proxy.port, connections=2, total=100, duration_max=30).run().assert_all_ok()
     wait_counts_sum(zk.ctl, 100, proxies=[proxy])
 

@@ -26,8 +26,8 @@ import pytest
 import harness
 from harness import wait_until
 from zkproxy import (  # noqa: F401  (start_zk_proxy is a fixture, used by name)
-    TARGETS, LoadClient, backend_requests, share_report, start_registered, start_zk_proxy,
-    wait_counts_sum)
+    TARGETS, LoadClient, backend_requests, register_pair, share_report, start_registered,
+    start_zk_proxy, wait_counts_sum)
 from zk import (  # noqa: F401  (fixtures are used by name)
     ZkCtl, expire_session, start_agent, start_zk_server, wait_for, zk, zk_ensemble,
     zk_server)
@@ -48,10 +48,8 @@ LOAD_RATE = 600
 @pytest.mark.slow
 def test_killed_backend_fails_over_with_no_failed_request(zk, start_backend, start_agent,
                                                          start_zk_proxy):
-    b1, _ = start_registered(start_backend, start_agent, zk.connect, "one", ctl=zk.ctl)
-    b2, a2 = start_registered(start_backend, start_agent, zk.connect, "two", ctl=zk.ctl)
-    proxy = start_zk_proxy(zk.connect)
-    proxy.wait_routing([b1.addr, b2.addr])
+    (b1, _), (b2, a2) = register_pair(start_backend, start_agent, zk.connect, zk.ctl)
+    proxy = start_zk_proxy(zk.connect, routing=[b1, b2])
 
     with LoadClient(proxy.port, connections=6, rate=LOAD_RATE, duration_max=60,
                     name="failover") as load:
@@ -82,10 +80,8 @@ def test_request_in_flight_on_a_killed_backend_is_retried_only_if_idempotent(
     next target) only if it is idempotent and no response byte went to the client. A GET in
     flight on a backend killed with SIGKILL is answered 200 by the other target; a POST is
     not resent anywhere (502)."""
-    b1, _ = start_registered(start_backend, start_agent, zk.connect, "one", ctl=zk.ctl)
-    b2, _ = start_registered(start_backend, start_agent, zk.connect, "two", ctl=zk.ctl)
-    proxy = start_zk_proxy(zk.connect)
-    proxy.wait_routing([b1.addr, b2.addr])
+    (b1, _), (b2, _) = register_pair(start_backend, start_agent, zk.connect, zk.ctl)
+    proxy = start_zk_proxy(zk.connect, routing=[b1, b2])
     by_name = {"one": b1, "two": b2}
 
     def slow_requests(b):
@@ -126,11 +122,9 @@ def test_zookeeper_outage_under_load_fails_nothing_and_counts_complete(
     server = start_zk_server()
     connect = server.connect_string()
     ctl = ZkCtl(connect)
-    b1, a1 = start_registered(start_backend, start_agent, connect, "one", ctl=ctl)
-    b2, a2 = start_registered(start_backend, start_agent, connect, "two", ctl=ctl)
-    proxy = start_zk_proxy(connect)
+    (b1, a1), (b2, a2) = register_pair(start_backend, start_agent, connect, ctl)
+    proxy = start_zk_proxy(connect, routing=[b1, b2])
     both = sorted([b1.addr, b2.addr])
-    proxy.wait_routing(both)
 
     with LoadClient(proxy.port, connections=6, rate=LOAD_RATE,
                     duration_max=ZK_OUTAGE_S + 60, name="outage") as load:
@@ -181,10 +175,8 @@ def test_zookeeper_outage_under_load_fails_nothing_and_counts_complete(
 @pytest.mark.slow
 def test_proxy_session_expiry_reopens_rearms_watches_and_loses_no_count(
         zk, start_backend, start_agent, start_zk_proxy):
-    b1, _ = start_registered(start_backend, start_agent, zk.connect, "one", ctl=zk.ctl)
-    b2, _ = start_registered(start_backend, start_agent, zk.connect, "two", ctl=zk.ctl)
-    proxy = start_zk_proxy(zk.connect, session_file=True)
-    proxy.wait_routing([b1.addr, b2.addr])
+    (b1, _), (b2, _) = register_pair(start_backend, start_agent, zk.connect, zk.ctl)
+    proxy = start_zk_proxy(zk.connect, session_file=True, routing=[b1, b2])
     first = wait_for(proxy.session, 10, "the proxy's session file")
     assert proxy.metric("ringmaster_zk_sessions_total") == 1
 
@@ -220,11 +212,9 @@ def test_proxy_session_expiry_reopens_rearms_watches_and_loses_no_count(
 @pytest.mark.slow
 def test_agent_session_expiry_recreates_its_node_once_and_traffic_returns(
         zk, start_backend, start_agent, start_zk_proxy):
-    b1, _ = start_registered(start_backend, start_agent, zk.connect, "one", ctl=zk.ctl)
-    b2, a2 = start_registered(start_backend, start_agent, zk.connect, "two", ctl=zk.ctl)
-    proxy = start_zk_proxy(zk.connect)
+    (b1, _), (b2, a2) = register_pair(start_backend, start_agent, zk.connect, zk.ctl)
+    proxy = start_zk_proxy(zk.connect, routing=[b1, b2])
     both = sorted([b1.addr, b2.addr])
-    proxy.wait_routing(both)
     path = "%s/%s" % (TARGETS, b2.addr)
 
     with LoadClient(proxy.port, connections=6, rate=LOAD_RATE, duration_max=60,
@@ -263,13 +253,9 @@ def test_ensemble_leader_killed_under_load_fails_nothing_and_counts_complete(
         zk_ensemble, start_backend, start_agent, start_zk_proxy):
     connect = zk_ensemble.connect_string()
     ctl = ZkCtl(connect)
-    b1, _ = start_registered(start_backend, start_agent, connect, "one", ctl=ctl,
-                             session_timeout_ms=10000)
-    b2, _ = start_registered(start_backend, start_agent, connect, "two", ctl=ctl,
-                             session_timeout_ms=10000)
-    proxy = start_zk_proxy(connect)
+    (b1, _), (b2, _) = register_pair(start_backend, start_agent, connect, ctl, session_timeout_ms=10000)
+    proxy = start_zk_proxy(connect, routing=[b1, b2])
     both = sorted([b1.addr, b2.addr])
-    proxy.wait_routing(both)
 
     with LoadClient(proxy.port, connections=6, rate=LOAD_RATE, duration_max=90,
                     name="leader-kill") as load:
@@ -306,11 +292,9 @@ def test_all_nodes_vanishing_at_once_does_not_wipe_the_routing_table(
     the last target it had and no request fails. (The sessions end one after the other: the
     first node to go is a real leave as far as the proxy can tell; the second leaves the
     list empty, and that last target must stay.)"""
-    b1, a1 = start_registered(start_backend, start_agent, zk.connect, "one", ctl=zk.ctl)
-    b2, a2 = start_registered(start_backend, start_agent, zk.connect, "two", ctl=zk.ctl)
-    proxy = start_zk_proxy(zk.connect, session_timeout_ms=10000)
+    (b1, a1), (b2, a2) = register_pair(start_backend, start_agent, zk.connect, zk.ctl)
+    proxy = start_zk_proxy(zk.connect, session_timeout_ms=10000, routing=[b1, b2])
     both = sorted([b1.addr, b2.addr])
-    proxy.wait_routing(both)
     routing_while_gone = []
 
     with LoadClient(proxy.port, connections=6, rate=LOAD_RATE, duration_max=60,

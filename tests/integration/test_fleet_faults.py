@@ -16,7 +16,7 @@ import pytest
 
 from harness import wait_until
 from zkproxy import (  # noqa: F401  (start_zk_proxy is a fixture, used by name)
-    TARGETS, LoadClient, backend_requests, start_registered, start_zk_proxy, wait_counts_sum,
+    TARGETS, LoadClient, backend_requests, register_two, start_zk_proxy, wait_counts_sum,
     zk_counts)
 from zk import (  # noqa: F401  (fixtures are used by name)
     ZkCtl, expire_session, start_agent, start_zk_server, wait_for, zk, zk_ensemble, zk_server)
@@ -48,6 +48,16 @@ def wait_one_leader(proxies, timeout=30.0, exclude=()):
 def start_fleet(start_zk_proxy, connect, n, **flags):
     flags.setdefault("session_timeout_ms", 4000)
     return [start_zk_proxy(connect, threads=1, session_file=True, **flags) for _ in range(n)]
+
+
+def routed_fleet(start_backend, start_agent, start_zk_proxy, connect, ctl, n, session_timeout_ms):
+    """Backends "one" and "two" announced by agents and n fleet proxies routing to both,
+    every session (agents' and proxies') with `session_timeout_ms`: (backends, proxies)."""
+    backends = register_two(start_backend, start_agent, connect, ctl, session_timeout_ms=session_timeout_ms)
+    proxies = start_fleet(start_zk_proxy, connect, n, session_timeout_ms=session_timeout_ms)
+    for p in proxies:
+        p.wait_routing([b.addr for b in backends])
+    return backends, proxies
 
 
 def zk_ops(proxy):
@@ -121,12 +131,6 @@ def test_leader_killed_loses_at_most_its_last_interval_and_a_new_one_takes_over(
     assert total >= settled + after.answered
 
 
-def register_two(start_backend, start_agent, connect, ctl, **agent_flags):
-    """Backends "one" and "two", each announced by an agent; returns the backends."""
-    return [start_registered(start_backend, start_agent, connect, name, ctl=ctl, **agent_flags)[0]
-            for name in ("one", "two")]
-
-
 class FleetLoad:
     """Paced keep-alive load through every proxy of a fleet, for the length of a `with`."""
 
@@ -161,10 +165,8 @@ def test_session_expiries_and_a_zookeeper_restart_under_load_keep_counts_exact(
     server = start_zk_server()
     connect = server.connect_string()
     ctl = ZkCtl(connect)
-    backends = register_two(start_backend, start_agent, connect, ctl, session_timeout_ms=20000)
-    proxies = start_fleet(start_zk_proxy, connect, 3, session_timeout_ms=20000)
-    for p in proxies:
-        p.wait_routing([b.addr for b in backends])
+    backends, proxies = routed_fleet(start_backend, start_agent, start_zk_proxy, connect, ctl, 3,
+                                     session_timeout_ms=20000)
     leader, followers = wait_one_leader(proxies)
     with FleetLoad(proxies, "fleet") as load:
         # A follower's session expires: it re-announces itself and keeps handing over.
@@ -195,10 +197,8 @@ def test_ensemble_leader_killed_under_fleet_load_keeps_counts_exact(
         zk_ensemble, start_backend, start_agent, start_zk_proxy):
     connect = zk_ensemble.connect_string()
     ctl = ZkCtl(connect)
-    backends = register_two(start_backend, start_agent, connect, ctl, session_timeout_ms=10000)
-    proxies = start_fleet(start_zk_proxy, connect, 3, session_timeout_ms=10000)
-    for p in proxies:
-        p.wait_routing([b.addr for b in backends])
+    backends, proxies = routed_fleet(start_backend, start_agent, start_zk_proxy, connect, ctl, 3,
+                                     session_timeout_ms=10000)
     wait_one_leader(proxies)
     with FleetLoad(proxies, "ensemble") as load:
         zk_leader = zk_ensemble.wait_leader()

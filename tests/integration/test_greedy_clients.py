@@ -22,7 +22,6 @@ else waits on events with deadlines.
 """
 
 import errno
-import os
 import resource
 import select
 import selectors
@@ -33,25 +32,13 @@ import time
 import pytest
 
 from harness import (LOOPBACK, BytesReader, ConnectionClosed, HttpConnection, build_request,
-                     free_port, get, port_accepts, wait_until)
+                     free_port, get, port_accepts, socket_inodes, wait_until)
 
 MIB = 1 << 20
 
 
 # ---------------------------------------------------------------------------------------
 # Helpers
-
-def _socket_inodes(pid):
-    inodes = set()
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            inodes.add(link[8:-1])
-    return inodes
-
 
 def _tcp_rows():
     """(local (ip, port), remote (ip, port), state hex, inode) of every IPv4 TCP socket."""
@@ -71,7 +58,7 @@ def _tcp_rows():
 def proxy_holds_client(proxy, client_port):
     """True while the proxy process still has an open socket for the client connection
     whose local port is `client_port`."""
-    inodes = _socket_inodes(proxy.pid)
+    inodes = socket_inodes(proxy.pid)
     return any(local[1] == proxy.port and remote[1] == client_port and inode in inodes
                for local, remote, _, inode in _tcp_rows())
 
@@ -439,7 +426,7 @@ WHOLE_PROXY_ROUNDS = 3
 
 def proxy_client_count(proxy):
     """Client connections the proxy process holds open (sockets on its listen port)."""
-    inodes = _socket_inodes(proxy.pid)
+    inodes = socket_inodes(proxy.pid)
     return sum(1 for local, _, state, inode in _tcp_rows()
                if local[1] == proxy.port and state != "0A" and inode in inodes)
 
@@ -486,7 +473,7 @@ def test_max_connections_is_a_whole_proxy_limit_with_several_reactors(start_prox
 
 def _listening_addresses(pid):
     """{(ip, port)} of the TCP sockets in LISTEN state that process `pid` holds."""
-    inodes = _socket_inodes(pid)
+    inodes = socket_inodes(pid)
     out = set()
     for table, width in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
         try:

@@ -11,7 +11,7 @@ import pytest
 
 from burst import Burst, CountingBackend
 from harness import LOOPBACK, HttpConnection, build_request, request_header, wait_until
-from test_services import _write, start_config_proxy  # noqa: F401  (a fixture, used by name)
+from servicelib import _write, start_config_proxy  # noqa: F401  (a fixture, used by name)
 
 
 def _service(name, targets, prefix=None, **limits):

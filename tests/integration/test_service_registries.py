@@ -11,8 +11,8 @@ whose nodes kazoo creates exactly as nerve and Curator do, with real backends an
 import pytest
 
 from harness import wait_until
-from test_registries import counts_under, curator_register, kz, nerve_register  # noqa: F401  (kz: fixture)
-from test_services import _backend_of, _service, _write, start_config_proxy, start_fleet_of_two  # noqa: F401  (fixture)
+from registrylib import counts_under, curator_register, kz, nerve_register  # noqa: F401  (kz: fixture)
+from servicelib import _backend_of, _service, _write, start_config_proxy, start_fleet_of_two  # noqa: F401  (fixture)
 from zk import zk, zk_server  # noqa: F401  (fixtures are used by name)
 
 FLUSH_INTERVAL_MS = 100

@@ -3,90 +3,18 @@ routed by Host then the longest path prefix, each with its own targets (static o
 ZooKeeper), counts, cache and content version; 404 when nothing matches; live reload on
 SIGHUP and POST /config/reload, under load, with a bad file in between."""
 
-import json
 import signal
 import subprocess
 import threading
 import time
 
-import pytest
-
-import harness
 from harness import LOOPBACK, HttpConnection, free_port, get, port_accepts, wait_until
+from servicelib import (AdminProxy, _backend_of, _get, _service, _write,  # noqa: F401
+                        start_config_proxy, start_fleet_of_two)  # (a fixture, used by name)
 from zk import zk, zk_server  # noqa: F401  (fixtures are used by name)
 
 FLUSH_INTERVAL_MS = 100
 COUNTS_SETTLE_S = 20.0
-
-
-def _toml_list(items):
-    return "[" + ", ".join('"%s"' % i for i in items) + "]"
-
-
-def _service(name, hosts=None, prefix=None, targets=None, targets_path=None, version_path=None,
-             cache=None):
-    lines = ["[[service]]", 'name = "%s"' % name]
-    if hosts is not None:
-        lines.append("hosts = " + _toml_list(hosts))
-    if prefix is not None:
-        lines.append('path-prefix = "%s"' % prefix)
-    if targets is not None:
-        lines.append("target = " + _toml_list(t.addr for t in targets))
-    if targets_path is not None:
-        lines.append('targets-path = "%s"' % targets_path)
-    if version_path is not None:
-        lines.append('cache-version-path = "%s"' % version_path)
-    if cache is not None:
-        lines.append("cache = %s" % ("true" if cache else "false"))
-    return "\n".join(lines) + "\n"
-
-
-def _write(path, head, services):
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(head + "".join(services), encoding="utf-8")
-    tmp.replace(path)  # whole file at once: a reload never reads half of it
-
-
-def _get(port, host, target):
-    return get(port, target, headers=[("Host", host)])
-
-
-def _backend_of(port, host, target):
-    r = _get(port, host, target)
-    return r.status, r.header("X-Backend")
-
-
-class AdminProxy:
-    def __init__(self, proxy, admin_port):
-        self.proxy = proxy
-        self.admin_port = admin_port
-
-    def metrics(self):
-        return harness.parse_metrics(get(self.admin_port, "/metrics").body.decode())
-
-    def targets(self):
-        return json.loads(get(self.admin_port, "/targets").body)
-
-    def post(self, target):
-        with HttpConnection(self.admin_port, timeout=10.0) as c:
-            return c.request("POST", target, timeout=10.0)
-
-    def reload(self):
-        return self.post("/config/reload")
-
-
-@pytest.fixture
-def start_config_proxy(start_proxy, tmp_path):
-    def start(config_text, **flags):
-        path = tmp_path / "ringmaster.toml"
-        path.write_text(config_text, encoding="utf-8")
-        admin_port = free_port()
-        p = start_proxy([], config=str(path), admin="%s:%d" % (LOOPBACK, admin_port), **flags)
-        wait_until(lambda: port_accepts(admin_port) or not p.alive(), 10, "admin listener")
-        assert p.alive(), p.stderr()
-        return AdminProxy(p, admin_port), path
-
-    return start
 
 
 def test_static_services_route_by_host_then_longest_prefix(start_backend, start_config_proxy):
@@ -192,16 +120,6 @@ def test_zookeeper_services_each_reach_only_their_targets_and_count_there(
     wait_until(lambda: serial("api.example.test", "/cacheable/c?max_age=600") != api_first, 10,
                "api's cache to empty on its version change")
     assert serial("www.example.test", "/cacheable/c?max_age=600") == www_first
-
-
-def start_fleet_of_two(start_config_proxy, text):
-    """Two proxies on one configuration, once one leads and the other follows."""
-    proxies = [start_config_proxy(text)[0] for _ in range(2)]
-
-    def roles():
-        return sorted(p.metrics().get("ringmaster_fleet_leader", -1) for p in proxies)
-    wait_until(lambda: roles() == [0, 1], 20, "one leader and one follower")
-    return proxies
 
 
 def test_a_fleet_writes_every_services_counts_through_its_leader(

@@ -59,7 +59,6 @@ import json
 import os
 import random
 import re
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -67,9 +66,9 @@ from pathlib import Path
 import pytest
 
 import harness
-from harness import (LOOPBACK, ConnectionClosed, HttpConnection, ManagedProcess, ProtocolError,
-                     build_request, free_port, parse_metrics, port_accepts,
+from harness import (LOOPBACK, ManagedProcess, free_port, parse_metrics, port_accepts,
                      wait_until)
+from kit.load import LoadClient
 from zk import ZkCtl, start_agent, start_zk_server  # noqa: F401  (fixtures, used by name)
 from zkproxy import zk_counts
 
@@ -181,98 +180,16 @@ def steady(read, what, timeout=10.0):
 # Load
 
 
-class SoakLoad:
-    """Paced keep-alive load with unique paths; every 200 body is checked exactly."""
+def soak_load(port, duration, tag="soak"):
+    """Paced keep-alive load (kit.load) with a unique path per request; every 200 body is
+    checked byte for byte against the request that asked for it."""
+    def right(path, r):
+        backend = r.header("x-backend")
+        return backend in BACKEND_NAMES and r.body == ("%s %s\n" % (backend, path)).encode("latin-1")
 
-    def __init__(self, port, duration, connections=CONNECTIONS, rate=RATE, tag="soak"):
-        self.port = port
-        self.duration = duration
-        self.connections = connections
-        self.rate = rate
-        self.tag = tag
-        self.names = set(BACKEND_NAMES)
-        self.lock = threading.Lock()
-        self.stop_event = threading.Event()
-        self.sent = 0
-        self.statuses = Counter()
-        self.by_backend = Counter()
-        self.wrong = []       # (t, path, status, backend, body)
-        self.failures = []    # (t, path, reason)
-        self.non_200 = []     # (t, path, status, body)
-        self.connects = 0
-        self.threads = []
-        self.t0 = None
-
-    def start(self):
-        self.t0 = time.monotonic()
-        self.deadline = self.t0 + self.duration
-        for i in range(self.connections):
-            t = threading.Thread(target=self._run, args=(i,), daemon=True,
-                                 name="%s-%d" % (self.tag, i))
-            t.start()
-            self.threads.append(t)
-        return self
-
-    def join(self):
-        limit = self.deadline + REQUEST_TIMEOUT_S + 10
-        for t in self.threads:
-            t.join(max(0.0, limit - time.monotonic()))
-        assert not any(t.is_alive() for t in self.threads), "load threads did not end"
-
-    @property
-    def answered(self):
-        return sum(self.statuses.values())
-
-    def _run(self, index):
-        interval = self.connections / self.rate
-        next_at = self.t0 + index * interval / self.connections
-        conn = None
-        seq = 0
-        while not self.stop_event.is_set():
-            delay = next_at - time.monotonic()
-            if delay > 0 and self.stop_event.wait(delay):
-                break
-            if time.monotonic() >= self.deadline:
-                break
-            next_at = max(next_at + interval, time.monotonic() - interval)
-            seq += 1
-            path = "/soak/%s-%d-%d" % (self.tag, index, seq)
-            request = build_request("GET", path, host="soak.test")
-            with self.lock:
-                self.sent += 1
-            t = time.monotonic()
-            try:
-                if conn is None:
-                    conn = HttpConnection(self.port, timeout=REQUEST_TIMEOUT_S)
-                    with self.lock:
-                        self.connects += 1
-                conn.send(request)
-                r = conn.read_response(timeout=REQUEST_TIMEOUT_S)
-                if not r.complete:
-                    raise ConnectionError("closed inside a response body")
-                status, backend, body = r.status, r.header("x-backend"), r.body
-                close = "close" in r.tokens("connection")
-            except (OSError, ProtocolError, ConnectionClosed) as e:
-                with self.lock:
-                    self.failures.append((t - self.t0, path, "%s: %s" % (type(e).__name__, e)))
-                if conn is not None:
-                    conn.close()
-                conn = None
-                continue
-            with self.lock:
-                self.statuses[status] += 1
-                if status == 200:
-                    self.by_backend[backend] += 1
-                    expected = ("%s %s\n" % (backend, path)).encode("latin-1")
-                    if backend not in self.names or body != expected:
-                        self.wrong.append((t - self.t0, path, status, backend, body[:200]))
-                else:
-                    self.non_200.append((t - self.t0, path, status, body[:200]))
-            if close:
-                conn.close()
-                conn = None
-        if conn is not None:
-            conn.close()
+    return LoadClient(port, connections=CONNECTIONS, rate=RATE, duration_max=duration,
+                      timeout=REQUEST_TIMEOUT_S, name=tag, host="soak.test",
+                      path=lambda index, seq: "/soak/%s-%d-%d" % (tag, index, seq), check=right)
 
 
 # ---------------------------------------------------------------------------------------
@@ -468,25 +385,26 @@ def test_soak_under_chaos_answers_everything_right_and_keeps_exact_counts(
     wait_until(lambda: admin.routing() == all_addrs, 15, "the proxy to route to all three")
 
     # Warm-up (connections, upstream pools, allocator), then the baseline.
-    warm = SoakLoad(proxy.port, WARMUP_S, tag="warm").start()
-    warm.join()
-    assert warm.answered == warm.sent and not warm.wrong and set(warm.statuses) == {200}, (
-        warm.statuses, warm.failures[:3], warm.wrong[:3])
+    warm = soak_load(proxy.port, WARMUP_S, tag="warm").run()
+    assert warm.answered == warm.sent and not warm.wrong and set(warm.statuses()) == {200}, (
+        warm.statuses(), warm.failures[:3], warm.wrong[:3])
     before = settle(admin, ctl)
     fd_before = steady(lambda: fd_count(proxy.pid), "fd count")
     rss_before = proxy.rss_bytes()
 
     # The soak: load and chaos together.
-    load = SoakLoad(proxy.port, SOAK_SECONDS).start()
-    env.t0 = load.t0
-    chaos = Chaos(env, SEED, until=load.t0 + SOAK_SECONDS - CHAOS_TAIL_S)
+    load = soak_load(proxy.port, SOAK_SECONDS).start()
+    env.t0 = t0 = load.started_at
+    chaos = Chaos(env, SEED, until=t0 + SOAK_SECONDS - CHAOS_TAIL_S)
     try:
         chaos.run()
     except BaseException:
-        load.stop_event.set()
+        load.stop()
         print("\nfaults until the error: %s" % json.dumps(chaos.events, indent=1))
         raise
     load.join()
+    statuses = load.statuses()
+    by_backend = Counter(backend for _, status, backend in load.records if status == 200)
 
     def books_closed(m, counts):
         gap = counts_identity(before, m, counts, chaos.deleted_counts)[0]
@@ -516,15 +434,16 @@ def test_soak_under_chaos_answers_everything_right_and_keeps_exact_counts(
         print("  %6.1f-%6.1f s  %-22s %-6s %s" % (e["t_start"], e["t_end"], e["kind"],
                                                   e["target"], e["notes"]))
     print("requests sent %d, answered %d (%s), client-side failures %d, wrong bodies %d, "
-          "client connects %d" % (load.sent, load.answered, dict(sorted(load.statuses.items())),
+          "client connects %d" % (load.sent, load.answered, dict(sorted(statuses.items())),
                                   len(load.failures), len(load.wrong), load.connects))
-    print("answered 200 by backend: %s" % dict(sorted(load.by_backend.items())))
+    print("answered 200 by backend: %s" % dict(sorted(by_backend.items())))
     for t, path, status, body in load.non_200[:10]:
-        print("  non-200 at %.2f s: %s -> %d %r" % (t, path, status, body))
-    for t, path, reason in load.failures[:10]:
-        print("  failure at %.2f s: %s: %s" % (t, path, reason))
+        print("  non-200 at %.2f s: %s -> %d %r" % (t - t0, path, status, body))
+    for t, reason, path in load.failures[:10]:
+        print("  failure at %.2f s: %s: %s" % (t - t0, path, reason))
     for t, path, status, backend, body in load.wrong[:10]:
-        print("  WRONG BODY at %.2f s: %s -> %d from %s: %r" % (t, path, status, backend, body))
+        print("  WRONG BODY at %.2f s: %s -> %d from %s: %r" % (t - t0, path, status, backend,
+                                                               body))
     print("proxy: requests parsed %d; upstream connects %d, connect failures %d, pooled reuses "
           "%d, stale-connection retries %d; 502/503/504 %d/%d/%d; ZooKeeper sessions %d, "
           "bad-version retries %d, errors %d, ambiguous writes %d"
@@ -557,12 +476,12 @@ def test_soak_under_chaos_answers_everything_right_and_keeps_exact_counts(
     assert not load.wrong, "%d wrong bodies, first: %s" % (len(load.wrong), load.wrong[:3])
     assert not load.failures, "%d requests got no answer, first: %s" % (
         len(load.failures), load.failures[:5])
-    assert set(load.statuses) <= {200}, "answers other than 200 (at least one backend was " \
-        "always up): %s; first: %s" % (dict(load.statuses), load.non_200[:5])
+    assert set(statuses) <= {200}, "answers other than 200 (at least one backend was " \
+        "always up): %s; first: %s" % (dict(statuses), load.non_200[:5])
     assert load.answered == load.sent
     assert d_requests == load.sent, "the proxy parsed %d requests, the clients sent %d" % (
         d_requests, load.sent)
-    assert set(load.by_backend) == set(BACKEND_NAMES), load.by_backend
+    assert set(by_backend) == set(BACKEND_NAMES), by_backend
     if SOAK_SECONDS >= 60:  # the first five faults are one of each kind
         assert {e["kind"] for e in chaos.events} == set(FAULTS), (
             "not every kind of fault ran in %.0f s: %s" % (SOAK_SECONDS, chaos.events))

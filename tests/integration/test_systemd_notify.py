@@ -4,62 +4,13 @@ NOTIFY_SOCKET names and reads what the proxy sends there."""
 
 import os
 import signal
-import socket
-import struct
 import time
 
 import pytest
 
 from harness import get, port_accepts, wait_until
+from upgradelib import NotifySocket
 from zk import start_zk_server  # noqa: F401  (fixture used by name)
-
-
-class NotifySocket:
-    def __init__(self, path):
-        self.path = str(path)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        # As systemd does: the kernel attaches the sender's pid to every datagram.
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        self.sock.bind(self.path)
-        self.messages = []  # every datagram so far, split into "KEY=value" lines
-        self.senders = []   # the sending pid of each message
-        self.times = []     # time.monotonic() when each message was read
-
-    def env(self, **extra):
-        return dict(os.environ, NOTIFY_SOCKET=self.path, **extra)
-
-    def drain(self):
-        """Reads whatever has arrived without waiting."""
-        self.sock.setblocking(False)
-        ucred = struct.calcsize("3i")
-        try:
-            while True:
-                data, ancillary, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(ucred))
-                pid = None
-                for level, kind, payload in ancillary:
-                    if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
-                        pid = struct.unpack("3i", payload[:ucred])[0]
-                self.messages.append(data.decode())
-                self.senders.append(pid)
-                self.times.append(time.monotonic())
-        except BlockingIOError:
-            pass
-        return self.messages
-
-    def lines_from(self, pid, start=0):
-        """Every line pid sent, from message index `start` on, in order."""
-        self.drain()
-        return [line for m, sender in zip(self.messages[start:], self.senders[start:])
-                if sender == pid for line in m.split("\n")]
-
-    def wait_for(self, line, timeout=10.0, count=1):
-        def seen():
-            return sum(line in m.split("\n") for m in self.drain()) >= count
-        wait_until(seen, timeout, "%d x %r on NOTIFY_SOCKET (got %r)"
-                   % (count, line, self.messages))
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.fixture

@@ -5,60 +5,11 @@ refused and no request fails."""
 import os
 import signal
 import subprocess
-import threading
 
 import pytest
 
-from harness import (LOOPBACK, HttpConnection, ManagedProcess, free_port, get, port_accepts,
-                     wait_until)
-
-LOAD_THREADS = 4
-
-
-class Load:
-    """Clients in threads, each request on a new connection (Connection: close), until
-    stopped: counts answers, refused connects and any other failure."""
-
-    def __init__(self, port):
-        self.port = port
-        self.ok = 0
-        self.slow_ok = 0
-        self.failures = []
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True)
-                        for i in range(LOAD_THREADS)]
-
-    def one(self, path):
-        with HttpConnection(self.port) as c:
-            r = c.request("GET", path, [("Connection", "close")])
-        if r.status != 200:
-            raise AssertionError("answer %r" % r)
-
-    def run(self, i):
-        # One thread keeps a slow request in flight at all times: some are in the old
-        # process when it is told to go, and must still be answered.
-        path = "/slow?ms=150" if i == 0 else "/"
-        while not self.stopping.is_set():
-            try:
-                self.one(path)
-                with self.lock:
-                    if i == 0:
-                        self.slow_ok += 1
-                    else:
-                        self.ok += 1
-            except Exception as e:  # noqa: BLE001  (every failure is reported)
-                with self.lock:
-                    self.failures.append(repr(e))
-
-    def start(self):
-        for t in self.threads:
-            t.start()
-
-    def stop(self):
-        self.stopping.set()
-        for t in self.threads:
-            t.join(30)
+from harness import LOOPBACK, ManagedProcess, free_port, get, port_accepts, wait_until
+from upgradelib import Load, stop_and_check_sanitizer_reports
 
 
 @pytest.fixture
@@ -78,19 +29,6 @@ def upgrade_run(ringmaster_bin, backend, tmp_path):
     start.port = port
     yield start
     stop_and_check_sanitizer_reports(started)
-
-
-def stop_and_check_sanitizer_reports(processes):
-    """Stops what still runs; fails the test on a sanitizer report in any of their logs."""
-    reports = []
-    for p in processes:
-        if p.alive():
-            p.stop()
-        report = p.sanitizer_report()
-        if report:
-            reports.append("%s: sanitizer report:\n%s" % (p.name, report))
-    if reports:
-        pytest.fail("\n\n".join(reports), pytrace=False)
 
 
 def test_three_takeovers_under_load_lose_nothing(upgrade_run):

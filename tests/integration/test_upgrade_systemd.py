@@ -17,8 +17,7 @@ import pytest
 
 from harness import (LOOPBACK, REPO_ROOT, ManagedProcess, free_port, get, port_accepts,
                      wait_until)
-from test_systemd_notify import NotifySocket
-from test_upgrade import Load, stop_and_check_sanitizer_reports
+from upgradelib import Load, NotifySocket, stop_and_check_sanitizer_reports
 
 PR_SET_CHILD_SUBREAPER = 36
 # systemd's watchdog period for these tests: pings every 50-100 ms.

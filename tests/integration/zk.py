@@ -252,21 +252,10 @@ def zk_ensemble(tmp_path, request):
 
 @pytest.fixture
 def start_agent(tmp_path, ringmaster_bin, request):
-    started = []
+    def make(zk_connect, target, name=None, **flags):
+        return Agent(ringmaster_bin, tmp_path, zk_connect, target, name=name, **flags)
 
-    def start(zk_connect, target, name=None, **flags):
-        name = name or ("agent" if not started else "agent-%d" % (len(started) + 1))
-        a = Agent(ringmaster_bin, tmp_path, zk_connect, target, name=name, **flags)
-        started.append(a)
-        _track(request, a.process)
-        return a
-
-    yield start
-    problems = []
-    for a in started:
-        problems += a.teardown_problems()
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
+    yield from harness.launcher(request, "agent", make)
 
 
 def wait_for(predicate, timeout=10.0, message=None):

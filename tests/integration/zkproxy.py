@@ -5,7 +5,8 @@ and test_fleet_faults.py share (test modules import helpers from here, never fro
     zk_counts(), wait_counts_sum(), assert_counts_stay()   the counts in ZooKeeper
     Nginx, start_nginx          named nginx targets (X-Backend: NAME) from the test kit
     LoadClient, run_wrk         load (tests/kit/load.py)
-    start_registered(), backend_requests(), share_report()
+    start_registered(), register_pair(), register_two()   backends announced by agents
+    backend_requests(), share_report()
 """
 
 import os
@@ -91,13 +92,15 @@ class ZkProxy:
 
 @pytest.fixture
 def start_zk_proxy(start_proxy, tmp_path):
-    """factory: start_zk_proxy(zk_connect, threads=2, session_file=False, **flags) -> ZkProxy.
+    """factory: start_zk_proxy(zk_connect, threads=2, session_file=False, routing=None,
+    **flags) -> ZkProxy.
 
     Flushes every FLUSH_INTERVAL_MS with the response cache off (harness default), so every
-    request reaches a backend and is counted."""
+    request reaches a backend and is counted. `routing`: backends (anything with .addr) the
+    proxy must route to, exactly, before it is returned."""
     count = [0]
 
-    def start(zk_connect, threads=2, session_file=False, **flags):
+    def start(zk_connect, threads=2, session_file=False, routing=None, **flags):
         count[0] += 1
         admin_port = free_port()
         env = None
@@ -114,7 +117,10 @@ def start_zk_proxy(start_proxy, tmp_path):
         wait_until(lambda: port_accepts(admin_port) or not p.alive(), 10,
                    "the admin listener on %d" % admin_port)
         assert p.alive(), p.stderr()
-        return ZkProxy(p, admin_port, path)
+        proxy = ZkProxy(p, admin_port, path)
+        if routing is not None:
+            proxy.wait_routing([b.addr for b in routing])
+        return proxy
 
     return start
 
@@ -219,6 +225,18 @@ def start_registered(start_backend, start_agent, zk_connect, name, ctl=None, **a
     if ctl is not None:
         wait_for(lambda: ctl.exists("%s/%s" % (TARGETS, b.addr)), 10, "node of %s" % name)
     return b, a
+
+
+def register_pair(start_backend, start_agent, zk_connect, ctl, **agent_flags):
+    """Backends "one" and "two", each announced by its agent (start_registered):
+    ((b1, a1), (b2, a2))."""
+    return tuple(start_registered(start_backend, start_agent, zk_connect, name, ctl=ctl, **agent_flags)
+                 for name in ("one", "two"))
+
+
+def register_two(start_backend, start_agent, zk_connect, ctl, **agent_flags):
+    """register_pair's backends."""
+    return [b for b, _ in register_pair(start_backend, start_agent, zk_connect, ctl, **agent_flags)]
 
 
 def share_report(counts, total):

@@ -1,9 +1,10 @@
 """Load from real clients: bounded in count and time, every answer recorded.
 
     LoadClient(port, connections=4, total=N, duration_max=S, rate=R)
-        keep-alive connections (one thread each) sending GET `path` through kit.http's
-        reader; records (completion time, status, X-Backend) per answer, failures with
-        their reason; answered is exact (the tests compare it with counts in ZooKeeper)
+        keep-alive connections (one thread each) sending GET `path` (one path, or one per
+        request) through kit.http's reader; records (completion time, status, X-Backend)
+        per answer, failures with their reason, 200 bodies a `check` refused; answered is
+        exact (the tests compare it with counts in ZooKeeper)
     run_wrk(port, args)   wrk's request count and seconds, failing on errors or non-2xx
 """
 
@@ -12,9 +13,11 @@ import shutil
 import subprocess
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
-from kit.http import (ConnectionClosed, HttpConnection, ProtocolError, build_request)
+from kit.http import (DEFAULT_HOST, ConnectionClosed, HttpConnection, ProtocolError,
+                      build_request)
 from kit.procs import LOOPBACK, wait_until
 
 
@@ -27,10 +30,15 @@ class LoadClient:
 
     Each answered request is recorded as (completion time, status, X-Backend); a request
     that got no complete response (reset, close, timeout) is a failure with its reason.
-    `answered` is exact: it is what the test compares with the counts in ZooKeeper."""
+    `answered` is exact: it is what the test compares with the counts in ZooKeeper.
+
+    `path` is one path for every request, or a function (connection index, sequence number
+    on that connection, from 1) -> path, for a path per request. `check(path, response)`
+    judges each 200 answer's bytes (kit.http's Response): False records it in `wrong`.
+    Times are time.monotonic() values."""
 
     def __init__(self, port, connections=4, total=None, duration_max=60.0, rate=None,
-                 path="/", timeout=10.0, name="load"):
+                 path="/", timeout=10.0, name="load", host=DEFAULT_HOST, check=None):
         self.port = port
         self.connections = connections
         self.total = total if total is not None else 10 ** 9
@@ -38,12 +46,17 @@ class LoadClient:
         self.rate = rate
         self.timeout = timeout
         self.name = name
-        self.request = build_request("GET", path)
+        self.path = path
+        self.host = host
+        self.check = check
         self._lock = threading.Lock()
         self._claimed = 0
         self._stop = threading.Event()
         self.records = []          # (t_done, status, backend)
-        self.failures = []         # (t, reason)
+        self.failures = []         # (t, reason, path)
+        self.wrong = []            # (t, path, status, backend, body[:200]): 200s check refused
+        self.non_200 = []          # (t, path, status, body[:200])
+        self.connects = 0          # connections opened (reconnects included)
         self.started_at = None
         self.finished_at = None
         self._threads = []
@@ -87,12 +100,20 @@ class LoadClient:
     def answered(self):
         return len(self.records)
 
+    @property
+    def sent(self):
+        """Requests attempted: each one is answered (records) or failed (failures)."""
+        return self._claimed
+
+    def statuses(self):
+        return Counter(status for _, status, _ in self.records)
+
     def ok(self):
         return sum(1 for r in self.records if r[1] == 200)
 
     def not_ok(self):
         """Failures plus non-200 answers, as readable strings."""
-        bad = ["%s (no response)" % reason for _, reason in self.failures]
+        bad = ["%s (no response)" % reason for _, reason, _ in self.failures]
         bad += ["status %d from %s" % (s, b) for _, s, b in self.records if s != 200]
         return bad
 
@@ -135,6 +156,8 @@ class LoadClient:
 
     def _run(self, index):
         conn = None
+        seq = 0
+        fixed = None if callable(self.path) else build_request("GET", self.path, host=self.host)
         interval = self.connections / self.rate if self.rate else 0.0
         next_at = time.monotonic() + (index * interval / self.connections if interval else 0)
         while not self._stop.is_set() and time.monotonic() < self._deadline:
@@ -146,25 +169,35 @@ class LoadClient:
                 next_at = max(next_at + interval, time.monotonic() - interval)
             if self._claim() is None:
                 break
+            seq += 1
+            path = self.path if fixed else self.path(index, seq)
+            request = fixed or build_request("GET", path, host=self.host)
             try:
                 if conn is None:
                     conn = HttpConnection(self.port, timeout=self.timeout)
-                conn.send(self.request)
+                    with self._lock:
+                        self.connects += 1
+                conn.send(request)
                 r = conn.read_response(timeout=self.timeout)
                 if not r.complete:
                     raise ConnectionError("closed inside a response body")
-                self.records.append((time.monotonic(), r.status, r.header("x-backend")))
-                if "close" in r.tokens("connection"):
-                    conn.close()
-                    conn = None
             except (OSError, ProtocolError, ConnectionClosed) as e:
-                self.failures.append((time.monotonic(), "%s: %s" % (type(e).__name__, e)))
+                self.failures.append((time.monotonic(), "%s: %s" % (type(e).__name__, e), path))
                 if conn is not None:
                     conn.close()
                 conn = None
+                continue
+            t, backend = time.monotonic(), r.header("x-backend")
+            if r.status != 200:
+                self.non_200.append((t, path, r.status, r.body[:200]))
+            elif self.check is not None and not self.check(path, r):
+                self.wrong.append((t, path, r.status, backend, r.body[:200]))
+            self.records.append((t, r.status, backend))
+            if "close" in r.tokens("connection"):
+                conn.close()
+                conn = None
         if conn is not None:
             conn.close()
-
 
 
 def wrk_binary():

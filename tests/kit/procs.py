@@ -4,6 +4,7 @@
                                      tests run side by side on pytest-xdist workers
     wait_until(predicate, timeout)   polling with a deadline (never a sleep as synchronisation)
     port_accepts(), connect_refused()
+    socket_inodes(pid)               a process's open sockets (to match with /proc/net/tcp)
     ManagedProcess                   a child with its output in a file, killed at the latest
                                      when this process exits or dies (PR_SET_PDEATHSIG): it
                                      only ever signals its own children, never by name
@@ -99,6 +100,20 @@ def connect_refused(port, host=LOOPBACK):
         return True
     except OSError:
         return False
+
+
+def socket_inodes(pid):
+    """The inode numbers of a process's open sockets, as strings (the inode column of
+    /proc/net/tcp). OSError when the process is gone."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue  # closed meanwhile
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    return inodes
 
 
 # ---------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@
 
 #include "ringmaster/base/host_port.h"
 #include "ringmaster/metrics/metrics.h"
+#include "ringmaster/metrics/registry.h"
 #include "ringmaster/upstream/routing.h"
 #include "ringmaster/upstream/targets.h"
 
@@ -74,7 +75,7 @@ struct CoordinatorOptions {
   std::function<void(const std::string& version_path)> on_content_version_change;
 };
 
-class ZkSession;
+class ZkClient;
 class TargetBook;
 class CountWriter;
 class FleetWriter;
@@ -87,6 +88,13 @@ struct RegistryState;
 class Coordinator {
  public:
   Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board);
+  // Over a session it does not own (a scripted fake, tests/unit/discovery/fake_zk.h) and a
+  // clock it is given (monotonic ms), with no thread: the caller turns the event loop with
+  // run_once() and ends it with run_final(); start() and stop() are not called. The fleet
+  // listener, when options.fleet_listen is set, is bound on the first run_once().
+  // ARCHITECTURE.md §3, "The coordinator's seam".
+  Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board, ZkClient& session,
+              std::function<int64_t()> clock_ms);
   ~Coordinator();
 
   // Starts the thread. Throws std::runtime_error (startup only) when the fleet listener
@@ -107,10 +115,23 @@ class Coordinator {
   // For the admin listener (any thread): {"mode", "session", "snapshot_version", "fleet",
   // "targets": the flags' source's targets, "sources": {targets path: [targets]}}.
   std::string targets_json() const;
-  void write_metrics(metrics::TextWriter& out) const;
+  // Registers the coordinator's families (ZooKeeper operations, flushes, registries, fleet,
+  // per-target histograms), read from the admin thread at render time.
+  void register_metrics(metrics::Registry& registry) const;
+
+  // One turn of the event loop (the thread runs these until stop()): apply a reload, open
+  // the session if it is not, take the session's events (waiting for them until the next
+  // flush is due), read what they say changed, and when the flush is due write the counts
+  // and publish the snapshots.
+  void run_once();
+  // The loop's end: writes what is still unflushed (the reactors have stopped), closes the
+  // session.
+  void run_final();
 
  private:
-  void run();
+  Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board, std::unique_ptr<ZkClient> owned,
+              ZkClient* session, std::function<int64_t()> clock_ms);
+  void begin_loop();
   struct Source;
   void handle_session_change();
   void full_read();
@@ -140,7 +161,7 @@ class Coordinator {
   bool report_to_leader(int64_t now, bool want_counts);
   int answer_report(std::string_view body, std::string* answer);
   void publish_fleet_view();
-  void write_fleet_metrics(metrics::TextWriter& out) const;
+  void register_fleet_metrics(metrics::Registry& registry) const;
 
   // One watched source; the state that was one per proxy before services.
   struct Source {
@@ -167,11 +188,13 @@ class Coordinator {
 
   CoordinatorOptions options_;
   upstream::RouteBoard* board_;
+  std::function<int64_t()> clock_ms_;  // base::now_ms, or the test's
   std::vector<Source> sources_;                       // coordinator thread only
   std::map<std::string, VersionNode> versions_;       // by version path; coordinator thread only
   std::mutex pending_mutex_;
   std::optional<std::vector<SourceOptions>> pending_sources_;  // set_sources -> the thread
-  std::unique_ptr<ZkSession> session_;
+  std::unique_ptr<ZkClient> owned_session_;  // the real ZkSession; null over a test's
+  ZkClient* session_;
   std::unique_ptr<TargetBook> book_;  // coordinator thread only
   // The count decisions over the session (flush, settle, re-read); coordinator thread only.
   std::unique_ptr<CountWriter> counts_;
@@ -179,6 +202,11 @@ class Coordinator {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   bool need_full_read_ = true;
+  // The loop's schedule (run_once).
+  bool loop_started_ = false;
+  int64_t next_flush_ms_ = 0;
+  int64_t next_refresh_ms_ = 0;
+  int64_t next_open_ms_ = 0;
   uint64_t snapshot_version_ = 0;
 
   bool flags_foreign_ = false;  // the flags' source is another tool's (its counts: counts_path)

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ringmaster/metrics/metrics.h"
+#include "ringmaster/metrics/registry.h"
 
 namespace ringmaster::proxy {
 
@@ -58,7 +59,8 @@ class AccessLog {
   void reopen();
   // Writes what is queued (as far as the file takes it without waiting) and ends the thread.
   void stop();
-  void write_metrics(metrics::TextWriter& out) const;
+  // Registers the ringmaster_access_log_* counters (read from any thread).
+  void register_metrics(metrics::Registry& registry) const;
 
  private:
   void run();

@@ -15,6 +15,7 @@
 #include "ringmaster/cache/cache.h"
 #include "ringmaster/http/message.h"
 #include "ringmaster/metrics/metrics.h"
+#include "ringmaster/metrics/registry.h"
 #include "ringmaster/proxy/access_log.h"
 #include "ringmaster/upstream/routing.h"
 
@@ -76,10 +77,10 @@ class Server {
   // Joins the worker threads (they exit once drained or at the shutdown deadline); their
   // counters stay readable until the server is destroyed.
   void wait();
-  // Cache hits/misses/waits summed over reactors plus the cache's own gauges.
-  void write_cache_metrics(metrics::TextWriter& out) const;
-  // Prometheus samples summed over reactors; callable from any thread while running.
-  void write_metrics(metrics::TextWriter& out) const;
+  // Registers the proxy's families: counters, gauges and histograms summed over reactors at
+  // render time (from any thread, until the server is destroyed), then the cache's
+  // hits/misses/waits and the shared cache's own counters and gauges.
+  void register_metrics(metrics::Registry& registry) const;
   // Each reactor's loop-turn count (callable from any thread once started).
   std::vector<uint64_t> loop_turns() const;
 

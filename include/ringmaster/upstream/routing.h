@@ -166,7 +166,8 @@ class RouteBoard {
   uint64_t version_ = 0;
 };
 
-// ringmaster_service_* families: requests, request and upstream time, by service.
-void write_service_metrics(metrics::TextWriter& out, const std::vector<std::shared_ptr<ServiceRuntime>>& services);
+// Registers the ringmaster_service_* families (requests, cache hits and misses, request and
+// upstream time, by service) over the services `board` routes to at render time.
+void register_service_metrics(metrics::Registry& registry, const RouteBoard& board);
 
 }  // namespace ringmaster::upstream

@@ -14,12 +14,14 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "ringmaster/base/host_port.h"
 #include "ringmaster/metrics/metrics.h"
+#include "ringmaster/metrics/registry.h"
 
 namespace ringmaster::upstream {
 
@@ -57,9 +59,11 @@ struct TargetState {
   uint64_t requests_total() const;
 };
 
-// ringmaster_target_upstream_duration_seconds{target="host:port"}: one histogram per target,
-// summed over its reactor slots (any thread, while the states are alive).
-void write_target_histograms(metrics::TextWriter& out, const std::vector<const TargetState*>& targets);
+// Registers ringmaster_target_upstream_duration_seconds{target="host:port"}: one histogram
+// per target `targets()` lists at render time, summed over its reactor slots (any thread; the
+// list keeps the states alive while they are read).
+using TargetStates = std::vector<std::shared_ptr<const TargetState>>;
+void register_target_histograms(metrics::Registry& registry, std::function<TargetStates()> targets);
 
 struct Target {
   std::shared_ptr<TargetState> state;

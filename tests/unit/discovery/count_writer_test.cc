@@ -139,13 +139,16 @@ TEST(FakeZk, KeepsZooKeeperVersionsAndAnswers) {
   EXPECT_EQ(zk.get_children("/a", &children, true, &stat), ZkCode::ok);
   EXPECT_EQ(children, (std::vector<std::string>{"b", "c", "m-0000000002"}));
   EXPECT_EQ(stat.cversion, 3);
-  // Expiry takes our ephemeral node; the child watch fires.
+  // Expiry takes our ephemeral node; the dead session hears of it only that it expired
+  // (its watches fire for no one).
   zk.expire_session();
   EXPECT_FALSE(zk.has(created));
   EXPECT_EQ(zk.get("/a/b", nullptr, nullptr, false), ZkCode::session_expired);
   auto e = zk.wait_event(0);
   ASSERT_TRUE(e);
-  EXPECT_EQ(e->type, ZkEvent::Type::child);
+  EXPECT_EQ(e->type, ZkEvent::Type::session);
+  EXPECT_EQ(e->state, SessionState::expired);
+  EXPECT_FALSE(zk.wait_event(0));
   zk.reopen();
   EXPECT_TRUE(zk.connected());
   // A scripted CONNECTIONLOSS after the write applied.

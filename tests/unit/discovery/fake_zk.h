@@ -5,9 +5,17 @@
 //   * fail_at(step, fault): the step-th operation (0-based, counted over every call) answers
 //     fault.code instead. For a write, fault.applied says whether the server applied it
 //     before the answer was lost (CONNECTIONLOSS after the fact); a session_expired fault also
-//     expires the session (its ephemeral nodes go, state() says expired, an event is queued).
+//     expires the session (its ephemeral nodes go, state() says expired, an event is queued);
+//     fault.disconnects drops the connection with it (see disconnect()).
 //   * before_each(hook): runs before every operation with its step, kind and path: another
 //     actor (a proxy winning the version race, an agent re-creating its node) acts there.
+// The session: open from the start and connected (FakeZk(false): closed until open(), which
+// connects at once). disconnect() and reconnect() lose and regain the connection within the
+// session (watches kept; every operation answers CONNECTIONLOSS meanwhile); expire_session()
+// and reopen() end it and start a new one (watches and queued events gone). Each change
+// queues a session event, as the real client does.
+// Several clients (sessions: proxies of one fleet) can share one FakeZkTree: FakeZk(other.tree())
+// has its own session, script and log; a change by any of them fires every client's watches.
 // Every operation is logged ("set /targets/a:1 v3 -> BADVERSION") for failure messages.
 // Single-threaded, like the coordinator.
 #pragma once
@@ -17,6 +25,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -25,6 +34,22 @@
 #include "discovery/zk_client.h"
 
 namespace ringmaster::discovery {
+
+class FakeZk;
+
+// The server's side: one node tree that several clients (FakeZk sessions, e.g. two proxies of
+// a fleet) share. Each change fires the matching watches of every client.
+struct FakeZkTree {
+  struct Node {
+    std::string data;
+    ZkStat stat;
+  };
+  FakeZkTree() { nodes["/"] = Node{}; }
+  std::map<std::string, Node> nodes;
+  int64_t zxid = 0;
+  int64_t sessions = 0;  // session ids handed out
+  std::vector<FakeZk*> clients;
+};
 
 class FakeZk final : public ZkClient {
  public:
@@ -44,10 +69,21 @@ class FakeZk final : public ZkClient {
   struct Fault {
     ZkCode code = ZkCode::connection_loss;
     bool applied = false;  // writes only: applied by the server before the answer was lost
+    bool disconnects = false;  // the connection drops with it (state connecting, until reconnect())
   };
   using Hook = std::function<void(FakeZk& zk, size_t step, Op op, const std::string& path)>;
 
-  FakeZk() { nodes_["/"] = Node{}; }
+  explicit FakeZk(bool open = true) : FakeZk(std::make_shared<FakeZkTree>(), open) {}
+  // Another client of `tree` (tree() of an existing one): its own session, script and log.
+  explicit FakeZk(std::shared_ptr<FakeZkTree> tree, bool open = true)
+      : tree_(std::move(tree)), session_id_(++tree_->sessions), open_(open),
+        state_(open ? SessionState::connected : SessionState::closed) {
+    tree_->clients.push_back(this);
+  }
+  ~FakeZk() override { std::erase(tree_->clients, this); }
+  FakeZk(const FakeZk&) = delete;
+  FakeZk& operator=(const FakeZk&) = delete;
+  const std::shared_ptr<FakeZkTree>& tree() const { return tree_; }
 
   // ---- The script.
   void fail_at(size_t step, Fault fault) { faults_[step] = fault; }
@@ -85,8 +121,8 @@ class FakeZk final : public ZkClient {
       ++p->stat.cversion;
       --p->stat.num_children;
     }
-    fire(data_watches_, path, ZkEvent::Type::deleted);
-    fire(child_watches_, parent_of(path), ZkEvent::Type::child);
+    fire_all(false, path, ZkEvent::Type::deleted);
+    fire_all(true, parent_of(path), ZkEvent::Type::child);
   }
   // Deleted and created again with `data`: a new incarnation (new czxid, version 0).
   void recreate(const std::string& path, const std::string& data, int64_t owner = 0) {
@@ -98,12 +134,24 @@ class FakeZk final : public ZkClient {
     auto it = nodes_.find(path);
     return it == nodes_.end() ? std::string() : it->second.data;
   }
+  // The children's names, sorted.
+  std::vector<std::string> children(const std::string& path) const {
+    std::vector<std::string> out;
+    std::string prefix = path == "/" ? "/" : path + "/";
+    for (auto it = nodes_.lower_bound(prefix); it != nodes_.end() && it->first.starts_with(prefix); ++it) {
+      if (it->first.find('/', prefix.size()) == std::string::npos) out.push_back(it->first.substr(prefix.size()));
+    }
+    return out;
+  }
   ZkStat stat(const std::string& path) const {
     auto it = nodes_.find(path);
     return it == nodes_.end() ? ZkStat{} : it->second.stat;
   }
   // Expires this client's session: its ephemeral nodes go, state() says expired.
   void expire_session() {
+    // The dead session's watches fire for no one (other clients see its ephemerals go).
+    data_watches_.clear();
+    child_watches_.clear();
     std::vector<std::string> mine;
     for (const auto& [path, n] : nodes_) {
       if (n.stat.ephemeral_owner == session_id_) mine.push_back(path);
@@ -111,19 +159,43 @@ class FakeZk final : public ZkClient {
     for (const std::string& path : mine) erase(path);
     set_state(SessionState::expired);
   }
+  // The connection drops (the session lives on): operations answer CONNECTIONLOSS.
+  void disconnect() { set_state(SessionState::connecting); }
+  // Connected again within the same session: its watches and ephemeral nodes are intact.
+  void reconnect() { set_state(SessionState::connected); }
+  int64_t session_id() const { return session_id_; }
+  int sessions_opened() const { return sessions_opened_; }
+  // The waits asked for, in ms (wait_event never blocks: the test's clock stands still).
+  const std::vector<int64_t>& waits() const { return waits_; }
+
+  // ---- ZkClient: the lifecycle.
+  ZkCode open() override {
+    open_ = true;
+    ++sessions_opened_;
+    set_state(SessionState::connected);
+    return ZkCode::ok;
+  }
+  void close() override {
+    open_ = false;
+    state_ = SessionState::closed;
+    events_.clear();
+  }
   // A new session (what ZkSession::reopen does), connected at once; watches are gone.
-  void reopen() {
-    ++session_id_;
+  ZkCode reopen() override {
+    session_id_ = ++tree_->sessions;
     data_watches_.clear();
     child_watches_.clear();
     events_.clear();
-    set_state(SessionState::connected);
+    return open();
   }
-  int64_t session_id() const { return session_id_; }
+  bool is_open() const override { return open_; }
+  void interrupt() override {}
+  uint32_t negotiated_timeout_ms() const override { return open_ ? 10000 : 0; }
 
-  // ---- ZkClient.
+  // ---- ZkClient: the operations.
   SessionState state() const override { return state_; }
-  std::optional<ZkEvent> wait_event(int64_t) override {
+  std::optional<ZkEvent> wait_event(int64_t timeout_ms) override {
+    waits_.push_back(timeout_ms);
     if (events_.empty()) return std::nullopt;
     ZkEvent e = events_.front();
     events_.pop_front();
@@ -199,13 +271,7 @@ class FakeZk final : public ZkClient {
     return step(Op::get_children, path, [&] {
       Node* n = find(path);
       if (!n) return ZkCode::no_node;
-      if (children) {
-        children->clear();
-        std::string prefix = path == "/" ? "/" : path + "/";
-        for (auto it = nodes_.lower_bound(prefix); it != nodes_.end() && it->first.starts_with(prefix); ++it) {
-          if (it->first.find('/', prefix.size()) == std::string::npos) children->push_back(it->first.substr(prefix.size()));
-        }
-      }
+      if (children) *children = this->children(path);
       if (stat) *stat = n->stat;
       if (watch) child_watches_.insert(path);
       return ZkCode::ok;
@@ -222,10 +288,7 @@ class FakeZk final : public ZkClient {
   }
 
  private:
-  struct Node {
-    std::string data;
-    ZkStat stat;
-  };
+  using Node = FakeZkTree::Node;
 
   // One operation: the hook, then the scripted fault or the real thing, then the log line.
   template <typename Apply>
@@ -236,11 +299,14 @@ class FakeZk final : public ZkClient {
     auto fault = faults_.find(n);
     if (state_ == SessionState::expired) {
       rc = ZkCode::session_expired;
+    } else if (state_ != SessionState::connected) {
+      rc = ZkCode::connection_loss;
     } else if (fault != faults_.end()) {
       bool write = op == Op::create || op == Op::set || op == Op::remove || op == Op::multi;
       if (write && fault->second.applied) apply();  // its own answer is lost
       rc = fault->second.code;
       if (rc == ZkCode::session_expired) expire_session();
+      if (fault->second.disconnects) disconnect();
     } else {
       rc = apply();
     }
@@ -266,7 +332,7 @@ class FakeZk final : public ZkClient {
   void make(const std::string& path, const std::string& data, int64_t owner) {
     Node n;
     n.data = data;
-    n.stat.czxid = n.stat.mzxid = ++zxid_;
+    n.stat.czxid = n.stat.mzxid = ++tree_->zxid;
     n.stat.data_length = static_cast<int32_t>(data.size());
     n.stat.ephemeral_owner = owner;
     nodes_[path] = n;
@@ -274,17 +340,21 @@ class FakeZk final : public ZkClient {
       ++p->stat.cversion;
       ++p->stat.num_children;
     }
-    fire(data_watches_, path, ZkEvent::Type::created);
-    fire(child_watches_, parent_of(path), ZkEvent::Type::child);
+    fire_all(false, path, ZkEvent::Type::created);
+    fire_all(true, parent_of(path), ZkEvent::Type::child);
   }
   void write(Node& n, const std::string& data) {
     n.data = data;
     n.stat.data_length = static_cast<int32_t>(data.size());
     ++n.stat.version;
-    n.stat.mzxid = ++zxid_;
+    n.stat.mzxid = ++tree_->zxid;
     for (auto& [path, node] : nodes_) {
-      if (&node == &n) fire(data_watches_, path, ZkEvent::Type::changed);
+      if (&node == &n) fire_all(false, path, ZkEvent::Type::changed);
     }
+  }
+  // A data (child = false) or children watch on `path` fires, for every client that set one.
+  void fire_all(bool child, const std::string& path, ZkEvent::Type type) {
+    for (FakeZk* c : tree_->clients) c->fire(child ? c->child_watches_ : c->data_watches_, path, type);
   }
   void fire(std::set<std::string>& watches, const std::string& path, ZkEvent::Type type) {
     if (watches.erase(path) == 0) return;
@@ -295,10 +365,13 @@ class FakeZk final : public ZkClient {
     events_.push_back(ZkEvent{ZkEvent::Type::session, s, ""});
   }
 
-  std::map<std::string, Node> nodes_;
-  int64_t zxid_ = 0;
-  int64_t session_id_ = 1;
-  SessionState state_ = SessionState::connected;
+  std::shared_ptr<FakeZkTree> tree_;
+  std::map<std::string, Node>& nodes_ = tree_->nodes;
+  int64_t session_id_;
+  int sessions_opened_ = 0;
+  bool open_;
+  SessionState state_;
+  std::vector<int64_t> waits_;
   std::deque<ZkEvent> events_;
   std::set<std::string> data_watches_;
   std::set<std::string> child_watches_;

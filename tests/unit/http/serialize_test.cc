@@ -297,6 +297,76 @@ TEST(WriteErrorResponse, ContentLengthMatchesBodyForEveryStatus) {
   }
 }
 
+LocalResponse local(uint16_t status, std::string_view content_type, std::string_view body, bool close) {
+  LocalResponse r;
+  r.status = status;
+  r.content_type = content_type;
+  r.body = body;
+  r.close = close;
+  return r;
+}
+
+// The admin listener's, the fleet link's and the no-service answers: the exact bytes each
+// wrote by hand before they shared write_response().
+TEST(WriteResponse, AdminAnswerWithTypeLengthAndClose) {
+  base::ByteBuffer out;
+  write_response(local(200, "application/json", "{\"purged\":3}\n", true), out);
+  EXPECT_EQ(out.view(),
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n"
+            "Connection: close\r\n\r\n{\"purged\":3}\n");
+}
+
+TEST(WriteResponse, KeepAliveAnswerHasNoConnectionField) {
+  base::ByteBuffer out;
+  write_response(local(409, "application/json", "{}", false), out);
+  EXPECT_EQ(out.view(), "HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+}
+
+TEST(WriteResponse, HeadOnlyAnnouncesTheBodyItOmits) {
+  base::ByteBuffer out;
+  LocalResponse r = local(404, "text/plain", "no service\n", true);
+  r.head_only = true;
+  write_response(r, out);
+  EXPECT_EQ(out.view(),
+            "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 11\r\nConnection: close\r\n\r\n");
+}
+
+TEST(WriteResponse, EveryOptionalFieldInItsPlace) {
+  base::ByteBuffer out;
+  LocalResponse r = local(503, "text/plain", "x", true);
+  r.retry_after_s = 7;
+  r.request_id = "abc";
+  write_response(r, out);
+  EXPECT_EQ(out.view(),
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n"
+            "Retry-After: 7\r\nX-Request-Id: abc\r\nConnection: close\r\n\r\nx");
+}
+
+TEST(WriteResponse, LargeBodyFitsExactly) {
+  base::ByteBuffer out;
+  std::string body(100000, 'b');
+  write_response(local(200, "text/plain", body, false), out);
+  std::string_view s = out.view();
+  ASSERT_TRUE(s.ends_with("\r\n\r\n" + body));
+  EXPECT_NE(s.find("Content-Length: 100000\r\n"), std::string_view::npos);
+}
+
+// The agent's probe and the fleet follower's report: the bytes each wrote by hand before.
+TEST(WriteRequest, WritesTheRequestsWeMake) {
+  const std::pair<LocalRequest, std::string_view> cases[] = {
+      {{"GET", "/health", "10.0.0.1:8080", "ringmaster-agent", "", "", true},
+       "GET /health HTTP/1.1\r\nHost: 10.0.0.1:8080\r\nUser-Agent: ringmaster-agent\r\nConnection: close\r\n\r\n"},
+      {{"POST", "/fleet/report", "127.0.0.1:9", "", "application/json", "{\"a\":1}", false},
+       "POST /fleet/report HTTP/1.1\r\nHost: 127.0.0.1:9\r\nContent-Type: application/json\r\n"
+       "Content-Length: 7\r\n\r\n{\"a\":1}"},
+  };
+  for (const auto& [request, expected] : cases) {
+    base::ByteBuffer out;
+    write_request(request, out);
+    EXPECT_EQ(out.view(), expected);
+  }
+}
+
 TEST(ReasonPhrase, CoversEveryStatusTheProxySends) {
   EXPECT_EQ(reason_phrase(200), "OK");
   EXPECT_EQ(reason_phrase(400), "Bad Request");

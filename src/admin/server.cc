@@ -1,4 +1,4 @@
-#include "ringmaster/proxy/admin.h"
+#include "ringmaster/admin/server.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -14,7 +14,7 @@
 #include "ringmaster/http/message.h"
 #include "ringmaster/io/socket.h"
 
-namespace ringmaster::proxy {
+namespace ringmaster::admin {
 namespace {
 
 constexpr int kAdminIoTimeoutMs = 2000;
@@ -28,48 +28,51 @@ void send_all(int fd, std::string_view bytes) {
   }
 }
 
-void send_response(int fd, const AdminResponse& r) {
-  std::string head = "HTTP/1.1 " + std::to_string(r.status) + " " +
-                     std::string(http::reason_phrase(static_cast<uint16_t>(r.status))) +
-                     "\r\nContent-Type: " + r.content_type + "\r\nContent-Length: " + std::to_string(r.body.size()) +
-                     "\r\nConnection: close\r\n\r\n";
-  send_all(fd, head);
-  send_all(fd, r.body);
+// Every byte of the answer comes from http's one writer of our own responses.
+void send_response(int fd, const Response& r) {
+  http::LocalResponse answer;
+  answer.status = static_cast<uint16_t>(r.status);
+  answer.content_type = r.content_type;
+  answer.body = r.body;
+  answer.close = true;  // one request per connection
+  base::ByteBuffer out;
+  http::write_response(answer, out);
+  send_all(fd, out.view());
 }
 
 }  // namespace
 
-AdminServer::AdminServer(const base::SocketAddress& address) {
+Server::Server(const base::SocketAddress& address) {
   listen_fd_ = io::listen_tcp(address, 64);
   stop_fd_ = eventfd(0, EFD_CLOEXEC);
   if (stop_fd_ < 0) throw std::runtime_error("eventfd failed");
 }
 
-AdminServer::~AdminServer() {
+Server::~Server() {
   stop();
   if (listen_fd_ >= 0) ::close(listen_fd_);
   if (stop_fd_ >= 0) ::close(stop_fd_);
 }
 
-void AdminServer::route(std::string method, std::string path, AdminHandler handler) {
+void Server::route(std::string method, std::string path, Handler handler) {
   routes_.push_back(Route{std::move(method), std::move(path), std::move(handler)});
 }
 
-void AdminServer::start() {
+void Server::start() {
   thread_ = std::thread([this] {
     base::set_thread_name("admin");
     serve();
   });
 }
 
-void AdminServer::stop() {
+void Server::stop() {
   if (!thread_.joinable()) return;
   uint64_t one = 1;
   (void)!::write(stop_fd_, &one, sizeof one);
   thread_.join();
 }
 
-void AdminServer::serve() {
+void Server::serve() {
   for (;;) {
     pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) continue;
@@ -88,7 +91,7 @@ void AdminServer::serve() {
   }
 }
 
-void AdminServer::handle(int fd) {
+void Server::handle(int fd) {
   http::Limits limits;
   limits.body_bytes_max = kAdminBodyBytesMax;
   http::RequestParser parser(limits);
@@ -103,7 +106,7 @@ void AdminServer::handle(int fd) {
     if (!head_done) {
       http::ParseResult r = parser.parse_head(p, left);
       if (r.status == http::ParseStatus::error) {
-        send_response(fd, AdminResponse{parser.error_status(), "text/plain", "bad request\n"});
+        send_response(fd, Response{parser.error_status(), "text/plain", "bad request\n"});
         return;
       }
       p += r.consumed;
@@ -114,14 +117,14 @@ void AdminServer::handle(int fd) {
     if (!parser.body_done()) {
       http::ParseResult r = parser.parse_body(p, left, body);
       if (r.status == http::ParseStatus::error) {
-        send_response(fd, AdminResponse{parser.error_status(), "text/plain", "bad request body\n"});
+        send_response(fd, Response{parser.error_status(), "text/plain", "bad request body\n"});
         return;
       }
     }
     if (parser.body_done()) break;
   }
   const http::RequestHead& head = parser.head();
-  AdminRequest req;
+  Request req;
   req.method = std::string(head.method_text);
   std::string_view target = head.target;
   size_t q = target.find('?');
@@ -137,8 +140,8 @@ void AdminServer::handle(int fd) {
       return;
     }
   }
-  send_response(fd, path_known ? AdminResponse{405, "text/plain", "method not allowed\n"}
-                               : AdminResponse{404, "text/plain", "not found\n"});
+  send_response(fd, path_known ? Response{405, "text/plain", "method not allowed\n"}
+                               : Response{404, "text/plain", "not found\n"});
 }
 
-}  // namespace ringmaster::proxy
+}  // namespace ringmaster::admin
