@@ -168,15 +168,12 @@ ClientConn* Worker::prepare_background_refresh(ClientConn* c) {
   b->worker = this;
   b->fd = -1;
   b->background = true;
-  b->peer_eof = true;  // never receives
   b->out.set_pool(&out_pool_);
   b->parser = std::move(parser);
   b->head_parsed = true;
-  b->state = ClientState::exchanging;
+  b->ex.start_background();  // never receives; its request is complete; no keep-alive
   b->method = http::Method::get;
   b->version_minor = b->parser->head().version_minor;
-  b->keep_alive = false;
-  b->request_done = true;
   b->service = c->service;
   ++b->service->clients;
   // It takes over the client's claim on the key, and asks about the stale entry.
@@ -200,7 +197,7 @@ void Worker::end_background_refresh(ClientConn* b, bool answered) {
   // Every way a refresh ends comes here (finish_exchange, local_response, close_client,
   // serve_stale): with an answer from the origin, or without one (no target, a 5xx, a
   // broken or timed-out exchange), when the stale entry stays as it was.
-  if (b->state == ClientState::closed) return;
+  if (b->ex.state() == ClientState::closed) return;
   if (b->queued_on != nullptr) {
     unlink_queued(b);
     b->queued_bytes.reset();
@@ -221,7 +218,7 @@ void Worker::end_background_refresh(ClientConn* b, bool answered) {
   (answered ? stats_.cache_refreshes_succeeded : stats_.cache_refreshes_failed).add();
   --background_refreshes_;
   release_service(b);
-  b->state = ClientState::closed;
+  b->ex.on_closed();
   TimerList::disarm(&b->timer);
   b->out.release();
   if (b->parser) recycle_parser(std::move(b->parser));
@@ -237,7 +234,7 @@ void Worker::serve_hit(ClientConn* c, cache::EntryRef entry) {
 void Worker::write_hit(ClientConn* c, cache::EntryRef entry) {
   const cache::Entry& e = *entry;
   base::ByteBuffer* out = &c->out.pending();
-  bool close = !c->keep_alive;
+  bool close = !c->ex.keep_alive();
   // cache_fields_ holds this request's fields (try_cache filled it just before).
   bool not_modified = cache::not_modified(e, cache_fields_);
   // A Range request is answered from the whole stored body (preconditions come first).
@@ -322,8 +319,7 @@ void Worker::write_hit(ClientConn* c, cache::EntryRef entry) {
   } else if (!not_modified && body_len > 0 && c->method != http::Method::head) {
     c->out.append_shared(std::move(entry), body, body_len);
   }
-  c->response_started = true;
-  c->response_done = true;
+  c->ex.on_whole_response();
 }
 
 bool Worker::answer_revalidated(ClientConn* c, const http::ResponseHead& response) {
@@ -347,19 +343,19 @@ bool Worker::answer_revalidated(ClientConn* c, const http::ResponseHead& respons
 }
 
 void Worker::park_cache_waiter(ClientConn* c) {
-  c->cache_waiting = true;
+  c->ex.begin_wait(ClientWait::cache);
   cache_wait_timers_.arm(&c->timer, now_ms_);
   cache_waiters_.push_back(c);
 }
 
 void Worker::unpark_cache_waiter(ClientConn* c) {
-  c->cache_waiting = false;
+  ClientTimer timer = c->ex.end_wait();
   auto it = std::find(cache_waiters_.begin(), cache_waiters_.end(), c);
   if (it != cache_waiters_.end()) {
     *it = cache_waiters_.back();
     cache_waiters_.pop_back();
   }
-  if (c->state == ClientState::exchanging) client_timers_.arm(&c->timer, now_ms_);
+  arm_client_timer(c, timer);
 }
 
 void Worker::wake_cache_waiters() {
@@ -368,9 +364,9 @@ void Worker::wake_cache_waiters() {
   std::vector<ClientConn*> waiters;
   waiters.swap(cache_waiters_);
   for (ClientConn* c : waiters) {
-    c->cache_waiting = false;
-    if (c->state != ClientState::exchanging) continue;
-    client_timers_.arm(&c->timer, now_ms_);
+    ClientTimer timer = c->ex.end_wait();
+    if (c->ex.state() != ClientState::exchanging) continue;
+    arm_client_timer(c, timer);
     if (!try_cache(c)) start_attempt(c, nullptr);
   }
 }
@@ -434,7 +430,7 @@ bool Worker::end_cache_claim(ClientConn* c, bool pass_if_unstored) {
   c->revalidate.reset();
   c->cache_refreshed = false;
   if (c->fill) {
-    if (c->response_done && !c->fill->abandoned()) {
+    if (c->ex.response_complete() && !c->fill->abandoned()) {
       cache::EntryRef entry = c->fill->finish(now_ms_);
       if (entry) {
         stored = cache_of(c)->insert(std::move(entry), c->cache_epoch);
@@ -471,7 +467,7 @@ bool Worker::serve_stale(ClientConn* c, bool disconnected) {
     return true;
   }
   bool window = disconnected || options_.cache_stale_on_5xx;
-  if (!c->revalidate || c->response_started || !cache::may_serve_stale(*c->revalidate, now_ms_, window)) {
+  if (!c->revalidate || c->ex.response_started() || !cache::may_serve_stale(*c->revalidate, now_ms_, window)) {
     return false;
   }
   if (c->upstream) {

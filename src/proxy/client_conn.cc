@@ -1,5 +1,7 @@
 // The client side of a worker: receive, parse, validate, answer locally or hand the request
-// to an upstream connection, and send responses back in order.
+// to an upstream connection, and send responses back in order. Where the exchange stands and
+// which deadline runs is ClientExchange's (client_exchange.h): the code here maps completions
+// to its events and its answers to submissions and timer lists (ARCHITECTURE.md §3).
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,7 +26,7 @@ void Worker::arm_client_recv(ClientConn* c) {
 }
 
 void Worker::update_client_recv(ClientConn* c) {
-  if (c->state == ClientState::closed || c->peer_eof || c->starved || c->recv_cancel_pending) return;
+  if (c->ex.state() == ClientState::closed || c->ex.peer_eof() || c->starved || c->recv_cancel_pending) return;
   bool want = c->held.size() < kClientHeldMax;
   if (want && !c->recv_armed) {
     arm_client_recv(c);
@@ -49,9 +51,10 @@ void Worker::on_client_recv(ClientConn* c, io_uring_cqe* cqe) {
   // With incremental buffers the bytes start where the previous receive into this buffer
   // (of any client) ended.
   uint32_t offset = has_buffer ? buffers_->received(buffer_id, res > 0 ? static_cast<uint32_t>(res) : 0, cqe->flags) : 0;
-  bool keep = has_buffer && res > 0 && c->state != ClientState::closed && c->state != ClientState::lingering;
+  ClientState state = c->ex.state();
+  bool keep = has_buffer && res > 0 && state != ClientState::closed && state != ClientState::lingering;
   if (has_buffer && !keep) buffers_->release(buffer_id);
-  if (c->state == ClientState::closed) return;
+  if (state == ClientState::closed) return;
   if (res == -ENOBUFS) {
     c->starved = true;
     starved_.push_back(c);
@@ -65,29 +68,17 @@ void Worker::on_client_recv(ClientConn* c, io_uring_cqe* cqe) {
     client_input_ended(c, res);
     return;
   }
-  if (c->state == ClientState::lingering) {
+  if (state == ClientState::lingering) {
     if (!more) update_client_recv(c);
     return;
   }
   c->held.push_back(HeldBuffer{buffer_id, offset, static_cast<uint32_t>(res)});
-  if (c->state == ClientState::idle && !c->out.backed_up(kOutSoftLimit)) {
-    // First byte of the next request: the whole head must now arrive within the deadline.
-    // (While this client's answers are backed up the request waits, idle; see
-    // pump_client_once.)
-    c->state = ClientState::reading_head;
-    header_timers_.arm(&c->timer, now_ms_);
-  } else if (c->state == ClientState::exchanging && !c->cache_waiting && c->queued_on == nullptr) {
-    // A body must make real progress to keep the connection: the inactivity deadline moves
-    // only once kClientProgressBytes arrived since it was last set, so a client dribbling
-    // one byte at a time is cut after --client-timeout-ms like a silent one.
-    c->progress_bytes += static_cast<uint32_t>(res);
-    if (c->progress_bytes >= kClientProgressBytes) {
-      c->progress_bytes = 0;
-      client_timers_.arm(&c->timer, now_ms_);
-    }
-  }
+  // The first byte of the next request starts the head deadline (unless our answers are
+  // backed up: see pump_client_once); body bytes move the client's deadline (on_bytes).
+  bool backed_up = state == ClientState::idle && c->out.backed_up(kOutSoftLimit);
+  arm_client_timer(c, c->ex.on_bytes(static_cast<uint32_t>(res), backed_up));
   // A request starts with its first byte (a new connection is reading_head from accept on).
-  if (c->state == ClientState::reading_head && c->request_start_us == 0) begin_request(c);
+  if (c->ex.state() == ClientState::reading_head && c->request_start_us == 0) begin_request(c);
   pump_client(c);
 }
 
@@ -111,7 +102,7 @@ void Worker::pump_client(ClientConn* c) {
   // change state; the loop picks that up, so pipelined requests never recurse.
   if (c->pumping) return;
   c->pumping = true;
-  while (c->state != ClientState::closed && pump_client_once(c)) {
+  while (c->ex.state() != ClientState::closed && pump_client_once(c)) {
   }
   c->pumping = false;
   update_client_recv(c);
@@ -122,15 +113,14 @@ bool Worker::pump_client_once(ClientConn* c) {
   if (c->held.empty()) return false;
   HeldBuffer& h = c->held.front();
   const char* data = buffers_->buffer(h.buffer_id) + h.offset;
-  switch (c->state) {
+  switch (c->ex.state()) {
     case ClientState::idle:
       // The next request waits while this client's answers are backed up: a pipelining
       // client that does not read would otherwise get every cached or local answer queued
       // at once, without bound. Its held input then stops its receive and TCP pushes back;
       // on_client_send resumes the pump.
-      if (c->out.backed_up(kOutSoftLimit)) return false;
-      c->state = ClientState::reading_head;
-      header_timers_.arm(&c->timer, now_ms_);
+      if (!c->ex.start_next(c->out.backed_up(kOutSoftLimit))) return false;
+      arm_client_timer(c, ClientTimer::header);
       begin_request(c);
       return true;
     case ClientState::reading_head: {
@@ -149,10 +139,8 @@ bool Worker::pump_client_once(ClientConn* c) {
         stats_.rejected.add();
         RM_LOG_DEBUG("rejected request from %s: %u %.*s", c->ip, c->parser->error_status(),
                      static_cast<int>(c->parser->error_reason().size()), c->parser->error_reason().data());
-        c->keep_alive = false;
-        c->request_done = false;
+        c->ex.on_head_rejected();
         c->method = http::Method::get;
-        c->state = ClientState::exchanging;
         local_response(c, c->parser->error_status());
         return true;
       }
@@ -160,7 +148,7 @@ bool Worker::pump_client_once(ClientConn* c) {
       return true;
     }
     case ClientState::exchanging: {
-      if (c->request_done || c->upstream == nullptr) return false;
+      if (c->ex.request_complete() || c->upstream == nullptr) return false;
       base::ByteBuffer& out = c->upstream->out.pending();
       size_t queued = c->upstream->out.size();
       // Each parse_body call may add up to 32 framing bytes to what it consumes.
@@ -172,18 +160,15 @@ bool Worker::pump_client_once(ClientConn* c) {
       kick_upstream_send(c->upstream);
       if (r.status == http::ParseStatus::error) {
         stats_.rejected.add();
-        c->keep_alive = false;
-        if (c->response_started) {
+        c->ex.drop_keep_alive();
+        if (c->ex.response_started()) {
           close_client(c);
         } else {
           local_response(c, c->parser->error_status());
         }
         return true;
       }
-      if (r.status == http::ParseStatus::message_done) {
-        c->request_done = true;
-        if (c->response_done) finish_exchange(c);
-      }
+      if (r.status == http::ParseStatus::message_done && c->ex.on_body_complete()) finish_exchange(c);
       return r.consumed > 0 || r.status == http::ParseStatus::message_done;
     }
     case ClientState::closing:
@@ -198,18 +183,12 @@ void Worker::on_request_head(ClientConn* c) {
   const http::RequestHead& head = c->parser->head();
   stats_.requests.add();
   c->head_parsed = true;
-  c->state = ClientState::exchanging;
-  client_timers_.arm(&c->timer, now_ms_);
-  c->progress_bytes = 0;
+  arm_client_timer(c, c->ex.on_head(head.keep_alive, c->parser->body_done(), draining_));
   c->method = head.method;
   c->version_minor = head.version_minor;
-  c->keep_alive = head.keep_alive && !draining_;
-  c->request_done = c->parser->body_done();
-  c->response_started = false;
-  c->response_done = false;
   c->tried = upstream::TriedSet{};
   if (!route_request(c)) return;  // 404, or 413 over the service's body-bytes-max: no 100
-  if (head.expect_continue && !c->request_done) {
+  if (head.expect_continue && !c->ex.request_complete()) {
     // We will read the body ourselves, so we invite it (as nginx does) rather than relaying
     // the backend's 100 Continue.
     http::write_continue(c->out.pending());
@@ -241,27 +220,19 @@ void Worker::local_response(ClientConn* c, uint16_t status, uint32_t retry_after
   if (status == 503) stats_.responses_503.add();
   if (status == 504) stats_.responses_504.add();
   // Unread request body bytes make the connection's next request boundary unknown: close.
-  if (!c->request_done) c->keep_alive = false;
-  http::write_error_response(status, !c->keep_alive, c->method == http::Method::head, c->out.pending(),
+  c->ex.close_unless_request_complete();
+  http::write_error_response(status, !c->ex.keep_alive(), c->method == http::Method::head, c->out.pending(),
                              retry_after_s, request_id(c));
-  c->response_started = true;
-  c->response_done = true;
+  c->ex.on_whole_response();
   kick_client_send(c);
   finish_exchange(c);
 }
 
-void Worker::arm_between_requests(ClientConn* c) {
-  // Answers may still be going out between requests (a cached one is queued whole the
-  // moment it is found): until they are, the send-progress deadline governs, as during an
-  // exchange, so a slow but steady reader is not cut and the drain lets it finish; the
-  // keep-alive wait starts when the last byte is sent.
-  if (c->out.empty()) {
-    // Nothing left to send: an idle keep-alive client holds no output memory (OutQueue).
-    c->out.release();
-    idle_timers_.arm(&c->timer, now_ms_);
-  } else {
-    client_timers_.arm(&c->timer, now_ms_);
-  }
+void Worker::arm_between_requests(ClientConn* c, ClientTimer timer) {
+  // (Which deadline runs between requests: ClientExchange::between_requests.) Nothing left
+  // to send: an idle keep-alive client holds no output memory (OutQueue).
+  if (timer == ClientTimer::idle) c->out.release();
+  arm_client_timer(c, timer);
 }
 
 void Worker::finish_exchange(ClientConn* c) {
@@ -271,18 +242,16 @@ void Worker::finish_exchange(ClientConn* c) {
   }
   if (c->request_start_us != 0) request_finished(c, true);
   end_cache_claim(c);
-  if (draining_) c->keep_alive = false;
-  if (!c->keep_alive) {
-    c->state = ClientState::closing;
-    client_timers_.arm(&c->timer, now_ms_);
+  ClientExchange::Finish f = c->ex.finish(draining_, c->out.empty());
+  if (f.closing) {
+    arm_client_timer(c, f.timer);
     // Pipelined requests after a closing response are never forwarded.
     release_held(c);
-    if (c->out.empty()) begin_linger(c);
+    if (f.begin_linger) begin_linger(c);
     return;
   }
   c->parser->reset();
-  c->state = ClientState::idle;
-  arm_between_requests(c);
+  arm_between_requests(c, f.timer);
   if (c->held.empty()) {
     // Idle keep-alive connections hold no parser: thousands of them cost little memory.
     recycle_parser(std::move(c->parser));
@@ -292,7 +261,7 @@ void Worker::finish_exchange(ClientConn* c) {
 }
 
 void Worker::kick_client_send(ClientConn* c) {
-  if (c->state == ClientState::closed) return;
+  if (c->ex.state() == ClientState::closed) return;
   if (c->background) {
     c->out.release();  // a cache refresh: what a client would get is already in the entry
     return;
@@ -308,88 +277,57 @@ void Worker::kick_client_send(ClientConn* c) {
 
 void Worker::on_client_send(ClientConn* c, int res) {
   --c->in_flight;
-  if (c->state == ClientState::closed) return;
+  if (c->ex.state() == ClientState::closed) return;
   if (res < 0) {
     close_client(c);
     return;
   }
   c->out.on_sent(static_cast<size_t>(res));
-  // (A request waiting for the cache or for an upstream connection keeps that deadline.)
-  if ((c->state == ClientState::exchanging && !c->cache_waiting && c->queued_on == nullptr) ||
-      c->state == ClientState::closing) {
-    client_timers_.arm(&c->timer, now_ms_);
-  }
-  if (c->state == ClientState::idle) arm_between_requests(c);
+  auto out_empty = [c] { return c->out.empty(); };
+  arm_between_requests(c, c->ex.on_sent(out_empty));
   kick_client_send(c);
   if (c->upstream && c->upstream->state == UpstreamState::busy) pump_upstream(c->upstream);
-  if (c->state == ClientState::idle && !c->held.empty()) pump_client(c);  // was backed up
-  if (c->state == ClientState::closing && c->out.empty()) begin_linger(c);
+  if (c->ex.state() == ClientState::idle && !c->held.empty()) pump_client(c);  // was backed up
+  if (c->ex.last_answer_sent(out_empty)) begin_linger(c);
 }
 
 void Worker::on_client_timer(ClientConn* c) {
-  switch (c->state) {
-    case ClientState::reading_head:
-      // Slow or stalled head (slowloris): 408 and close.
-      RM_LOG_DEBUG("header timeout from %s", c->ip);
-      c->keep_alive = false;
-      c->request_done = false;
-      c->state = ClientState::exchanging;
+  // Who is blamed is the machine's rule (ClientExchange::on_timeout): a backend holding the
+  // whole request is waited on, never answered 408.
+  bool head = c->ex.state() == ClientState::reading_head;
+  switch (c->ex.on_timeout(c->upstream != nullptr)) {
+    case ClientTimeout::answer_408:
+      if (head) RM_LOG_DEBUG("header timeout from %s", c->ip);  // slowloris
       local_response(c, 408);
       return;
-    case ClientState::exchanging:
-      if (!c->response_started && c->request_done && c->upstream != nullptr) {
-        // The client owes nothing: its whole request is in and a backend has it. Only the
-        // upstream side's deadlines (connect, --upstream-timeout-ms) may end this, with the
-        // backend blamed (502/504), never a 408 — even when both timeouts are equal.
-        client_timers_.arm(&c->timer, now_ms_);
-        return;
-      }
-      if (!c->response_started) {
-        c->keep_alive = false;
-        local_response(c, 408);
-        return;
-      }
+    case ClientTimeout::rearm:
+      arm_client_timer(c, ClientTimer::client);
+      return;
+    case ClientTimeout::close:
       close_client(c);
       return;
-    default:
-      close_client(c);
   }
 }
 
 void Worker::client_input_ended(ClientConn* c, int res) {
-  c->peer_eof = true;
-  switch (c->state) {
-    case ClientState::exchanging:
-      // A client may half-close after sending a complete request; wait for the response.
-      if (res == 0 && c->request_done) {
-        c->keep_alive = false;
-        return;
-      }
-      close_client(c);
-      return;
-    case ClientState::closing:
-      if (res == 0) return;  // still sending our last response
-      close_client(c);
-      return;
-    default:
-      close_client(c);
-  }
+  // A client may half-close after a complete request and wait for the answer; a closing
+  // connection still sends its last one.
+  if (!c->ex.on_input_ended(res == 0)) close_client(c);
 }
 
 void Worker::begin_linger(ClientConn* c) {
   release_held(c);
-  if (c->peer_eof) {
+  if (!c->ex.begin_linger()) {
     close_client(c);
     return;
   }
   ::shutdown(c->fd, SHUT_WR);
-  c->state = ClientState::lingering;
-  linger_timers_.arm(&c->timer, now_ms_);
+  arm_client_timer(c, ClientTimer::linger);
   update_client_recv(c);
 }
 
 void Worker::close_client(ClientConn* c) {
-  if (c->state == ClientState::closed) return;
+  if (c->ex.state() == ClientState::closed) return;
   if (c->background) {  // cut off (a truncated answer, a drain): the stale entry stays
     end_background_refresh(c, false);
     return;
@@ -400,7 +338,7 @@ void Worker::close_client(ClientConn* c) {
     detach(c);
     close_upstream(u);
   }
-  if (c->cache_waiting) unpark_cache_waiter(c);
+  if (c->ex.waiting() == ClientWait::cache) unpark_cache_waiter(c);
   if (c->queued_on != nullptr) {
     unlink_queued(c);
     c->queued_bytes.reset();
@@ -408,7 +346,7 @@ void Worker::close_client(ClientConn* c) {
   c->fill.reset();  // a response cut short is never stored
   end_cache_claim(c);
   release_service(c);
-  c->state = ClientState::closed;
+  c->ex.on_closed();
   TimerList::disarm(&c->timer);
   release_held(c);
   if (c->parser) recycle_parser(std::move(c->parser));

@@ -95,7 +95,7 @@ void Worker::close_unrouted_upstreams() {
     std::unique_ptr<base::ByteBuffer> bytes = std::move(c->queued_bytes);
     client_timers_.arm(&c->timer, now_ms_);
     start_attempt(c, bytes.get());
-    if (c->state != ClientState::closed) pump_client(c);
+    if (c->ex.state() != ClientState::closed) pump_client(c);
   }
 }
 
@@ -139,16 +139,15 @@ void Worker::answer_no_service(ClientConn* c) {
   stats_.unrouted.add();
   c->status = 404;
   // Unread request body bytes make the connection's next request boundary unknown: close.
-  if (!c->request_done) c->keep_alive = false;
+  c->ex.close_unless_request_complete();
   base::ByteBuffer& out = c->out.pending();
   http::LocalResponse answer;
   answer.status = 404;
   answer.body = kNoServiceBody;
-  answer.close = !c->keep_alive;
+  answer.close = !c->ex.keep_alive();
   answer.head_only = c->method == http::Method::head;
   http::write_response(answer, out);
-  c->response_started = true;
-  c->response_done = true;
+  c->ex.on_whole_response();
   kick_client_send(c);
   finish_exchange(c);
 }

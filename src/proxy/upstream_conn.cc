@@ -13,6 +13,7 @@
 #include "ringmaster/base/clock.h"
 #include "ringmaster/base/log.h"
 #include "ringmaster/io/socket.h"
+#include "upstream_rules.h"
 #include "worker.h"
 
 namespace ringmaster::proxy {
@@ -22,16 +23,17 @@ void Worker::start_attempt(ClientConn* c, base::ByteBuffer* carried) {
   for (;;) {
     int index = balancer.pick(c->tried, now_ms_);
     if (index < 0) {
-      // No target at all is "unavailable"; every target tried and failed is a bad gateway.
-      local_response(c, balancer.size() == 0 ? 503 : 502);
+      local_response(c, status_without_target(balancer.size()));
       return;
     }
     upstream::TargetState* target = balancer.state(index);
     c->tried.add(target);
     balancer_.on_pick(target);
-    // Every connection this reactor may hold to the target is busy (or others already wait:
-    // first come, first served): wait for one instead of opening more (--upstream-max-conns).
-    if (target->slots[index_].queued > 0 || (idle_pool(target).empty() && !balancer.can_open(target))) {
+    // Every connection this reactor may hold to the target is busy (or others already wait):
+    // wait for one instead of opening more (--upstream-max-conns).
+    auto idle_connection = [&] { return !idle_pool(target).empty(); };
+    auto can_open = [&] { return balancer.can_open(target); };
+    if (place(target->slots[index_].queued > 0, idle_connection, can_open) == Placement::wait_in_queue) {
       enqueue(c, target, carried);
       return;
     }
@@ -81,6 +83,7 @@ void Worker::enqueue(ClientConn* c, upstream::TargetState* target, base::ByteBuf
     std::swap(*c->queued_bytes, *carried);
   }
   WaitQueue& q = wait_queues_[target];
+  c->ex.begin_wait(ClientWait::queue);
   c->queued_on = target;
   c->queue_prev = q.tail;
   c->queue_next = nullptr;
@@ -115,6 +118,7 @@ void Worker::unlink_queued(ClientConn* c) {
   }
   c->queue_prev = c->queue_next = nullptr;
   c->queued_on = nullptr;
+  c->ex.end_wait();  // (the caller arms what follows: a send, or a local answer)
   --target->slots[index_].queued;
   --queued_total_;
   TimerList::disarm(&c->timer);
@@ -144,7 +148,7 @@ void Worker::serve_queues() {
         balancer_.on_connect_failure(target, now_ms_);
         start_attempt(c, bytes.get());
       }
-      if (c->state != ClientState::closed) pump_client(c);  // a body waiting to be forwarded
+      if (c->ex.state() != ClientState::closed) pump_client(c);  // a body waiting to be forwarded
     }
   }
 }
@@ -279,7 +283,7 @@ void Worker::on_upstream_connect(UpstreamConn* u, int res) {
   if (c) detach(c);
   close_upstream(u);
   if (c) start_attempt(c, &carried);
-  if (c && c->state != ClientState::closed) pump_client(c);
+  if (c && c->ex.state() != ClientState::closed) pump_client(c);
 }
 
 void Worker::arm_upstream_recv(UpstreamConn* u) {
@@ -389,10 +393,10 @@ void Worker::pump_upstream(UpstreamConn* u) {
   ClientConn* c = u->client;
   const char* buf = u->read_buffer;
   size_t off = u->read_begin;
-  while (off < u->read_end && !c->response_done) {
+  while (off < u->read_end && !c->ex.response_complete()) {
     const char* data = buf + off;
     size_t len = u->read_end - off;
-    if (!c->response_started) {
+    if (!c->ex.response_started()) {
       // 103 Early Hints go ahead to an HTTP/1.1 client (RFC 9110 15.2: never to HTTP/1.0).
       u->parser->forward_early_hints(c->version_minor == 1 ? &c->out.pending() : nullptr);
       http::ParseResult r = u->parser->parse_head(data, len);
@@ -406,23 +410,19 @@ void Worker::pump_upstream(UpstreamConn* u) {
       }
       if (r.status != http::ParseStatus::head_done) break;
       const http::ResponseHead& head = u->parser->head();
-      if (answer_revalidated(c, head)) {
-        if (u->parser->body_done()) c->response_done = true;
-        continue;
-      }
+      if (answer_revalidated(c, head)) continue;  // a whole answer, from the refreshed entry
       if (head.status >= 500 && head.status <= 504 && serve_stale(c, false)) return;
       c->status = head.status;
-      c->framing = http::choose_response_framing(head, c->method, c->version_minor, c->keep_alive && !draining_);
-      if (c->framing.close) c->keep_alive = false;
+      c->framing = http::choose_response_framing(head, c->method, c->version_minor, c->ex.keep_alive() && !draining_);
       http::serialize_response_head(head, c->framing, c->version_minor, "ringmaster", c->out.pending(),
                                     request_id(c));
-      c->response_started = true;
+      c->ex.on_response_head(c->framing.close);
       if (c->cache_owner) start_fill(c, u);
       if (cache_of(c) != nullptr && head.status >= 200 && head.status < 400 &&
           cache::invalidates_on_success(c->parser->head().method_text)) {
         invalidate_after_unsafe(c, head);
       }
-      if (u->parser->body_done()) c->response_done = true;
+      if (u->parser->body_done()) c->ex.on_response_complete();
       continue;
     }
     size_t queued = c->out.size();
@@ -435,12 +435,12 @@ void Worker::pump_upstream(UpstreamConn* u) {
       upstream_failed(c, 502);
       return;
     }
-    if (r.status == http::ParseStatus::message_done) c->response_done = true;
+    if (r.status == http::ParseStatus::message_done) c->ex.on_response_complete();
     if (r.consumed == 0) break;
   }
   u->read_begin = static_cast<uint32_t>(off);
   kick_client_send(c);
-  if (c->response_done) {
+  if (c->ex.response_complete()) {
     on_response_done(c);
     return;
   }
@@ -451,11 +451,17 @@ void Worker::on_response_done(ClientConn* c) {
   end_upstream_time(c);
   UpstreamConn* u = c->upstream;
   if (u != nullptr) {
-    // Reuse only a connection whose request and response both ended cleanly with nothing
-    // left over on either side.
+    // Reuse only a connection whose request and response both ended cleanly (the rule:
+    // upstream_rules.h).
     uint32_t cap = idle_cap(idle_max_, c->service);
-    bool reusable = u->parser->head().keep_alive && c->request_done && u->out.empty() && u->unparsed() == 0 &&
-                    !draining_ && cap > 0;
+    EndedExchange ended;
+    ended.backend_keep_alive = u->parser->head().keep_alive;
+    ended.request_complete = c->ex.request_complete();
+    ended.request_bytes_left = !u->out.empty();
+    ended.response_bytes_left = u->unparsed() != 0;
+    ended.draining = draining_;
+    ended.idle_cap = cap;
+    bool reuse = reusable(ended);
     // Bytes past the end of the response (a body on a 204, a second response) mean the
     // backend and we disagree on framing: what we took for the whole response may not be.
     if (c->fill && u->unparsed() != 0) {
@@ -463,7 +469,7 @@ void Worker::on_response_done(ClientConn* c) {
       stats_.cache_not_stored.add();
     }
     detach(c);
-    if (reusable) {
+    if (reuse) {
       release_upstream(u, cap, c->service->limits.upstream_idle_timeout_ms);
     } else {
       close_upstream(u);
@@ -471,7 +477,7 @@ void Worker::on_response_done(ClientConn* c) {
   }
   // A backend may answer before the whole request body arrived; the rest cannot be
   // forwarded anywhere, so the client connection closes after this response.
-  if (!c->request_done) c->keep_alive = false;
+  c->ex.close_unless_request_complete();
   finish_exchange(c);
 }
 
@@ -482,12 +488,12 @@ void Worker::upstream_ended(UpstreamConn* u, int res) {
     close_upstream(u);
     return;
   }
-  if (!c->response_started && !u->got_bytes && retry_request(c, u)) return;
-  if (c->response_started && res == 0) {
+  if (retry_request(c, u)) return;
+  if (c->ex.response_started() && res == 0) {
     // A close-delimited body ends here; anything else unfinished is a truncated response.
     http::ParseResult r = u->parser->finish(c->out.pending(), c->framing.rechunk);
     if (r.status == http::ParseStatus::message_done) {
-      c->response_done = true;
+      c->ex.on_response_complete();
       kick_client_send(c);
       detach(c);
       close_upstream(u);
@@ -499,29 +505,37 @@ void Worker::upstream_ended(UpstreamConn* u, int res) {
 }
 
 bool Worker::retry_request(ClientConn* c, UpstreamConn* broken) {
-  // The connection broke before any response byte came back. Only an idempotent request
-  // whose whole message we can write again (no body) is resent, and never after a response
-  // byte reached the client. A reused keep-alive connection that the backend closed just as
-  // we reused it is an ordinary race: the same target again, on a fresh connection. Anything
-  // else means the backend died holding the request: eject it like a failed connect and go
-  // to the next least-used target.
+  // The connection broke with the request on it. Whether it is resent, and where, is
+  // after_break's rule (upstream_rules.h); the facts are gathered here.
   const http::RequestHead& head = c->parser->head();
-  if (!head.is_idempotent() || head.framing != http::BodyFraming::none) return false;
   upstream::TargetState* target = broken->target;
-  bool stale_keepalive = broken->reused;
+  BrokenExchange facts;
+  facts.response_started = c->ex.response_started();
+  facts.got_bytes = broken->got_bytes;
+  facts.idempotent = head.is_idempotent();
+  facts.has_body = head.framing != http::BodyFraming::none;
+  facts.reused = broken->reused;
+  facts.target_known = target != nullptr;
+  facts.can_open = true;  // known only once the broken connection gave its slot back, below
+  if (after_break(facts) == AfterBreak::fail) return false;
   detach(c);
   close_upstream(broken);
   stats_.upstream_retries.add();
-  if (stale_keepalive && target != nullptr && !c->service->balancer.can_open(target)) {
-    enqueue(c, target, nullptr);  // its slot went to an older waiter meanwhile
-    return true;
-  }
-  if (stale_keepalive && target != nullptr) {
-    if (UpstreamConn* u = open_upstream(target, &c->service->connect_timeout)) {
-      attach(c, u);
-      write_request_head(c, u);
+  facts.can_open = target != nullptr && c->service->balancer.can_open(target);
+  switch (after_break(facts)) {
+    case AfterBreak::wait_for_target:
+      enqueue(c, target, nullptr);  // its slot went to an older waiter meanwhile
       return true;
-    }
+    case AfterBreak::fresh_connection:
+      if (UpstreamConn* u = open_upstream(target, &c->service->connect_timeout)) {
+        attach(c, u);
+        write_request_head(c, u);
+        return true;
+      }
+      break;  // no socket: as a failed connect
+    case AfterBreak::next_target:
+    case AfterBreak::fail:
+      break;
   }
   if (target != nullptr) balancer_.on_connect_failure(target, now_ms_);
   start_attempt(c, nullptr);
@@ -531,7 +545,7 @@ bool Worker::retry_request(ClientConn* c, UpstreamConn* broken) {
 void Worker::upstream_failed(ClientConn* c, uint16_t status) {
   end_upstream_time(c);
   c->fill.reset();
-  if (!c->response_started) {
+  if (!c->ex.response_started()) {
     local_response(c, status);
     return;
   }

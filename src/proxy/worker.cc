@@ -382,8 +382,7 @@ void Worker::on_accept(io_uring_cqe* cqe) {
   ++clients_;
   stats_.connections_open.set(clients_);
   // The first request's head must be complete within the header deadline, counted from accept.
-  c->state = ClientState::reading_head;
-  header_timers_.arm(&c->timer, now_ms_);
+  arm_client_timer(c, c->ex.on_accept());
   ring_->install_file(&c->fd);
   arm_client_recv(c);
 }

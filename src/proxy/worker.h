@@ -27,6 +27,7 @@
 #include "ringmaster/proxy/server.h"
 #include "ringmaster/upstream/routing.h"
 #include "ringmaster/upstream/targets.h"
+#include "client_exchange.h"
 #include "out_queue.h"
 #include "slab.h"
 
@@ -77,8 +78,6 @@ inline constexpr int64_t kLingerMs = 2000;
 inline constexpr unsigned kRegisteredFilesMax = 65536;
 // The loop wakes at least this often to run timers and notice a stop request.
 inline constexpr int kTickMs = 50;
-// Request body bytes that count as progress for --client-timeout-ms (see on_client_recv).
-inline constexpr uint32_t kClientProgressBytes = 1024;
 // Background cache refreshes (stale-while-revalidate) a reactor runs at once; a stale entry
 // found while this many are in flight is served without starting another (counted as
 // refused): the next request for it after one ends starts its refresh.
@@ -182,29 +181,21 @@ inline uint32_t reactor_share(uint32_t total, unsigned index, unsigned reactors)
 // What the cache did for a request (access log "cache" field).
 enum class CacheResult : uint8_t { none, hit, miss };
 
-enum class ClientState : uint8_t {
-  idle,          // keep-alive: waiting for the first byte of the next request
-  reading_head,  // a request head is arriving (whole-head deadline running)
-  exchanging,    // head forwarded; request body and/or response in flight
-  closing,       // last response queued; close (lingering) once it is sent
-  lingering,     // our side shut down; discarding input until EOF or the linger deadline
-  closed,
-};
-
 struct ClientConn {
   Worker* worker;
   int fd;
   // A background cache refresh (cache_glue.cc): no socket (fd -1), its own request head,
   // what it would send a client is dropped, and it ends in end_background_refresh.
   bool background = false;
-  ClientState state = ClientState::idle;
+  // Where the exchange stands and which client deadline runs (client_exchange.h): the
+  // reactor code feeds it events and carries out its answers.
+  ClientExchange ex;
   uint32_t in_flight = 0;  // io_uring operations not yet completed
+  // The receive's own bookkeeping (io_uring, not the exchange).
   bool recv_armed = false;
   bool recv_cancel_pending = false;
-  bool peer_eof = false;
   bool pumping = false;
   bool starved = false;  // receive stopped for lack of provided buffers
-  uint32_t progress_bytes = 0;  // body bytes since the inactivity deadline last moved
 
   std::vector<HeldBuffer> held;
   std::unique_ptr<http::RequestParser> parser;
@@ -217,16 +208,12 @@ struct ClientConn {
   upstream::TriedSet tried;
   http::Method method = http::Method::get;
   uint8_t version_minor = 1;
-  bool keep_alive = true;
-  bool request_done = false;   // whole request body parsed (and queued upstream)
-  bool response_started = false;
-  bool response_done = false;
   http::ResponseFraming framing{};
 
   // Cache state of the current exchange.
   cache::RequestPolicy cache_policy{};
   bool cache_owner = false;    // this client holds the key's miss claim: others wait on it
-  bool cache_waiting = false;  // parked until the owner's response is stored (or a timeout)
+  // (Parked until the owner's response is stored, or a timeout: ex.waiting() == cache.)
   uint64_t cache_hash = 0;
   uint64_t cache_epoch = 0;    // the cache epoch when the request arrived
   std::string cache_key;
@@ -252,7 +239,8 @@ struct ClientConn {
   char generated_id[http::kGeneratedRequestIdBytes];
 
   // Waiting for a connection to `queued_on` (--upstream-max-conns); FIFO links of that
-  // target's WaitQueue. c->timer then runs the queue deadline, not the client's.
+  // target's WaitQueue (then ex.waiting() == queue). c->timer then runs the queue deadline,
+  // not the client's.
   upstream::TargetState* queued_on = nullptr;
   ClientConn* queue_prev = nullptr;
   ClientConn* queue_next = nullptr;
@@ -390,6 +378,10 @@ class Worker {
   void cancel(uint64_t user_data);
 
   // Client side (client_conn.cc).
+  // Arms the deadline the exchange machine asked for on c's timer node, on the matching list.
+  void arm_client_timer(ClientConn* c, ClientTimer timer) {
+    if (timer != ClientTimer::keep) client_lists_[static_cast<size_t>(timer)]->arm(&c->timer, now_ms_);
+  }
   void arm_client_recv(ClientConn* c);
   void update_client_recv(ClientConn* c);
   void on_client_recv(ClientConn* c, io_uring_cqe* cqe);
@@ -408,7 +400,7 @@ class Worker {
   // one made here, once per request.
   std::string_view request_id(ClientConn* c);
   void finish_exchange(ClientConn* c);
-  void arm_between_requests(ClientConn* c);
+  void arm_between_requests(ClientConn* c, ClientTimer timer);
   void kick_client_send(ClientConn* c);
   void client_input_ended(ClientConn* c, int res);
   void begin_linger(ClientConn* c);
@@ -528,6 +520,8 @@ class Worker {
   TimerList idle_timers_;
   TimerList client_timers_;
   TimerList linger_timers_;
+  // The lists above by ClientTimer (keep: none).
+  TimerList* client_lists_[5] = {nullptr, &header_timers_, &idle_timers_, &client_timers_, &linger_timers_};
   TimerListSet upstream_timer_lists_;  // upstream conns: each service's upstream-timeout-ms
   TimerList cache_wait_timers_;
   TimerListSet queue_timer_lists_;     // queued clients: each service's upstream-queue-timeout-ms

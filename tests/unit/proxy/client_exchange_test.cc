@@ -1,0 +1,654 @@
+// The client exchange machine (src/proxy/client_exchange.h) driven by a fake clock and fake
+// I/O: every client deadline and who is blamed when it fires, pipelining order,
+// backpressure, drain, half-close and errors. The Reactor below does what client_conn.cc
+// does with the machine's answers (arm the one timer node, answer locally, linger, close),
+// with time as a number and the socket as counters; check_invariants() runs after every
+// step.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <deque>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "proxy/client_exchange.h"
+
+namespace ringmaster::proxy {
+namespace {
+
+struct Durations {
+  int64_t header_ms = 1000;
+  int64_t idle_ms = 5000;
+  int64_t client_ms = 2000;
+  int64_t linger_ms = 2000;
+  int64_t upstream_ms = 2000;
+  int64_t cache_wait_ms = 500;
+  int64_t queue_ms = 800;
+};
+
+// What a pipelined request is: answered from the cache at once (a whole answer of
+// `answer_bytes`), or sent to a backend that answers when the test says so.
+struct Request {
+  int id;
+  bool cached = false;
+  bool with_body = false;
+  uint64_t answer_bytes = 100;
+};
+
+constexpr uint64_t kOutBoundBytes = 256 * 1024;  // the reactor's kOutSoftLimit
+
+class Reactor {
+ public:
+  explicit Reactor(Durations d = {}) : d_(d) { arm(x.on_accept()); }
+
+  ClientExchange x;
+  int64_t now_ms = 0;
+  std::vector<std::string> events;  // what a user would see: "408 #1", "504 #2", "200 #3", "close"
+  std::deque<Request> held;         // pipelined requests received, not begun
+  uint64_t out_bytes = 0;           // queued toward the client, not yet read
+  bool draining = false;
+  bool closed = false;
+  bool lingering_shut = false;  // our side shut down (SHUT_WR)
+
+  // The connection's one timer node: which deadline it runs, and when.
+  enum class Node { none, header, idle, client, linger, upstream_wait, cache_wait, queue_wait };
+  Node node = Node::none;
+  int64_t deadline_ms = 0;
+  // The upstream connection's own node (Worker: UpstreamConn::timer).
+  bool backend_holds = false;
+  int64_t upstream_deadline_ms = 0;
+  int current = 0;  // id of the request in the exchange
+
+  void check() const {
+    x.check_invariants();
+    if (closed) {
+      ASSERT_EQ(x.state(), ClientState::closed);
+      return;
+    }
+    // The node runs the deadline the state calls for.
+    switch (x.state()) {
+      case ClientState::idle:
+        ASSERT_TRUE(node == Node::idle || node == Node::client);
+        ASSERT_EQ(node == Node::idle, out_bytes == 0);
+        break;
+      case ClientState::reading_head:
+        ASSERT_EQ(node, Node::header);
+        break;
+      case ClientState::exchanging:
+        ASSERT_EQ(node, x.waiting() == ClientWait::cache   ? Node::cache_wait
+                        : x.waiting() == ClientWait::queue ? Node::queue_wait
+                                                           : Node::client);
+        break;
+      case ClientState::closing:
+        ASSERT_EQ(node, Node::client);
+        ASSERT_FALSE(x.keep_alive());
+        break;
+      case ClientState::lingering:
+        ASSERT_EQ(node, Node::linger);
+        ASSERT_EQ(out_bytes, 0u);
+        break;
+      case ClientState::closed:
+        FAIL() << "closed without close()";
+    }
+    ASSERT_TRUE(!backend_holds || x.state() == ClientState::exchanging);
+  }
+
+  // ---- Fake I/O: what the completions would say ----
+
+  // Requests arrive (pipelined when several).
+  void receive(std::vector<Request> requests, uint32_t bytes = 200) {
+    for (const Request& r : requests) held.push_back(r);
+    arm(x.on_bytes(bytes, out_bytes > kOutBoundBytes));
+    pump();
+    check();
+  }
+  // Body bytes of the request in the exchange.
+  void receive_body(uint32_t bytes, bool ends) {
+    ASSERT_EQ(x.state(), ClientState::exchanging);
+    arm(x.on_bytes(bytes, out_bytes > kOutBoundBytes));
+    if (ends && x.on_body_complete()) finish();
+    check();
+  }
+  // The client reads `bytes` of our output (a send completes).
+  void client_reads(uint64_t bytes) {
+    if (closed || out_bytes == 0) return;  // no send in flight
+    out_bytes -= std::min(bytes, out_bytes);
+    auto out_empty = [this] { return out_bytes == 0; };
+    arm(x.on_sent(out_empty));
+    if (x.state() == ClientState::idle && !held.empty()) pump();
+    if (x.last_answer_sent(out_empty)) linger();
+    check();
+  }
+  void client_closes(bool clean) {
+    if (x.on_input_ended(clean)) {
+      check();
+      return;
+    }
+    close();
+  }
+  // The backend answers the request in the exchange (head and whole body).
+  void backend_answers(uint16_t status, uint64_t bytes) {
+    ASSERT_TRUE(backend_holds);
+    backend_holds = false;
+    x.on_response_head(false);
+    x.on_response_complete();
+    out_bytes += bytes;
+    events.push_back(std::to_string(status) + " #" + std::to_string(current));
+    x.close_unless_request_complete();
+    finish();
+    check();
+  }
+  // The backend sends only its head; the body follows later.
+  void backend_starts_answer(uint64_t bytes) {
+    ASSERT_TRUE(backend_holds);
+    x.on_response_head(false);
+    out_bytes += bytes;
+    check();
+  }
+  void wait_for(ClientWait what) {
+    x.begin_wait(what);
+    node = what == ClientWait::cache ? Node::cache_wait : Node::queue_wait;
+    deadline_ms = now_ms + (what == ClientWait::cache ? d_.cache_wait_ms : d_.queue_ms);
+    check();
+  }
+  void begin_drain() {
+    draining = true;
+    // Worker::drain_tick: idle clients with nothing left to send go now.
+    if (x.state() == ClientState::idle && node == Node::idle) close();
+  }
+
+  // ---- The fake clock ----
+
+  void advance(int64_t ms) {
+    int64_t end = now_ms + ms;
+    for (;;) {
+      if (closed) break;
+      bool client_due = node != Node::none && deadline_ms <= end;
+      bool upstream_due = backend_holds && upstream_deadline_ms <= end;
+      if (!client_due && !upstream_due) break;
+      // Equal deadlines: the client's lists run first in a loop turn (Worker::run_timers).
+      if (upstream_due && (!client_due || upstream_deadline_ms < deadline_ms)) {
+        now_ms = upstream_deadline_ms;
+        // Worker::upstream_failed: 504, or a cut-off answer once part of it went out.
+        if (x.response_started()) {
+          close();
+        } else {
+          answer_locally(504);
+        }
+      } else {
+        now_ms = deadline_ms;
+        fire();
+      }
+      check();
+    }
+    now_ms = end;
+  }
+
+ private:
+  Durations d_;
+
+  void arm(ClientTimer t) {
+    switch (t) {
+      case ClientTimer::keep:
+        return;
+      case ClientTimer::header:
+        node = Node::header;
+        deadline_ms = now_ms + d_.header_ms;
+        return;
+      case ClientTimer::idle:
+        node = Node::idle;
+        deadline_ms = now_ms + d_.idle_ms;
+        return;
+      case ClientTimer::client:
+        node = Node::client;
+        deadline_ms = now_ms + d_.client_ms;
+        return;
+      case ClientTimer::linger:
+        node = Node::linger;
+        deadline_ms = now_ms + d_.linger_ms;
+        return;
+    }
+  }
+
+  void fire() {
+    Node fired = node;
+    node = Node::none;
+    if (fired == Node::cache_wait) {
+      // The cache's owner is slow: fetch for ourselves.
+      arm(x.end_wait());
+      to_backend();
+      return;
+    }
+    if (fired == Node::queue_wait) {
+      x.end_wait();  // Worker::unlink_queued, before the answer
+      answer_locally(503);
+      return;
+    }
+    switch (x.on_timeout(backend_holds)) {
+      case ClientTimeout::answer_408:
+        answer_locally(408);
+        return;
+      case ClientTimeout::close:
+        close();
+        return;
+      case ClientTimeout::rearm:
+        arm(ClientTimer::client);
+        return;
+    }
+  }
+
+  bool pumping = false;
+
+  // Worker::pump_client: begin held requests one at a time, in order (an exchange finishing
+  // inside the loop only changes state; the loop picks it up, never recursing).
+  void pump() {
+    if (pumping) return;
+    pumping = true;
+    pump_once();
+    pumping = false;
+  }
+  void pump_once() {
+    while (!closed) {
+      if (x.state() == ClientState::idle) {
+        if (held.empty() || !x.start_next(out_bytes > kOutBoundBytes)) return;
+        arm(ClientTimer::header);
+        continue;
+      }
+      if (x.state() != ClientState::reading_head || held.empty()) return;
+      Request r = held.front();
+      held.pop_front();
+      current = r.id;
+      arm(x.on_head(true, !r.with_body, draining));
+      if (r.cached) {
+        out_bytes += r.answer_bytes;
+        x.on_whole_response();
+        events.push_back("200 #" + std::to_string(r.id));
+        finish();
+      } else {
+        to_backend();
+      }
+      check();
+    }
+  }
+
+  void to_backend() {
+    backend_holds = true;
+    upstream_deadline_ms = now_ms + d_.upstream_ms;
+  }
+
+  // Worker::local_response.
+  void answer_locally(uint16_t status) {
+    backend_holds = false;
+    x.close_unless_request_complete();
+    out_bytes += 150;
+    x.on_whole_response();
+    events.push_back(std::to_string(status) + " #" + std::to_string(current));
+    finish();
+  }
+
+  // Worker::finish_exchange.
+  void finish() {
+    ClientExchange::Finish f = x.finish(draining, out_bytes == 0);
+    arm(f.timer);
+    if (f.closing) {
+      held.clear();  // pipelined requests after a closing answer are never forwarded
+      if (f.begin_linger) linger();
+      return;
+    }
+    pump();
+  }
+
+  void linger() {
+    if (!x.begin_linger()) {
+      close();
+      return;
+    }
+    lingering_shut = true;
+    arm(ClientTimer::linger);
+  }
+
+  void close() {
+    x.on_closed();
+    closed = true;
+    backend_holds = false;
+    node = Node::none;
+    events.push_back("close");
+  }
+};
+
+using Events = std::vector<std::string>;
+
+// ---- Deadlines and blame ----
+
+TEST(ClientExchange, HeadNotCompleteInTimeIs408ThenLingerThenClose) {
+  Reactor r;
+  r.advance(999);
+  EXPECT_TRUE(r.events.empty());
+  r.advance(1);
+  EXPECT_EQ(r.events, (Events{"408 #0"}));
+  EXPECT_EQ(r.x.state(), ClientState::closing);
+  r.client_reads(150);
+  EXPECT_EQ(r.x.state(), ClientState::lingering);
+  EXPECT_TRUE(r.lingering_shut);
+  r.advance(2000);
+  EXPECT_EQ(r.events, (Events{"408 #0", "close"}));
+}
+
+TEST(ClientExchange, HeadDeadlineCountsFromAcceptNotFromEachByte) {
+  Reactor r;
+  for (int i = 0; i < 9; ++i) {
+    r.advance(100);
+    r.x.on_bytes(1, false);  // a slowloris byte: no new deadline
+    r.check();
+  }
+  r.advance(100);
+  EXPECT_EQ(r.events, (Events{"408 #0"}));
+}
+
+TEST(ClientExchange, IdleKeepAliveConnectionClosesAfterIdleTimeoutWithout408) {
+  Reactor r;
+  r.receive({{1, true}});
+  r.client_reads(100);
+  EXPECT_EQ(r.x.state(), ClientState::idle);
+  r.advance(4999);
+  EXPECT_EQ(r.events, (Events{"200 #1"}));
+  r.advance(1);
+  EXPECT_EQ(r.events, (Events{"200 #1", "close"}));
+}
+
+TEST(ClientExchange, StalledBodyIs408EvenWhileABackendHoldsTheHead) {
+  Reactor r;
+  r.receive({{1, false, true}});
+  ASSERT_TRUE(r.backend_holds);
+  r.advance(1999);
+  EXPECT_TRUE(r.events.empty());
+  r.advance(1);
+  EXPECT_EQ(r.events, (Events{"408 #1"}));
+  EXPECT_FALSE(r.x.keep_alive());
+}
+
+TEST(ClientExchange, DribbledBodyIsCutLikeASilentOne) {
+  Durations d;
+  d.upstream_ms = 60000;
+  Reactor r(d);
+  r.receive({{1, false, true}});
+  for (int i = 0; i < 3; ++i) {
+    r.advance(500);
+    r.receive_body(10, false);  // far below kClientProgressBytes
+  }
+  r.advance(500);
+  EXPECT_EQ(r.events, (Events{"408 #1"}));
+}
+
+TEST(ClientExchange, BodyMakingProgressKeepsTheConnection) {
+  Durations d;
+  d.upstream_ms = 60000;
+  Reactor r(d);
+  r.receive({{1, false, true}});
+  for (int i = 0; i < 10; ++i) {
+    r.advance(1500);
+    r.receive_body(kClientProgressBytes, false);
+  }
+  r.receive_body(10, true);
+  r.backend_answers(200, 100);
+  EXPECT_EQ(r.events, (Events{"200 #1"}));
+  EXPECT_EQ(r.x.state(), ClientState::idle);
+}
+
+TEST(ClientExchange, CompleteRequestWaitingOnABackendIsTheBackendsFault504NeverA408) {
+  // Equal timeouts: the client's fires first in the same millisecond, and must not blame it.
+  Reactor r;
+  r.receive({{1}});
+  r.advance(2000);
+  EXPECT_EQ(r.events, (Events{"504 #1"}));
+  // A client timeout shorter than the upstream one: still only the upstream's.
+  Durations d;
+  d.client_ms = 500;
+  d.upstream_ms = 3000;
+  Reactor s(d);
+  s.receive({{1}});
+  s.advance(2999);
+  EXPECT_TRUE(s.events.empty());
+  s.advance(1);
+  EXPECT_EQ(s.events, (Events{"504 #1"}));
+  // 504 after a complete request keeps the connection.
+  s.client_reads(150);
+  EXPECT_EQ(s.x.state(), ClientState::idle);
+}
+
+TEST(ClientExchange, ClientThatDoesNotReadOurAnswerIsClosedNot408) {
+  Durations d;
+  d.upstream_ms = 60000;
+  Reactor r(d);
+  r.receive({{1}});
+  r.backend_starts_answer(kOutBoundBytes);
+  r.advance(2000);
+  EXPECT_EQ(r.events, (Events{"close"}));
+}
+
+TEST(ClientExchange, SlowButSteadyReaderIsNotCut) {
+  Durations d;
+  d.upstream_ms = 60000;
+  Reactor r(d);
+  r.receive({{1, true, false, 10 * 1024 * 1024}});
+  for (int i = 0; i < 20; ++i) {
+    r.advance(1500);
+    r.client_reads(512 * 1024);
+  }
+  EXPECT_EQ(r.out_bytes, 0u);
+  EXPECT_EQ(r.x.state(), ClientState::idle);
+  EXPECT_EQ(r.node, Reactor::Node::idle);
+  EXPECT_EQ(r.events, (Events{"200 #1"}));
+}
+
+TEST(ClientExchange, CacheWaitRunsTheCacheDeadlineThenTheRequestGoesUpstream) {
+  Durations d;
+  d.client_ms = 100;  // shorter than the wait: it must not fire meanwhile
+  Reactor r(d);
+  r.receive({{1}});
+  r.backend_holds = false;  // the cache glue parks it instead
+  r.wait_for(ClientWait::cache);
+  r.advance(499);
+  EXPECT_TRUE(r.events.empty());
+  r.advance(1);
+  EXPECT_EQ(r.x.waiting(), ClientWait::none);
+  EXPECT_TRUE(r.backend_holds);
+  r.backend_answers(200, 10);
+  EXPECT_EQ(r.events, (Events{"200 #1"}));
+}
+
+TEST(ClientExchange, QueueWaitTimeoutIs503AndBlamesNobodyOnTheClientSide) {
+  Durations d;
+  d.client_ms = 100;
+  Reactor r(d);
+  r.receive({{1}});
+  r.backend_holds = false;
+  r.wait_for(ClientWait::queue);
+  r.advance(800);
+  EXPECT_EQ(r.events, (Events{"503 #1"}));
+  EXPECT_TRUE(r.x.keep_alive());
+}
+
+// ---- Pipelining and backpressure ----
+
+TEST(ClientExchange, PipelinedRequestsAreAnsweredInOrderOneAtATime) {
+  Reactor r;
+  r.receive({{1}, {2, true}, {3}});
+  EXPECT_EQ(r.current, 1);
+  EXPECT_EQ(r.held.size(), 2u);
+  r.backend_answers(200, 100);
+  // #2 came from the cache at once; #3 went upstream.
+  EXPECT_EQ(r.current, 3);
+  r.backend_answers(201, 100);
+  EXPECT_EQ(r.events, (Events{"200 #1", "200 #2", "201 #3"}));
+  r.client_reads(300);
+  EXPECT_EQ(r.node, Reactor::Node::idle);
+}
+
+TEST(ClientExchange, BackedUpAnswersHoldTheNextRequestUntilTheClientReads) {
+  Reactor r;
+  uint64_t big = kOutBoundBytes + 1;
+  r.receive({{1, true, false, big}, {2, true, false, big}, {3, true}});
+  // #1 answered; its answer is above the bound, so #2 waits, idle, under the send deadline.
+  EXPECT_EQ(r.events, (Events{"200 #1"}));
+  EXPECT_EQ(r.x.state(), ClientState::idle);
+  EXPECT_EQ(r.node, Reactor::Node::client);
+  r.client_reads(10);  // back under the bound: #2 begins, and backs the output up again
+  EXPECT_EQ(r.events, (Events{"200 #1", "200 #2"}));
+  r.client_reads(big);
+  EXPECT_EQ(r.events, (Events{"200 #1", "200 #2", "200 #3"}));
+  r.client_reads(UINT64_MAX);
+  EXPECT_EQ(r.node, Reactor::Node::idle);
+  // A client that stops reading with answers backed up is closed by the send deadline.
+  r.receive({{4, true, false, 2 * big}, {5, true}});
+  r.advance(2000);
+  EXPECT_EQ(r.events.back(), "close");
+  EXPECT_EQ(r.events.size(), 5u);
+}
+
+TEST(ClientExchange, BytesWhileBackedUpDoNotStartTheHeadDeadline) {
+  Reactor r;
+  r.receive({{1, true, false, kOutBoundBytes + 1}});
+  r.receive({{2, true}});
+  EXPECT_EQ(r.x.state(), ClientState::idle);
+  EXPECT_EQ(r.node, Reactor::Node::client);
+}
+
+// ---- Drain, half-close, errors ----
+
+TEST(ClientExchange, DrainLetsTheExchangeFinishThenClosesAndDropsPipelinedRequests) {
+  Reactor r;
+  r.receive({{1}, {2}});
+  r.begin_drain();
+  EXPECT_FALSE(r.closed);
+  r.backend_answers(200, 100);
+  EXPECT_EQ(r.x.state(), ClientState::closing);
+  EXPECT_TRUE(r.held.empty());
+  r.client_reads(100);
+  EXPECT_EQ(r.x.state(), ClientState::lingering);
+  r.client_closes(true);
+  EXPECT_EQ(r.events, (Events{"200 #1", "close"}));
+}
+
+TEST(ClientExchange, DrainClosesIdleClientsAtOnceAndHeadsParsedDuringItAreNotKeptAlive) {
+  Reactor r;
+  r.receive({{1, true}});
+  r.client_reads(100);
+  r.begin_drain();
+  EXPECT_EQ(r.events, (Events{"200 #1", "close"}));
+  Reactor s;
+  s.begin_drain();  // reading its first head: it may still send it
+  s.receive({{1}});
+  EXPECT_FALSE(s.x.keep_alive());
+}
+
+TEST(ClientExchange, HalfCloseAfterACompleteRequestStillGetsTheAnswer) {
+  Reactor r;
+  r.receive({{1}});
+  r.client_closes(true);
+  EXPECT_FALSE(r.closed);
+  r.backend_answers(200, 100);
+  EXPECT_EQ(r.x.state(), ClientState::closing);
+  r.client_reads(100);  // no linger: the client already closed its side
+  EXPECT_EQ(r.events, (Events{"200 #1", "close"}));
+  EXPECT_FALSE(r.lingering_shut);
+}
+
+TEST(ClientExchange, HalfCloseMidBodyOrAnErrorCloses) {
+  Reactor r;
+  r.receive({{1, false, true}});
+  r.client_closes(true);
+  EXPECT_EQ(r.events, (Events{"close"}));
+  Reactor s;
+  s.receive({{1}});
+  s.client_closes(false);
+  EXPECT_EQ(s.events, (Events{"close"}));
+  Reactor idle;
+  idle.receive({{1, true}});
+  idle.client_reads(100);
+  idle.client_closes(true);
+  EXPECT_EQ(idle.events, (Events{"200 #1", "close"}));
+}
+
+TEST(ClientExchange, BackendAnsweringBeforeTheBodyEndedClosesAfterTheAnswer) {
+  Reactor r;
+  r.receive({{1, false, true}, {2}});
+  r.backend_answers(413, 100);
+  EXPECT_EQ(r.x.state(), ClientState::closing);
+  EXPECT_TRUE(r.held.empty());
+}
+
+TEST(ClientExchange, ClosingConnectionKeepsSendingWhenTheClientHalfCloses) {
+  Reactor r;
+  r.advance(1000);  // 408
+  r.client_closes(true);
+  EXPECT_FALSE(r.closed);
+  r.client_reads(150);
+  EXPECT_EQ(r.events, (Events{"408 #0", "close"}));
+}
+
+// ---- Any order of events keeps the invariants ----
+
+TEST(ClientExchange, RandomWalksKeepTheInvariants) {
+  std::mt19937 rng(1234);
+  for (int walk = 0; walk < 300; ++walk) {
+    Durations d;
+    d.client_ms = 100 + rng() % 3000;
+    d.upstream_ms = 100 + rng() % 3000;
+    Reactor r(d);
+    for (int step = 0; step < 200 && !r.closed; ++step) {
+      switch (rng() % 9) {
+        case 0:
+          r.receive({{step, rng() % 2 == 0, rng() % 4 == 0, rng() % (2 * kOutBoundBytes)}});
+          break;
+        case 1:
+          if (r.x.state() == ClientState::exchanging && !r.x.request_complete()) {
+            r.receive_body(static_cast<uint32_t>(rng() % 2048), rng() % 3 == 0);
+          }
+          break;
+        case 2:
+          if (r.backend_holds && r.x.waiting() == ClientWait::none) {
+            if (r.x.response_started()) {
+              r.client_reads(rng() % kOutBoundBytes);
+            } else {
+              r.backend_answers(200, rng() % (2 * kOutBoundBytes));
+            }
+          }
+          break;
+        case 3:
+          r.client_reads(rng() % kOutBoundBytes);
+          break;
+        case 4:
+          r.advance(static_cast<int64_t>(rng() % 2500));
+          break;
+        case 5:
+          if (rng() % 8 == 0) r.client_closes(rng() % 2 == 0);
+          break;
+        case 6:
+          if (rng() % 16 == 0) r.begin_drain();
+          break;
+        case 7:
+          if (r.backend_holds && !r.x.response_started() && r.x.waiting() == ClientWait::none) {
+            r.backend_starts_answer(rng() % kOutBoundBytes);
+          }
+          break;
+        case 8:
+          if (r.backend_holds && r.x.waiting() == ClientWait::none && !r.x.response_started() &&
+              r.x.request_complete()) {
+            r.backend_holds = false;
+            r.wait_for(rng() % 2 ? ClientWait::cache : ClientWait::queue);
+          }
+          break;
+      }
+      r.check();
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+    // Whatever happened, time alone ends every connection: nothing waits forever.
+    r.advance(1000000);
+    EXPECT_TRUE(r.closed) << "walk " << walk << " state " << static_cast<int>(r.x.state());
+  }
+}
+
+}  // namespace
+}  // namespace ringmaster::proxy
