@@ -64,11 +64,14 @@ RequestPolicy classify_request(const RequestInfo& request) {
 }
 
 void primary_key(const RequestInfo& request, std::string& out) {
-  out.clear();
-  // Host names are case-insensitive; the target is compared exactly.
-  for (char c : request.host) out.push_back(detail::ascii_lower(c));
-  out.push_back('\n');
-  out.append(request.target);
+  // Host names are case-insensitive; the target is compared exactly. Sized once and written
+  // in place: a push_back per host byte was 5% of a cache hit's user instructions.
+  const size_t host_bytes = request.host.size();
+  out.resize(host_bytes + 1 + request.target.size());
+  char* p = out.data();
+  for (size_t i = 0; i < host_bytes; ++i) p[i] = detail::ascii_lower(request.host[i]);
+  p[host_bytes] = '\n';
+  if (!request.target.empty()) std::memcpy(p + host_bytes + 1, request.target.data(), request.target.size());
 }
 
 namespace {

@@ -1,5 +1,7 @@
 #include "out_queue.h"
 
+#include <algorithm>
+
 #include "ringmaster/base/check.h"
 
 namespace ringmaster::proxy {
@@ -21,11 +23,32 @@ void BufferPool::give(base::ByteBuffer&& buffer) {
   spare_.push_back(std::move(buffer));
 }
 
+std::vector<OutChunk> BufferPool::take_chunks() {
+  if (spare_chunks_.empty()) return {};
+  std::vector<OutChunk> chunks = std::move(spare_chunks_.back());
+  spare_chunks_.pop_back();
+  return chunks;
+}
+
+void BufferPool::give_chunks(std::vector<OutChunk>&& chunks) {
+  if (chunks.capacity() == 0 || chunks.capacity() > kKeptChunksMax || spare_chunks_.size() >= kSpareMax) {
+    std::vector<OutChunk>().swap(chunks);
+    return;
+  }
+  chunks.clear();
+  spare_chunks_.push_back(std::move(chunks));
+}
+
+OutQueue::Chunk& OutQueue::new_chunk() {
+  if (chunks_.capacity() == 0 && pool_ != nullptr) chunks_ = pool_->take_chunks();
+  return chunks_.emplace_back();
+}
+
 OutQueue::Chunk& OutQueue::open_owned_chunk() {
   if (!chunks_.empty() && !chunks_.back().is_shared && !chunks_.back().sealed) return chunks_.back();
-  chunks_.emplace_back();
-  if (pool_ != nullptr) chunks_.back().owned = pool_->take();
-  return chunks_.back();
+  Chunk& c = new_chunk();
+  if (pool_ != nullptr) c.owned = pool_->take();
+  return c;
 }
 
 void OutQueue::recycle(Chunk& chunk) {
@@ -41,7 +64,7 @@ base::ByteBuffer& OutQueue::pending() { return open_owned_chunk().owned; }
 
 void OutQueue::append_shared(cache::EntryRef owner, const char* data, size_t len) {
   if (len == 0) return;
-  Chunk& c = chunks_.emplace_back();
+  Chunk& c = new_chunk();
   c.shared = std::move(owner);
   c.shared_data = data;
   c.shared_len = len;
@@ -61,10 +84,7 @@ bool OutQueue::backed_up(size_t bytes) const {
 
 const msghdr* OutQueue::next_send() {
   if (sending_ || chunks_.empty()) return nullptr;
-  // Allocated only when there is something to send: an idle connection that was just
-  // released (arm_between_requests) and is kicked again must not get it back.
-  if (!send_) send_ = std::make_unique<SendMsg>();
-  iovec* iov = send_->iov;
+  iovec iov[kIovMax];
   int n = 0;
   for (Chunk& c : chunks_) {
     if (n == kIovMax) break;
@@ -77,12 +97,20 @@ const msghdr* OutQueue::next_send() {
     ++n;
   }
   if (n == 0) return nullptr;
-  msghdr& msg = send_->msg;
-  msg = msghdr{};
-  msg.msg_iov = iov;
-  msg.msg_iovlen = static_cast<size_t>(n);
   sending_ = true;
-  return &msg;
+  // One buffer (every small cache hit, most answers): prep_send makes it a plain send, so
+  // the message needs no memory of the queue's own, nor a malloc and free per answer.
+  thread_local SendMsg single;
+  // Several: sendmsg reads the message when the ring is submitted, later. Allocated only
+  // then: an idle connection that was just released (arm_between_requests) and is kicked
+  // again must not get it back.
+  if (n > 1 && !send_) send_ = std::make_unique<SendMsg>();
+  SendMsg& m = n == 1 ? single : *send_;
+  std::copy(iov, iov + n, m.iov);
+  m.msg = msghdr{};
+  m.msg.msg_iov = m.iov;
+  m.msg.msg_iovlen = static_cast<size_t>(n);
+  return &m.msg;
 }
 
 void OutQueue::on_sent(size_t bytes) {
@@ -116,7 +144,12 @@ void OutQueue::on_sent(size_t bytes) {
 void OutQueue::release() {
   if (sending_) return;
   for (Chunk& c : chunks_) recycle(c);
-  std::vector<Chunk>().swap(chunks_);
+  if (pool_ != nullptr) {
+    pool_->give_chunks(std::move(chunks_));
+    chunks_ = std::vector<Chunk>();
+  } else {
+    std::vector<Chunk>().swap(chunks_);
+  }
   send_.reset();
 }
 

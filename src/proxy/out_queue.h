@@ -1,7 +1,7 @@
 // OutQueue: the bytes waiting to go out on one socket, as a queue of chunks. A chunk is
 // either bytes the connection owns (a ByteBuffer it appends to) or a shared, immutable
-// segment of a cache entry, kept alive by an EntryRef until it is sent — that is how a cache
-// hit's head and body reach the socket without being copied per request.
+// segment of a cache entry, kept alive by an EntryRef until it is sent — that is how a large
+// cache hit's head and body reach the socket without being copied per request.
 //
 // The kernel reads every chunk of an outstanding send, so those chunks are sealed: nothing
 // appends to them and nothing moves them; new bytes open a new chunk at the back. One send
@@ -25,23 +25,46 @@
 
 namespace ringmaster::proxy {
 
-// Emptied output buffers shared by one reactor's connections (single thread).
+// One piece of an OutQueue: bytes the connection owns, or a shared segment of a cache entry.
+struct OutChunk {
+  base::ByteBuffer owned;
+  cache::EntryRef shared;
+  const char* shared_data = nullptr;
+  size_t shared_len = 0;
+  bool is_shared = false;
+  bool sealed = false;
+  size_t length() const { return is_shared ? shared_len : owned.size(); }
+};
+
+// Emptied output buffers shared by one reactor's connections (single thread), and the
+// storage of released queues' chunk lists: a keep-alive client releases its queue after
+// every answer (so that idle it holds nothing), and without the pool each answer paid a
+// malloc and a free for its chunk list.
 class BufferPool {
  public:
-  // Spare buffers kept at most, and the largest one kept: a buffer that grew for a large
-  // answer is freed rather than held by the pool.
+  // Spare buffers (and chunk lists) kept at most, and the largest one kept: a buffer that
+  // grew for a large answer is freed rather than held by the pool.
   static constexpr size_t kSpareMax = 32;
   static constexpr size_t kKeptBytesMax = 64 * 1024;
+  static constexpr size_t kKeptChunksMax = 8;
 
   base::ByteBuffer take();
   void give(base::ByteBuffer&& buffer);
+  // An empty chunk list, with room for a few chunks when the pool has one.
+  std::vector<OutChunk> take_chunks();
+  void give_chunks(std::vector<OutChunk>&& chunks);
   size_t spare() const { return spare_.size(); }
-  // The spares and the list's own memory: a list grown by a burst would otherwise stay on a
+  size_t spare_chunk_lists() const { return spare_chunks_.size(); }
+  // The spares and the lists' own memory: a list grown by a burst would otherwise stay on a
   // heap page of that burst (worker.cc release_vacant_memory).
-  void clear() { std::vector<base::ByteBuffer>().swap(spare_); }
+  void clear() {
+    std::vector<base::ByteBuffer>().swap(spare_);
+    std::vector<std::vector<OutChunk>>().swap(spare_chunks_);
+  }
 
  private:
   std::vector<base::ByteBuffer> spare_;
+  std::vector<std::vector<OutChunk>> spare_chunks_;
 };
 
 class OutQueue {
@@ -68,8 +91,10 @@ class OutQueue {
   // Bytes ever queued (sent + queued now): the access log's bytes out, by difference.
   uint64_t queued_total() const { return sent_total_ + size(); }
   bool sending() const { return sending_; }
-  // The message for the next sendmsg (and marks a send outstanding); null when a send is
-  // already outstanding or there is nothing to send.
+  // The message for the next send (and marks a send outstanding); null when a send is
+  // already outstanding or there is nothing to send. Pass it to prep_send at once: a
+  // message of one buffer is the reactor thread's scratch, valid until the next call on any
+  // queue (prep_send copies its address and length into the SQE; nothing reads it later).
   const msghdr* next_send();
   void on_sent(size_t bytes);
   // Drops everything queued and gives memory back: buffers to the pool, the chunk list to
@@ -77,15 +102,8 @@ class OutQueue {
   void release();
 
  private:
-  struct Chunk {
-    base::ByteBuffer owned;
-    cache::EntryRef shared;
-    const char* shared_data = nullptr;
-    size_t shared_len = 0;
-    bool is_shared = false;
-    bool sealed = false;
-    size_t length() const { return is_shared ? shared_len : owned.size(); }
-  };
+  using Chunk = OutChunk;
+  Chunk& new_chunk();
   Chunk& open_owned_chunk();
   void recycle(Chunk& chunk);
 
@@ -95,8 +113,9 @@ class OutQueue {
   BufferPool* pool_ = nullptr;
   bool sending_ = false;
   uint64_t sent_total_ = 0;
-  // The message of the outstanding send; allocated on the first send and freed by release(),
-  // so an idle connection does not carry it (a sixth of an idle client's memory).
+  // The message of the outstanding sendmsg (two buffers or more); allocated on the first
+  // one and freed by release(), so an idle connection does not carry it (a sixth of an idle
+  // client's memory).
   struct SendMsg {
     iovec iov[kIovMax];
     msghdr msg;

@@ -395,7 +395,7 @@ class Worker {
   void begin_request(ClientConn* c);
   void end_upstream_time(ClientConn* c);
   void request_finished(ClientConn* c, bool complete);
-  void log_request(ClientConn* c, int64_t total_us, bool complete);
+  void log_request(ClientConn* c, int64_t end_us, int64_t total_us, bool complete);
   // The request's id: the client's when it sent a valid one with a parsed head, otherwise
   // one made here, once per request.
   std::string_view request_id(ClientConn* c);
@@ -566,9 +566,13 @@ class Worker {
   http::RequestIdGenerator request_ids_;
   // Access log (null when off): this reactor's queue, a reused line buffer.
   AccessLogQueue* log_queue_ = nullptr;
-  std::string log_line_;
+  base::ByteBuffer log_line_;
   int64_t log_second_ = -1;    // the wall-clock second log_time_ was formatted for
   char log_time_[24] = "";     // "2026-12-03T08:24:01"
+  // A line's wall-clock time is its monotonic end time plus this offset, measured again
+  // once a second (log_offset_until_us_): no second clock read per line.
+  int64_t log_wall_offset_us_ = 0;
+  int64_t log_offset_until_us_ = 0;
 };
 
 }  // namespace ringmaster::proxy

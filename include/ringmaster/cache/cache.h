@@ -3,8 +3,9 @@
 // reactors only meet on a lock when they touch keys of the same shard, and the critical
 // sections are a hash lookup and a reference-count bump. A stored response is immutable and
 // reference-counted: a hit hands the reactor an EntryRef and the reactor sends the stored
-// head and body bytes straight from the entry (no copy per request); eviction or
-// invalidation only drops the cache's own reference.
+// head and body bytes straight from the entry (no copy per request; a small answer is
+// copied instead, see kHitCopyBytesMax in the proxy); eviction or invalidation only drops
+// the cache's own reference.
 //
 // HTTP semantics (RFC 9111, shared cache) live here as pure functions over header fields,
 // so the proxy only glues them to its parser: whether a request may be served from / stored

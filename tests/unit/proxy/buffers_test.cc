@@ -182,6 +182,34 @@ TEST(OutQueue, SentBuffersGoBackToThePoolAndReleaseLeavesNothingBehind) {
   EXPECT_EQ(q.next_send(), nullptr);
 }
 
+TEST(OutQueue, AReleasedQueuesChunkListIsReusedAndAOneBufferSendIsAPlainSend) {
+  BufferPool pool;
+  OutQueue a(&pool);
+  OutQueue b(&pool);
+  a.pending().append("answer");
+  const msghdr* msg = a.next_send();
+  ASSERT_NE(msg, nullptr);
+  EXPECT_EQ(msg->msg_iovlen, 1u);  // prep_send makes it IORING_OP_SEND
+  EXPECT_EQ(gather(msg), "answer");
+  a.on_sent(6);
+  a.release();
+  EXPECT_EQ(pool.spare_chunk_lists(), 1u);  // kept for the next answer, not freed
+  b.pending().append("next");
+  EXPECT_EQ(pool.spare_chunk_lists(), 0u);  // taken, not allocated
+  // Two buffers: a sendmsg whose message is the queue's own (read at submission).
+  auto entry = std::make_unique<cache::Entry>();
+  entry->body = "shared";
+  cache::EntryRef ref(entry.release());
+  b.append_shared(ref.share(), ref->body.data(), ref->body.size());
+  msg = b.next_send();
+  ASSERT_NE(msg, nullptr);
+  EXPECT_EQ(msg->msg_iovlen, 2u);
+  a.pending().append("other");
+  const msghdr* other = a.next_send();  // another queue's one-buffer send meanwhile
+  EXPECT_EQ(gather(other), "other");
+  EXPECT_EQ(gather(msg), "nextshared");
+}
+
 TEST(BufferPool, KeepsABoundedNumberOfOrdinarySizedBuffers) {
   BufferPool pool;
   for (size_t i = 0; i < BufferPool::kSpareMax + 5; ++i) {
