@@ -495,6 +495,41 @@ TEST(CoordinatorLoop, AFleetOfOneLeadsWritesOneMultiPerIntervalAndLeadsAgainAfte
   EXPECT_EQ(rig.count(kB), 12u);
 }
 
+// One sample of the proxy's /metrics ("name{labels}"); -1 when absent.
+int64_t metric(Rig& rig, const std::string& sample) {
+  metrics::TextWriter out;
+  rig.c().write_metrics(out);
+  const std::string& text = out.text();
+  size_t at = text.find("\n" + sample + " ");
+  if (at == std::string::npos) return -1;
+  return std::stoll(text.substr(at + sample.size() + 2));
+}
+
+// A leader whose session expires no longer names itself as the leader: until its new member
+// node comes back in a children list, it has no leader to report to, so it never POSTs its
+// batch to its own listener (which answers 409: not leading) nor logs that its "leader does
+// not answer"; the requests counted meanwhile are written once.
+TEST(CoordinatorLoop, AFormerLeaderAfterItsExpiryNeverReportsToItself) {
+  Rig rig(/*fleet=*/true);
+  rig.start({kA}, "0");
+  for (int i = 0; i < 3; ++i) rig.flush();
+  ASSERT_NE(rig.c().targets_json().find("\"role\":\"leader\""), std::string::npos) << rig.c().targets_json();
+  rig.serve(kA, 7);
+  rig.flush();
+  ASSERT_EQ(rig.count(kA), 7u) << rig.zk.log_text();
+
+  rig.serve(kA, 4);
+  rig.zk.expire_session();
+  testing::internal::CaptureStderr();
+  for (int i = 0; i < 6; ++i) rig.flush();
+  std::string logged = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(logged.find("does not answer"), std::string::npos) << logged;
+  EXPECT_EQ(metric(rig, "ringmaster_fleet_reports_total{result=\"error\"}"), 0) << logged;
+  EXPECT_EQ(metric(rig, "ringmaster_fleet_reports_total{result=\"ok\"}"), 0);
+  EXPECT_NE(rig.c().targets_json().find("\"role\":\"leader\""), std::string::npos) << rig.c().targets_json();
+  EXPECT_EQ(rig.count(kA), 11u) << rig.zk.log_text();
+}
+
 bool leads(Rig& rig) { return rig.c().targets_json().find("\"role\":\"leader\"") != std::string::npos; }
 
 // Two proxies on one ZooKeeper (two FakeZk sessions of one tree), their fleet link real on
