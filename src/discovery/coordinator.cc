@@ -269,6 +269,8 @@ void Coordinator::run_once() {
       next_open_ms_ = clock_ms_() + kReopenDelayMs;
     }
   }
+  // Before the wait: the last turn's failed reads are tried again on this one, not at once.
+  if (!unread_.empty() && session_->connected()) read_unread();
   int64_t wait_ms = std::max<int64_t>(0, next_flush_ms_ - clock_ms_());
   while (auto event = session_->wait_event(wait_ms)) {
     wait_ms = 0;
@@ -431,9 +433,34 @@ bool Coordinator::read_members(Source& source) {
   if (foreign) {
     for (const RegistryMember& m : source.registry->members) book_->set_weight(source.group + m.endpoint, m.weight);
   }
-  for (const std::string& name : to_read) counts_->read_target(name);
+  for (const std::string& name : to_read) {
+    if (counts_->read_target(name)) {
+      unread_.erase(name);
+    } else {
+      unread_.insert(name);
+    }
+  }
   publish();
   return true;
+}
+
+void Coordinator::read_unread() {
+  // A member whose count read got no answer is not routed (its count is unknown). A
+  // connection problem brings a full read with the reconnect, but a plain timeout brings
+  // nothing: without this the target would wait for the next count refresh (fleet off) or
+  // the next children list (fleet mode, none may come). One read per member per turn.
+  bool answered = false;
+  std::set<std::string> again;
+  for (const std::string& key : unread_) {
+    if (!book_->is_member(key)) continue;  // it left meanwhile
+    if (counts_->read_target(key)) {
+      answered = true;
+    } else {
+      again.insert(key);
+    }
+  }
+  unread_ = std::move(again);
+  if (answered) publish();
 }
 
 std::vector<std::string> Coordinator::read_registry(Source& source, const std::vector<std::string>& children) {

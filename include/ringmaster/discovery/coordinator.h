@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -134,6 +135,7 @@ class Coordinator {
   void full_read();
   void apply_pending_sources();
   bool read_members(Source& source);
+  void read_unread();
   // Foreign registry formats (registry_format.h): the endpoints the children list routes to.
   std::vector<std::string> read_registry(Source& source, const std::vector<std::string>& children);
   void read_registry_node(Source& source, const std::string& child);
@@ -199,6 +201,9 @@ class Coordinator {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   bool need_full_read_ = true;
+  // Members whose count read got no answer (CountWriter::read_target false), read again on
+  // the next turn (read_unread). Coordinator thread only.
+  std::set<std::string> unread_;
   // The loop's schedule (run_once).
   bool loop_started_ = false;
   int64_t next_flush_ms_ = 0;

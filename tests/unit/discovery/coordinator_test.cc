@@ -162,6 +162,28 @@ TEST(CoordinatorLoop, EveryTargetVanishingIsBelievedOnlyAfterOneSessionTimeout) 
   EXPECT_EQ(rig.routed(), Names{});
 }
 
+// A new target whose first count read fails without the connection dropping (an operation
+// timeout: no reconnect, so no full read follows) is read again on the next turn of the
+// loop and routed then, not a refresh interval (fleet off) or a children list (fleet) later.
+TEST(CoordinatorLoop, ANewTargetWhoseFirstReadFailsIsReadAgainOnTheNextTurn) {
+  for (bool fleet : {false, true}) {
+    SCOPED_TRACE(fleet ? "fleet" : "fleet off");
+    Rig rig(fleet);
+    rig.start({kA});
+    for (int i = 0; i < 3; ++i) rig.flush();
+    ASSERT_EQ(rig.routed(), (Names{kA}));
+    rig.zk.fail_next(FakeZk::Op::get, node(kB), {ZkCode::operation_timeout});
+    rig.zk.put(node(kB), "5", kAgentSession);  // the child watch fires
+    rig.turn();
+    EXPECT_EQ(rig.routed(), (Names{kA})) << "its count is unknown yet";
+    rig.turn(1);  // 1 ms later: no flush, no refresh, no children list due
+    EXPECT_EQ(rig.routed(), (Names{kA, kB})) << rig.zk.log_text();
+    rig.serve(kB, 3);
+    for (int i = 0; i < 3; ++i) rig.flush();
+    EXPECT_EQ(rig.count(kB), 8u) << rig.zk.log_text();
+  }
+}
+
 // ---- Flush cadence: requests never cause ZooKeeper calls, flush intervals do -------------
 
 TEST(CoordinatorLoop, RequestsBetweenFlushesBecomeOneWriteBatch) {

@@ -3,7 +3,7 @@
 // versions (version, cversion, czxid, mzxid, ephemeral owners), one-shot data and child
 // watches that queue events, and a script:
 //   * fail_at(step, fault): the step-th operation (0-based, counted over every call) answers
-//     fault.code instead. For a write, fault.applied says whether the server applied it
+//     fault.code instead (fail_next(op, path, fault): the next `op` on `path`, once). For a write, fault.applied says whether the server applied it
 //     before the answer was lost (CONNECTIONLOSS after the fact); a session_expired fault also
 //     expires the session (its ephemeral nodes go, state() says expired, an event is queued);
 //     fault.disconnects drops the connection with it (see disconnect()).
@@ -87,6 +87,8 @@ class FakeZk final : public ZkClient {
 
   // ---- The script.
   void fail_at(size_t step, Fault fault) { faults_[step] = fault; }
+  // The next `op` on `path` (whatever its step) answers the fault, once.
+  void fail_next(Op op, const std::string& path, Fault fault) { path_faults_[{op, path}] = fault; }
   void before_each(Hook hook) { hook_ = std::move(hook); }
   size_t steps() const { return step_; }
   const std::vector<std::string>& log() const { return log_; }
@@ -296,6 +298,11 @@ class FakeZk final : public ZkClient {
     size_t n = step_++;
     if (hook_) hook_(*this, n, op, path);
     ZkCode rc;
+    auto by_path = path_faults_.find({op, path});
+    if (by_path != path_faults_.end() && !faults_.contains(n)) {
+      faults_[n] = by_path->second;
+      path_faults_.erase(by_path);
+    }
     auto fault = faults_.find(n);
     if (state_ == SessionState::expired) {
       rc = ZkCode::session_expired;
@@ -376,6 +383,7 @@ class FakeZk final : public ZkClient {
   std::set<std::string> data_watches_;
   std::set<std::string> child_watches_;
   std::map<size_t, Fault> faults_;
+  std::map<std::pair<Op, std::string>, Fault> path_faults_;
   Hook hook_;
   size_t step_ = 0;
   std::vector<std::string> log_;
