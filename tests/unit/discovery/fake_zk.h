@@ -12,8 +12,9 @@
 // The session: open from the start and connected (FakeZk(false): closed until open(), which
 // connects at once). disconnect() and reconnect() lose and regain the connection within the
 // session (watches kept; every operation answers CONNECTIONLOSS meanwhile); expire_session()
-// and reopen() end it and start a new one (watches and queued events gone). Each change
-// queues a session event, as the real client does.
+// ends it; close() ends it too (its ephemeral nodes go), and open() after either, or
+// reopen(), starts a new one (watches and queued events gone). Each change queues a session
+// event, as the real client does.
 // Several clients (sessions: proxies of one fleet) can share one FakeZkTree: FakeZk(other.tree())
 // has its own session, script and log; a change by any of them fires every client's watches.
 // Every operation is logged ("set /targets/a:1 v3 -> BADVERSION") for failure messages.
@@ -76,7 +77,7 @@ class FakeZk final : public ZkClient {
   explicit FakeZk(bool open = true) : FakeZk(std::make_shared<FakeZkTree>(), open) {}
   // Another client of `tree` (tree() of an existing one): its own session, script and log.
   explicit FakeZk(std::shared_ptr<FakeZkTree> tree, bool open = true)
-      : tree_(std::move(tree)), session_id_(++tree_->sessions), open_(open),
+      : tree_(std::move(tree)), session_id_(++tree_->sessions), session_used_(open), open_(open),
         state_(open ? SessionState::connected : SessionState::closed) {
     tree_->clients.push_back(this);
   }
@@ -165,29 +166,41 @@ class FakeZk final : public ZkClient {
   void disconnect() { set_state(SessionState::connecting); }
   // Connected again within the same session: its watches and ephemeral nodes are intact.
   void reconnect() { set_state(SessionState::connected); }
-  int64_t session_id() const { return session_id_; }
+  int64_t session_id() const override { return session_id_; }
   int sessions_opened() const { return sessions_opened_; }
   // The waits asked for, in ms (wait_event never blocks: the test's clock stands still).
   const std::vector<int64_t>& waits() const { return waits_; }
 
   // ---- ZkClient: the lifecycle.
+  // A session, connected at once: the one made with the client if it has not been used yet,
+  // else a new one (as the real client: a closed session never comes back).
   ZkCode open() override {
+    if (session_used_) session_id_ = ++tree_->sessions;
+    session_used_ = true;
     open_ = true;
     ++sessions_opened_;
     set_state(SessionState::connected);
     return ZkCode::ok;
   }
+  // Ends the session: its ephemeral nodes go (others' watches fire), its watches and queued
+  // events are dropped.
   void close() override {
+    data_watches_.clear();
+    child_watches_.clear();
+    if (open_ && state_ != SessionState::expired) {
+      std::vector<std::string> mine;
+      for (const auto& [path, n] : nodes_) {
+        if (n.stat.ephemeral_owner == session_id_) mine.push_back(path);
+      }
+      for (const std::string& path : mine) erase(path);
+    }
     open_ = false;
     state_ = SessionState::closed;
     events_.clear();
   }
   // A new session (what ZkSession::reopen does), connected at once; watches are gone.
   ZkCode reopen() override {
-    session_id_ = ++tree_->sessions;
-    data_watches_.clear();
-    child_watches_.clear();
-    events_.clear();
+    close();
     return open();
   }
   bool is_open() const override { return open_; }
@@ -376,6 +389,7 @@ class FakeZk final : public ZkClient {
   std::map<std::string, Node>& nodes_ = tree_->nodes;
   int64_t session_id_;
   int sessions_opened_ = 0;
+  bool session_used_;  // open() makes a new session
   bool open_;
   SessionState state_;
   std::vector<int64_t> waits_;
