@@ -63,17 +63,19 @@ struct RegistryState {
 Coordinator::Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board)
     : Coordinator(options, board,
                   std::make_unique<ZkSession>(ZkSessionOptions{options.zk, options.session_timeout_ms, 4096}),
-                  nullptr, base::now_ms) {}
+                  nullptr, base::now_ms, FleetWriter::system_wall_ms) {}
 
 Coordinator::Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board, ZkClient& session,
                          std::function<int64_t()> clock_ms)
-    : Coordinator(options, board, nullptr, &session, std::move(clock_ms)) {}
+    : Coordinator(options, board, nullptr, &session, clock_ms, clock_ms) {}
 
 Coordinator::Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board,
-                         std::unique_ptr<ZkClient> owned, ZkClient* session, std::function<int64_t()> clock_ms)
+                         std::unique_ptr<ZkClient> owned, ZkClient* session, std::function<int64_t()> clock_ms,
+                         std::function<int64_t()> wall_ms)
     : options_(options),
       board_(board),
       clock_ms_(std::move(clock_ms)),
+      wall_ms_(std::move(wall_ms)),
       owned_session_(std::move(owned)),
       session_(owned_session_ ? owned_session_.get() : session),
       book_(std::make_unique<TargetBook>(options.reactors, [](const base::HostPort& hp) { return base::resolve(hp); })),

@@ -72,7 +72,8 @@ void Coordinator::fleet_start() {
   f.ledger_path = options_.fleet_path + "/ledger";
   book_->set_balance_on_own_requests(true);
   fleet_writer_ = std::make_unique<FleetWriter>(
-      *session_, *book_, f, *counts_, [this](const std::string& key) { return target_path(key); }, zk_counters());
+      *session_, *book_, f, *counts_, [this](const std::string& key) { return target_path(key); }, zk_counters(),
+      wall_ms_);
   fleet_client_ = std::make_unique<FleetClient>();
   if (!options_.fleet_listen) return;
   auto address = base::resolve(*options_.fleet_listen);

@@ -89,7 +89,7 @@ class Coordinator {
  public:
   Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board);
   // Over a session it does not own (a scripted fake, tests/unit/discovery/fake_zk.h) and a
-  // clock it is given (monotonic ms), with no thread: the caller turns the event loop with
+  // clock it is given (ms; also the fleet ledger's wall clock), with no thread: the caller turns the event loop with
   // run_once() and ends it with run_final(); start() and stop() are not called. The fleet
   // listener, when options.fleet_listen is set, is bound on the first run_once().
   // ARCHITECTURE.md §3, "The coordinator's seam".
@@ -128,7 +128,7 @@ class Coordinator {
 
  private:
   Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board, std::unique_ptr<ZkClient> owned,
-              ZkClient* session, std::function<int64_t()> clock_ms);
+              ZkClient* session, std::function<int64_t()> clock_ms, std::function<int64_t()> wall_ms);
   void begin_loop();
   struct Source;
   void handle_session_change();
@@ -188,6 +188,7 @@ class Coordinator {
   CoordinatorOptions options_;
   upstream::RouteBoard* board_;
   std::function<int64_t()> clock_ms_;  // base::now_ms, or the test's
+  std::function<int64_t()> wall_ms_;   // the fleet ledger's: the system's, or the test's
   std::vector<Source> sources_;                       // coordinator thread only
   std::map<std::string, VersionNode> versions_;       // by version path; coordinator thread only
   std::mutex pending_mutex_;
