@@ -610,6 +610,9 @@ ZkCode AgentLoop::remove_stale_node() {
     stale_removed_in_session_ = true;
     return ZkCode::ok;
   }
+  // Its count is carried over before the delete is sent: a delete applied but answered
+  // CONNECTIONLOSS leaves the node gone and the answer lost, and the count must survive that.
+  if (foreign_count_valid_) last_count_ = foreign_count_;
   ZkCode rc = session_.remove(node_path_, node_stat_.version);
   if (rc == ZkCode::bad_version) {  // a proxy just counted into it: read again, retry
     node_state_ = NodeState::unknown;
@@ -617,7 +620,6 @@ ZkCode AgentLoop::remove_stale_node() {
   }
   if (rc != ZkCode::ok && rc != ZkCode::no_node) return rc;
   stale_removed_in_session_ = true;
-  if (foreign_count_valid_) last_count_ = foreign_count_;
   RM_LOG_WARN("removed stale node %s owned by session 0x%llx (left by a previous run; count %llu carried over)",
               node_path_.c_str(), hex_id(node_stat_.ephemeral_owner), static_cast<unsigned long long>(last_count_));
   node_state_ = NodeState::absent;

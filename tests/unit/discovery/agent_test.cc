@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -141,64 +143,106 @@ TEST(AgentLoop, StoppingDeletesTheNodeAndClosesTheSession) {
   EXPECT_FALSE(rig.zk.is_open());
 }
 
-// The agent's life (register; a proxy writes a count; the agent reads it back; the session
-// expires; the node is re-created from that count) with one operation of it meeting a
-// session expiry, a connection loss (applied or not; the connection drops and comes back on
-// the next turn) or an operation timeout (applied or not; the connection stays): at the end
-// the node is there once, owned by the agent's current session, holding the count. One
-// exception, by design (agent.h): an expiry between the proxy's write and the agent's read of
-// it re-creates the node from the count the agent had read (0); the proxies write it back up
-// from their floor (TargetBook), not the agent.
-struct Life {
+// Tables: one operation of a scenario meets a session expiry, a connection loss (applied or
+// not; the connection drops and comes back on the next turn) or an operation timeout
+// (applied or not; the connection stays). At the end the node is there once, owned by the
+// agent's current session, holding the count. One exception, by design (agent.h): an expiry
+// between a proxy's write and the agent's read of it re-creates the node from the count the
+// agent had read (0); the proxies write it back up from their floor (TargetBook), not the
+// agent.
+struct Fault {
   FakeZk::Fault fault;
   const char* what;
 };
+const std::vector<Fault> kFaults = {
+    {{ZkCode::session_expired}, "session expired"},
+    {{ZkCode::connection_loss, false, true}, "connection loss, not applied"},
+    {{ZkCode::connection_loss, true, true}, "connection loss, applied"},
+    {{ZkCode::operation_timeout, false, false}, "operation timeout, not applied"},
+    {{ZkCode::operation_timeout, true, false}, "operation timeout, applied"},
+};
 
-// The proxy's write comes after `*written` operations (when given).
-void live(AgentRig& rig, size_t* written = nullptr) {
-  rig.turns(20);
-  ASSERT_TRUE(rig.registered()) << rig.zk.log_text();
-  if (written) *written = rig.zk.steps();
-  rig.zk.put(kNode, "42");
-  rig.turns(50);
-  rig.zk.expire_session();
-  rig.turns(70);
-}
+// A scenario: turns of the loop with what others do meanwhile. It sets *written to the
+// operations done when a proxy writes the count (when it does; left as is otherwise).
+using Scenario = std::function<void(AgentRig& rig, size_t* written)>;
 
-TEST(AgentLoop, AFaultAtEachStepOfItsLifeLeavesItsNodeOnceWithTheCount) {
+// Runs `scenario` with each fault at each of its steps and checks the node ends with `count`.
+void each_fault_at_each_step(const Scenario& scenario, const std::string& count) {
+  // Without a fault: how many steps, and between which the count is written and read back.
   size_t steps = 0;
-  size_t written = 0;  // the proxy writes 42 after this many operations
-  size_t read = 0;     // the agent reads 42 back at this one
+  size_t written = SIZE_MAX;
+  size_t read = 0;
   {
     AgentRig dry;
-    live(dry, &written);
-    ASSERT_TRUE(dry.ours());
+    scenario(dry, &written);
+    ASSERT_TRUE(dry.ours()) << dry.zk.log_text();
+    ASSERT_EQ(dry.zk.data(kNode), count);
     steps = dry.zk.steps();
     const std::vector<std::string>& log = dry.zk.log();
-    read = written;
-    while (read < log.size() && log[read] != std::to_string(read) + " get " + kNode + " -> OK") ++read;
-    ASSERT_LT(read, log.size());
+    for (read = std::min(written, log.size()); read < log.size(); ++read) {
+      if (log[read] == std::to_string(read) + " get " + kNode + " -> OK") break;
+    }
   }
-  ASSERT_GT(steps, 8u);
-  const std::vector<Life> faults = {
-      {{ZkCode::session_expired}, "session expired"},
-      {{ZkCode::connection_loss, false, true}, "connection loss, not applied"},
-      {{ZkCode::connection_loss, true, true}, "connection loss, applied"},
-      {{ZkCode::operation_timeout, false, false}, "operation timeout, not applied"},
-      {{ZkCode::operation_timeout, true, false}, "operation timeout, applied"},
-  };
-  for (const Life& f : faults) {
+  ASSERT_GT(steps, 4u);
+  for (const Fault& f : kFaults) {
     for (size_t step = 0; step < steps; ++step) {
       SCOPED_TRACE(std::string(f.what) + " at step " + std::to_string(step));
       AgentRig rig;
       rig.zk.fail_at(step, f.fault);
-      live(rig);
+      size_t ignored = 0;
+      scenario(rig, &ignored);
       EXPECT_TRUE(rig.ours()) << rig.zk.log_text();
       EXPECT_EQ(rig.zk.children("/targets"), Names{"127.0.0.1:8080"});
       bool unread = f.fault.code == ZkCode::session_expired && step >= written && step <= read;
-      EXPECT_EQ(rig.zk.data(kNode), unread ? "0" : "42") << rig.zk.log_text();
+      EXPECT_EQ(rig.zk.data(kNode), unread ? "0" : count) << rig.zk.log_text();
     }
   }
+}
+
+// Registers; a proxy writes 42; the agent reads it back; the session expires; the node is
+// re-created from 42.
+TEST(AgentLoop, AFaultAtEachStepOfItsLifeLeavesItsNodeOnceWithTheCount) {
+  each_fault_at_each_step(
+      [](AgentRig& rig, size_t* written) {
+        rig.turns(20);
+        ASSERT_TRUE(rig.registered()) << rig.zk.log_text();
+        *written = rig.zk.steps();
+        rig.zk.put(kNode, "42");
+        rig.turns(50);
+        rig.zk.expire_session();
+        rig.turns(70);
+      },
+      "42");
+}
+
+// A crashed run's leftover (count 17) taken over.
+TEST(AgentLoop, AFaultAtEachStepOfATakeoverKeepsTheLeftoversCount) {
+  each_fault_at_each_step(
+      [](AgentRig& rig, size_t*) {
+        rig.zk.put(kNode, "17", kOtherSession);
+        rig.turns(40);
+      },
+      "17");
+}
+
+// A proxy writes 30, then a health flap (rise 1, fall 1): up, down, up.
+TEST(AgentLoop, AFaultAtEachStepOfAHealthFlapKeepsTheCount) {
+  each_fault_at_each_step(
+      [](AgentRig& rig, size_t* written) {
+        rig.with_health(1, 1);
+        rig.turns(20);
+        ASSERT_TRUE(rig.registered()) << rig.zk.log_text();
+        *written = rig.zk.steps();
+        rig.zk.put(kNode, "30");
+        rig.turns(30);
+        rig.up = false;
+        rig.turn(1000);
+        rig.turns(20);
+        rig.up = true;
+        rig.turn(1000);
+        rig.turns(20);
+      },
+      "30");
 }
 
 }  // namespace
