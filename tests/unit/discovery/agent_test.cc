@@ -245,5 +245,41 @@ TEST(AgentLoop, AFaultAtEachStepOfAHealthFlapKeepsTheCount) {
       "30");
 }
 
+// Another tool's layout (nerve: ephemeral sequential <name>_<seq>, README "Other
+// registries"): whatever fault meets one step of registering and re-registering after an
+// expiry, the agent ends with exactly one registration, its current session's; a create
+// whose answer was lost is found again by its owner, not made twice.
+TEST(AgentLoop, AFaultAtEachStepOfANerveRegistrationLeavesExactlyOne) {
+  auto life = [](AgentRig& rig) {
+    rig.options.format = "nerve";
+    rig.turns(20);
+    rig.zk.expire_session();
+    rig.turns(40);
+  };
+  auto one_of_ours = [](AgentRig& rig) {
+    std::vector<std::string> children = rig.zk.children("/targets");
+    ASSERT_EQ(children.size(), 1u) << rig.zk.log_text();
+    EXPECT_TRUE(children[0].starts_with("127.0.0.1_")) << children[0];
+    EXPECT_EQ(rig.zk.stat("/targets/" + children[0]).ephemeral_owner, rig.zk.session_id()) << rig.zk.log_text();
+    EXPECT_NE(rig.zk.data("/targets/" + children[0]).find("\"port\":8080"), std::string::npos);
+  };
+  size_t steps = 0;
+  {
+    AgentRig dry;
+    life(dry);
+    one_of_ours(dry);
+    steps = dry.zk.steps();
+  }
+  for (const Fault& f : kFaults) {
+    for (size_t step = 0; step < steps; ++step) {
+      SCOPED_TRACE(std::string(f.what) + " at step " + std::to_string(step));
+      AgentRig rig;
+      rig.zk.fail_at(step, f.fault);
+      life(rig);
+      one_of_ours(rig);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ringmaster::discovery
