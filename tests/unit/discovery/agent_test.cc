@@ -49,7 +49,7 @@ struct AgentRig {
   // real client reconnects within the session by itself).
   void turn(int64_t advance_ms = kTurnMs) {
     now += advance_ms;
-    if (zk.state() == SessionState::connecting) zk.reconnect();
+    if (zk.state() == SessionState::connecting && reachable) zk.reconnect();
     agent().run_once();
   }
   void turns(int n) {
@@ -64,6 +64,7 @@ struct AgentRig {
   AgentOptions options;
   std::atomic<bool> stop{false};
   bool up = true;
+  bool reachable = true;  // turn() reconnects a lost connection
   std::unique_ptr<AgentLoop> loop;
 };
 
@@ -131,6 +132,46 @@ TEST(AgentLoop, HealthChecksRegisterAndDeregisterAndTheCountSurvivesAFlap) {
   rig.turn(1000);
   EXPECT_TRUE(rig.ours()) << rig.zk.log_text();
   EXPECT_EQ(rig.zk.data(kNode), "30") << "re-registered from the last count";
+}
+
+// No server answers: each handle gets a connect window (2/3 of the session timeout per host,
+// here 2,666 ms, so closed on the first turn at 2,700 ms), then the agent backs off 250 ms
+// doubling to 4 s before it opens another, forever; once one connects it registers.
+TEST(AgentLoop, AnUnreachableEnsembleIsRetriedWithABackoffThatDoublesTo4s) {
+  AgentRig rig;
+  rig.zk.set_reachable(false);
+  rig.reachable = false;
+  std::vector<int64_t> opened_ms;
+  for (int i = 0; i < 30'000 / kTurnMs; ++i) {
+    int before = rig.zk.sessions_opened();
+    rig.turn();
+    if (rig.zk.sessions_opened() != before) opened_ms.push_back(rig.now);
+  }
+  std::vector<int64_t> gaps;
+  for (size_t i = 1; i < opened_ms.size(); ++i) gaps.push_back(opened_ms[i] - opened_ms[i - 1] - 2700);
+  EXPECT_EQ(gaps, (std::vector<int64_t>{250, 500, 1000, 2000, 4000, 4000}));
+  EXPECT_FALSE(rig.registered());
+  rig.zk.set_reachable(true);
+  rig.reachable = true;
+  rig.turns(140);  // the 4 s backoff, then a connect
+  EXPECT_TRUE(rig.ours()) << rig.zk.log_text();
+}
+
+// Once connected, a lost connection is the client's to repair within the session: the agent
+// keeps the handle (no new session, however long), and its node is still ours after.
+TEST(AgentLoop, ALostConnectionKeepsTheSessionAndTheNode) {
+  AgentRig rig;
+  rig.turns(2);
+  ASSERT_TRUE(rig.ours());
+  int64_t session = rig.zk.session_id();
+  rig.zk.disconnect();
+  rig.reachable = false;
+  rig.turns(200);  // 10 s
+  EXPECT_EQ(rig.zk.sessions_opened(), 1);
+  rig.reachable = true;
+  rig.turns(2);
+  EXPECT_EQ(rig.zk.session_id(), session);
+  EXPECT_TRUE(rig.ours()) << rig.zk.log_text();
 }
 
 TEST(AgentLoop, StoppingDeletesTheNodeAndClosesTheSession) {

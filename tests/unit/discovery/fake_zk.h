@@ -179,9 +179,16 @@ class FakeZk final : public ZkClient {
     session_used_ = true;
     open_ = true;
     ++sessions_opened_;
-    set_state(SessionState::connected);
+    if (reachable_) {
+      set_state(SessionState::connected);
+    } else {
+      state_ = SessionState::connecting;  // the real client: no event until it connects
+    }
     return ZkCode::ok;
   }
+  // An ensemble nobody reaches: open() leaves the session connecting (reconnect() connects
+  // it, as the server answering at last).
+  void set_reachable(bool reachable) { reachable_ = reachable; }
   // Ends the session: its ephemeral nodes go (others' watches fire), its watches and queued
   // events are dropped.
   void close() override {
@@ -390,6 +397,7 @@ class FakeZk final : public ZkClient {
   int64_t session_id_;
   int sessions_opened_ = 0;
   bool session_used_;  // open() makes a new session
+  bool reachable_ = true;
   bool open_;
   SessionState state_;
   std::vector<int64_t> waits_;
