@@ -36,6 +36,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent_loop.h"
 #include "discovery/zk_session.h"
 #include "ringmaster/base/byte_buffer.h"
 #include "ringmaster/base/clock.h"
@@ -151,13 +152,6 @@ ZkSessionOptions session_options(const AgentOptions& options) {
 // backs off. The C client gives each host up to 2/3 of the session timeout to answer (a
 // black-holed host costs that much) and retries refused ones every 1/60 of it, so the window
 // lets it try every host of the ensemble once.
-// What a foreign-format registration looks like: where it is created, how, with what data.
-struct Registration {
-  std::string path;  // the full path, or the prefix ZooKeeper appends a sequence number to
-  CreateMode mode = CreateMode::ephemeral;
-  std::string data;
-};
-
 // A random (version 4) UUID, Curator's instance id.
 std::string random_uuid() {
   std::random_device random;
@@ -173,10 +167,10 @@ std::string random_uuid() {
   return text;
 }
 
-std::optional<Registration> foreign_registration(const AgentOptions& o) {
+std::optional<AgentRegistration> foreign_registration(const AgentOptions& o) {
   using json = nlohmann::json;
   const std::string& host = o.target.host;
-  Registration r;
+  AgentRegistration r;
   if (o.format == "nerve") {
     // nerve's reporter: zk_path + "/" + instance_id + "_", ephemeral sequential.
     std::string name = o.name.empty() ? host : o.name;
@@ -219,126 +213,60 @@ int64_t connect_window_ms(const AgentOptions& options) {
 
 // ---------------------------------------------------------------------------------------
 
-class Agent {
- public:
-  Agent(const AgentOptions& options, const std::atomic<bool>& stop)
-      : options_(options),
-        stop_(stop),
-        node_name_(options.target.to_string()),
-        registration_(foreign_registration(options)),
-        sequential_(registration_ && registration_->mode == CreateMode::ephemeral_sequential),
-        node_path_(registration_ ? (sequential_ ? std::string() : registration_->path)
-                                 : options.targets_path + "/" + node_name_),
-        session_(session_options(options)),
-        connect_window_ms_(connect_window_ms(options)),
-        healthy_(!options.health_path) {}
+}  // namespace
 
-  int run();
+AgentLoop::AgentLoop(const AgentOptions& options, ZkClient& session, Clock clock_ms, Probe probe,
+                     CreateChroot create_chroot, const std::atomic<bool>& stop)
+    : options_(options),
+      session_(session),
+      clock_ms_(std::move(clock_ms)),
+      probe_(std::move(probe)),
+      create_chroot_(std::move(create_chroot)),
+      stop_(stop),
+      node_name_(options.target.to_string()),
+      registration_(foreign_registration(options)),
+      sequential_(registration_ && registration_->mode == CreateMode::ephemeral_sequential),
+      node_path_(registration_ ? (sequential_ ? std::string() : registration_->path)
+                               : options.targets_path + "/" + node_name_),
+      connect_window_ms_(connect_window_ms(options)),
+      backoff_ms_(kBackoffFirstMs),
+      healthy_(!options.health_path) {}
 
- private:
-  enum class NodeState { unknown, absent, ours, foreign };
-
-  int64_t next_wakeup_ms(int64_t now) const;
-  void handle_event(const ZkEvent& event);
-  void handle_session_event(SessionState state);
-  void on_session_established();
-  void maintain_session(int64_t now);
-  void check_health(int64_t now);
-  void reconcile(int64_t now);
-
-  ZkCode setup();
-  ZkCode ensure_targets_path();
-  ZkCode create_chroot(const ConnectString& connect);
-  ZkCode write_content_version(const std::string& version);
-
-  ZkCode sync_node();
-  ZkCode refresh_node();
-  ZkCode create_node();
-  ZkCode remove_stale_node();
-  ZkCode find_own_sequential_node();
-  ZkCode delete_own_node(bool* removed = nullptr);
-  void shutdown();
-
-  const AgentOptions& options_;
-  const std::atomic<bool>& stop_;
-  const std::string node_name_;
-  // A foreign format's registration (none: ringmaster's own node). A sequential node's path
-  // is only known once created; empty until then, and again once it is gone.
-  const std::optional<Registration> registration_;
-  const bool sequential_;
-  std::string node_path_;
-  ZkSession session_;
-
-  // Session bookkeeping.
-  const int64_t connect_window_ms_;     // a new handle's time to connect before "unreachable"
-  int64_t handle_opened_ms_ = 0;
-  bool handle_connected_once_ = false;  // has the current handle ever connected?
-  int64_t reopen_at_ms_ = 0;            // when closed: when to open again
-  int64_t backoff_ms_ = kBackoffFirstMs;
-  int64_t established_session_ = 0;     // session id setup was done for
-  bool connection_lost_logged_ = false;
-  bool setup_pending_ = false;
-  int64_t retry_at_ms_ = 0;
-
-  // Node bookkeeping (per session unless said otherwise).
-  NodeState node_state_ = NodeState::unknown;
-  ZkStat node_stat_;                    // of the node as last read (ours or foreign)
-  uint64_t foreign_count_ = 0;
-  bool foreign_count_valid_ = false;
-  bool owned_in_session_ = false;
-  bool stale_removed_in_session_ = false;
-  bool waiting_logged_ = false;
-  // The last count proxies wrote to our node, kept across sessions and health flaps (process
-  // lifetime), and taken over from a crashed run's leftover node. A node re-created after a
-  // session expiry or a health flap starts from it, not from 0, so the count stays what
-  // operators read it as: the requests this backend has served, cumulative. Balancing does
-  // not depend on where a count starts (issue 3: a target joining at any count gets an even
-  // share), so carrying it over costs the proxies nothing.
-  uint64_t last_count_ = 0;
-  bool created_once_ = false;
-  int64_t count_read_at_ms_ = 0;  // a deferred re-read of our node after a count write
-
-  // Health.
-  bool healthy_;
-  uint32_t ok_streak_ = 0;
-  uint32_t fail_streak_ = 0;
-  int64_t next_check_ms_ = 0;
-};
-
-int Agent::run() {
-  base::set_thread_name("agent");
+void AgentLoop::begin() {
   std::string where = registration_ ? options_.format + " node " + registration_->path + (sequential_ ? "<sequence>" : "")
                                     : "node " + node_path_;
   RM_LOG_INFO("agent for %s: ZooKeeper %s, %s, %s", node_name_.c_str(), options_.zk.c_str(), where.c_str(),
               options_.health_path ? ("health check GET " + *options_.health_path).c_str() : "no health check");
-  while (!stop_.load(std::memory_order_acquire)) {
-    int64_t now = base::now_ms();
-    if (auto event = session_.wait_event(next_wakeup_ms(now) - now)) {
-      handle_event(*event);
-      while ((event = session_.wait_event(0))) handle_event(*event);
-    }
-    if (stop_.load(std::memory_order_acquire)) break;
-    now = base::now_ms();
-    if (count_read_at_ms_ != 0 && now >= count_read_at_ms_) {
-      count_read_at_ms_ = 0;
-      if (node_state_ == NodeState::ours) node_state_ = NodeState::unknown;
-    }
-    maintain_session(now);
-    check_health(now);
-    if (session_.connected()) reconcile(base::now_ms());
-  }
-  shutdown();
-  return 0;
 }
 
-int64_t Agent::next_wakeup_ms(int64_t now) const {
+void AgentLoop::run_once() {
+  int64_t now = clock_ms_();
+  if (auto event = session_.wait_event(next_wakeup_ms(now) - now)) {
+    handle_event(*event);
+    while ((event = session_.wait_event(0))) handle_event(*event);
+  }
+  if (stop_.load(std::memory_order_acquire)) return;
+  now = clock_ms_();
+  if (count_read_at_ms_ != 0 && now >= count_read_at_ms_) {
+    count_read_at_ms_ = 0;
+    if (node_state_ == NodeState::ours) node_state_ = NodeState::unknown;
+  }
+  maintain_session(now);
+  check_health(now);
+  // Only once this session's "connected" was handled (on_session_established): the state can
+  // say connected a moment before its event arrives, and the per-session bookkeeping (the
+  // setup, whose node is ours) is reset by that event.
+  if (session_.connected() && established_session_ == session_.session_id()) reconcile(clock_ms_());
+}
+
+int64_t AgentLoop::next_wakeup_ms(int64_t now) const {
   int64_t wake = now + kStopPollMs;
   if (options_.health_path) wake = std::min(wake, next_check_ms_);
   if (!session_.is_open()) wake = std::min(wake, reopen_at_ms_);
   return std::max(wake, now);
 }
 
-void Agent::handle_event(const ZkEvent& event) {
+void AgentLoop::handle_event(const ZkEvent& event) {
   RM_LOG_DEBUG("zookeeper event %s state %s path %s", event_type_name(event.type), session_state_name(event.state),
                event.path.c_str());
   switch (event.type) {
@@ -358,7 +286,7 @@ void Agent::handle_event(const ZkEvent& event) {
       // kCountReadIntervalMs), so a deletion by another client in between is seen at most
       // that much later.
       if (event.path == node_path_ && event.type == ZkEvent::Type::changed && node_state_ == NodeState::ours) {
-        if (count_read_at_ms_ == 0) count_read_at_ms_ = base::now_ms() + kCountReadIntervalMs;
+        if (count_read_at_ms_ == 0) count_read_at_ms_ = clock_ms_() + kCountReadIntervalMs;
         return;
       }
       if (event.path == node_path_) {
@@ -373,7 +301,7 @@ void Agent::handle_event(const ZkEvent& event) {
   }
 }
 
-void Agent::handle_session_event(SessionState state) {
+void AgentLoop::handle_session_event(SessionState state) {
   switch (state) {
     case SessionState::connected:
       handle_connected_once_ = true;
@@ -406,14 +334,14 @@ void Agent::handle_session_event(SessionState state) {
       session_.close();
       node_state_ = NodeState::unknown;
       if (sequential_) node_path_.clear();
-      reopen_at_ms_ = state == SessionState::expired ? 0 : base::now_ms() + backoff_ms_;
+      reopen_at_ms_ = state == SessionState::expired ? 0 : clock_ms_() + backoff_ms_;
       return;
     case SessionState::closed:
       return;
   }
 }
 
-void Agent::on_session_established() {
+void AgentLoop::on_session_established() {
   int64_t id = session_.session_id();
   if (established_session_ == 0) {
     RM_LOG_INFO("connected to ZooKeeper, session 0x%llx (timeout %u ms)", hex_id(id), session_.negotiated_timeout_ms());
@@ -430,7 +358,7 @@ void Agent::on_session_established() {
   waiting_logged_ = false;
 }
 
-void Agent::maintain_session(int64_t now) {
+void AgentLoop::maintain_session(int64_t now) {
   if (!session_.is_open()) {
     if (now < reopen_at_ms_) return;
     ZkCode rc = session_.open();
@@ -457,10 +385,10 @@ void Agent::maintain_session(int64_t now) {
   }
 }
 
-void Agent::check_health(int64_t now) {
+void AgentLoop::check_health(int64_t now) {
   if (!options_.health_path || now < next_check_ms_) return;
-  std::string problem = probe_http(options_.target, *options_.health_path, options_.health_timeout_ms);
-  next_check_ms_ = base::now_ms() + options_.health_interval_ms;
+  std::string problem = probe_();
+  next_check_ms_ = clock_ms_() + options_.health_interval_ms;
   if (problem.empty()) {
     fail_streak_ = 0;
     ++ok_streak_;
@@ -481,7 +409,7 @@ void Agent::check_health(int64_t now) {
   }
 }
 
-void Agent::reconcile(int64_t now) {
+void AgentLoop::reconcile(int64_t now) {
   if (now < retry_at_ms_) return;
   ZkCode rc = ZkCode::ok;
   if (setup_pending_) {
@@ -501,43 +429,26 @@ void Agent::reconcile(int64_t now) {
 
 // ---- setup: targets path, chroot, content version -----------------------------------
 
-ZkCode Agent::setup() {
+ZkCode AgentLoop::setup() {
   ZkCode rc = ensure_targets_path();
   if (rc != ZkCode::ok) return rc;
   if (options_.content_version) rc = write_content_version(*options_.content_version);
   return rc;
 }
 
-ZkCode Agent::ensure_targets_path() {
+ZkCode AgentLoop::ensure_targets_path() {
   ZkCode rc = session_.ensure_path(options_.targets_path);
   if (rc != ZkCode::no_node) return rc;
   // NONODE while creating from the root: the chroot itself is missing. ZooKeeper does not
   // create it; the agent, being the first writer anyway, does.
   ConnectString connect = split_connect_string(options_.zk);
   if (connect.chroot.empty()) return rc;
-  rc = create_chroot(connect);
+  rc = create_chroot_();
   if (rc != ZkCode::ok) return rc;
   return session_.ensure_path(options_.targets_path);
 }
 
-ZkCode Agent::create_chroot(const ConnectString& connect) {
-  ZkSessionOptions root_options;
-  root_options.connect = connect.hosts;
-  root_options.session_timeout_ms = options_.session_timeout_ms;
-  root_options.session_file.clear();  // a helper: the session file names the agent's session
-  ZkSession root(root_options);
-  if (root.open() != ZkCode::ok) return ZkCode::system_error;
-  const int64_t deadline = base::now_ms() + options_.session_timeout_ms;
-  while (!root.connected()) {
-    if (base::now_ms() >= deadline || stop_.load(std::memory_order_acquire)) return ZkCode::connection_loss;
-    root.wait_event(kStopPollMs);
-  }
-  ZkCode rc = root.ensure_path(connect.chroot);
-  if (rc == ZkCode::ok) RM_LOG_INFO("created the chroot %s", connect.chroot.c_str());
-  return rc;
-}
-
-ZkCode Agent::write_content_version(const std::string& version) {
+ZkCode AgentLoop::write_content_version(const std::string& version) {
   const std::string& path = options_.cache_version_path;
   for (int attempt = 0; attempt < kVersionedRetriesMax; ++attempt) {
     std::string stored;
@@ -570,7 +481,7 @@ ZkCode Agent::write_content_version(const std::string& version) {
 
 // ---- the node -------------------------------------------------------------------------
 
-ZkCode Agent::sync_node() {
+ZkCode AgentLoop::sync_node() {
   // A few passes: each step changes node_state_ and the next one acts on it (read, then
   // remove a stale node, then create ours). Races send it back to `unknown`.
   for (int pass = 0; pass < kVersionedRetriesMax; ++pass) {
@@ -608,7 +519,7 @@ ZkCode Agent::sync_node() {
 }
 
 // Reads the node with a watch (data changes and deletion wake us up) and classifies it.
-ZkCode Agent::refresh_node() {
+ZkCode AgentLoop::refresh_node() {
   if (sequential_ && node_path_.empty()) {
     ZkCode rc = find_own_sequential_node();
     if (rc != ZkCode::ok || node_path_.empty()) return rc;
@@ -637,7 +548,7 @@ ZkCode Agent::refresh_node() {
   return ZkCode::ok;
 }
 
-ZkCode Agent::create_node() {
+ZkCode AgentLoop::create_node() {
   ZkCode rc = ZkCode::ok;
   if (registration_) {
     std::string created;
@@ -675,7 +586,7 @@ ZkCode Agent::create_node() {
 // A sequential create whose answer was lost (CONNECTIONLOSS) may have made a node nobody knows
 // the name of; within the same session it is ours: the one child with our prefix whose
 // ephemeral owner is this session. Bounded by the children of the targets path.
-ZkCode Agent::find_own_sequential_node() {
+ZkCode AgentLoop::find_own_sequential_node() {
   std::vector<std::string> children;
   ZkCode rc = session_.get_children(options_.targets_path, &children, false);
   if (rc == ZkCode::no_node) {
@@ -698,13 +609,16 @@ ZkCode Agent::find_own_sequential_node() {
   return ZkCode::ok;
 }
 
-ZkCode Agent::remove_stale_node() {
+ZkCode AgentLoop::remove_stale_node() {
   if (registration_) {
     // Another session's registration at our path: never ours to remove (a foreign format's
     // names are random or sequential, so this is someone else's); wait for it to go.
     stale_removed_in_session_ = true;
     return ZkCode::ok;
   }
+  // Its count is carried over before the delete is sent: a delete applied but answered
+  // CONNECTIONLOSS leaves the node gone and the answer lost, and the count must survive that.
+  if (foreign_count_valid_) last_count_ = foreign_count_;
   ZkCode rc = session_.remove(node_path_, node_stat_.version);
   if (rc == ZkCode::bad_version) {  // a proxy just counted into it: read again, retry
     node_state_ = NodeState::unknown;
@@ -712,7 +626,6 @@ ZkCode Agent::remove_stale_node() {
   }
   if (rc != ZkCode::ok && rc != ZkCode::no_node) return rc;
   stale_removed_in_session_ = true;
-  if (foreign_count_valid_) last_count_ = foreign_count_;
   RM_LOG_WARN("removed stale node %s owned by session 0x%llx (left by a previous run; count %llu carried over)",
               node_path_.c_str(), hex_id(node_stat_.ephemeral_owner), static_cast<unsigned long long>(last_count_));
   node_state_ = NodeState::absent;
@@ -721,7 +634,7 @@ ZkCode Agent::remove_stale_node() {
 
 // Version-checked delete of the node if, and only if, it is ours. *removed says whether
 // this call deleted it.
-ZkCode Agent::delete_own_node(bool* removed) {
+ZkCode AgentLoop::delete_own_node(bool* removed) {
   if (removed != nullptr) *removed = false;
   for (int attempt = 0; attempt < kVersionedRetriesMax; ++attempt) {
     ZkCode rc = refresh_node();
@@ -739,7 +652,7 @@ ZkCode Agent::delete_own_node(bool* removed) {
   return ZkCode::bad_version;
 }
 
-void Agent::shutdown() {
+void AgentLoop::run_final() {
   RM_LOG_INFO("stopping");
   if (session_.connected()) {
     bool removed = false;
@@ -758,11 +671,44 @@ void Agent::shutdown() {
   RM_LOG_INFO("stopped");
 }
 
+namespace {
+
+// A missing chroot: ZooKeeper does not create it; the agent, being the first writer anyway,
+// does, through a helper session at the root (bounded by one session timeout, and by stop).
+ZkCode create_chroot(const AgentOptions& options, const std::atomic<bool>& stop) {
+  ConnectString connect = split_connect_string(options.zk);
+  ZkSessionOptions root_options;
+  root_options.connect = connect.hosts;
+  root_options.session_timeout_ms = options.session_timeout_ms;
+  root_options.session_file.clear();  // a helper: the session file names the agent's session
+  ZkSession root(root_options);
+  if (root.open() != ZkCode::ok) return ZkCode::system_error;
+  const int64_t deadline = base::now_ms() + options.session_timeout_ms;
+  while (!root.connected()) {
+    if (base::now_ms() >= deadline || stop.load(std::memory_order_acquire)) return ZkCode::connection_loss;
+    root.wait_event(kStopPollMs);
+  }
+  ZkCode rc = root.ensure_path(connect.chroot);
+  if (rc == ZkCode::ok) RM_LOG_INFO("created the chroot %s", connect.chroot.c_str());
+  return rc;
+}
+
 }  // namespace
 
 int run_agent(const AgentOptions& options, const std::atomic<bool>& stop) {
-  Agent agent(options, stop);
-  return agent.run();
+  base::set_thread_name("agent");
+  ZkSession session(session_options(options));
+  AgentLoop agent(
+      options, session, base::now_ms,
+      [&options] {
+        return options.health_path ? probe_http(options.target, *options.health_path, options.health_timeout_ms)
+                                   : std::string();
+      },
+      [&options, &stop] { return create_chroot(options, stop); }, stop);
+  agent.begin();
+  while (!stop.load(std::memory_order_acquire)) agent.run_once();
+  agent.run_final();
+  return 0;
 }
 
 }  // namespace ringmaster::discovery

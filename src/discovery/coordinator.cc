@@ -55,17 +55,19 @@ struct RegistryState {
 Coordinator::Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board)
     : Coordinator(options, board,
                   std::make_unique<ZkSession>(ZkSessionOptions{options.zk, options.session_timeout_ms, 4096}),
-                  nullptr, base::now_ms) {}
+                  nullptr, base::now_ms, FleetWriter::system_wall_ms) {}
 
 Coordinator::Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board, ZkClient& session,
                          std::function<int64_t()> clock_ms)
-    : Coordinator(options, board, nullptr, &session, std::move(clock_ms)) {}
+    : Coordinator(options, board, nullptr, &session, clock_ms, clock_ms) {}
 
 Coordinator::Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board,
-                         std::unique_ptr<ZkClient> owned, ZkClient* session, std::function<int64_t()> clock_ms)
+                         std::unique_ptr<ZkClient> owned, ZkClient* session, std::function<int64_t()> clock_ms,
+                         std::function<int64_t()> wall_ms)
     : options_(options),
       board_(board),
       clock_ms_(std::move(clock_ms)),
+      wall_ms_(std::move(wall_ms)),
       owned_session_(std::move(owned)),
       session_(owned_session_ ? owned_session_.get() : session),
       book_(std::make_unique<TargetBook>(options.reactors, [](const base::HostPort& hp) { return base::resolve(hp); })),
@@ -261,6 +263,8 @@ void Coordinator::run_once() {
       next_open_ms_ = clock_ms_() + kReopenDelayMs;
     }
   }
+  // Before the wait: the last turn's failed reads are tried again on this one, not at once.
+  if (!unread_.empty() && session_->connected()) read_unread();
   int64_t wait_ms = std::max<int64_t>(0, next_flush_ms_ - clock_ms_());
   while (auto event = session_->wait_event(wait_ms)) {
     wait_ms = 0;
@@ -423,9 +427,34 @@ bool Coordinator::read_members(Source& source) {
   if (foreign) {
     for (const RegistryMember& m : source.registry->members) book_->set_weight(source.group + m.endpoint, m.weight);
   }
-  for (const std::string& name : to_read) counts_->read_target(name);
+  for (const std::string& name : to_read) {
+    if (counts_->read_target(name)) {
+      unread_.erase(name);
+    } else {
+      unread_.insert(name);
+    }
+  }
   publish();
   return true;
+}
+
+void Coordinator::read_unread() {
+  // A member whose count read got no answer is not routed (its count is unknown). A
+  // connection problem brings a full read with the reconnect, but a plain timeout brings
+  // nothing: without this the target would wait for the next count refresh (fleet off) or
+  // the next children list (fleet mode, none may come). One read per member per turn.
+  bool answered = false;
+  std::set<std::string> again;
+  for (const std::string& key : unread_) {
+    if (!book_->is_member(key)) continue;  // it left meanwhile
+    if (counts_->read_target(key)) {
+      answered = true;
+    } else {
+      again.insert(key);
+    }
+  }
+  unread_ = std::move(again);
+  if (answered) publish();
 }
 
 std::vector<std::string> Coordinator::read_registry(Source& source, const std::vector<std::string>& children) {

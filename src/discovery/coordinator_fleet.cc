@@ -72,7 +72,8 @@ void Coordinator::fleet_start() {
   f.ledger_path = options_.fleet_path + "/ledger";
   book_->set_balance_on_own_requests(true);
   fleet_writer_ = std::make_unique<FleetWriter>(
-      *session_, *book_, f, *counts_, [this](const std::string& key) { return target_path(key); }, zk_counters());
+      *session_, *book_, f, *counts_, [this](const std::string& key) { return target_path(key); }, zk_counters(),
+      wall_ms_);
   fleet_client_ = std::make_unique<FleetClient>();
   if (!options_.fleet_listen) return;
   auto address = base::resolve(*options_.fleet_listen);
@@ -189,6 +190,12 @@ void Coordinator::step_down() {
   RM_LOG_INFO("fleet: no longer leading");
   f.is_leader = false;
   f.leader_ready = false;
+  // Our own announcement is no one's leader now. Kept, a former leader whose session expired
+  // would report its batches to its own listener (409: not leading) until a children list
+  // names the next leader. A follower's leader is not cleared by its own expiry: that
+  // proxy's session, and its leadership, are another's (fleet_reset_session).
+  f.leader = {};
+  f.leader_unreachable = false;
   std::lock_guard lock(f.mutex);
   f.shared.serving = false;
   f.shared.inbox.clear();  // followers send what is not applied to the next leader

@@ -63,7 +63,7 @@ bool CountWriter::create_count_node(const std::string& key) {
   return false;
 }
 
-void CountWriter::read_target(const std::string& key) {
+bool CountWriter::read_target(const std::string& key) {
   std::string data;
   ZkStat stat;
   ZkCode rc = zk_.get(path_of_(key), &data, &stat, false);
@@ -78,7 +78,9 @@ void CountWriter::read_target(const std::string& key) {
     book_.on_missing(key);
   } else {
     counters_.errors->add();
+    return false;
   }
+  return true;
 }
 
 void CountWriter::refresh_counts() {

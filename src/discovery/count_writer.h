@@ -65,7 +65,9 @@ class CountWriter {
   // the rest waits for the next one.
   void flush();
   // Reads one target's count node into the book (creating a foreign key's node when missing).
-  void read_target(const std::string& key);
+  // False when ZooKeeper gave no answer (neither the count nor NONODE: a timeout, a
+  // connection problem): the count is still unknown.
+  bool read_target(const std::string& key);
   // Reads every member's count (other proxies' increments reach us here).
   void refresh_counts();
   // Reports a write that landed on another incarnation than planned (TargetBook::on_written).

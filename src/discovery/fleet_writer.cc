@@ -6,18 +6,20 @@
 #include "ringmaster/base/log.h"
 
 namespace ringmaster::discovery {
-namespace {
-
-int64_t wall_ms() {
+int64_t FleetWriter::system_wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
-}  // namespace
-
 FleetWriter::FleetWriter(ZkClient& zk, TargetBook& book, FleetState& fleet, CountWriter& counts,
-                         CountWriter::PathOf path_of, ZkOpCounters counters)
-    : zk_(zk), book_(book), fleet_(fleet), counts_(counts), path_of_(std::move(path_of)), counters_(counters) {}
+                         CountWriter::PathOf path_of, ZkOpCounters counters, WallClock wall_ms)
+    : zk_(zk),
+      book_(book),
+      fleet_(fleet),
+      counts_(counts),
+      path_of_(std::move(path_of)),
+      counters_(counters),
+      wall_ms_(std::move(wall_ms)) {}
 
 bool FleetWriter::load_ledger() {
   FleetState& f = fleet_;
@@ -85,7 +87,7 @@ bool FleetWriter::write(bool as_leader) {
     plan.writes = book_.plan_fleet(held.deltas, &plan.unwritable);
     if (plan.writes.empty() && held.through.empty()) return true;  // nothing to write
     if (attempt == 0) counters_.flush_batches->add();
-    int64_t now = wall_ms();
+    int64_t now = wall_ms_();
     plan.seq = ++f.next_seq;
     plan.ledger = f.ledger;
     plan.ledger.set(f.instance, plan.seq, now);

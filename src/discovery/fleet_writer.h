@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,9 +27,15 @@ class FleetWriter {
   // Attempts per flush when versions moved under us.
   static constexpr int kFleetAttemptsMax = 5;
 
+  // Wall-clock ms: the ledger's entries are stamped with it and pruned by it, and the ledger
+  // is shared by every proxy of the fleet, so a monotonic clock (per host) would not do.
+  using WallClock = std::function<int64_t()>;
+  static int64_t system_wall_ms();
+
   // `counts` reads single targets after a BADVERSION (its uncertain writes are not used here).
+  // `wall_ms`: system_wall_ms, or a test's clock.
   FleetWriter(ZkClient& zk, TargetBook& book, FleetState& fleet, CountWriter& counts, CountWriter::PathOf path_of,
-              ZkOpCounters counters);
+              ZkOpCounters counters, WallClock wall_ms);
 
   // One flush by a writer: the leader (as_leader: its cached view, plus the followers'
   // batches held in fleet.shared.inbox) or a follower writing its own requests directly
@@ -49,6 +56,7 @@ class FleetWriter {
   CountWriter& counts_;
   CountWriter::PathOf path_of_;
   ZkOpCounters counters_;
+  WallClock wall_ms_;
 };
 
 }  // namespace ringmaster::discovery

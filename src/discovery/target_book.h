@@ -120,6 +120,10 @@ class TargetBook {
   std::unique_ptr<upstream::TargetSnapshot> build_snapshot(uint64_t version, const std::string& group = "") const;
 
   size_t member_count() const;
+  bool is_member(const std::string& key) const {
+    auto it = entries_.find(key);
+    return it != entries_.end() && it->second.member;
+  }
   uint64_t skipped_names() const { return skipped_names_; }
   uint64_t skipped_data() const { return skipped_data_; }
   // Requests counted locally and not yet written, over all targets.

@@ -137,6 +137,9 @@ class ZkClient {
   virtual void interrupt() = 0;
   // The session timeout the server granted (0 before the first connect).
   virtual uint32_t negotiated_timeout_ms() const = 0;
+  // The session's id (0 until the server assigned one): the owner of its ephemeral nodes
+  // (ZkStat::ephemeral_owner), and what tells a new session from a resumed one.
+  virtual int64_t session_id() const = 0;
 
   // The last session state seen (see SessionState).
   virtual SessionState state() const = 0;

@@ -86,7 +86,7 @@ class ZkSession final : public ZkClient {
   // The last state the watcher reported (connecting right after open()).
   SessionState state() const override { return state_.load(std::memory_order_acquire); }
   // 0 until the server assigned a session.
-  int64_t session_id() const { return session_id_.load(std::memory_order_acquire); }
+  int64_t session_id() const override { return session_id_.load(std::memory_order_acquire); }
   // The 16-byte session password (binary), empty until the server assigned a session.
   std::string session_password();
   // The session timeout the server granted (0 before the first connect).

@@ -7,7 +7,9 @@
 // saw, removes a leftover of a crashed run, and deletes it on SIGTERM before exiting.
 //
 // One thread (the caller's) runs everything: session events, health checks, node upkeep. It
-// never gives up on ZooKeeper: an unreachable ensemble is retried forever with backoff.
+// never gives up on ZooKeeper: an unreachable ensemble is retried forever with backoff. The
+// decisions are AgentLoop's, over the ZkClient interface (ARCHITECTURE.md §3, "The agent's
+// seam").
 #pragma once
 
 #include <atomic>

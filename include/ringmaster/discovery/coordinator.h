@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -89,7 +90,7 @@ class Coordinator {
  public:
   Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board);
   // Over a session it does not own (a scripted fake, tests/unit/discovery/fake_zk.h) and a
-  // clock it is given (monotonic ms), with no thread: the caller turns the event loop with
+  // clock it is given (ms; also the fleet ledger's wall clock), with no thread: the caller turns the event loop with
   // run_once() and ends it with run_final(); start() and stop() are not called. The fleet
   // listener, when options.fleet_listen is set, is bound on the first run_once().
   // ARCHITECTURE.md §3, "The coordinator's seam".
@@ -130,13 +131,14 @@ class Coordinator {
 
  private:
   Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board, std::unique_ptr<ZkClient> owned,
-              ZkClient* session, std::function<int64_t()> clock_ms);
+              ZkClient* session, std::function<int64_t()> clock_ms, std::function<int64_t()> wall_ms);
   void begin_loop();
   struct Source;
   void handle_session_change();
   void full_read();
   void apply_pending_sources();
   bool read_members(Source& source);
+  void read_unread();
   // Foreign registry formats (registry_format.h): the endpoints the children list routes to.
   std::vector<std::string> read_registry(Source& source, const std::vector<std::string>& children);
   void read_registry_node(Source& source, const std::string& child);
@@ -189,6 +191,7 @@ class Coordinator {
   CoordinatorOptions options_;
   upstream::RouteBoard* board_;
   std::function<int64_t()> clock_ms_;  // base::now_ms, or the test's
+  std::function<int64_t()> wall_ms_;   // the fleet ledger's: the system's, or the test's
   std::vector<Source> sources_;                       // coordinator thread only
   std::map<std::string, VersionNode> versions_;       // by version path; coordinator thread only
   std::mutex pending_mutex_;
@@ -202,6 +205,9 @@ class Coordinator {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   bool need_full_read_ = true;
+  // Members whose count read got no answer (CountWriter::read_target false), read again on
+  // the next turn (read_unread). Coordinator thread only.
+  std::set<std::string> unread_;
   // The loop's schedule (run_once).
   bool loop_started_ = false;
   int64_t next_flush_ms_ = 0;

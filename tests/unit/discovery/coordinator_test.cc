@@ -163,6 +163,28 @@ TEST(CoordinatorLoop, EveryTargetVanishingIsBelievedOnlyAfterOneSessionTimeout) 
   EXPECT_EQ(rig.routed(), Names{});
 }
 
+// A new target whose first count read fails without the connection dropping (an operation
+// timeout: no reconnect, so no full read follows) is read again on the next turn of the
+// loop and routed then, not a refresh interval (fleet off) or a children list (fleet) later.
+TEST(CoordinatorLoop, ANewTargetWhoseFirstReadFailsIsReadAgainOnTheNextTurn) {
+  for (bool fleet : {false, true}) {
+    SCOPED_TRACE(fleet ? "fleet" : "fleet off");
+    Rig rig(fleet);
+    rig.start({kA});
+    for (int i = 0; i < 3; ++i) rig.flush();
+    ASSERT_EQ(rig.routed(), (Names{kA}));
+    rig.zk.fail_next(FakeZk::Op::get, node(kB), {ZkCode::operation_timeout});
+    rig.zk.put(node(kB), "5", kAgentSession);  // the child watch fires
+    rig.turn();
+    EXPECT_EQ(rig.routed(), (Names{kA})) << "its count is unknown yet";
+    rig.turn(1);  // 1 ms later: no flush, no refresh, no children list due
+    EXPECT_EQ(rig.routed(), (Names{kA, kB})) << rig.zk.log_text();
+    rig.serve(kB, 3);
+    for (int i = 0; i < 3; ++i) rig.flush();
+    EXPECT_EQ(rig.count(kB), 8u) << rig.zk.log_text();
+  }
+}
+
 // ---- Flush cadence: requests never cause ZooKeeper calls, flush intervals do -------------
 
 TEST(CoordinatorLoop, RequestsBetweenFlushesBecomeOneWriteBatch) {
@@ -248,16 +270,22 @@ TEST(CoordinatorLoop, AnExpiredSessionIsReopenedAndEverythingReadAgainWithCounts
   EXPECT_EQ(rig.routed(), (Names{kA}));
 }
 
+// One sample of the proxy's /metrics ("name{labels}"); -1 when absent.
+int64_t metric(Rig& rig, const std::string& sample) {
+  metrics::Registry registry;
+  rig.c().register_metrics(registry);
+  const std::string text = registry.render();
+  size_t at = text.find("\n" + sample + " ");
+  if (at == std::string::npos) return -1;
+  return std::stoll(text.substr(at + sample.size() + 2));
+}
+
 // Requests served over 1.2 s of flush intervals (a target joining, a count refresh among
 // them) while one
 // operation of the loop meets a session expiry or a connection loss (applied or not): the
 // loop reopens or retries, reads again, and ZooKeeper ends with every request once (never
 // twice; never fewer unless the proxy reports an ambiguous write).
-bool ambiguous_writes(Coordinator& c) {
-  metrics::Registry registry;
-  c.register_metrics(registry);
-  return registry.render().find("\nringmaster_zk_ambiguous_writes_total 0\n") == std::string::npos;
-}
+bool ambiguous_writes(Rig& rig) { return metric(rig, "ringmaster_zk_ambiguous_writes_total") != 0; }
 
 TEST(CoordinatorLoop, AFaultAtEachStepOfTheLoopLosesNoRequestAndCountsNoneTwice) {
   auto scenario = [](Rig& rig) {
@@ -293,7 +321,7 @@ TEST(CoordinatorLoop, AFaultAtEachStepOfTheLoopLosesNoRequestAndCountsNoneTwice)
         EXPECT_LE(rig.count(kA), 15u) << row;
         EXPECT_LE(rig.count(kB), 20u) << row;
         EXPECT_LE(rig.count(kC), 7u) << row;
-        if (!ambiguous_writes(rig.c())) {
+        if (!ambiguous_writes(rig)) {
           EXPECT_EQ(rig.count(kA), 15u) << row;
           EXPECT_EQ(rig.count(kB), 20u) << row;
           EXPECT_EQ(rig.count(kC), 7u) << row;
@@ -494,6 +522,31 @@ TEST(CoordinatorLoop, AFleetOfOneLeadsWritesOneMultiPerIntervalAndLeadsAgainAfte
   EXPECT_NE(rig.c().targets_json().find("\"role\":\"leader\""), std::string::npos);
   EXPECT_EQ(rig.count(kA), 35u) << rig.zk.log_text();
   EXPECT_EQ(rig.count(kB), 12u);
+}
+
+// A leader whose session expires no longer names itself as the leader: until its new member
+// node comes back in a children list, it has no leader to report to, so it never POSTs its
+// batch to its own listener (which answers 409: not leading) nor logs that its "leader does
+// not answer"; the requests counted meanwhile are written once.
+TEST(CoordinatorLoop, AFormerLeaderAfterItsExpiryNeverReportsToItself) {
+  Rig rig(/*fleet=*/true);
+  rig.start({kA}, "0");
+  for (int i = 0; i < 3; ++i) rig.flush();
+  ASSERT_NE(rig.c().targets_json().find("\"role\":\"leader\""), std::string::npos) << rig.c().targets_json();
+  rig.serve(kA, 7);
+  rig.flush();
+  ASSERT_EQ(rig.count(kA), 7u) << rig.zk.log_text();
+
+  rig.serve(kA, 4);
+  rig.zk.expire_session();
+  testing::internal::CaptureStderr();
+  for (int i = 0; i < 6; ++i) rig.flush();
+  std::string logged = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(logged.find("does not answer"), std::string::npos) << logged;
+  EXPECT_EQ(metric(rig, "ringmaster_fleet_reports_total{result=\"error\"}"), 0) << logged;
+  EXPECT_EQ(metric(rig, "ringmaster_fleet_reports_total{result=\"ok\"}"), 0);
+  EXPECT_NE(rig.c().targets_json().find("\"role\":\"leader\""), std::string::npos) << rig.c().targets_json();
+  EXPECT_EQ(rig.count(kA), 11u) << rig.zk.log_text();
 }
 
 bool leads(Rig& rig) { return rig.c().targets_json().find("\"role\":\"leader\"") != std::string::npos; }

@@ -450,7 +450,9 @@ struct Leader {
   }
   Proxy proxy;
   FleetState fleet;
-  FleetWriter writer{proxy.zk, proxy.book, fleet, proxy.writer, target_path, proxy.counters.pointers()};
+  int64_t wall_ms = 1'700'000'000'000;
+  FleetWriter writer{proxy.zk, proxy.book, fleet, proxy.writer, target_path, proxy.counters.pointers(),
+                     [this] { return wall_ms; }};
 
   bool done() {
     std::lock_guard lock(fleet.mutex);
@@ -554,6 +556,30 @@ TEST(FleetWriter, LedgerRaceAndRecreatedTargetConverge) {
   EXPECT_EQ(ledger->seq("G"), 9u);  // another writer's entry kept
   EXPECT_GE(ledger->seq("L"), 1u);
   EXPECT_GE(l.proxy.counters.bad_version.get(), 2u);
+}
+
+// The leader's ledger forgets an instance that has not moved for kLedgerKeepMs by the clock
+// it is given (a proxy gone for good), keeps one a millisecond younger and every live one
+// however old, and stamps what it writes with that clock.
+TEST(FleetWriter, TheLedgerPrunesByTheGivenWallClock) {
+  FakeZk zk;
+  Leader l(zk);
+  const int64_t keep = FleetWriter::kLedgerKeepMs;
+  const int64_t now = l.wall_ms;
+  zk.put(kLedger, "F 3 " + std::to_string(now - 5 * keep) + "\nGone 7 " + std::to_string(now - keep - 1) +
+                      "\nRecent 9 " + std::to_string(now - keep) + "\n");
+  zk.put(target_path("a:1"), "0", kAgentSession);
+  l.proxy.join({"a:1"});
+  ASSERT_TRUE(l.writer.load_ledger());
+  l.proxy.serve("a:1", 2);
+  ASSERT_TRUE(l.writer.write(true)) << zk.log_text();
+  auto ledger = fleet::Ledger::parse(zk.data(kLedger));
+  ASSERT_TRUE(ledger) << zk.data(kLedger);
+  EXPECT_EQ(ledger->seq("Gone"), 0u) << zk.data(kLedger);
+  EXPECT_EQ(ledger->seq("Recent"), 9u) << zk.data(kLedger);
+  EXPECT_EQ(ledger->seq("F"), 3u) << "live: kept however old";
+  EXPECT_NE(zk.data(kLedger).find("L 1 " + std::to_string(now) + "\n"), std::string::npos) << zk.data(kLedger);
+  EXPECT_EQ(count_of(zk, "a:1"), 2u);
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 // versions (version, cversion, czxid, mzxid, ephemeral owners), one-shot data and child
 // watches that queue events, and a script:
 //   * fail_at(step, fault): the step-th operation (0-based, counted over every call) answers
-//     fault.code instead. For a write, fault.applied says whether the server applied it
+//     fault.code instead (fail_next(op, path, fault): the next `op` on `path`, once). For a write, fault.applied says whether the server applied it
 //     before the answer was lost (CONNECTIONLOSS after the fact); a session_expired fault also
 //     expires the session (its ephemeral nodes go, state() says expired, an event is queued);
 //     fault.disconnects drops the connection with it (see disconnect()).
@@ -12,8 +12,9 @@
 // The session: open from the start and connected (FakeZk(false): closed until open(), which
 // connects at once). disconnect() and reconnect() lose and regain the connection within the
 // session (watches kept; every operation answers CONNECTIONLOSS meanwhile); expire_session()
-// and reopen() end it and start a new one (watches and queued events gone). Each change
-// queues a session event, as the real client does.
+// ends it; close() ends it too (its ephemeral nodes go), and open() after either, or
+// reopen(), starts a new one (watches and queued events gone). Each change queues a session
+// event, as the real client does.
 // Several clients (sessions: proxies of one fleet) can share one FakeZkTree: FakeZk(other.tree())
 // has its own session, script and log; a change by any of them fires every client's watches.
 // Every operation is logged ("set /targets/a:1 v3 -> BADVERSION") for failure messages.
@@ -76,7 +77,7 @@ class FakeZk final : public ZkClient {
   explicit FakeZk(bool open = true) : FakeZk(std::make_shared<FakeZkTree>(), open) {}
   // Another client of `tree` (tree() of an existing one): its own session, script and log.
   explicit FakeZk(std::shared_ptr<FakeZkTree> tree, bool open = true)
-      : tree_(std::move(tree)), session_id_(++tree_->sessions), open_(open),
+      : tree_(std::move(tree)), session_id_(++tree_->sessions), session_used_(open), open_(open),
         state_(open ? SessionState::connected : SessionState::closed) {
     tree_->clients.push_back(this);
   }
@@ -87,6 +88,8 @@ class FakeZk final : public ZkClient {
 
   // ---- The script.
   void fail_at(size_t step, Fault fault) { faults_[step] = fault; }
+  // The next `op` on `path` (whatever its step) answers the fault, once.
+  void fail_next(Op op, const std::string& path, Fault fault) { path_faults_[{op, path}] = fault; }
   void before_each(Hook hook) { hook_ = std::move(hook); }
   size_t steps() const { return step_; }
   const std::vector<std::string>& log() const { return log_; }
@@ -163,29 +166,48 @@ class FakeZk final : public ZkClient {
   void disconnect() { set_state(SessionState::connecting); }
   // Connected again within the same session: its watches and ephemeral nodes are intact.
   void reconnect() { set_state(SessionState::connected); }
-  int64_t session_id() const { return session_id_; }
+  int64_t session_id() const override { return session_id_; }
   int sessions_opened() const { return sessions_opened_; }
   // The waits asked for, in ms (wait_event never blocks: the test's clock stands still).
   const std::vector<int64_t>& waits() const { return waits_; }
 
   // ---- ZkClient: the lifecycle.
+  // A session, connected at once: the one made with the client if it has not been used yet,
+  // else a new one (as the real client: a closed session never comes back).
   ZkCode open() override {
+    if (session_used_) session_id_ = ++tree_->sessions;
+    session_used_ = true;
     open_ = true;
     ++sessions_opened_;
-    set_state(SessionState::connected);
+    if (reachable_) {
+      set_state(SessionState::connected);
+    } else {
+      state_ = SessionState::connecting;  // the real client: no event until it connects
+    }
     return ZkCode::ok;
   }
+  // An ensemble nobody reaches: open() leaves the session connecting (reconnect() connects
+  // it, as the server answering at last).
+  void set_reachable(bool reachable) { reachable_ = reachable; }
+  // Ends the session: its ephemeral nodes go (others' watches fire), its watches and queued
+  // events are dropped.
   void close() override {
+    data_watches_.clear();
+    child_watches_.clear();
+    if (open_ && state_ != SessionState::expired) {
+      std::vector<std::string> mine;
+      for (const auto& [path, n] : nodes_) {
+        if (n.stat.ephemeral_owner == session_id_) mine.push_back(path);
+      }
+      for (const std::string& path : mine) erase(path);
+    }
     open_ = false;
     state_ = SessionState::closed;
     events_.clear();
   }
   // A new session (what ZkSession::reopen does), connected at once; watches are gone.
   ZkCode reopen() override {
-    session_id_ = ++tree_->sessions;
-    data_watches_.clear();
-    child_watches_.clear();
-    events_.clear();
+    close();
     return open();
   }
   bool is_open() const override { return open_; }
@@ -296,6 +318,11 @@ class FakeZk final : public ZkClient {
     size_t n = step_++;
     if (hook_) hook_(*this, n, op, path);
     ZkCode rc;
+    auto by_path = path_faults_.find({op, path});
+    if (by_path != path_faults_.end() && !faults_.contains(n)) {
+      faults_[n] = by_path->second;
+      path_faults_.erase(by_path);
+    }
     auto fault = faults_.find(n);
     if (state_ == SessionState::expired) {
       rc = ZkCode::session_expired;
@@ -369,6 +396,8 @@ class FakeZk final : public ZkClient {
   std::map<std::string, Node>& nodes_ = tree_->nodes;
   int64_t session_id_;
   int sessions_opened_ = 0;
+  bool session_used_;  // open() makes a new session
+  bool reachable_ = true;
   bool open_;
   SessionState state_;
   std::vector<int64_t> waits_;
@@ -376,6 +405,7 @@ class FakeZk final : public ZkClient {
   std::set<std::string> data_watches_;
   std::set<std::string> child_watches_;
   std::map<size_t, Fault> faults_;
+  std::map<std::pair<Op, std::string>, Fault> path_faults_;
   Hook hook_;
   size_t step_ = 0;
   std::vector<std::string> log_;
