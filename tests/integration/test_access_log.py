@@ -106,7 +106,10 @@ def test_502_503_504_lines(start_logging_proxy, start_backend, dead_port):
     assert get(timing_out.port, "/hang").status == 504
     [line] = wait_lines(timing_out.log, 1)
     assert line["status"] == 504 and line["upstream"] == slow.addr
-    assert line["upstream_ms"] >= 300
+    # The deadline counts from the reactor's time for its loop turn, read before the turn's
+    # work; the logged upstream time starts at the send, later in that turn (a few ms on a
+    # loaded machine: 297.8 was seen). What matters is that the wait was the timeout's.
+    assert 280 <= line["upstream_ms"] < 3000, line
 
     # ZooKeeper mode before any target is known (nothing listens at the ZooKeeper address).
     empty = start_logging_proxy([], zk=dead_port.addr, session_timeout_ms=1000)
