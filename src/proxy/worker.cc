@@ -126,7 +126,12 @@ namespace {
 // -c1000: ~100 madvise per second).
 void collect_heap(bool decommit) {
   if (mi_collect == nullptr) {
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+    // A sanitizer's allocator replaces malloc, so glibc's arenas were never set up: its
+    // malloc_trim would set them up now, from every reactor at once, which is not thread-safe
+    // (two draining reactors crashed in it under ASan). There is nothing of glibc's to trim.
     malloc_trim(0);
+#endif
     return;
   }
   // The reactor's start-up heap (see use_request_heap) holds no freed burst memory, but the
