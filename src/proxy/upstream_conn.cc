@@ -240,6 +240,7 @@ void Worker::attach(ClientConn* c, UpstreamConn* u) {
   c->upstream = u;
   u->client = c;
   u->got_bytes = false;
+  u->peer_ended = false;
   if (!u->parser) {
     if (!spare_response_parsers_.empty()) {
       u->parser = std::move(spare_response_parsers_.back());
@@ -288,7 +289,7 @@ void Worker::on_upstream_connect(UpstreamConn* u, int res) {
 
 void Worker::arm_upstream_recv(UpstreamConn* u) {
   // With a poll posted (it was idle), the completion arms the receive (on_upstream_recv).
-  if (u->recv_armed || u->state == UpstreamState::closed) return;
+  if (u->recv_armed || u->state == UpstreamState::closed || u->peer_ended) return;
   if (u->client == nullptr) {
     // Idle: only notice the backend closing (or sending what nobody asked for), without a
     // buffer; 10,000 pooled connections then cost no read memory.
@@ -374,6 +375,16 @@ void Worker::on_upstream_recv(UpstreamConn* u, int res) {
     return;
   }
   if (res <= 0) {
+    if (u->client != nullptr && u->unparsed() != 0 && u->client->ex.response_started()) {
+      // The client is behind (pump_upstream stopped at kOutSoftLimit): what we hold came
+      // before the end, so the end waits for it; the client's send completions pump on.
+      // The backend has nothing more to be late with: from here the client's own send
+      // deadline governs, not the upstream timeout.
+      u->peer_ended = true;
+      u->peer_end_res = res;
+      TimerList::disarm(&u->timer);
+      return;
+    }
     upstream_ended(u, res);
     return;
   }
@@ -444,6 +455,12 @@ void Worker::pump_upstream(UpstreamConn* u) {
     on_response_done(c);
     return;
   }
+  if (u->peer_ended) {
+    // Ended once every held byte is parsed, or when the parser stopped short of the client's
+    // bound (it will take nothing more from what is held).
+    if (u->unparsed() == 0 || c->out.size() + 64 < kOutSoftLimit) upstream_ended(u, u->peer_end_res);
+    return;
+  }
   arm_upstream_recv(u);
 }
 
@@ -455,7 +472,7 @@ void Worker::on_response_done(ClientConn* c) {
     // upstream_rules.h).
     uint32_t cap = idle_cap(idle_max_, c->service);
     EndedExchange ended;
-    ended.backend_keep_alive = u->parser->head().keep_alive;
+    ended.backend_keep_alive = u->parser->head().keep_alive && !u->peer_ended;
     ended.request_complete = c->ex.request_complete();
     ended.request_bytes_left = !u->out.empty();
     ended.response_bytes_left = u->unparsed() != 0;

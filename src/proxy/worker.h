@@ -265,6 +265,11 @@ struct UpstreamConn {
   bool recv_is_poll = false;   // ... and it is the idle poll (no buffer)
   bool reused = false;         // served a request before this one
   bool got_bytes = false;      // response bytes arrived for the current request
+  // The backend ended its side (EOF or error, `peer_end_res`) while response bytes it sent
+  // were still held for a slow client: those bytes are part of its answer, so the end is
+  // acted on only once they are parsed (pump_upstream), and nothing more is received.
+  bool peer_ended = false;
+  int peer_end_res = 0;
   ClientConn* client = nullptr;
   // Unparsed response bytes are [read_begin, read_end). A posted receive writes at read_end,
   // so the bytes are only slid to the front when no receive is in flight.

@@ -25,8 +25,9 @@ and answered with 400: the point is to notice anything that reached it.
 Endpoints (query parameters in brackets):
     /echo                     JSON of what was received (method, target, headers, body...)
     /upload                   consumes the body while hashing it; JSON {"len", "sha256"}
-    /download [bytes=N, chunked=0|1, framing=cl|chunked|close, chunk=N]
-                              N bytes of the deterministic pattern (see pattern_bytes)
+    /download [bytes=N, chunked=0|1, framing=cl|chunked|close, chunk=N, close=1]
+                              N bytes of the deterministic pattern (see pattern_bytes);
+                              close=1: Connection: close, and the connection closes after
     /status [code=N]          that status; 204 and 304 carry no body (304 announces a
                               Content-Length of the representation, as RFC 9110 allows)
     /slow [ms=N]              waits N ms, then answers like /
@@ -320,6 +321,8 @@ class Connection(origin.Connection):
         framing = query.get("framing") or ("chunked" if query.get("chunked") == "1" else "cl")
         chunk = int(query["chunk"]) if "chunk" in query else None
         head_only = req.method == "HEAD"
+        if query.get("close") == "1":
+            keep_alive = False
         if framing == "cl":
             head = self._send_head(200, "OK", extra + [("Content-Length", str(total))],
                                    keep_alive)
@@ -327,7 +330,7 @@ class Connection(origin.Connection):
             if not head_only:
                 for piece in pattern_chunks(total):
                     self.sock.sendall(piece)
-            return True
+            return keep_alive
         if framing == "close":
             self.sock.sendall(self._send_head(200, "OK", [], False))
             if not head_only:

@@ -1,11 +1,14 @@
 """Request and response bodies: exact bytes both ways, and 1 GiB streams in bounded memory."""
 
 import hashlib
+import json
 import random
+import subprocess
+from pathlib import Path
 
 import pytest
 
-from harness import (HttpConnection, build_request, chunked_encode, pattern_chunks,
+from harness import (PYTHON, HttpConnection, build_request, chunked_encode, pattern_chunks,
                      pattern_sha256)
 
 GIB = 1 << 30
@@ -125,3 +128,22 @@ def test_one_gib_download_streams_through_in_bounded_memory(start_proxy, backend
     assert digest.hexdigest() == expected_sha
     assert peak < bound, "proxy peak RSS %.0f MiB while streaming 1 GiB down (bound %d MiB)" % (
         peak / (1 << 20), bound >> 20)
+
+
+# The backend ends its side right after the body while the proxy still holds the tail for a
+# slow client: a close-delimited body ends at the backend's EOF, a Content-Length body is
+# followed by Connection: close. Every byte must still reach the client.
+@pytest.mark.parametrize("query", ["framing=close", "framing=cl&close=1"])
+def test_backend_closing_behind_a_slow_client_loses_no_byte(ringmaster_bin, tmp_path, query):
+    size = 8 << 20
+    argv = ["unshare", "--net", PYTHON, str(Path(__file__).parent / "slow_reader_netns.py"),
+            "--bin", str(ringmaster_bin), "--dir", str(tmp_path), "--bytes", str(size),
+            "--query", query]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["proxy_problems"] == [], result
+    assert result["status"] == 200, result
+    assert result["complete"], result
+    assert result["body_len"] == size, result
+    assert result["sha256_ok"], result
