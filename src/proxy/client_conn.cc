@@ -105,6 +105,10 @@ void Worker::pump_client(ClientConn* c) {
   while (c->ex.state() != ClientState::closed && pump_client_once(c)) {
   }
   c->pumping = false;
+  if (c->ex.due_input_end(!c->held.empty())) {
+    client_input_ended(c, 0);
+    return;
+  }
   update_client_recv(c);
 }
 
@@ -310,6 +314,9 @@ void Worker::on_client_timer(ClientConn* c) {
 }
 
 void Worker::client_input_ended(ClientConn* c, int res) {
+  // Body bytes held for a slow backend came before the EOF: decided once they are parsed
+  // (pump_client).
+  if (c->ex.defer_input_end(res == 0, !c->held.empty())) return;
   // A client may half-close after a complete request and wait for the answer; a closing
   // connection still sends its last one.
   if (!c->ex.on_input_ended(res == 0)) close_client(c);

@@ -75,6 +75,7 @@ class ClientExchange {
   bool response_started() const { return response_ != ResponseSide::pending; }
   bool response_complete() const { return response_ == ResponseSide::complete; }
   bool peer_eof() const { return peer_eof_; }
+  bool input_end_deferred() const { return input_end_deferred_; }
   ClientWait waiting() const { return wait_; }
   // The client's deadline governs (not the cache's, nor the upstream queue's).
   bool client_deadline_runs() const { return state_ == ClientState::exchanging && wait_ == ClientWait::none; }
@@ -277,6 +278,7 @@ class ClientExchange {
   // connection still sends its last answer); false: close it.
   bool on_input_ended(bool clean) {
     peer_eof_ = true;
+    input_end_deferred_ = false;
     bool keep = false;
     if (state_ == ClientState::exchanging && clean && request_complete()) {
       keep_alive_ = false;
@@ -286,6 +288,24 @@ class ClientExchange {
     }
     check_invariants();
     return keep;
+  }
+
+  // The client's clean EOF arrived while part of its request body is still held unparsed
+  // (`body_held`: the backend is slower than the client). Those bytes came before the EOF,
+  // so the EOF is recorded (nothing more is received) and on_input_ended decides once the
+  // held body is parsed (due_input_end). False: decide now.
+  bool defer_input_end(bool clean, bool body_held) {
+    if (!clean || !body_held || state_ != ClientState::exchanging || request_complete()) return false;
+    peer_eof_ = true;
+    input_end_deferred_ = true;
+    check_invariants();
+    return true;
+  }
+
+  // A deferred EOF is due once nothing of the body is held, the body completed, or the
+  // exchange ended some other way (an error answer).
+  bool due_input_end(bool body_held) const {
+    return input_end_deferred_ && (!body_held || request_complete() || state_ != ClientState::exchanging);
   }
 
   // The last answer is out: shut our side and discard input for a while, so that the
@@ -315,6 +335,8 @@ class ClientExchange {
     // A request is only waited on, or answered, inside an exchange.
     RM_CHECK(response_ == ResponseSide::pending || state_ != ClientState::reading_head);
     RM_CHECK(progress_bytes_ < kClientProgressBytes);
+    // A deferred EOF is an EOF: nothing more is received meanwhile.
+    RM_CHECK(!input_end_deferred_ || peer_eof_);
   }
 
  private:
@@ -324,6 +346,7 @@ class ClientExchange {
   ClientWait wait_ = ClientWait::none;
   bool keep_alive_ = true;
   bool peer_eof_ = false;       // the client's input ended (EOF or error)
+  bool input_end_deferred_ = false;  // ... behind held body bytes (defer_input_end)
   uint32_t progress_bytes_ = 0;  // body bytes since the client deadline last moved
 };
 

@@ -24,7 +24,8 @@ and answered with 400: the point is to notice anything that reached it.
 
 Endpoints (query parameters in brackets):
     /echo                     JSON of what was received (method, target, headers, body...)
-    /upload                   consumes the body while hashing it; JSON {"len", "sha256"}
+    /upload [read_pause_ms=N] consumes the body while hashing it; JSON {"len", "sha256"};
+                              pausing N ms after each piece read (any path takes it)
     /download [bytes=N, chunked=0|1, framing=cl|chunked|close, chunk=N, close=1]
                               N bytes of the deterministic pattern (see pattern_bytes);
                               close=1: Connection: close, and the connection closes after
@@ -189,12 +190,18 @@ class Connection(origin.Connection):
         if has_body and "100-continue" in req.header_tokens("expect"):
             self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
 
+        # read_pause_ms=N: a slow reader, N ms after each piece of the body it takes.
+        read_pause_s = float(parse_qs(urlsplit(req.target).query)
+                             .get("read_pause_ms", ["0"])[-1]) / 1000.0
+
         def sink(view):
             req.body_len += len(view)
             req.hasher.update(view)
             room = self.KEEP_BODY_MAX - len(req.body_kept)
             if room > 0:
                 req.body_kept += view[:room]
+            if read_pause_s:
+                time.sleep(read_pause_s)
 
         parse_error = None
         try:

@@ -40,6 +40,23 @@ def loopback_up():
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
+def upload(proxy, args):
+    """The client sends a whole request, shuts its side (as `nc -N` or an HTTP/1.0 client
+    may) while the proxy still holds part of the body, then reads the answer."""
+    with HttpConnection(proxy.port, timeout=args.timeout_s) as c:
+        c.send(build_request("POST", "/upload?read_pause_ms=1", [("Content-Length", str(args.bytes))]))
+        for piece in harness.pattern_chunks(args.bytes):
+            c.send(piece)
+        c.sock.shutdown(socket.SHUT_WR)
+        try:
+            r = c.read_response(timeout=args.timeout_s)
+        except harness.ConnectionClosed as e:
+            return {"status": None, "error": str(e)}
+    body = r.json() if r.status == 200 else {}
+    return {"status": r.status, "complete": r.complete, "body_len": body.get("len"),
+            "sha256_ok": body.get("sha256") == pattern_sha256(args.bytes)}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -48,6 +65,8 @@ def main():
     ap.add_argument("--query", default="")
     ap.add_argument("--pause-ms", type=float, default=1.0)
     ap.add_argument("--timeout-s", type=float, default=120.0)
+    ap.add_argument("--upload", action="store_true",
+                    help="POST --bytes to /upload, half-close, and read the backend's digest")
     args = ap.parse_args()
 
     loopback_up()
@@ -67,6 +86,10 @@ def main():
 
     result = {}
     try:
+        if args.upload:
+            result = upload(proxy, args)
+            return
+
         with HttpConnection(proxy.port, timeout=args.timeout_s,
                             sockopts=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)]) as c:
             c.send(build_request("GET", "/download?bytes=%d&%s" % (args.bytes, args.query)))
@@ -76,7 +99,7 @@ def main():
     finally:
         result["proxy_problems"] = proxy.teardown_problems()
         backend.stop()
-    print(json.dumps(result))
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -130,20 +130,37 @@ def test_one_gib_download_streams_through_in_bounded_memory(start_proxy, backend
         peak / (1 << 20), bound >> 20)
 
 
+def _in_own_netns(ringmaster_bin, tmp_path, *args):
+    """slow_reader_netns.py under `unshare --net`: small TCP buffers, so the proxy itself
+    holds what a slow side has not taken yet (loopback's 4 MiB buffers would hold it)."""
+    argv = ["unshare", "--net", PYTHON, str(Path(__file__).parent / "slow_reader_netns.py"),
+            "--bin", str(ringmaster_bin), "--dir", str(tmp_path)] + [str(a) for a in args]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["proxy_problems"] == [], result
+    return result
+
+
 # The backend ends its side right after the body while the proxy still holds the tail for a
 # slow client: a close-delimited body ends at the backend's EOF, a Content-Length body is
 # followed by Connection: close. Every byte must still reach the client.
 @pytest.mark.parametrize("query", ["framing=close", "framing=cl&close=1"])
 def test_backend_closing_behind_a_slow_client_loses_no_byte(ringmaster_bin, tmp_path, query):
     size = 8 << 20
-    argv = ["unshare", "--net", PYTHON, str(Path(__file__).parent / "slow_reader_netns.py"),
-            "--bin", str(ringmaster_bin), "--dir", str(tmp_path), "--bytes", str(size),
-            "--query", query]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=180)
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["proxy_problems"] == [], result
+    result = _in_own_netns(ringmaster_bin, tmp_path, "--bytes", size, "--query", query)
     assert result["status"] == 200, result
     assert result["complete"], result
+    assert result["body_len"] == size, result
+    assert result["sha256_ok"], result
+
+
+# The mirror image: a client sends its whole upload and half-closes (as `nc -N` does) while
+# the proxy still holds part of the body for a slow backend. The held bytes came before the
+# EOF: the backend gets all of them, and the client its answer.
+def test_client_half_closing_behind_a_slow_backend_loses_no_byte(ringmaster_bin, tmp_path):
+    size = 8 << 20
+    result = _in_own_netns(ringmaster_bin, tmp_path, "--bytes", size, "--upload")
+    assert result["status"] == 200, result
     assert result["body_len"] == size, result
     assert result["sha256_ok"], result

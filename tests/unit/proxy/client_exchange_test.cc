@@ -571,6 +571,37 @@ TEST(ClientExchange, HalfCloseMidBodyOrAnErrorCloses) {
   EXPECT_EQ(idle.events, (Events{"200 #1", "close"}));
 }
 
+TEST(ClientExchange, EofBehindHeldBodyBytesWaitsForThemThenGetsTheAnswer) {
+  // A client that sends its whole body and half-closes while the proxy still holds part of
+  // it (the backend is slower): the EOF is recorded, the held body is forwarded, then the
+  // client gets its answer as any half-closing client does.
+  ClientExchange x;
+  x.on_accept();
+  x.on_head(true, false, false);
+  EXPECT_FALSE(x.defer_input_end(false, true));  // an error: decided now
+  EXPECT_TRUE(x.defer_input_end(true, true));
+  EXPECT_TRUE(x.peer_eof());  // nothing more is received
+  EXPECT_FALSE(x.due_input_end(true));
+  x.on_body_complete();
+  EXPECT_TRUE(x.due_input_end(true));  // (only pipelined bytes left)
+  EXPECT_TRUE(x.on_input_ended(true));  // kept for its answer, not kept alive
+  EXPECT_FALSE(x.keep_alive());
+  EXPECT_FALSE(x.input_end_deferred());
+  x.check_invariants();
+
+  ClientExchange cut;  // the held bytes run out before the body ends: a cut upload
+  cut.on_accept();
+  cut.on_head(true, false, false);
+  EXPECT_TRUE(cut.defer_input_end(true, true));
+  EXPECT_TRUE(cut.due_input_end(false));
+  EXPECT_FALSE(cut.on_input_ended(true));
+
+  ClientExchange nothing_held;
+  nothing_held.on_accept();
+  nothing_held.on_head(true, false, false);
+  EXPECT_FALSE(nothing_held.defer_input_end(true, false));
+}
+
 TEST(ClientExchange, BackendAnsweringBeforeTheBodyEndedClosesAfterTheAnswer) {
   Reactor r;
   r.receive({{1, false, true}, {2}});
