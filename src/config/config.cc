@@ -786,8 +786,10 @@ bool paths_overlap(const std::string& a, const std::string& b) {
   return a == b || a.starts_with(b + "/") || b.starts_with(a + "/");
 }
 
-// Services on one targets path share its source: one format, endpoint and counts path. A
-// foreign source's counts path is its own (not another source's, nor inside a targets path).
+// Services on one targets path share its source: one format, endpoint, counts path and
+// content version node (the coordinator reads and watches a targets path once, with its
+// version node). A foreign source's counts path is its own (not another source's, nor inside
+// a targets path).
 void check_service_formats(ProxyConfig& config) {
   const std::string& file = config.config_file;
   struct Seen {
@@ -799,6 +801,7 @@ void check_service_formats(ProxyConfig& config) {
   TargetSource flags;
   if (!config.zk.empty()) {
     flags.targets_path = config.targets_path;
+    flags.cache_version_path = config.cache_version_path;
     flags.format = config.targets_format;
     flags.serverset_endpoint = config.serverset_endpoint;
     flags.counts_path = config.targets_format == "ringmaster" ? ""
@@ -823,10 +826,12 @@ void check_service_formats(ProxyConfig& config) {
     const char* key = source.format != first.format                         ? "targets-format"
                       : source.serverset_endpoint != first.serverset_endpoint ? "serverset-endpoint"
                       : source.counts_path != first.counts_path               ? "counts-path"
+                      : source.cache_version_path != first.cache_version_path ? "cache-version-path"
                                                                               : nullptr;
     if (key != nullptr) {
       fail(where + key + ": targets-path " + quoted(source.targets_path) + " is shared with " + it->second.owner +
-           ", which reads it differently (one targets path, one format, endpoint and counts path)");
+           ", which reads it differently (one targets path, one format, endpoint, counts path and "
+           "cache-version-path)");
     }
   }
   std::vector<const Seen*> counts;  // the foreign sources

@@ -316,6 +316,14 @@ TEST(Services, RegistryFormatMistakesNameFileLineAndKey) {
       {"shared-counts", head + web + "targets-format = \"nerve\"\n" + web2 +
                             "targets-format = \"nerve\"\ncounts-path = \"/other\"\n",
        "7: service \"web2\": counts-path: targets-path \"/web\" is shared with service \"web\""},
+      // A version node is watched per targets path: the second one would never empty its cache.
+      {"shared-version", head + web + "cache-version-path = \"/v1\"\n" + web2 + "cache-version-path = \"/v2\"\n",
+       "7: service \"web2\": cache-version-path: targets-path \"/web\" is shared with service \"web\""},
+      {"shared-version-unset", head + web + web2 + "cache-version-path = \"/v2\"\n",
+       "6: service \"web2\": cache-version-path: targets-path \"/web\" is shared with service \"web\""},
+      {"shared-flags-version", head + "targets-path = \"/web\"\ncache-version-path = \"/v\"\n" +
+                                   "[[service]]\nname = \"web\"\ntargets-path = \"/web\"\n",
+       "5: service \"web\": cache-version-path: targets-path \"/web\" is shared with --targets-path"},
       {"shared-flags", head + "targets-path = \"/web\"\n" + "[[service]]\nname = \"web\"\ntargets-path = \"/web\"\n"
                            "targets-format = \"nerve\"\n",
        "4: service \"web\": targets-format: targets-path \"/web\" is shared with --targets-path"},
