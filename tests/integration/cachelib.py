@@ -73,10 +73,10 @@ class CacheProxy:
 
 @pytest.fixture
 def start_cache_proxy(start_proxy):
-    """factory: start_cache_proxy(backends, threads=2, **flags) -> CacheProxy with
+    """factory: start_cache_proxy(backends, threads=None (the default), **flags) -> CacheProxy with
     --cache-bytes 64M (unless given) and --admin."""
 
-    def start(backends, threads=2, **flags):
+    def start(backends, threads=None, **flags):
         admin_port = free_port()
         flags.setdefault("cache_bytes", CACHE_BYTES)
         p = start_proxy(backends, threads=threads, admin="%s:%d" % (LOOPBACK, admin_port),

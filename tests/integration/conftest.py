@@ -3,7 +3,7 @@ what the tests share with perf/ and scripts/demo).
 
     backend          one backend.py process named "backend-1"
     start_backend    factory: start_backend("backend-2") -> Backend
-    proxy            ringmaster in front of `backend` (--threads 2)
+    proxy            ringmaster in front of `backend` (--threads 2, or RINGMASTER_TEST_THREADS)
     start_proxy      factory: start_proxy([backend, "127.0.0.1:1234"], threads=1,
                               header_timeout_ms=1000) -> Proxy
     dead_port        a ReservedPort: bound, never listening (connects are refused)
@@ -91,7 +91,7 @@ def backend(start_backend):
 
 @pytest.fixture
 def start_proxy(tmp_path, ringmaster_bin, request):
-    def make(targets, threads=2, name=None, **flags):
+    def make(targets, threads=None, name=None, **flags):
         return harness.Proxy(ringmaster_bin, tmp_path, targets, threads=threads, name=name, **flags)
 
     yield from harness.launcher(request, "proxy", make)

@@ -75,7 +75,7 @@ class CacheZkProxy:
 
 @pytest.fixture
 def start_cache_zk_proxy(start_proxy):
-    def start(zk_connect, threads=2, **flags):
+    def start(zk_connect, threads=None, **flags):
         admin_port = free_port()
         flags.setdefault("cache_bytes", "64M")
         flags.setdefault("flush_interval_ms", 100)

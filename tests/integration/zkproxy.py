@@ -92,7 +92,7 @@ class ZkProxy:
 
 @pytest.fixture
 def start_zk_proxy(start_proxy, tmp_path):
-    """factory: start_zk_proxy(zk_connect, threads=2, session_file=False, routing=None,
+    """factory: start_zk_proxy(zk_connect, threads=None, session_file=False, routing=None,
     **flags) -> ZkProxy.
 
     Flushes every FLUSH_INTERVAL_MS with the response cache off (harness default), so every
@@ -100,7 +100,7 @@ def start_zk_proxy(start_proxy, tmp_path):
     proxy must route to, exactly, before it is returned."""
     count = [0]
 
-    def start(zk_connect, threads=2, session_file=False, routing=None, **flags):
+    def start(zk_connect, threads=None, session_file=False, routing=None, **flags):
         count[0] += 1
         admin_port = free_port()
         env = None
