@@ -8,6 +8,7 @@
 #include "ringmaster/base/check.h"
 #include "ringmaster/base/reason_phrase.h"
 #include "ringmaster/cache/cache.h"
+#include "ringmaster/http/wire.h"
 
 namespace ringmaster::cache {
 
@@ -124,16 +125,6 @@ bool printable_reason(std::string_view reason) {
   return true;
 }
 
-void append_decimal(std::string& out, unsigned v) {
-  char digits[10];
-  int n = 0;
-  do {
-    digits[n++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  while (n > 0) out.push_back(digits[--n]);
-}
-
 }  // namespace
 
 EntryBuilder::EntryBuilder(std::string key, uint64_t key_hash, const RequestInfo& request, uint16_t status,
@@ -187,18 +178,11 @@ EntryBuilder::EntryBuilder(std::string key, uint64_t key_hash, const RequestInfo
   }
 
   if (reason.empty() || !printable_reason(reason)) reason = detail::reason_phrase(status);
-  e.head.append("HTTP/1.1 ");
-  append_decimal(e.head, status);
-  e.head.push_back(' ');
-  e.head.append(reason);
-  e.head.append("\r\n");
+  http::wire::status_line(e.head, status, reason);
   for (const HeaderField& f : response_fields) {
     if (never_stored(f.name)) continue;
     if (has_connection && nominated_by_connection(response_fields, f.name)) continue;
-    e.head.append(f.name);
-    e.head.append(": ");
-    e.head.append(f.value);
-    e.head.append("\r\n");
+    http::wire::field(e.head, f.name, f.value);
   }
   if (abandoned_) e.head.clear();
 }

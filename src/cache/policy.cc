@@ -18,6 +18,7 @@
 
 #include "cache/semantics.h"
 #include "ringmaster/cache/cache.h"
+#include "ringmaster/http/wire.h"
 
 namespace ringmaster::cache {
 
@@ -791,25 +792,19 @@ MultipartRanges::MultipartRanges(const Entry& e, const ByteRanges& ranges, std::
       fields_.append(line);
     }
   });
-  fields_.append("Content-Type: multipart/byteranges; boundary=").append(boundary).append("\r\n");
-  const std::string length = std::to_string(e.body.size());
+  http::wire::multipart_content_type(fields_, boundary);
   count_ = ranges.count;
   for (size_t i = 0; i < count_; ++i) {
     const ByteRange& r = ranges.range[i];
     starts_[i] = text_.size();
-    text_.append("\r\n--").append(boundary).append("\r\n");
-    if (!content_type.empty()) text_.append("Content-Type: ").append(content_type).append("\r\n");
-    text_.append("Content-Range: bytes ")
-        .append(std::to_string(r.first))
-        .append("-")
-        .append(std::to_string(r.last))
-        .append("/")
-        .append(length)
-        .append("\r\n\r\n");
+    http::wire::multipart_delimiter(text_, boundary);
+    if (!content_type.empty()) http::wire::field(text_, "Content-Type", content_type);
+    http::wire::content_range(text_, r.first, r.last, e.body.size());
+    http::wire::end_of_head(text_);
     body_bytes_ += r.last - r.first + 1;
   }
   starts_[count_] = text_.size();
-  text_.append("\r\n--").append(boundary).append("--\r\n");
+  http::wire::multipart_close(text_, boundary);
   body_bytes_ += text_.size();
 }
 

@@ -30,6 +30,7 @@
 #include "ringmaster/base/byte_buffer.h"
 #include "ringmaster/base/check.h"
 #include "ringmaster/http/message.h"
+#include "ringmaster/http/wire.h"
 
 namespace ringmaster::http::detail {
 
@@ -224,7 +225,7 @@ class ParserCore {
   }
 
   void finish_body() {
-    if (rechunk_) out_->append("0\r\n\r\n", 5);
+    if (rechunk_) wire::last_chunk(*out_);
     phase_ = Phase::done;
   }
 
@@ -276,18 +277,7 @@ class ParserCore {
       out_->append(p, n);
       return;
     }
-    char digits[16];
-    size_t d = 16;
-    for (uint64_t v = n; v != 0; v >>= 4) digits[--d] = "0123456789abcdef"[v & 15];
-    size_t hex = 16 - d;
-    char* w = out_->reserve_back(hex + 2 + n + 2);
-    std::memcpy(w, digits + d, hex);
-    w[hex] = '\r';
-    w[hex + 1] = '\n';
-    std::memcpy(w + hex + 2, p, n);
-    w[hex + 2 + n] = '\r';
-    w[hex + 3 + n] = '\n';
-    out_->commit(hex + 4 + n);
+    wire::chunk(*out_, p, n);
   }
 
   // ---- fields --------------------------------------------------------------------------

@@ -4,12 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstring>
 #include <ctime>
 #include <optional>
 
 #include "ringmaster/base/log.h"
+#include "ringmaster/http/wire.h"
 #include "worker.h"
 
 namespace ringmaster::proxy {
@@ -30,37 +30,6 @@ int64_t unix_now_ms() {
 // the queue's chunk churn were ~2,000 of a hit's 7,851 user instructions, README Measured).
 // A page: memcpy of 4 KiB costs less than that fixed overhead on the machines measured.
 constexpr size_t kHitCopyBytesMax = 4096;
-
-// The fields every answer from the cache ends with (Content-Length when given, >= 0), and
-// the blank line, written at one cursor into room reserved once: piece by piece, each
-// append's capacity check and out-of-line growth path was a fifth of write_hit.
-void append_hit_trailer(base::ByteBuffer& out, int64_t content_length, uint64_t age_s, std::string_view request_id,
-                        bool close, bool http10) {
-  constexpr size_t kTrailerFixedBytes = 160;  // the literals below and two 20-digit numbers
-  char* const start = out.reserve_back(kTrailerFixedBytes + request_id.size());
-  char* p = start;
-  auto put = [&p](std::string_view s) {
-    std::memcpy(p, s.data(), s.size());
-    p += s.size();
-  };
-  if (content_length >= 0) {
-    put("Content-Length: ");
-    p = std::to_chars(p, p + 20, static_cast<uint64_t>(content_length)).ptr;
-    put("\r\n");
-  }
-  put("Age: ");
-  p = std::to_chars(p, p + 20, age_s).ptr;
-  put("\r\nVia: 1.1 ringmaster\r\nX-Request-Id: ");
-  put(request_id);
-  if (close) {
-    put("\r\nConnection: close\r\n\r\n");
-  } else if (http10) {
-    put("\r\nConnection: keep-alive\r\n\r\n");
-  } else {
-    put("\r\n\r\n");
-  }
-  out.commit(static_cast<size_t>(p - start));
-}
 
 void to_cache_fields(const std::vector<http::Field>& in, cache::Fields& out) {
   out.clear();
@@ -178,12 +147,9 @@ ClientConn* Worker::prepare_background_refresh(ClientConn* c) {
   // request id so that the backend's log ties the refresh to the request that started it.
   // Parsed like any request, so everything downstream sees an ordinary exchange.
   const http::RequestHead& head = c->parser->head();
-  std::string text = "GET ";
-  text.append(head.target);
-  text.append(head.version_minor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
-  auto field = [&text](std::string_view name, std::string_view value) {
-    text.append(name).append(": ").append(value).append("\r\n");
-  };
+  std::string text;
+  http::wire::request_line(text, "GET", head.target, head.version_minor);
+  auto field = [&text](std::string_view name, std::string_view value) { http::wire::field(text, name, value); };
   if (!head.host.empty()) field("Host", head.host);
   for (const http::Field& f : head.fields) {
     if (cache::carried_by_refresh(f.name)) field(f.name, f.value);
@@ -191,7 +157,7 @@ ClientConn* Worker::prepare_background_refresh(ClientConn* c) {
   if (!head.x_forwarded_for.empty()) field("X-Forwarded-For", head.x_forwarded_for);
   if (!head.via.empty()) field("Via", head.via);
   field("X-Request-Id", request_id(c));
-  text.append("\r\n");
+  http::wire::end_of_head(text);
   std::unique_ptr<http::RequestParser> parser;
   if (!spare_parsers_.empty()) {
     parser = std::move(spare_parsers_.back());
@@ -288,7 +254,7 @@ void Worker::write_hit(ClientConn* c, cache::EntryRef entry) {
   size_t body_len = e.body.size();
   std::unique_ptr<cache::MultipartRanges> multipart;  // several ranges (rare: allocating is fine)
   bool copy = false;  // the head and body go into the owned buffer (kHitCopyBytesMax)
-  int64_t content_length = -1;  // written by append_hit_trailer when set (the 304, 416 and multipart heads have theirs)
+  int64_t content_length = -1;  // written by http::wire::hit_fields when set (the 304, 416 and multipart heads have theirs)
   c->status = not_modified                                        ? 304
               : range_answer == cache::RangeAnswer::unsatisfiable ? 416
               : range_answer == cache::RangeAnswer::whole         ? e.status
@@ -297,12 +263,12 @@ void Worker::write_hit(ClientConn* c, cache::EntryRef entry) {
     stats_.cache_not_modified.add();
     std::string extra;
     cache::append_304_fields(e, extra);
-    out->append("HTTP/1.1 304 Not Modified\r\n");
+    http::wire::status_line(*out, 304, http::reason_phrase(304));
     out->append(extra);
   } else if (range_answer == cache::RangeAnswer::unsatisfiable) {
-    out->append("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */");
-    out->append_decimal(e.body.size());
-    out->append("\r\nContent-Length: 0\r\n");
+    http::wire::status_line(*out, 416, http::reason_phrase(416));
+    http::wire::unsatisfied_range(*out, e.body.size());
+    http::wire::field(*out, "Content-Length", "0");
     body_len = 0;
   } else if (range_answer == cache::RangeAnswer::multipart) {
     // A boundary no two answers of this reactor share, and unlikely in any body.
@@ -311,18 +277,16 @@ void Worker::write_hit(ClientConn* c, cache::EntryRef entry) {
     for (int i = 15; i >= 0; --i, mixed >>= 4) boundary[i] = "0123456789abcdef"[mixed & 15];
     boundary[16] = '\0';
     multipart = std::make_unique<cache::MultipartRanges>(e, *ranges, std::string_view(boundary, 16));
-    out->append("HTTP/1.1 206 Partial Content\r\n");
+    http::wire::status_line(*out, 206, http::reason_phrase(206));
     out->append(multipart->fields());
-    out->append("Content-Length: ");
-    out->append_decimal(multipart->body_bytes());
-    out->append("\r\n");
+    http::wire::field(*out, "Content-Length", multipart->body_bytes());
     body_len = 0;  // the parts follow the head
   } else {
     size_t fields_at = 0;
     if (range_answer == cache::RangeAnswer::partial) {
       // The stored fields after a 206 status line (the stored one says 200).
       fields_at = e.head.find("\r\n") + 2;
-      out->append("HTTP/1.1 206 Partial Content\r\n");
+      http::wire::status_line(*out, 206, http::reason_phrase(206));
       const cache::ByteRange& range = ranges->range[0];
       body += range.first;
       body_len = range.last - range.first + 1;
@@ -336,18 +300,15 @@ void Worker::write_hit(ClientConn* c, cache::EntryRef entry) {
     }
     if (range_answer == cache::RangeAnswer::partial) {
       const cache::ByteRange& range = ranges->range[0];
-      out->append("Content-Range: bytes ");
-      out->append_decimal(range.first);
-      out->append("-");
-      out->append_decimal(range.last);
-      out->append("/");
-      out->append_decimal(e.body.size());
-      out->append("\r\n");
+      http::wire::content_range(*out, range.first, range.last, e.body.size());
     }
     content_length = static_cast<int64_t>(body_len);
   }
-  append_hit_trailer(*out, content_length, static_cast<uint64_t>(cache::age_seconds(e, now_ms_)), request_id(c), close,
-                     c->version_minor == 0);
+  http::wire::hit_fields(*out, {.content_length = content_length,
+                                .age_s = static_cast<uint64_t>(cache::age_seconds(e, now_ms_)),
+                                .request_id = request_id(c),
+                                .close = close,
+                                .http10 = c->version_minor == 0});
   if (multipart && c->method != http::Method::head) {
     for (size_t i = 0; i < ranges->count; ++i) {
       c->out.pending().append(multipart->part_head(i));
@@ -456,15 +417,12 @@ http::ParseResult Worker::parse_body_filling(ClientConn* c, UpstreamConn* u, con
     }
     base::ByteBuffer& out = c->out.pending();
     if (c->framing.rechunk) {
-      out.append_hex(fill_scratch_.size());
-      out.append("\r\n");
-      out.append(fill_scratch_.view());
-      out.append("\r\n");
+      http::wire::chunk(out, fill_scratch_.data(), fill_scratch_.size());
     } else {
       out.append(fill_scratch_.view());
     }
   }
-  if (r.status == http::ParseStatus::message_done && c->framing.rechunk) c->out.pending().append("0\r\n\r\n");
+  if (r.status == http::ParseStatus::message_done && c->framing.rechunk) http::wire::last_chunk(c->out.pending());
   return r;
 }
 
