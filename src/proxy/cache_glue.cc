@@ -376,7 +376,8 @@ void Worker::wake_cache_waiters() {
 }
 
 void Worker::on_cache_wait_timer(ClientConn* c) {
-  // The owner is slow: stop waiting and fetch for ourselves, without a claim.
+  // (From on_client_timer: the machine ended the wait, ClientTimeout::fetch_alone.) The
+  // owner is slow: stop waiting and fetch for ourselves, without a claim.
   unpark_cache_waiter(c);
   c->cache_owner = false;
   stats_.cache_misses.add();

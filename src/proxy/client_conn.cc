@@ -26,13 +26,17 @@ void Worker::arm_client_recv(ClientConn* c) {
 }
 
 void Worker::update_client_recv(ClientConn* c) {
-  if (c->ex.state() == ClientState::closed || c->ex.peer_eof() || c->starved || c->recv_cancel_pending) return;
-  bool want = c->held.size() < kClientHeldMax;
-  if (want && !c->recv_armed) {
+  if (!c->ex.receives() || c->starved || c->recv_cancel_pending) return;
+  // Too much unparsed input (our output is backed up): the input is held, and resumes once
+  // parsing took some (ClientExchange::on_input_held says what that means for deadlines).
+  bool held_full = c->held.size() >= kClientHeldMax;
+  if (held_full != c->ex.input_held()) [[unlikely]] {
+    arm_client_timer(c, held_full ? c->ex.on_input_held() : c->ex.on_input_resumed());
+  }
+  if (!held_full && !c->recv_armed) {
     arm_client_recv(c);
-  } else if (!want && c->recv_armed) {
-    // Too much unparsed input: stop the multishot receive; the kernel keeps the rest and TCP
-    // pushes back on the client.
+  } else if (held_full && c->recv_armed) {
+    // Stop the multishot receive; the kernel keeps the rest and TCP pushes back on the client.
     cancel(io::pack_user_data(c, io::OpTag::client_recv));
     c->recv_cancel_pending = true;
   }
@@ -52,7 +56,7 @@ void Worker::on_client_recv(ClientConn* c, io_uring_cqe* cqe) {
   // (of any client) ended.
   uint32_t offset = has_buffer ? buffers_->received(buffer_id, res > 0 ? static_cast<uint32_t>(res) : 0, cqe->flags) : 0;
   ClientState state = c->ex.state();
-  bool keep = has_buffer && res > 0 && state != ClientState::closed && state != ClientState::lingering;
+  bool keep = has_buffer && res > 0 && !c->ex.discards_input();
   if (has_buffer && !keep) buffers_->release(buffer_id);
   if (state == ClientState::closed) return;
   if (res == -ENOBUFS) {
@@ -164,8 +168,8 @@ bool Worker::pump_client_once(ClientConn* c) {
       kick_upstream_send(c->upstream);
       if (r.status == http::ParseStatus::error) {
         stats_.rejected.add();
-        c->ex.drop_keep_alive();
-        if (c->ex.response_started()) {
+        // The rest of its input is never parsed (ClientExchange::on_body_rejected).
+        if (c->ex.on_body_rejected() == BodyRejected::close) {
           close_client(c);
         } else {
           local_response(c, c->parser->error_status());
@@ -187,7 +191,7 @@ void Worker::on_request_head(ClientConn* c) {
   const http::RequestHead& head = c->parser->head();
   stats_.requests.add();
   c->head_parsed = true;
-  arm_client_timer(c, c->ex.on_head(head.keep_alive, c->parser->body_done(), draining_));
+  arm_client_timer(c, c->ex.on_head(head.keep_alive, c->parser->body_done()));
   c->method = head.method;
   c->version_minor = head.version_minor;
   c->tried = upstream::TriedSet{};
@@ -246,7 +250,7 @@ void Worker::finish_exchange(ClientConn* c) {
   }
   if (c->request_start_us != 0) request_finished(c, true);
   end_cache_claim(c);
-  ClientExchange::Finish f = c->ex.finish(draining_, c->out.empty());
+  ClientExchange::Finish f = c->ex.finish(c->out.empty());
   if (f.closing) {
     arm_client_timer(c, f.timer);
     // Pipelined requests after a closing response are never forwarded.
@@ -292,12 +296,22 @@ void Worker::on_client_send(ClientConn* c, int res) {
   kick_client_send(c);
   if (c->upstream && c->upstream->state == UpstreamState::busy) pump_upstream(c->upstream);
   if (c->ex.state() == ClientState::idle && !c->held.empty()) pump_client(c);  // was backed up
-  if (c->ex.last_answer_sent(out_empty)) begin_linger(c);
+  switch (c->ex.after_send(out_empty)) {
+    case AfterSend::carry_on:
+      return;
+    case AfterSend::linger:
+      begin_linger(c);
+      return;
+    case AfterSend::close:  // idle while draining, its last answer out
+      close_client(c);
+      return;
+  }
 }
 
 void Worker::on_client_timer(ClientConn* c) {
-  // Who is blamed is the machine's rule (ClientExchange::on_timeout): a backend holding the
-  // whole request is waited on, never answered 408.
+  // Every deadline of a client connection comes here, the cache's and the queue's too: what
+  // it means is the machine's rule (ClientExchange::on_timeout): a backend holding the whole
+  // request is waited on, never answered 408.
   bool head = c->ex.state() == ClientState::reading_head;
   switch (c->ex.on_timeout(c->upstream != nullptr)) {
     case ClientTimeout::answer_408:
@@ -309,6 +323,12 @@ void Worker::on_client_timer(ClientConn* c) {
       return;
     case ClientTimeout::close:
       close_client(c);
+      return;
+    case ClientTimeout::fetch_alone:
+      on_cache_wait_timer(c);
+      return;
+    case ClientTimeout::answer_503:
+      on_queue_timer(c);
       return;
   }
 }

@@ -53,12 +53,27 @@ enum class ClientTimer : uint8_t {
 
 static_assert(static_cast<int>(ClientTimer::linger) == 4, "Worker::client_lists_ is indexed by ClientTimer");
 
-// What the reactor does when the client's deadline fires.
+// What the reactor does when the connection's deadline fires (the client's own, or the one
+// that runs while the request waits: ClientWait).
 enum class ClientTimeout : uint8_t {
   answer_408,   // the client owes a request (head or body) it did not send: 408, then close
   close,        // the client does not read our answer, or never sent a next request
   rearm,        // the client owes nothing (a backend holds the whole request): wait on
+  fetch_alone,  // the cache's owner is slow: stop waiting, go upstream without a claim
+  answer_503,   // no upstream connection freed up in the queue's time: 503 + Retry-After
 };
+
+// A request body we refuse (it does not parse, or it is over the service's body-bytes-max):
+// answer it with the error, or close when part of a response already went out.
+enum class BodyRejected : uint8_t { answer, close };
+
+// What a drain (graceful shutdown, reload) does to a connection: close it now (idle, nothing
+// left to send; or past the drain deadline), or let the exchange in flight finish and close
+// after its answer.
+enum class DrainAction : uint8_t { close_now, finish_first };
+
+// What follows a completed send.
+enum class AfterSend : uint8_t { carry_on, linger, close };
 
 // Whose deadline runs while the request waits for something other than the client.
 enum class ClientWait : uint8_t { none, cache, queue };
@@ -76,6 +91,8 @@ class ClientExchange {
   bool response_complete() const { return response_ == ResponseSide::complete; }
   bool peer_eof() const { return peer_eof_; }
   bool input_end_deferred() const { return input_end_deferred_; }
+  bool input_held() const { return input_held_; }
+  bool draining() const { return draining_; }
   ClientWait waiting() const { return wait_; }
   // The client's deadline governs (not the cache's, nor the upstream queue's).
   bool client_deadline_runs() const { return state_ == ClientState::exchanging && wait_ == ClientWait::none; }
@@ -83,9 +100,11 @@ class ClientExchange {
   // ---- Events ----
 
   // A new connection: its first request's head is due within the header deadline, counted
-  // from accept.
-  ClientTimer on_accept() {
+  // from accept. `draining`: accepted while the reactor drains (a handover's last accepts):
+  // served once, without keep-alive.
+  ClientTimer on_accept(bool draining) {
     state_ = ClientState::reading_head;
+    draining_ = draining;
     check_invariants();
     return ClientTimer::header;
   }
@@ -135,11 +154,11 @@ class ClientExchange {
 
   // A whole head parsed: the exchange begins; the client now owes its body (if any) and
   // reading our answer.
-  ClientTimer on_head(bool head_keep_alive, bool body_complete, bool draining) {
+  ClientTimer on_head(bool head_keep_alive, bool body_complete) {
     RM_CHECK(state_ == ClientState::reading_head);
     state_ = ClientState::exchanging;
     progress_bytes_ = 0;
-    keep_alive_ = head_keep_alive && !draining;
+    keep_alive_ = head_keep_alive && !draining_;
     request_ = body_complete ? RequestSide::complete : RequestSide::incomplete;
     response_ = ResponseSide::pending;
     wait_ = ClientWait::none;
@@ -166,8 +185,16 @@ class ClientExchange {
     return response_complete();
   }
 
-  // A body that does not parse (or a cut-off exchange): no later request boundary is known.
-  void drop_keep_alive() { keep_alive_ = false; }
+  // A body we refuse (it does not parse, or is over the service's body-bytes-max): no later
+  // request boundary is known, so the connection closes after the error answer, and the
+  // rest of its input (unparsed body, pipelined requests) is never parsed: finish() drops
+  // it. Once a backend's answer started, no error answer fits in: close at once.
+  BodyRejected on_body_rejected() {
+    RM_CHECK(state_ == ClientState::exchanging && request_ != RequestSide::complete);
+    keep_alive_ = false;
+    check_invariants();
+    return response_started() ? BodyRejected::close : BodyRejected::answer;
+  }
 
   // Unread request body bytes make the next request's boundary unknown: close after this
   // answer (a backend may answer before the whole body arrived; a local error may too).
@@ -212,9 +239,9 @@ class ClientExchange {
     bool closing;
     bool begin_linger;
   };
-  Finish finish(bool draining, bool out_empty) {
+  Finish finish(bool out_empty) {
     wait_ = ClientWait::none;
-    if (draining) keep_alive_ = false;
+    if (draining_) keep_alive_ = false;
     Finish f{};
     if (!keep_alive_) {
       state_ = ClientState::closing;
@@ -245,17 +272,66 @@ class ClientExchange {
     if (state_ == ClientState::idle) return between_requests(out_empty());
     return ClientTimer::keep;
   }
-  // The last answer of a closing connection is out: linger (begin_linger).
+  // After a send (and what it started: the next pipelined request): the last answer of a
+  // closing connection is out: linger (begin_linger); an idle connection of a draining
+  // reactor sent its last answer: close it now, as on_drain does with idle ones.
   template <typename OutEmpty>
-  bool last_answer_sent(OutEmpty&& out_empty) const {
-    return state_ == ClientState::closing && out_empty();
+  AfterSend after_send(OutEmpty&& out_empty) const {
+    if (state_ == ClientState::closing) return out_empty() ? AfterSend::linger : AfterSend::carry_on;
+    if (draining_ && state_ == ClientState::idle && out_empty()) return AfterSend::close;
+    return AfterSend::carry_on;
   }
 
-  // The client's deadline fired. `backend_holds_request`: an upstream connection carries
-  // the current request (the blame rule above).
+  // The unparsed input reached its bound (the reactor's held buffers): the reactor stops
+  // receiving and TCP pushes back on the client, until on_input_resumed. This happens when
+  // our output backs up: idle, answers to a pipelining client that does not read (the next
+  // request waits, start_next); exchanging, a request body the backend takes slower than the
+  // client sends it. The deadlines do not move: idle, the send deadline runs (the client
+  // owes reading our answers); exchanging, the body's progress deadline keeps running (body
+  // progress counts at receive).
+  ClientTimer on_input_held() {
+    RM_CHECK(!input_held_ && state_ != ClientState::closed && state_ != ClientState::lingering);
+    input_held_ = true;
+    check_invariants();
+    return ClientTimer::keep;
+  }
+  ClientTimer on_input_resumed() {
+    input_held_ = false;
+    return ClientTimer::keep;
+  }
+  // Whether input may still arrive (the reactor keeps a receive posted unless the input is
+  // held): not once the connection closed or the client's input ended.
+  bool receives() const { return state_ != ClientState::closed && !peer_eof_; }
+  // Input that arrives now is dropped unparsed: lingering (discarded until EOF) or closed.
+  bool discards_input() const { return state_ == ClientState::lingering || state_ == ClientState::closed; }
+
+  // The reactor drains (graceful shutdown, reload). Idle connections with nothing left to
+  // send close now; any other finishes what it has in flight and closes after its answer
+  // (finish(): no keep-alive; heads parsed from now on are not kept alive either); an idle
+  // one still sending closes once its last answer is out (after_send). Called again on every
+  // drain tick for every connection (idempotent).
+  DrainAction on_drain(bool out_empty) {
+    draining_ = true;
+    return state_ == ClientState::idle && out_empty ? DrainAction::close_now : DrainAction::finish_first;
+  }
+  // The drain's deadline (--shutdown-timeout-ms) passed: whatever a connection still owes or
+  // is owed, it closes.
+  DrainAction on_drain_deadline() {
+    draining_ = true;
+    return DrainAction::close_now;
+  }
+
+  // The connection's deadline fired: the client's own, or while the request waits the
+  // cache's or the queue's (one place decides what a fired deadline means).
+  // `backend_holds_request`: an upstream connection carries the current request (the blame
+  // rule above).
   ClientTimeout on_timeout(bool backend_holds_request) {
     ClientTimeout verdict = ClientTimeout::close;
-    if (state_ == ClientState::reading_head) {
+    if (wait_ != ClientWait::none) {
+      // Not the client's deadline: it owes nothing while its request waits. The wait ends.
+      verdict = wait_ == ClientWait::cache ? ClientTimeout::fetch_alone : ClientTimeout::answer_503;
+      wait_ = ClientWait::none;
+    } else if (state_ == ClientState::reading_head) {
       // A slow or stalled head (slowloris).
       on_head_rejected();
       verdict = ClientTimeout::answer_408;
@@ -279,6 +355,7 @@ class ClientExchange {
   bool on_input_ended(bool clean) {
     peer_eof_ = true;
     input_end_deferred_ = false;
+    input_held_ = false;  // nothing more is received
     bool keep = false;
     if (state_ == ClientState::exchanging && clean && request_complete()) {
       keep_alive_ = false;
@@ -298,6 +375,7 @@ class ClientExchange {
     if (!clean || !body_held || state_ != ClientState::exchanging || request_complete()) return false;
     peer_eof_ = true;
     input_end_deferred_ = true;
+    input_held_ = false;  // nothing more is received; the held bytes are parsed as before
     check_invariants();
     return true;
   }
@@ -312,6 +390,7 @@ class ClientExchange {
   // kernel does not answer the client's in-flight bytes with a RST that would destroy our
   // response. False: the client already closed its side, close now.
   bool begin_linger() {
+    input_held_ = false;  // what was held is dropped; lingering discards input
     if (peer_eof_) return false;
     state_ = ClientState::lingering;
     check_invariants();
@@ -321,6 +400,7 @@ class ClientExchange {
   void on_closed() {
     state_ = ClientState::closed;
     wait_ = ClientWait::none;
+    input_held_ = false;
     check_invariants();
   }
 
@@ -337,6 +417,8 @@ class ClientExchange {
     RM_CHECK(progress_bytes_ < kClientProgressBytes);
     // A deferred EOF is an EOF: nothing more is received meanwhile.
     RM_CHECK(!input_end_deferred_ || peer_eof_);
+    // Held input is input still to be parsed: never while discarding, nor after the EOF.
+    RM_CHECK(!input_held_ || (!discards_input() && !peer_eof_));
   }
 
  private:
@@ -347,6 +429,8 @@ class ClientExchange {
   bool keep_alive_ = true;
   bool peer_eof_ = false;       // the client's input ended (EOF or error)
   bool input_end_deferred_ = false;  // ... behind held body bytes (defer_input_end)
+  bool input_held_ = false;     // the reactor stopped receiving: unparsed input at its bound
+  bool draining_ = false;       // the reactor drains (on_drain, or accepted while draining)
   uint32_t progress_bytes_ = 0;  // body bytes since the client deadline last moved
 };
 

@@ -121,6 +121,7 @@ bool Worker::route_request(ClientConn* c) {
   const uint64_t body_max = local->limits.body_bytes_max;
   if (head.framing == http::BodyFraming::content_length && head.content_length > body_max) {
     stats_.rejected.add();
+    c->ex.on_body_rejected();  // (no answer started yet: the 413 goes out, then close)
     local_response(c, 413);
     return false;
   }

@@ -309,14 +309,14 @@ void Worker::dispatch(io_uring_cqe* cqe) {
 }
 
 void Worker::run_timers() {
+  // (A client connection's deadlines, the cache's and the queue's included, all mean what
+  // ClientExchange::on_timeout says: on_client_timer.)
   for (TimerList* list : {&header_timers_, &idle_timers_, &client_timers_, &linger_timers_}) {
     while (TimerNode* node = list->pop_expired(now_ms_)) on_client_timer(container_of_timer<ClientConn>(node));
   }
   upstream_timer_lists_.expire(now_ms_, [this](TimerNode* node) { on_upstream_timer(container_of_timer<UpstreamConn>(node)); });
-  while (TimerNode* node = cache_wait_timers_.pop_expired(now_ms_)) {
-    on_cache_wait_timer(container_of_timer<ClientConn>(node));
-  }
-  queue_timer_lists_.expire(now_ms_, [this](TimerNode* node) { on_queue_timer(container_of_timer<ClientConn>(node)); });
+  while (TimerNode* node = cache_wait_timers_.pop_expired(now_ms_)) on_client_timer(container_of_timer<ClientConn>(node));
+  queue_timer_lists_.expire(now_ms_, [this](TimerNode* node) { on_client_timer(container_of_timer<ClientConn>(node)); });
   if (now_ms_ >= idle_sweep_at_ms_) close_idle_expired();
 }
 
@@ -387,7 +387,7 @@ void Worker::on_accept(io_uring_cqe* cqe) {
   ++clients_;
   stats_.connections_open.set(clients_);
   // The first request's head must be complete within the header deadline, counted from accept.
-  arm_client_timer(c, c->ex.on_accept());
+  arm_client_timer(c, c->ex.on_accept(draining_));
   ring_->install_file(&c->fd);
   arm_client_recv(c);
 }
@@ -422,24 +422,26 @@ void Worker::begin_drain() {
 }
 
 void Worker::drain_tick() {
-  // Idle keep-alive clients go now; busy ones finish their exchange and then close (their
-  // keep_alive is cleared in finish_exchange while draining).
+  // Every client connection (and background refresh) runs exactly one deadline, so the
+  // timer lists reach them all: each is told of the drain, and the machine says which close
+  // now (ClientExchange::on_drain: idle ones with nothing left to send; past the deadline,
+  // every one). The rest finish their exchange and close after its answer.
   bool past_deadline = now_ms_ >= drain_deadline_ms_;
   std::vector<ClientConn*> to_close;
-  // Every idle client with nothing left to send sits on the idle list (one still sending
-  // is on the client list, see arm_between_requests); past the deadline, every client on
-  // any list.
-  auto collect = [&](TimerList& list) {
-    while (TimerNode* node = list.pop_expired(INT64_MAX)) to_close.push_back(container_of_timer<ClientConn>(node));
+  uint32_t seen = 0;
+  auto visit = [&](TimerNode* node) {
+    ClientConn* c = container_of_timer<ClientConn>(node);
+    ++seen;
+    DrainAction action = c->ex.on_drain(c->out.empty());
+    if (past_deadline) action = c->ex.on_drain_deadline();
+    if (action == DrainAction::close_now) to_close.push_back(c);
   };
-  collect(idle_timers_);
-  if (past_deadline) {
-    collect(header_timers_);
-    collect(client_timers_);
-    collect(linger_timers_);
-    collect(cache_wait_timers_);
-    queue_timer_lists_.expire(INT64_MAX, [&](TimerNode* node) { to_close.push_back(container_of_timer<ClientConn>(node)); });
+  for (TimerList* list : {&header_timers_, &idle_timers_, &client_timers_, &linger_timers_, &cache_wait_timers_}) {
+    list->for_each(visit);
   }
+  queue_timer_lists_.for_each(visit);
+  // A connection on no list would never be closed by any deadline (nor by the drain).
+  RM_CHECK(seen == clients_ + background_refreshes_);
   for (ClientConn* c : to_close) close_client(c);
   if (past_deadline) {
     upstream_timer_lists_.expire(INT64_MAX, [this](TimerNode* node) {

@@ -101,6 +101,11 @@ class TimerList {
   TimerNode* pop_expired(int64_t now_ms);
   int64_t duration_ms() const { return duration_ms_; }
   bool empty() const { return sentinel_.next == &sentinel_; }
+  // Every node, oldest first; `fn` must not arm or disarm any.
+  template <typename Fn>
+  void for_each(Fn&& fn) {
+    for (TimerNode* node = sentinel_.next; node != &sentinel_; node = node->next) fn(node);
+  }
 
  private:
   int64_t duration_ms_;
@@ -124,6 +129,10 @@ class TimerListSet {
       while (TimerNode* node = lists_[i].list->pop_expired(now_ms)) fn(node);
     }
     std::erase_if(lists_, [](const Shared& s) { return s.users == 0 && s.list->empty(); });
+  }
+  template <typename Fn>
+  void for_each(Fn&& fn) {
+    for (Shared& s : lists_) s.list->for_each(fn);
   }
 
  private:

@@ -1,6 +1,7 @@
 // The client exchange machine (src/proxy/client_exchange.h) driven by a fake clock and fake
-// I/O: every client deadline and who is blamed when it fires, pipelining order,
-// backpressure, drain, half-close and errors. The Reactor below does what client_conn.cc
+// I/O: every client deadline and who is blamed when it fires (the cache's and the queue's
+// too), pipelining order, backpressure (input held and resumed), refused bodies, drain,
+// half-close and errors. The Reactor below does what client_conn.cc
 // does with the machine's answers (arm the one timer node, answer locally, linger, close),
 // with time as a number and the socket as counters; check_invariants() runs after every
 // step.
@@ -37,15 +38,19 @@ struct Request {
 };
 
 constexpr uint64_t kOutBoundBytes = 256 * 1024;  // the reactor's kOutSoftLimit
+constexpr size_t kHeldMax = 4;  // requests held unparsed before the receive stops (kClientHeldMax)
 
 class Reactor {
  public:
-  explicit Reactor(Durations d = {}) : d_(d) { arm(x.on_accept()); }
+  explicit Reactor(Durations d = {}, bool draining_at_accept = false) : draining(draining_at_accept), d_(d) {
+    arm(x.on_accept(draining_at_accept));
+  }
 
   ClientExchange x;
   int64_t now_ms = 0;
   std::vector<std::string> events;  // what a user would see: "408 #1", "504 #2", "200 #3", "close"
   std::deque<Request> held;         // pipelined requests received, not begun
+  std::deque<Request> in_kernel;    // sent by the client, not received: our receive is stopped
   uint64_t out_bytes = 0;           // queued toward the client, not yet read
   bool draining = false;
   bool closed = false;
@@ -59,6 +64,7 @@ class Reactor {
   bool backend_holds = false;
   int64_t upstream_deadline_ms = 0;
   int current = 0;  // id of the request in the exchange
+  bool pumping = false;  // inside Worker::pump_client
 
   void check() const {
     x.check_invariants();
@@ -92,15 +98,34 @@ class Reactor {
         FAIL() << "closed without close()";
     }
     ASSERT_TRUE(!backend_holds || x.state() == ClientState::exchanging);
+    // The receive stops exactly while the unparsed input is at its bound; nothing stays in
+    // the kernel while we receive.
+    // (A closing connection's held input is dropped without a new decision: it is not
+    // parsed any more, and lingering starts receiving again.)
+    // (Checked between steps: inside the pump the receive is decided only at its end.)
+    if (pumping) return;
+    if (x.receives() && x.state() != ClientState::closing) {
+      ASSERT_EQ(x.input_held(), held.size() >= kHeldMax);
+    }
+    if (x.receives()) {
+      ASSERT_TRUE(x.input_held() || in_kernel.empty());
+    }
+    // A draining reactor has no idle connection with nothing left to send.
+    ASSERT_FALSE(x.draining() && x.state() == ClientState::idle && out_bytes == 0);
   }
 
   // ---- Fake I/O: what the completions would say ----
 
-  // Requests arrive (pipelined when several).
+  // Requests arrive (pipelined when several): received at once, up to the held bound; the
+  // rest waits in the kernel while the input is held.
   void receive(std::vector<Request> requests, uint32_t bytes = 200) {
-    for (const Request& r : requests) held.push_back(r);
-    arm(x.on_bytes(bytes, out_bytes > kOutBoundBytes));
-    pump();
+    if (closed) return;
+    if (x.discards_input()) {  // lingering: dropped unparsed
+      check();
+      return;
+    }
+    for (const Request& r : requests) in_kernel.push_back(r);
+    deliver(bytes);
     check();
   }
   // Body bytes of the request in the exchange.
@@ -117,7 +142,27 @@ class Reactor {
     auto out_empty = [this] { return out_bytes == 0; };
     arm(x.on_sent(out_empty));
     if (x.state() == ClientState::idle && !held.empty()) pump();
-    if (x.last_answer_sent(out_empty)) linger();
+    switch (x.after_send(out_empty)) {
+      case AfterSend::carry_on:
+        break;
+      case AfterSend::linger:
+        linger();
+        break;
+      case AfterSend::close:
+        close();
+        break;
+    }
+    check();
+  }
+  // Worker::pump_client_once: the body of the request in the exchange does not parse (or is
+  // over the limit).
+  void body_rejected(uint16_t status) {
+    ASSERT_EQ(x.state(), ClientState::exchanging);
+    if (x.on_body_rejected() == BodyRejected::close) {
+      close();
+    } else {
+      answer_locally(status);
+    }
     check();
   }
   void client_closes(bool clean) {
@@ -152,11 +197,17 @@ class Reactor {
     deadline_ms = now_ms + (what == ClientWait::cache ? d_.cache_wait_ms : d_.queue_ms);
     check();
   }
-  void begin_drain() {
+  // Worker::drain_tick, on every tick: idle clients with nothing left to send go now; past
+  // the drain deadline, every client.
+  void drain_tick(bool past_deadline = false) {
+    if (closed) return;
     draining = true;
-    // Worker::drain_tick: idle clients with nothing left to send go now.
-    if (x.state() == ClientState::idle && node == Node::idle) close();
+    DrainAction action = x.on_drain(out_bytes == 0);
+    if (past_deadline) action = x.on_drain_deadline();
+    if (action == DrainAction::close_now) close();
+    check();
   }
+  void begin_drain() { drain_tick(); }
 
   // ---- The fake clock ----
 
@@ -211,21 +262,24 @@ class Reactor {
     }
   }
 
+  // Worker::on_client_timer: every deadline of the connection, the waits' too.
   void fire() {
     Node fired = node;
     node = Node::none;
-    if (fired == Node::cache_wait) {
-      // The cache's owner is slow: fetch for ourselves.
-      arm(x.end_wait());
-      to_backend();
-      return;
-    }
-    if (fired == Node::queue_wait) {
-      x.end_wait();  // Worker::unlink_queued, before the answer
-      answer_locally(503);
-      return;
-    }
-    switch (x.on_timeout(backend_holds)) {
+    ClientTimeout verdict = x.on_timeout(backend_holds);
+    // A wait's deadline means the wait's verdict, and only it does.
+    ASSERT_EQ(fired == Node::cache_wait, verdict == ClientTimeout::fetch_alone);
+    ASSERT_EQ(fired == Node::queue_wait, verdict == ClientTimeout::answer_503);
+    switch (verdict) {
+      case ClientTimeout::fetch_alone:
+        // The cache's owner is slow: fetch for ourselves (Worker::unpark_cache_waiter).
+        arm(x.end_wait());
+        to_backend();
+        return;
+      case ClientTimeout::answer_503:
+        x.end_wait();  // Worker::unlink_queued, before the answer
+        answer_locally(503);
+        return;
       case ClientTimeout::answer_408:
         answer_locally(408);
         return;
@@ -238,15 +292,32 @@ class Reactor {
     }
   }
 
-  bool pumping = false;
+  // Worker::on_client_recv: what the kernel holds comes in, up to the held bound.
+  void deliver(uint32_t bytes) {
+    if (closed || !x.receives() || x.input_held() || in_kernel.empty()) return;
+    while (!in_kernel.empty() && held.size() < kHeldMax) {
+      held.push_back(in_kernel.front());
+      in_kernel.pop_front();
+    }
+    arm(x.on_bytes(bytes, out_bytes > kOutBoundBytes));
+    pump();
+  }
 
   // Worker::pump_client: begin held requests one at a time, in order (an exchange finishing
-  // inside the loop only changes state; the loop picks it up, never recursing).
+  // inside the loop only changes state; the loop picks it up, never recursing); then
+  // Worker::update_client_recv: the input is held at its bound, and resumes below it.
   void pump() {
     if (pumping) return;
     pumping = true;
     pump_once();
     pumping = false;
+    update_recv();
+  }
+  void update_recv() {
+    if (closed || !x.receives()) return;
+    bool full = held.size() >= kHeldMax;
+    if (full != x.input_held()) arm(full ? x.on_input_held() : x.on_input_resumed());
+    if (!full) deliver(200);  // a receive is posted: what the kernel holds comes in
   }
   void pump_once() {
     while (!closed) {
@@ -259,7 +330,7 @@ class Reactor {
       Request r = held.front();
       held.pop_front();
       current = r.id;
-      arm(x.on_head(true, !r.with_body, draining));
+      arm(x.on_head(true, !r.with_body));
       if (r.cached) {
         out_bytes += r.answer_bytes;
         x.on_whole_response();
@@ -289,7 +360,7 @@ class Reactor {
 
   // Worker::finish_exchange.
   void finish() {
-    ClientExchange::Finish f = x.finish(draining, out_bytes == 0);
+    ClientExchange::Finish f = x.finish(out_bytes == 0);
     arm(f.timer);
     if (f.closing) {
       held.clear();  // pipelined requests after a closing answer are never forwarded
@@ -300,6 +371,8 @@ class Reactor {
   }
 
   void linger() {
+    held.clear();  // Worker::begin_linger releases what was held; lingering discards input
+    in_kernel.clear();
     if (!x.begin_linger()) {
       close();
       return;
@@ -543,6 +616,40 @@ TEST(ClientExchange, DrainClosesIdleClientsAtOnceAndHeadsParsedDuringItAreNotKep
   EXPECT_FALSE(s.x.keep_alive());
 }
 
+TEST(ClientExchange, DrainClosesAnIdleClientOnceItsLastAnswerIsSent) {
+  Reactor r;
+  r.receive({{1, true, false, 1000}});
+  r.begin_drain();  // idle, but still sending: it may read its answer
+  EXPECT_FALSE(r.closed);
+  r.client_reads(400);
+  EXPECT_FALSE(r.closed);
+  r.client_reads(600);
+  EXPECT_EQ(r.events, (Events{"200 #1", "close"}));
+}
+
+TEST(ClientExchange, DrainDeadlineClosesEveryConnectionWhateverItOwes) {
+  Reactor busy;
+  busy.receive({{1}});
+  busy.begin_drain();
+  busy.advance(1000);
+  EXPECT_FALSE(busy.closed);
+  busy.drain_tick(true);
+  EXPECT_EQ(busy.events, (Events{"close"}));
+  Reactor closing;
+  closing.advance(1000);  // 408, not read yet
+  closing.drain_tick(true);  // the deadline came before any tick: still closed
+  EXPECT_EQ(closing.events, (Events{"408 #0", "close"}));
+}
+
+TEST(ClientExchange, AcceptedWhileDrainingIsServedOnceWithoutKeepAlive) {
+  Reactor r({}, true);
+  r.receive({{1, true}, {2, true}});
+  EXPECT_EQ(r.events, (Events{"200 #1"}));
+  EXPECT_EQ(r.x.state(), ClientState::closing);
+  r.client_reads(100);
+  EXPECT_EQ(r.x.state(), ClientState::lingering);
+}
+
 TEST(ClientExchange, HalfCloseAfterACompleteRequestStillGetsTheAnswer) {
   Reactor r;
   r.receive({{1}});
@@ -576,8 +683,8 @@ TEST(ClientExchange, EofBehindHeldBodyBytesWaitsForThemThenGetsTheAnswer) {
   // it (the backend is slower): the EOF is recorded, the held body is forwarded, then the
   // client gets its answer as any half-closing client does.
   ClientExchange x;
-  x.on_accept();
-  x.on_head(true, false, false);
+  x.on_accept(false);
+  x.on_head(true, false);
   EXPECT_FALSE(x.defer_input_end(false, true));  // an error: decided now
   EXPECT_TRUE(x.defer_input_end(true, true));
   EXPECT_TRUE(x.peer_eof());  // nothing more is received
@@ -590,15 +697,15 @@ TEST(ClientExchange, EofBehindHeldBodyBytesWaitsForThemThenGetsTheAnswer) {
   x.check_invariants();
 
   ClientExchange cut;  // the held bytes run out before the body ends: a cut upload
-  cut.on_accept();
-  cut.on_head(true, false, false);
+  cut.on_accept(false);
+  cut.on_head(true, false);
   EXPECT_TRUE(cut.defer_input_end(true, true));
   EXPECT_TRUE(cut.due_input_end(false));
   EXPECT_FALSE(cut.on_input_ended(true));
 
   ClientExchange nothing_held;
-  nothing_held.on_accept();
-  nothing_held.on_head(true, false, false);
+  nothing_held.on_accept(false);
+  nothing_held.on_head(true, false);
   EXPECT_FALSE(nothing_held.defer_input_end(true, false));
 }
 
@@ -619,6 +726,70 @@ TEST(ClientExchange, ClosingConnectionKeepsSendingWhenTheClientHalfCloses) {
   EXPECT_EQ(r.events, (Events{"408 #0", "close"}));
 }
 
+// ---- Input held (backpressure), refused bodies ----
+
+TEST(ClientExchange, InputHeldStopsReceivingMovesNoDeadlineAndResumesInOrder) {
+  Reactor r;
+  uint64_t big = kOutBoundBytes + 1;
+  std::vector<Request> many;
+  for (int i = 1; i <= 7; ++i) many.push_back({i, true, false, big});
+  r.receive(many);
+  // #1 answered and backed up: #2..#5 held at the bound, #6 and #7 left in the kernel.
+  EXPECT_EQ(r.events, (Events{"200 #1"}));
+  EXPECT_TRUE(r.x.input_held());
+  EXPECT_EQ(r.held.size(), kHeldMax);
+  EXPECT_EQ(r.in_kernel.size(), 2u);
+  EXPECT_EQ(r.node, Reactor::Node::client);  // the client owes reading our answers
+  int64_t deadline = r.deadline_ms;
+  r.advance(1000);
+  r.receive({{8, true}});  // more sent meanwhile: not received, no deadline moves
+  EXPECT_EQ(r.deadline_ms, deadline);
+  EXPECT_EQ(r.in_kernel.size(), 3u);
+  // The client reads: #2 begins, the input resumes, and everything is answered in order.
+  for (int i = 0; i < 8; ++i) r.client_reads(big);
+  EXPECT_EQ(r.events, (Events{"200 #1", "200 #2", "200 #3", "200 #4", "200 #5", "200 #6", "200 #7", "200 #8"}));
+  EXPECT_FALSE(r.x.input_held());
+  EXPECT_TRUE(r.in_kernel.empty());
+  EXPECT_EQ(r.node, Reactor::Node::idle);
+}
+
+TEST(ClientExchange, ClientHeldForNotReadingIsClosedByTheSendDeadline) {
+  Reactor r;
+  std::vector<Request> many;
+  for (int i = 1; i <= 6; ++i) many.push_back({i, true, false, kOutBoundBytes + 1});
+  r.receive(many);
+  ASSERT_TRUE(r.x.input_held());
+  r.advance(1999);
+  EXPECT_FALSE(r.closed);
+  r.advance(1);
+  EXPECT_EQ(r.events, (Events{"200 #1", "close"}));
+}
+
+TEST(ClientExchange, RefusedBodyIsAnsweredThenClosedAndTheRestOfTheInputDropped) {
+  Reactor r;
+  r.receive({{1, false, true}, {2}});
+  r.receive_body(100, false);
+  r.body_rejected(413);
+  EXPECT_EQ(r.events, (Events{"413 #1"}));
+  EXPECT_EQ(r.x.state(), ClientState::closing);
+  EXPECT_FALSE(r.x.keep_alive());
+  EXPECT_TRUE(r.held.empty());  // #2 is never forwarded
+  r.client_reads(150);
+  EXPECT_EQ(r.x.state(), ClientState::lingering);
+  r.advance(2000);
+  EXPECT_EQ(r.events, (Events{"413 #1", "close"}));
+}
+
+TEST(ClientExchange, BodyRefusedAfterTheAnswerStartedClosesAtOnce) {
+  Durations d;
+  d.upstream_ms = 60000;
+  Reactor r(d);
+  r.receive({{1, false, true}});
+  r.backend_starts_answer(100);
+  r.body_rejected(400);
+  EXPECT_EQ(r.events, (Events{"close"}));
+}
+
 // ---- Any order of events keeps the invariants ----
 
 TEST(ClientExchange, RandomWalksKeepTheInvariants) {
@@ -629,7 +800,7 @@ TEST(ClientExchange, RandomWalksKeepTheInvariants) {
     d.upstream_ms = 100 + rng() % 3000;
     Reactor r(d);
     for (int step = 0; step < 200 && !r.closed; ++step) {
-      switch (rng() % 9) {
+      switch (rng() % 11) {
         case 0:
           r.receive({{step, rng() % 2 == 0, rng() % 4 == 0, rng() % (2 * kOutBoundBytes)}});
           break;
@@ -670,6 +841,15 @@ TEST(ClientExchange, RandomWalksKeepTheInvariants) {
             r.backend_holds = false;
             r.wait_for(rng() % 2 ? ClientWait::cache : ClientWait::queue);
           }
+          break;
+        case 9:
+          if (r.x.state() == ClientState::exchanging && !r.x.request_complete() && r.x.waiting() == ClientWait::none &&
+              rng() % 4 == 0) {
+            r.body_rejected(400);
+          }
+          break;
+        case 10:
+          if (r.draining && rng() % 8 == 0) r.drain_tick(rng() % 4 == 0);
           break;
       }
       r.check();
