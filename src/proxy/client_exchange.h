@@ -290,7 +290,9 @@ class ClientExchange {
   // owes reading our answers); exchanging, the body's progress deadline keeps running (body
   // progress counts at receive).
   ClientTimer on_input_held() {
-    RM_CHECK(!input_held_ && state_ != ClientState::closed && state_ != ClientState::lingering);
+    // Held input is input still to be parsed: never while discarding, nor after the EOF
+    // (every step that ends the input clears it).
+    RM_CHECK(!input_held_ && !discards_input() && !peer_eof_);
     input_held_ = true;
     check_invariants();
     return ClientTimer::keep;
@@ -404,7 +406,10 @@ class ClientExchange {
     check_invariants();
   }
 
-  // Always on (ARCHITECTURE.md §4): a few compares per step.
+  // Always on (ARCHITECTURE.md §4): a few compares per step. (The held input's invariant,
+  // never while discarding nor after the EOF, is checked where it is set, on_input_held:
+  // one more compare here moved the compiler's inlining of the hot steps, +40 instructions
+  // per cache hit.)
   void check_invariants() const {
     // Only a request in an exchange waits on another side's deadline, and only before its
     // answer began.
@@ -417,8 +422,6 @@ class ClientExchange {
     RM_CHECK(progress_bytes_ < kClientProgressBytes);
     // A deferred EOF is an EOF: nothing more is received meanwhile.
     RM_CHECK(!input_end_deferred_ || peer_eof_);
-    // Held input is input still to be parsed: never while discarding, nor after the EOF.
-    RM_CHECK(!input_held_ || (!discards_input() && !peer_eof_));
   }
 
  private:

@@ -110,6 +110,8 @@ class Reactor {
     if (x.receives()) {
       ASSERT_TRUE(x.input_held() || in_kernel.empty());
     }
+    // Held input is input still to be parsed: never while discarding, nor after the EOF.
+    ASSERT_TRUE(!x.input_held() || (!x.discards_input() && !x.peer_eof()));
     // A draining reactor has no idle connection with nothing left to send.
     ASSERT_FALSE(x.draining() && x.state() == ClientState::idle && out_bytes == 0);
   }
