@@ -122,6 +122,25 @@ def test_zookeeper_services_each_reach_only_their_targets_and_count_there(
     assert serial("www.example.test", "/cacheable/c?max_age=600") == www_first
 
 
+def test_every_zookeeper_service_routes_from_the_first_request(start_backend, start_config_proxy, zk):
+    # Ready (the listen port accepting; READY=1 under systemd) means every service's source
+    # was read once: no first request of any service gets a 503 for want of targets. Three
+    # proxies on one ZooKeeper, eight services each, asked at once.
+    names = ["svc%d" % i for i in range(8)]
+    for name in names:
+        zk.ctl.create("/services/%s/targets/%s" % (name, start_backend(name).addr), "0", parents=True)
+    head = 'zk = "%s"\nflush-interval-ms = %d\ndefault-service = "none"\n' % (zk.connect, FLUSH_INTERVAL_MS)
+    text = head + "".join(_service(name, hosts=["%s.example.test" % name],
+                                   targets_path="/services/%s/targets" % name) for name in names)
+    answers = {}
+    for i in range(3):
+        port = start_config_proxy(text)[0].proxy.port
+        for name in names:
+            answers[(i, name)] = _backend_of(port, "%s.example.test" % name, "/first")
+    wrong = {key: answer for key, answer in answers.items() if answer != (200, key[1])}
+    assert not wrong, "(proxy, service): (status, backend) of first requests that failed: %s" % wrong
+
+
 def test_a_fleet_writes_every_services_counts_through_its_leader(
         start_backend, start_config_proxy, zk):
     # Two proxies, one configuration: one leads and writes, in its ledgered multi, the

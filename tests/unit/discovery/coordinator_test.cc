@@ -117,11 +117,11 @@ using Names = std::vector<std::string>;
 TEST(CoordinatorLoop, OpensTheSessionReadsTheTargetsAndPublishesThem) {
   Rig rig;
   rig.agents({kA, kB}, "5");
-  EXPECT_FALSE(rig.c().wait_first_snapshot(0));
+  EXPECT_FALSE(rig.c().wait_ready(0));
   rig.turn();
   EXPECT_EQ(rig.zk.sessions_opened(), 1);
   EXPECT_EQ(rig.routed(), (Names{kA, kB})) << rig.zk.log_text();
-  EXPECT_TRUE(rig.c().wait_first_snapshot(0));
+  EXPECT_TRUE(rig.c().wait_ready(0));
   // The loop waits for events only until the next flush is due.
   EXPECT_LE(rig.zk.waits().front(), static_cast<int64_t>(kFlushMs));
 }
@@ -412,6 +412,81 @@ TEST(CoordinatorLoop, AReloadAddsASourceAtOnceAndARemovedOneStillWritesWhatItCou
   rig.zk.put("/svc/targets/" + kC, "0", kAgentSession);
   rig.flush();
   EXPECT_EQ(routed_at(rig, "/svc/targets"), Names{});
+}
+
+// ---- Readiness -----------------------------------------------------------------------------
+
+// Three sources (the flags' and two services'), /svc/b/targets unreadable (an ACL) while
+// `*unreadable` holds.
+void three_sources(Rig& rig, const bool* unreadable) {
+  SourceOptions flags;
+  flags.targets_path = "/targets";
+  SourceOptions a;
+  a.targets_path = "/svc/a/targets";
+  SourceOptions b;
+  b.targets_path = "/svc/b/targets";
+  rig.options.sources = {flags, a, b};
+  rig.agents({kA});
+  rig.zk.put("/svc/a/targets/" + kB, "0", kAgentSession);
+  rig.zk.put("/svc/b/targets/" + kC, "0", kAgentSession);
+  rig.zk.before_each([unreadable](FakeZk& zk, size_t, FakeZk::Op op, const std::string& path) {
+    if (*unreadable && op == FakeZk::Op::get_children && path == "/svc/b/targets") {
+      zk.fail_next(op, path, {ZkCode::no_auth});
+    }
+  });
+}
+
+TEST(CoordinatorLoop, ReadyOnlyOnceEverySourceWasReadWithItsTargetsCounts) {
+  Rig rig;
+  bool unreadable = true;
+  three_sources(rig, &unreadable);
+  // The first count read of /svc/a's target gets no answer.
+  rig.zk.fail_next(FakeZk::Op::get, "/svc/a/targets/" + kB, {ZkCode::operation_timeout});
+  rig.turn();
+  // The flags' source is read and routes; the others are not ready, so neither is the proxy.
+  EXPECT_EQ(rig.routed(), (Names{kA})) << rig.zk.log_text();
+  EXPECT_EQ(routed_at(rig, "/svc/a/targets"), Names{});
+  EXPECT_FALSE(rig.c().wait_ready(0));
+  rig.turn(kFlushMs);  // /svc/a's count is read again: it routes; /svc/b still unreadable
+  EXPECT_EQ(routed_at(rig, "/svc/a/targets"), (Names{kB}));
+  EXPECT_FALSE(rig.c().wait_ready(0));
+  unreadable = false;
+  rig.turn(kFlushMs);
+  EXPECT_EQ(routed_at(rig, "/svc/b/targets"), (Names{kC})) << rig.zk.log_text();
+  EXPECT_TRUE(rig.c().wait_ready(0));
+}
+
+TEST(CoordinatorLoop, AnEmptyOrMissingTargetsPathIsAnAnswerAndReady) {
+  Rig rig;
+  SourceOptions flags;
+  flags.targets_path = "/targets";
+  SourceOptions none;
+  none.targets_path = "/svc/none/targets";  // not in ZooKeeper at all
+  rig.options.sources = {flags, none};
+  rig.start({kA});
+  EXPECT_TRUE(rig.c().wait_ready(0)) << rig.zk.log_text();
+  EXPECT_EQ(routed_at(rig, "/svc/none/targets"), Names{});
+}
+
+TEST(CoordinatorLoop, AnUnreadableSourceHoldsReadinessBackOneSessionTimeoutThenWarns) {
+  Rig rig;
+  bool unreadable = true;
+  three_sources(rig, &unreadable);
+  testing::internal::CaptureStderr();
+  rig.turn();
+  while (rig.now + kFlushMs < 1'000'000 + kSessionTimeoutMs) {
+    rig.turn(kFlushMs);
+    ASSERT_FALSE(rig.c().wait_ready(0)) << "after " << rig.now - 1'000'000 << " ms";
+  }
+  rig.turn(kFlushMs);
+  std::string log = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(rig.c().wait_ready(0));
+  EXPECT_NE(log.find("ready without a first read of /svc/b/targets after 4000 ms"), std::string::npos) << log;
+  // The others route; the unreadable one is read as soon as it can be.
+  EXPECT_EQ(routed_at(rig, "/svc/a/targets"), (Names{kB}));
+  unreadable = false;
+  rig.turn(kFlushMs);
+  EXPECT_EQ(routed_at(rig, "/svc/b/targets"), (Names{kC})) << rig.zk.log_text();
 }
 
 // ---- A foreign registry ------------------------------------------------------------------
