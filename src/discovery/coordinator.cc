@@ -106,7 +106,12 @@ Coordinator::Source* Coordinator::source_for(const std::string& targets_path) {
 void Coordinator::forget_drained_sources() {
   int64_t now = clock_ms_();
   std::erase_if(sources_, [this, now](const Source& s) {
+    // (Not while the table in use still routes to its targets: the reload that removed it
+    // has not published its configuration yet, or a service carries them until its new
+    // source is read, RouteBoard::set_targets.)
     if (!s.removed || book_->unflushed_members(s.group) > 0) return false;
+    const std::string& path = s.options.targets_path;
+    if (source_for(path) == nullptr && board_->routes_to(source_key(path))) return false;
     book_->set_members({}, now, false, s.group);  // pruned by the book once they linger out
     RM_LOG_INFO("%s: counts written; forgotten", s.options.targets_path.c_str());
     return true;
@@ -175,13 +180,14 @@ void Coordinator::apply_pending_sources() {
   }
   for (Source& gone : sources_) {
     if (gone.options.targets_path.empty() || source_for_in(kept, gone.options)) continue;
-    // Its targets stop routing now; they stay members of the book (not read, not routed)
-    // until what they counted is written, then the source is forgotten.
+    // Its targets stop routing with the configuration that no longer reads it (the board
+    // keeps them until then); they stay members of the book (not read) until what they
+    // counted is written and nothing routes to them, then the source is forgotten.
     if (!gone.removed && !std::any_of(kept.begin(), kept.end(), [&gone](const Source& s) {
           return s.options.targets_path == gone.options.targets_path;
         })) {
       board_->set_targets(source_key(gone.options.targets_path), nullptr);
-      RM_LOG_INFO("no longer routing to %s; its last counts are written next", gone.options.targets_path.c_str());
+      RM_LOG_INFO("%s removed: no longer read; its last counts are written next", gone.options.targets_path.c_str());
     }
     gone.removed = true;
     kept.push_back(std::move(gone));

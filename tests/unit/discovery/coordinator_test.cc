@@ -51,7 +51,10 @@ struct Rig {
     turn();
   }
   Coordinator& c() {
-    if (!coordinator) coordinator = std::make_unique<Coordinator>(options, &board, zk, [this] { return now; });
+    if (!coordinator) {
+      coordinator = std::make_unique<Coordinator>(options, &board, zk, [this] { return now; },
+                                                  [this](int64_t ms) { now += ms; });
+    }
     return *coordinator;
   }
   // One turn of the loop after `advance_ms` passed.
@@ -489,6 +492,57 @@ TEST(CoordinatorLoop, AnUnreadableSourceHoldsReadinessBackOneSessionTimeoutThenW
   EXPECT_EQ(routed_at(rig, "/svc/b/targets"), (Names{kC})) << rig.zk.log_text();
 }
 
+// The names a service's current routing table sends `host` to.
+Names service_routes(Rig& rig, const std::string& host) {
+  Names out;
+  const upstream::RoutingTable* table = rig.board.cell()->load();
+  const upstream::RoutedService* service = table == nullptr ? nullptr : table->route(host, "/");
+  if (service == nullptr) return out;
+  for (const upstream::Target& t : service->targets->targets) out.push_back(t.state->name);
+  return out;
+}
+
+// A reload moving a service to another targets path: the coordinator learns the sources
+// first, main publishes the configuration after. Until the new path is read, the service
+// keeps routing to the old path's targets, and what they count is written.
+TEST(CoordinatorLoop, AReloadToAnotherTargetsPathRoutesTheOldTargetsUntilTheNewPathWasRead) {
+  Rig rig;
+  bool unreadable = true;
+  three_sources(rig, &unreadable);  // /svc/b/targets unreadable for now
+  SourceOptions flags = rig.options.sources[0];
+  SourceOptions old_path = rig.options.sources[1];
+  SourceOptions new_path = rig.options.sources[2];
+  rig.options.sources = {flags, old_path};
+  auto api = std::make_shared<upstream::ServiceRuntime>("api", source_key(old_path.targets_path), 1);
+  rig.board.set_services({{api, {"api.test"}, "/"}}, -1);
+  rig.turn();
+  ASSERT_EQ(service_routes(rig, "api.test"), (Names{kB})) << rig.zk.log_text();
+  auto serve = [&rig](uint64_t n) {
+    const upstream::RoutingTable* table = rig.board.cell()->load();
+    for (uint64_t i = 0; i < n; ++i) table->route("api.test", "/")->targets->targets[0].state->slots[0].count_request();
+  };
+  serve(5);
+  rig.c().set_sources({flags, new_path});
+  rig.turn();
+  // The table in use still reads the old path: its targets stay; the new one publishes nothing.
+  EXPECT_EQ(service_routes(rig, "api.test"), (Names{kB}));
+  EXPECT_FALSE(rig.board.targets(source_key(new_path.targets_path)));
+  serve(2);
+  // The configuration reading the new path, not read yet: the old targets go on routing.
+  auto moved = std::make_shared<upstream::ServiceRuntime>("api", source_key(new_path.targets_path), 1);
+  rig.board.set_services({{moved, {"api.test"}, "/"}}, -1);
+  EXPECT_EQ(service_routes(rig, "api.test"), (Names{kB}));
+  serve(1);
+  for (int i = 0; i < 3; ++i) rig.flush();
+  EXPECT_EQ(service_routes(rig, "api.test"), (Names{kB}));
+  EXPECT_EQ(rig.zk.data("/svc/a/targets/" + kB), "8") << rig.zk.log_text();
+  // Read at last: the new path's targets route, and nothing routes to the old ones.
+  unreadable = false;
+  rig.flush();
+  EXPECT_EQ(service_routes(rig, "api.test"), (Names{kC})) << rig.zk.log_text();
+  EXPECT_FALSE(rig.board.targets(source_key(old_path.targets_path)));
+}
+
 // ---- A foreign registry ------------------------------------------------------------------
 
 TEST(CoordinatorLoop, AForeignRegistryRoutesWhatItsRegistrationsSayAndCountsInNodesOfOurOwn) {
@@ -698,6 +752,32 @@ TEST(CoordinatorLoop, AFollowerWhoseLeaderFellSilentWritesItsOwnCountsDirectly) 
 }
 
 // ---- The end ------------------------------------------------------------------------------
+// A follower stopping while its leader holds its last batch unacknowledged (the leader's
+// loop does not turn): the follower waits for the acknowledgement on its loop's clock and
+// pause, not the system's, then writes the batch itself; the ledger keeps it counted once.
+TEST(CoordinatorLoop, AFollowersLastFlushWaitsOnTheLoopsClockThenWritesItsBatchOnce) {
+  Rig a(/*fleet=*/true);
+  a.agents({kA, kB}, "0");
+  Rig b(/*fleet=*/true, a.zk.tree());
+  a.turn();
+  b.turn();
+  for (int i = 0; i < 3; ++i) {
+    a.flush();
+    b.flush();
+  }
+  ASSERT_NE(leads(a), leads(b));
+  Rig& leader = leads(a) ? a : b;
+  Rig& follower = leads(a) ? b : a;
+  follower.serve(kA, 4);
+  int64_t before = follower.now;
+  follower.c().run_final();
+  EXPECT_GE(follower.now - before, 3000) << "waited on the loop's clock";
+  EXPECT_LE(follower.now - before, 3000 + kFlushMs);
+  EXPECT_EQ(leader.count(kA), 4u) << follower.zk.log_text();
+  for (int i = 0; i < 5; ++i) leader.flush();
+  EXPECT_EQ(leader.count(kA), 4u) << leader.zk.log_text();
+}
+
 
 TEST(CoordinatorLoop, TheLastFlushWritesWhatIsLeftAndClosesTheSession) {
   Rig rig;
