@@ -721,6 +721,17 @@ TEST(CoordinatorLoop, AFleetOfTwoWritesThroughItsLeaderAndSurvivesTheLeadersExpi
   EXPECT_EQ(a.count(kB), 13u);
 }
 
+// Two proxies of one fleet started and turned until one leads (false if none or both do).
+bool settle_fleet_of_two(Rig& a, Rig& b) {
+  a.turn();
+  b.turn();
+  for (int i = 0; i < 3; ++i) {
+    a.flush();
+    b.flush();
+  }
+  return leads(a) != leads(b);
+}
+
 // The leader dies with a follower's batch received but not yet written (its process gone,
 // its session not yet expired, so it still looks like the leader): the follower's reports
 // fail, and after kFallbackMs of silence it writes its counts directly, the unacknowledged
@@ -729,13 +740,7 @@ TEST(CoordinatorLoop, AFollowerWhoseLeaderFellSilentWritesItsOwnCountsDirectly) 
   Rig a(/*fleet=*/true);
   a.agents({kA, kB}, "0");
   Rig b(/*fleet=*/true, a.zk.tree());
-  a.turn();
-  b.turn();
-  for (int i = 0; i < 3; ++i) {
-    a.flush();
-    b.flush();
-  }
-  ASSERT_NE(leads(a), leads(b));
+  ASSERT_TRUE(settle_fleet_of_two(a, b));
   Rig& leader = leads(a) ? a : b;
   Rig& follower = leads(a) ? b : a;
   follower.serve(kA, 8);
@@ -759,13 +764,7 @@ TEST(CoordinatorLoop, AFollowersLastFlushWaitsOnTheLoopsClockThenWritesItsBatchO
   Rig a(/*fleet=*/true);
   a.agents({kA, kB}, "0");
   Rig b(/*fleet=*/true, a.zk.tree());
-  a.turn();
-  b.turn();
-  for (int i = 0; i < 3; ++i) {
-    a.flush();
-    b.flush();
-  }
-  ASSERT_NE(leads(a), leads(b));
+  ASSERT_TRUE(settle_fleet_of_two(a, b));
   Rig& leader = leads(a) ? a : b;
   Rig& follower = leads(a) ? b : a;
   follower.serve(kA, 4);
