@@ -115,9 +115,10 @@ class Coordinator {
   // failure), one session timeout after the loop began, with a warning naming it.
   bool wait_ready(int64_t timeout_ms);
 
-  // A reload (any thread): the sources to watch from now on. New ones are read at once;
-  // removed ones stop routing at once, and are forgotten once the counts their targets
-  // took before are written (a few flush intervals).
+  // A reload (any thread): the sources to watch from now on. New ones are read at once and
+  // publish nothing before that read; removed ones are no longer read (the RouteBoard keeps
+  // their targets while the configuration in use routes there), and are forgotten once
+  // nothing routes to them and the counts their targets took are written.
   void set_sources(std::vector<SourceOptions> sources);
 
   // For the admin listener (any thread): {"mode", "session", "snapshot_version", "fleet",
