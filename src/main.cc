@@ -313,10 +313,12 @@ int run_proxy(const std::vector<std::string_view>& args) {
       std::fprintf(stderr, "ringmaster: %s\n", e.what());
       return 2;
     }
-    // Serve at once either way; waiting briefly only spares the first clients a 503 while
-    // the first read of the targets is under way.
-    if (!coordinator->wait_first_snapshot(cfg.session_timeout_ms)) {
-      RM_LOG_WARN("no target snapshot from ZooKeeper yet; answering 503 until one arrives");
+    // Listen once every source was read once (or one session timeout passed: the coordinator
+    // then warns and is ready anyway), so that no first request gets a 503 for a read not
+    // made yet. The margin covers the loop's turn; past it, serve regardless.
+    constexpr int64_t kReadyMarginMs = 2000;
+    if (!coordinator->wait_ready(cfg.session_timeout_ms + kReadyMarginMs)) {
+      RM_LOG_WARN("not every ZooKeeper source read yet; their services answer 503 until they are");
     }
   }
   Reloader reloader(args, cfg, &services, coordinator.get(), &board);
@@ -389,10 +391,11 @@ int run_proxy(const std::vector<std::string_view>& args) {
     return 1;
   }
   RM_LOG_INFO("listening on %s with %u reactors", cfg.listen.to_string().c_str(), options.threads);
-  // Under systemd (Type=notify): READY=1 once listening and, with --zk, the first snapshot is
-  // in; watchdog pings while every reactor turns; STOPPING=1 when the drain starts.
+  // Under systemd (Type=notify): READY=1 once listening and, with --zk, every source was read
+  // once (Coordinator::wait_ready); watchdog pings while every reactor turns; STOPPING=1 when
+  // the drain starts.
   service::NotifierHooks hooks;
-  hooks.ready = [&coordinator] { return !coordinator || coordinator->wait_first_snapshot(0); };
+  hooks.ready = [&coordinator] { return !coordinator || coordinator->wait_ready(0); };
   hooks.reactor_turns = [&server] { return server.loop_turns(); };
   hooks.ready_status = "listening on " + cfg.listen.to_string();
   service::Notifier notifier(std::move(hooks));

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <map>
 #include <set>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -55,19 +56,22 @@ struct RegistryState {
 Coordinator::Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board)
     : Coordinator(options, board,
                   std::make_unique<ZkSession>(ZkSessionOptions{options.zk, options.session_timeout_ms, 4096}),
-                  nullptr, base::now_ms, FleetWriter::system_wall_ms) {}
+                  nullptr, base::now_ms, FleetWriter::system_wall_ms,
+                  [](int64_t ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }) {}
 
 Coordinator::Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board, ZkClient& session,
-                         std::function<int64_t()> clock_ms)
-    : Coordinator(options, board, nullptr, &session, clock_ms, clock_ms) {}
+                         std::function<int64_t()> clock_ms, std::function<void(int64_t)> pause_ms)
+    : Coordinator(options, board, nullptr, &session, clock_ms, clock_ms,
+                  pause_ms ? std::move(pause_ms) : [](int64_t) {}) {}
 
 Coordinator::Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board,
                          std::unique_ptr<ZkClient> owned, ZkClient* session, std::function<int64_t()> clock_ms,
-                         std::function<int64_t()> wall_ms)
+                         std::function<int64_t()> wall_ms, std::function<void(int64_t)> pause_ms)
     : options_(options),
       board_(board),
       clock_ms_(std::move(clock_ms)),
       wall_ms_(std::move(wall_ms)),
+      pause_ms_(std::move(pause_ms)),
       owned_session_(std::move(owned)),
       session_(owned_session_ ? owned_session_.get() : session),
       book_(std::make_unique<TargetBook>(options.reactors, [](const base::HostPort& hp) { return base::resolve(hp); })),
@@ -102,7 +106,12 @@ Coordinator::Source* Coordinator::source_for(const std::string& targets_path) {
 void Coordinator::forget_drained_sources() {
   int64_t now = clock_ms_();
   std::erase_if(sources_, [this, now](const Source& s) {
+    // (Not while the table in use still routes to its targets: the reload that removed it
+    // has not published its configuration yet, or a service carries them until its new
+    // source is read, RouteBoard::set_targets.)
     if (!s.removed || book_->unflushed_members(s.group) > 0) return false;
+    const std::string& path = s.options.targets_path;
+    if (source_for(path) == nullptr && board_->routes_to(source_key(path))) return false;
     book_->set_members({}, now, false, s.group);  // pruned by the book once they linger out
     RM_LOG_INFO("%s: counts written; forgotten", s.options.targets_path.c_str());
     return true;
@@ -171,13 +180,14 @@ void Coordinator::apply_pending_sources() {
   }
   for (Source& gone : sources_) {
     if (gone.options.targets_path.empty() || source_for_in(kept, gone.options)) continue;
-    // Its targets stop routing now; they stay members of the book (not read, not routed)
-    // until what they counted is written, then the source is forgotten.
+    // Its targets stop routing with the configuration that no longer reads it (the board
+    // keeps them until then); they stay members of the book (not read) until what they
+    // counted is written and nothing routes to them, then the source is forgotten.
     if (!gone.removed && !std::any_of(kept.begin(), kept.end(), [&gone](const Source& s) {
           return s.options.targets_path == gone.options.targets_path;
         })) {
       board_->set_targets(source_key(gone.options.targets_path), nullptr);
-      RM_LOG_INFO("no longer routing to %s; its last counts are written next", gone.options.targets_path.c_str());
+      RM_LOG_INFO("%s removed: no longer read; its last counts are written next", gone.options.targets_path.c_str());
     }
     gone.removed = true;
     kept.push_back(std::move(gone));
@@ -222,9 +232,38 @@ void Coordinator::stop() {
   if (fleet_server_) fleet_server_->stop();
 }
 
-bool Coordinator::wait_first_snapshot(int64_t timeout_ms) {
+bool Coordinator::wait_ready(int64_t timeout_ms) {
   std::unique_lock lock(view_mutex_);
-  return first_snapshot_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return first_snapshot_; });
+  return ready_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return ready_; });
+}
+
+bool Coordinator::source_read(const Source& source) const {
+  // Its children list, and the count of every target in it: a target whose count read got
+  // no answer is not routed yet (read_unread).
+  return source.removed || (source.read_once && std::none_of(unread_.begin(), unread_.end(), [&](const std::string& key) {
+           return TargetBook::group_of(key) == source.group && book_->is_member(key);
+         }));
+}
+
+void Coordinator::check_ready(int64_t now) {
+  {
+    std::lock_guard lock(view_mutex_);
+    if (ready_) return;
+  }
+  bool all = std::all_of(sources_.begin(), sources_.end(), [this](const Source& s) { return source_read(s); });
+  if (!all && now - loop_started_ms_ < options_.session_timeout_ms) return;
+  if (!all) {
+    std::string unread;
+    for (const Source& s : sources_) {
+      if (!source_read(s)) unread += " " + s.options.targets_path;
+    }
+    RM_LOG_WARN("ready without a first read of%s after %u ms (session timeout): their services answer 503 until "
+                "they are read",
+                unread.c_str(), options_.session_timeout_ms);
+  }
+  std::lock_guard lock(view_mutex_);
+  ready_ = true;
+  ready_cv_.notify_all();
 }
 
 // A book key: a bare name (the flags' source) or already the node's full path. A bare name's
@@ -250,6 +289,7 @@ void Coordinator::begin_loop() {
   next_flush_ms_ = now + options_.flush_interval_ms;
   next_refresh_ms_ = now + options_.refresh_interval_ms;
   next_open_ms_ = now;
+  loop_started_ms_ = now;
   loop_started_ = true;
 }
 
@@ -290,6 +330,7 @@ void Coordinator::run_once() {
   }
   if (need_full_read_ && session_->connected()) full_read();
   int64_t now = clock_ms_();
+  check_ready(now);
   for (Source& s : sources_) {
     if (!s.removed && s.empty_since_ms != 0 && now - s.empty_since_ms >= options_.session_timeout_ms) read_members(s);
   }
@@ -349,6 +390,7 @@ void Coordinator::handle_session_change() {
 }
 
 void Coordinator::full_read() {
+  bool complete = true;
   for (Source& s : sources_) {
     if (s.removed) continue;
     ZkCode rc = session_->ensure_path(s.options.targets_path);
@@ -361,16 +403,22 @@ void Coordinator::full_read() {
     }
     if (rc != ZkCode::ok) {
       zk_errors_.add();
-      return;
+    } else {
+      rc = read_members(s);
     }
-    if (!read_members(s)) return;
+    if (rc != ZkCode::ok) {
+      // The connection: everything again after the reconnect. This source only (an ACL,
+      // say): the others are read all the same, this one again on the next turn.
+      if (zk_connection_problem(rc)) return;
+      complete = false;
+    }
   }
   if (fleet_ && !read_fleet()) return;
   for (const auto& [path, node] : versions_) read_cache_version(path);
-  need_full_read_ = false;
+  need_full_read_ = !complete;
 }
 
-bool Coordinator::read_members(Source& source) {
+ZkCode Coordinator::read_members(Source& source) {
   const std::string& targets_path = source.options.targets_path;
   std::vector<std::string> names;
   ZkStat parent;
@@ -386,7 +434,7 @@ bool Coordinator::read_members(Source& source) {
     // A fault never wipes the routing table: keep the last snapshot.
     zk_errors_.add();
     if (zk_connection_problem(rc)) need_full_read_ = true;
-    return false;
+    return rc;
   }
   // A foreign registry: the children are registrations; what routes is their endpoints. The
   // guard below is for registrations vanishing, not for ones saying "do not route" (status
@@ -405,9 +453,9 @@ bool Coordinator::read_members(Source& source) {
       source.empty_since_ms = now;
       RM_LOG_WARN("every target left %s; keeping the last ones for up to %u ms", targets_path.c_str(),
                   options_.session_timeout_ms);
-      return true;
+      return ZkCode::ok;
     }
-    if (now - source.empty_since_ms < options_.session_timeout_ms) return true;
+    if (now - source.empty_since_ms < options_.session_timeout_ms) return ZkCode::ok;
   }
   source.empty_since_ms = 0;
   // A list that hides a node deleted and re-created since the last one: every member is
@@ -435,7 +483,7 @@ bool Coordinator::read_members(Source& source) {
     }
   }
   publish();
-  return true;
+  return ZkCode::ok;
 }
 
 void Coordinator::read_unread() {
@@ -586,10 +634,12 @@ void Coordinator::publish() {
     if (n > 0) source.published_nonempty = true;
     if (n == 0 && source.empty_since_ms == 0) source.published_nonempty = false;
     // An unchanged view is not republished: idle proxies cause no snapshot churn. Nor is a
-    // source's before its first read: its services answer 503 meanwhile either way.
+    // source's before its first read: an added source publishes nothing (a reload waits for
+    // it), and one replacing another on the same path (another format) leaves the old one's
+    // targets routing until then.
     std::string key = source_key(source.options.targets_path);
     std::shared_ptr<const upstream::TargetSnapshot> current = board_->targets(key);
-    if (!same_routing(current.get(), *snapshot) && (source.read_once || current)) {
+    if (source.read_once && !same_routing(current.get(), *snapshot)) {
       ++snapshot_version_;
       board_->set_targets(key, std::move(snapshot));
     }
@@ -659,10 +709,6 @@ void Coordinator::publish() {
   std::lock_guard lock(view_mutex_);
   targets_json_ = std::move(json);
   view_targets_ = std::move(states);
-  if (!first_snapshot_ && (targets > 0 || !need_full_read_)) {
-    first_snapshot_ = true;
-    first_snapshot_cv_.notify_all();
-  }
 }
 
 std::string Coordinator::targets_json() const {

@@ -346,14 +346,17 @@ void Coordinator::fleet_final() {
     if (session_->connected()) fleet_writer_->write(true);
     return;
   }
-  // Real time, not clock_ms_: this waits (sleeps) for the leader's acknowledgements.
-  int64_t deadline = base::now_ms() + kFinalAckWaitMs;
+  // Waits for the leader's acknowledgements on the loop's clock and pause (the system's, or
+  // a test's): at most kFinalAckWaitMs on that clock, and as many rounds as fit in it, so a
+  // clock that does not move ends the wait too.
+  const int64_t step_ms = std::max<uint32_t>(options_.flush_interval_ms / 4, 5);
+  const int64_t deadline = clock_ms_() + kFinalAckWaitMs;
   fleet::Deltas deltas = book_->take_batch();
   if (!deltas.empty()) f.outbox.push(fleet::Batch{++f.next_seq, std::move(deltas)});
-  while (!f.outbox.empty() && !f.uncertain && !f.leader.address.empty() && base::now_ms() < deadline) {
-    if (!report_to_leader(base::now_ms(), false)) break;
-    if (f.outbox.empty()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::max<uint32_t>(options_.flush_interval_ms / 4, 5)));
+  for (int64_t round = 0; round * step_ms < kFinalAckWaitMs; ++round) {
+    if (f.outbox.empty() || f.uncertain || f.leader.address.empty() || clock_ms_() >= deadline) break;
+    if (!report_to_leader(clock_ms_(), false) || f.outbox.empty()) break;
+    pause_ms_(step_ms);
   }
   if ((!f.outbox.empty() || f.uncertain) && session_->connected()) fleet_writer_->write(false);
 }

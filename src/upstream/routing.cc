@@ -88,17 +88,36 @@ void RouteBoard::set_services(std::vector<ServiceSpec> services, int default_ser
   std::lock_guard lock(mutex_);
   services_ = std::move(services);
   matcher_ = std::move(matcher);
+  std::erase_if(gone_, [this](const std::string& source) {
+    if (reads_locked(source)) return false;
+    targets_.erase(source);
+    return true;
+  });
   publish_locked();
+}
+
+bool RouteBoard::reads_locked(const std::string& source) const {
+  return std::any_of(services_.begin(), services_.end(),
+                     [&source](const ServiceSpec& s) { return s.runtime->source == source; });
 }
 
 void RouteBoard::set_targets(const std::string& source, std::shared_ptr<const TargetSnapshot> targets) {
   std::lock_guard lock(mutex_);
   if (targets) {
     targets_[source] = std::move(targets);
+    gone_.erase(source);
+  } else if (reads_locked(source)) {
+    gone_.insert(source);
+    return;  // the table in use is unchanged
   } else {
     targets_.erase(source);
   }
   if (matcher_) publish_locked();
+}
+
+bool RouteBoard::routes_to(const std::string& source) const {
+  std::lock_guard lock(mutex_);
+  return std::any_of(routed_.begin(), routed_.end(), [&source](const auto& r) { return r.second.source == source; });
 }
 
 std::shared_ptr<const TargetSnapshot> RouteBoard::targets(const std::string& source) const {
@@ -124,10 +143,18 @@ void RouteBoard::publish_locked() {
   table->version = ++version_;
   table->matcher = matcher_;
   table->services.reserve(services_.size());
+  std::map<std::string, Routed> routed;
   for (const ServiceSpec& s : services_) {
-    auto it = targets_.find(s.runtime->source);
-    table->services.push_back(RoutedService{s.runtime, it == targets_.end() ? empty_ : it->second, s.limits});
+    Routed r{s.runtime->source, empty_};
+    if (auto it = targets_.find(s.runtime->source); it != targets_.end()) {
+      r.targets = it->second;
+    } else if (auto was = routed_.find(s.runtime->name); was != routed_.end()) {
+      r = was->second;  // its source not read yet: the targets it had, whoever's they are
+    }
+    table->services.push_back(RoutedService{s.runtime, r.targets, s.limits});
+    routed[s.runtime->name] = std::move(r);
   }
+  routed_ = std::move(routed);
   cell_.publish(std::move(table));
 }
 

@@ -122,6 +122,25 @@ def test_zookeeper_services_each_reach_only_their_targets_and_count_there(
     assert serial("www.example.test", "/cacheable/c?max_age=600") == www_first
 
 
+def test_every_zookeeper_service_routes_from_the_first_request(start_backend, start_config_proxy, zk):
+    # Ready (the listen port accepting; READY=1 under systemd) means every service's source
+    # was read once: no first request of any service gets a 503 for want of targets. Three
+    # proxies on one ZooKeeper, eight services each, asked at once.
+    names = ["svc%d" % i for i in range(8)]
+    for name in names:
+        zk.ctl.create("/services/%s/targets/%s" % (name, start_backend(name).addr), "0", parents=True)
+    head = 'zk = "%s"\nflush-interval-ms = %d\ndefault-service = "none"\n' % (zk.connect, FLUSH_INTERVAL_MS)
+    text = head + "".join(_service(name, hosts=["%s.example.test" % name],
+                                   targets_path="/services/%s/targets" % name) for name in names)
+    answers = {}
+    for i in range(3):
+        port = start_config_proxy(text)[0].proxy.port
+        for name in names:
+            answers[(i, name)] = _backend_of(port, "%s.example.test" % name, "/first")
+    wrong = {key: answer for key, answer in answers.items() if answer != (200, key[1])}
+    assert not wrong, "(proxy, service): (status, backend) of first requests that failed: %s" % wrong
+
+
 def test_a_fleet_writes_every_services_counts_through_its_leader(
         start_backend, start_config_proxy, zk):
     # Two proxies, one configuration: one leads and writes, in its ledgered multi, the
@@ -152,11 +171,14 @@ def test_reload_follows_each_file_under_load_with_no_failed_request(
         start_backend, start_config_proxy, ringmaster_bin, zk):
     api, www, extra, assets, assets2 = (start_backend(n) for n in ("api", "www", "extra", "assets",
                                                                     "assets2"))
-    for name, b in (("api", api), ("www", www), ("extra", extra)):
+    for name, b in (("api", api), ("www", www), ("extra", extra), ("www-moved", www)):
         zk.ctl.create("/services/%s/targets/%s" % (name, b.addr), "0", parents=True)
     head = 'zk = "%s"\nflush-interval-ms = %d\ndefault-service = "none"\n' % (zk.connect, FLUSH_INTERVAL_MS)
     stable = [_service("api", hosts=["api.example.test"], targets_path="/services/api/targets"),
               _service("www", hosts=["www.example.test"], targets_path="/services/www/targets")]
+    # www moved to another targets path (same backend): no request of it may fail meanwhile.
+    moved = [stable[0], _service("www", hosts=["www.example.test"],
+                                 targets_path="/services/www-moved/targets")]
     admin, path = start_config_proxy(head + "".join(stable))
     port = admin.proxy.port
 
@@ -176,21 +198,21 @@ def test_reload_follows_each_file_under_load_with_no_failed_request(
     loader.start()
     try:
         variants = [
-            # (the services beside the stable ones, a probe: (host, target, expected backend or status))
-            ([_service("extra", hosts=["extra.example.test"], targets_path="/services/extra/targets")],
+            # (the services, a probe: (host, target, expected backend or status))
+            (stable + [_service("extra", hosts=["extra.example.test"], targets_path="/services/extra/targets")],
              ("extra.example.test", "/e", "extra")),
-            ([_service("assets", prefix="/static/", targets=[assets])], ("x.test", "/static/a", "assets")),
-            ([_service("assets", prefix="/files/", targets=[assets])], ("x.test", "/files/a", "assets")),
-            ([_service("assets", prefix="/files/", targets=[assets2])], ("x.test", "/files/a", "assets2")),
-            ([], ("extra.example.test", "/e", 404)),
+            (stable + [_service("assets", prefix="/static/", targets=[assets])], ("x.test", "/static/a", "assets")),
+            (moved + [_service("assets", prefix="/files/", targets=[assets])], ("x.test", "/files/a", "assets")),
+            (stable + [_service("assets", prefix="/files/", targets=[assets2])], ("x.test", "/files/a", "assets2")),
+            (stable, ("extra.example.test", "/e", 404)),
         ]
         reloads = 0
         for round_ in range(4):
-            for extra_services, (host, target, want) in variants:
+            for services, (host, target, want) in variants:
                 if reloads == 20:
                     break
                 use_sighup = reloads % 2 == 0
-                _write(path, head, stable + extra_services)
+                _write(path, head, services)
                 if use_sighup:
                     admin.proxy.process.send_signal(signal.SIGHUP)
                     # SIGHUP is asynchronous: the next file must not be written before this
@@ -220,10 +242,15 @@ def test_reload_follows_each_file_under_load_with_no_failed_request(
     assert sent[0] > 0 and failures == [], (sent[0], failures[:5])
     # Every request counted on its service's node, also those routed to "extra" just before
     # a reload removed it (the coordinator writes them before it forgets the source).
-    for name, b in (("api", api), ("www", www), ("extra", extra)):
+    for name, b in (("api", api), ("extra", extra)):
         path = "/services/%s/targets" % name
         wait_until(lambda: _counts(zk, path) == {b.addr: len(b.requests())}, COUNTS_SETTLE_S,
                    "%s's count to match its backend (%s, %d)" % (name, _counts(zk, path), len(b.requests())))
+
+    def www_counts():  # www's requests, on whichever path routed them
+        return sum(_counts(zk, "/services/%s/targets" % n).get(www.addr, 0) for n in ("www", "www-moved"))
+    wait_until(lambda: www_counts() == len(www.requests()), COUNTS_SETTLE_S,
+               "www's counts on both paths to match its backend (%d, %d)" % (www_counts(), len(www.requests())))
     m = admin.metrics()
     assert m['ringmaster_config_reloads_total{result="ok"}'] == 20
     assert m['ringmaster_config_reloads_total{result="error"}'] == 4

@@ -77,6 +77,7 @@ struct CoordinatorOptions {
 };
 
 class ZkClient;
+enum class ZkCode : int;
 class TargetBook;
 class CountWriter;
 class FleetWriter;
@@ -92,10 +93,12 @@ class Coordinator {
   // Over a session it does not own (a scripted fake, tests/unit/discovery/fake_zk.h) and a
   // clock it is given (ms; also the fleet ledger's wall clock), with no thread: the caller turns the event loop with
   // run_once() and ends it with run_final(); start() and stop() are not called. The fleet
-  // listener, when options.fleet_listen is set, is bound on the first run_once().
+  // listener, when options.fleet_listen is set, is bound on the first run_once(). `pause_ms`
+  // is how the loop waits without an event to wait for (a fleet follower's last flush between
+  // two reports); by default it returns at once (the test moves the clock).
   // ARCHITECTURE.md §3, "The coordinator's seam".
   Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board, ZkClient& session,
-              std::function<int64_t()> clock_ms);
+              std::function<int64_t()> clock_ms, std::function<void(int64_t)> pause_ms = {});
   ~Coordinator();
 
   // Starts the thread. Throws std::runtime_error (startup only) when the fleet listener
@@ -105,12 +108,17 @@ class Coordinator {
   // joins the thread. Call after the reactors stopped, so every request is counted.
   void stop();
 
-  // Blocks until the first snapshot was published or the timeout passed; true if published.
-  bool wait_first_snapshot(int64_t timeout_ms);
+  // Blocks until the proxy is ready or the timeout passed; true if ready. Ready: every
+  // source was read once (its children list, and the count of each target in it), so that
+  // no service answers 503 for want of a read not made yet; or, when a source could not be
+  // read (ZooKeeper down, an ACL; an empty or missing targets path is an answer, not a
+  // failure), one session timeout after the loop began, with a warning naming it.
+  bool wait_ready(int64_t timeout_ms);
 
-  // A reload (any thread): the sources to watch from now on. New ones are read at once;
-  // removed ones stop routing at once, and are forgotten once the counts their targets
-  // took before are written (a few flush intervals).
+  // A reload (any thread): the sources to watch from now on. New ones are read at once and
+  // publish nothing before that read; removed ones are no longer read (the RouteBoard keeps
+  // their targets while the configuration in use routes there), and are forgotten once
+  // nothing routes to them and the counts their targets took are written.
   void set_sources(std::vector<SourceOptions> sources);
 
   // For the admin listener (any thread): {"mode", "session", "snapshot_version", "fleet",
@@ -131,13 +139,18 @@ class Coordinator {
 
  private:
   Coordinator(const CoordinatorOptions& options, upstream::RouteBoard* board, std::unique_ptr<ZkClient> owned,
-              ZkClient* session, std::function<int64_t()> clock_ms, std::function<int64_t()> wall_ms);
+              ZkClient* session, std::function<int64_t()> clock_ms, std::function<int64_t()> wall_ms,
+              std::function<void(int64_t)> pause_ms);
   void begin_loop();
   struct Source;
   void handle_session_change();
   void full_read();
   void apply_pending_sources();
-  bool read_members(Source& source);
+  ZkCode read_members(Source& source);
+  // Whether every watched source was read once (wait_ready); then, or once the session
+  // timeout since the loop began passed (a warning naming the others), ready.
+  bool source_read(const Source& source) const;
+  void check_ready(int64_t now);
   void read_unread();
   // Foreign registry formats (registry_format.h): the endpoints the children list routes to.
   std::vector<std::string> read_registry(Source& source, const std::vector<std::string>& children);
@@ -192,6 +205,7 @@ class Coordinator {
   upstream::RouteBoard* board_;
   std::function<int64_t()> clock_ms_;  // base::now_ms, or the test's
   std::function<int64_t()> wall_ms_;   // the fleet ledger's: the system's, or the test's
+  std::function<void(int64_t)> pause_ms_;  // sleeps, or the test's
   std::vector<Source> sources_;                       // coordinator thread only
   std::map<std::string, VersionNode> versions_;       // by version path; coordinator thread only
   std::mutex pending_mutex_;
@@ -210,6 +224,7 @@ class Coordinator {
   std::set<std::string> unread_;
   // The loop's schedule (run_once).
   bool loop_started_ = false;
+  int64_t loop_started_ms_ = 0;
   int64_t next_flush_ms_ = 0;
   int64_t next_refresh_ms_ = 0;
   int64_t next_open_ms_ = 0;
@@ -224,8 +239,8 @@ class Coordinator {
   mutable std::mutex view_mutex_;  // guards the admin view below
   std::string targets_json_;
   std::vector<std::shared_ptr<const upstream::TargetState>> view_targets_;  // for per-target metrics
-  std::condition_variable first_snapshot_cv_;
-  bool first_snapshot_ = false;
+  std::condition_variable ready_cv_;
+  bool ready_ = false;
 
   // Metrics (single writer: the coordinator thread).
   metrics::Counter zk_reads_;

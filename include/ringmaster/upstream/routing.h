@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -145,9 +146,16 @@ class RouteBoard {
   };
   // A new configuration: the services in order, and the index of the default (-1: none).
   void set_services(std::vector<ServiceSpec> services, int default_service);
-  // A source's targets changed (null: the source is gone). Services using it see them in the
-  // table published now.
+  // A source's targets changed. Services using it see them in the table published now.
+  // Null: the source is gone; its targets are kept while a service of the configuration in
+  // use still reads it (a reload removes the source before it publishes the configuration
+  // without it), and dropped with the first configuration that no longer does.
+  // A service whose source has no targets yet (added or replaced by a reload, not read yet)
+  // keeps routing with the targets the previous table gave the service of that name.
   void set_targets(const std::string& source, std::shared_ptr<const TargetSnapshot> targets);
+  // Whether the table in use routes to `source`'s targets (read by a service, or kept for
+  // one whose new source was not read yet): the coordinator keeps writing their counts.
+  bool routes_to(const std::string& source) const;
   // The targets last set for `source` (null when none).
   std::shared_ptr<const TargetSnapshot> targets(const std::string& source) const;
   // The current services (admin thread: metrics, /targets).
@@ -157,12 +165,20 @@ class RouteBoard {
 
  private:
   void publish_locked();
+  bool reads_locked(const std::string& source) const;  // a service of the configuration reads it
 
   mutable std::mutex mutex_;
   RoutingCell cell_;
   std::vector<ServiceSpec> services_;
   std::shared_ptr<const Matcher> matcher_;
   std::map<std::string, std::shared_ptr<const TargetSnapshot>> targets_;
+  std::set<std::string> gone_;  // sources set null while a service still read them
+  // What the last table routed each service (by name) to, and whose targets they are.
+  struct Routed {
+    std::string source;
+    std::shared_ptr<const TargetSnapshot> targets;
+  };
+  std::map<std::string, Routed> routed_;
   std::shared_ptr<const TargetSnapshot> empty_ = std::make_shared<TargetSnapshot>();
   uint64_t version_ = 0;
 };

@@ -51,7 +51,10 @@ struct Rig {
     turn();
   }
   Coordinator& c() {
-    if (!coordinator) coordinator = std::make_unique<Coordinator>(options, &board, zk, [this] { return now; });
+    if (!coordinator) {
+      coordinator = std::make_unique<Coordinator>(options, &board, zk, [this] { return now; },
+                                                  [this](int64_t ms) { now += ms; });
+    }
     return *coordinator;
   }
   // One turn of the loop after `advance_ms` passed.
@@ -117,11 +120,11 @@ using Names = std::vector<std::string>;
 TEST(CoordinatorLoop, OpensTheSessionReadsTheTargetsAndPublishesThem) {
   Rig rig;
   rig.agents({kA, kB}, "5");
-  EXPECT_FALSE(rig.c().wait_first_snapshot(0));
+  EXPECT_FALSE(rig.c().wait_ready(0));
   rig.turn();
   EXPECT_EQ(rig.zk.sessions_opened(), 1);
   EXPECT_EQ(rig.routed(), (Names{kA, kB})) << rig.zk.log_text();
-  EXPECT_TRUE(rig.c().wait_first_snapshot(0));
+  EXPECT_TRUE(rig.c().wait_ready(0));
   // The loop waits for events only until the next flush is due.
   EXPECT_LE(rig.zk.waits().front(), static_cast<int64_t>(kFlushMs));
 }
@@ -414,6 +417,132 @@ TEST(CoordinatorLoop, AReloadAddsASourceAtOnceAndARemovedOneStillWritesWhatItCou
   EXPECT_EQ(routed_at(rig, "/svc/targets"), Names{});
 }
 
+// ---- Readiness -----------------------------------------------------------------------------
+
+// Three sources (the flags' and two services'), /svc/b/targets unreadable (an ACL) while
+// `*unreadable` holds.
+void three_sources(Rig& rig, const bool* unreadable) {
+  SourceOptions flags;
+  flags.targets_path = "/targets";
+  SourceOptions a;
+  a.targets_path = "/svc/a/targets";
+  SourceOptions b;
+  b.targets_path = "/svc/b/targets";
+  rig.options.sources = {flags, a, b};
+  rig.agents({kA});
+  rig.zk.put("/svc/a/targets/" + kB, "0", kAgentSession);
+  rig.zk.put("/svc/b/targets/" + kC, "0", kAgentSession);
+  rig.zk.before_each([unreadable](FakeZk& zk, size_t, FakeZk::Op op, const std::string& path) {
+    if (*unreadable && op == FakeZk::Op::get_children && path == "/svc/b/targets") {
+      zk.fail_next(op, path, {ZkCode::no_auth});
+    }
+  });
+}
+
+TEST(CoordinatorLoop, ReadyOnlyOnceEverySourceWasReadWithItsTargetsCounts) {
+  Rig rig;
+  bool unreadable = true;
+  three_sources(rig, &unreadable);
+  // The first count read of /svc/a's target gets no answer.
+  rig.zk.fail_next(FakeZk::Op::get, "/svc/a/targets/" + kB, {ZkCode::operation_timeout});
+  rig.turn();
+  // The flags' source is read and routes; the others are not ready, so neither is the proxy.
+  EXPECT_EQ(rig.routed(), (Names{kA})) << rig.zk.log_text();
+  EXPECT_EQ(routed_at(rig, "/svc/a/targets"), Names{});
+  EXPECT_FALSE(rig.c().wait_ready(0));
+  rig.turn(kFlushMs);  // /svc/a's count is read again: it routes; /svc/b still unreadable
+  EXPECT_EQ(routed_at(rig, "/svc/a/targets"), (Names{kB}));
+  EXPECT_FALSE(rig.c().wait_ready(0));
+  unreadable = false;
+  rig.turn(kFlushMs);
+  EXPECT_EQ(routed_at(rig, "/svc/b/targets"), (Names{kC})) << rig.zk.log_text();
+  EXPECT_TRUE(rig.c().wait_ready(0));
+}
+
+TEST(CoordinatorLoop, AnEmptyOrMissingTargetsPathIsAnAnswerAndReady) {
+  Rig rig;
+  SourceOptions flags;
+  flags.targets_path = "/targets";
+  SourceOptions none;
+  none.targets_path = "/svc/none/targets";  // not in ZooKeeper at all
+  rig.options.sources = {flags, none};
+  rig.start({kA});
+  EXPECT_TRUE(rig.c().wait_ready(0)) << rig.zk.log_text();
+  EXPECT_EQ(routed_at(rig, "/svc/none/targets"), Names{});
+}
+
+TEST(CoordinatorLoop, AnUnreadableSourceHoldsReadinessBackOneSessionTimeoutThenWarns) {
+  Rig rig;
+  bool unreadable = true;
+  three_sources(rig, &unreadable);
+  testing::internal::CaptureStderr();
+  rig.turn();
+  while (rig.now + kFlushMs < 1'000'000 + kSessionTimeoutMs) {
+    rig.turn(kFlushMs);
+    ASSERT_FALSE(rig.c().wait_ready(0)) << "after " << rig.now - 1'000'000 << " ms";
+  }
+  rig.turn(kFlushMs);
+  std::string log = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(rig.c().wait_ready(0));
+  EXPECT_NE(log.find("ready without a first read of /svc/b/targets after 4000 ms"), std::string::npos) << log;
+  // The others route; the unreadable one is read as soon as it can be.
+  EXPECT_EQ(routed_at(rig, "/svc/a/targets"), (Names{kB}));
+  unreadable = false;
+  rig.turn(kFlushMs);
+  EXPECT_EQ(routed_at(rig, "/svc/b/targets"), (Names{kC})) << rig.zk.log_text();
+}
+
+// The names a service's current routing table sends `host` to.
+Names service_routes(Rig& rig, const std::string& host) {
+  Names out;
+  const upstream::RoutingTable* table = rig.board.cell()->load();
+  const upstream::RoutedService* service = table == nullptr ? nullptr : table->route(host, "/");
+  if (service == nullptr) return out;
+  for (const upstream::Target& t : service->targets->targets) out.push_back(t.state->name);
+  return out;
+}
+
+// A reload moving a service to another targets path: the coordinator learns the sources
+// first, main publishes the configuration after. Until the new path is read, the service
+// keeps routing to the old path's targets, and what they count is written.
+TEST(CoordinatorLoop, AReloadToAnotherTargetsPathRoutesTheOldTargetsUntilTheNewPathWasRead) {
+  Rig rig;
+  bool unreadable = true;
+  three_sources(rig, &unreadable);  // /svc/b/targets unreadable for now
+  SourceOptions flags = rig.options.sources[0];
+  SourceOptions old_path = rig.options.sources[1];
+  SourceOptions new_path = rig.options.sources[2];
+  rig.options.sources = {flags, old_path};
+  auto api = std::make_shared<upstream::ServiceRuntime>("api", source_key(old_path.targets_path), 1);
+  rig.board.set_services({{api, {"api.test"}, "/"}}, -1);
+  rig.turn();
+  ASSERT_EQ(service_routes(rig, "api.test"), (Names{kB})) << rig.zk.log_text();
+  auto serve = [&rig](uint64_t n) {
+    const upstream::RoutingTable* table = rig.board.cell()->load();
+    for (uint64_t i = 0; i < n; ++i) table->route("api.test", "/")->targets->targets[0].state->slots[0].count_request();
+  };
+  serve(5);
+  rig.c().set_sources({flags, new_path});
+  rig.turn();
+  // The table in use still reads the old path: its targets stay; the new one publishes nothing.
+  EXPECT_EQ(service_routes(rig, "api.test"), (Names{kB}));
+  EXPECT_FALSE(rig.board.targets(source_key(new_path.targets_path)));
+  serve(2);
+  // The configuration reading the new path, not read yet: the old targets go on routing.
+  auto moved = std::make_shared<upstream::ServiceRuntime>("api", source_key(new_path.targets_path), 1);
+  rig.board.set_services({{moved, {"api.test"}, "/"}}, -1);
+  EXPECT_EQ(service_routes(rig, "api.test"), (Names{kB}));
+  serve(1);
+  for (int i = 0; i < 3; ++i) rig.flush();
+  EXPECT_EQ(service_routes(rig, "api.test"), (Names{kB}));
+  EXPECT_EQ(rig.zk.data("/svc/a/targets/" + kB), "8") << rig.zk.log_text();
+  // Read at last: the new path's targets route, and nothing routes to the old ones.
+  unreadable = false;
+  rig.flush();
+  EXPECT_EQ(service_routes(rig, "api.test"), (Names{kC})) << rig.zk.log_text();
+  EXPECT_FALSE(rig.board.targets(source_key(old_path.targets_path)));
+}
+
 // ---- A foreign registry ------------------------------------------------------------------
 
 TEST(CoordinatorLoop, AForeignRegistryRoutesWhatItsRegistrationsSayAndCountsInNodesOfOurOwn) {
@@ -592,6 +721,17 @@ TEST(CoordinatorLoop, AFleetOfTwoWritesThroughItsLeaderAndSurvivesTheLeadersExpi
   EXPECT_EQ(a.count(kB), 13u);
 }
 
+// Two proxies of one fleet started and turned until one leads (false if none or both do).
+bool settle_fleet_of_two(Rig& a, Rig& b) {
+  a.turn();
+  b.turn();
+  for (int i = 0; i < 3; ++i) {
+    a.flush();
+    b.flush();
+  }
+  return leads(a) != leads(b);
+}
+
 // The leader dies with a follower's batch received but not yet written (its process gone,
 // its session not yet expired, so it still looks like the leader): the follower's reports
 // fail, and after kFallbackMs of silence it writes its counts directly, the unacknowledged
@@ -600,13 +740,7 @@ TEST(CoordinatorLoop, AFollowerWhoseLeaderFellSilentWritesItsOwnCountsDirectly) 
   Rig a(/*fleet=*/true);
   a.agents({kA, kB}, "0");
   Rig b(/*fleet=*/true, a.zk.tree());
-  a.turn();
-  b.turn();
-  for (int i = 0; i < 3; ++i) {
-    a.flush();
-    b.flush();
-  }
-  ASSERT_NE(leads(a), leads(b));
+  ASSERT_TRUE(settle_fleet_of_two(a, b));
   Rig& leader = leads(a) ? a : b;
   Rig& follower = leads(a) ? b : a;
   follower.serve(kA, 8);
@@ -623,6 +757,26 @@ TEST(CoordinatorLoop, AFollowerWhoseLeaderFellSilentWritesItsOwnCountsDirectly) 
 }
 
 // ---- The end ------------------------------------------------------------------------------
+// A follower stopping while its leader holds its last batch unacknowledged (the leader's
+// loop does not turn): the follower waits for the acknowledgement on its loop's clock and
+// pause, not the system's, then writes the batch itself; the ledger keeps it counted once.
+TEST(CoordinatorLoop, AFollowersLastFlushWaitsOnTheLoopsClockThenWritesItsBatchOnce) {
+  Rig a(/*fleet=*/true);
+  a.agents({kA, kB}, "0");
+  Rig b(/*fleet=*/true, a.zk.tree());
+  ASSERT_TRUE(settle_fleet_of_two(a, b));
+  Rig& leader = leads(a) ? a : b;
+  Rig& follower = leads(a) ? b : a;
+  follower.serve(kA, 4);
+  int64_t before = follower.now;
+  follower.c().run_final();
+  EXPECT_GE(follower.now - before, 3000) << "waited on the loop's clock";
+  EXPECT_LE(follower.now - before, 3000 + kFlushMs);
+  EXPECT_EQ(leader.count(kA), 4u) << follower.zk.log_text();
+  for (int i = 0; i < 5; ++i) leader.flush();
+  EXPECT_EQ(leader.count(kA), 4u) << leader.zk.log_text();
+}
+
 
 TEST(CoordinatorLoop, TheLastFlushWritesWhatIsLeftAndClosesTheSession) {
   Rig rig;

@@ -87,6 +87,36 @@ TEST(RouteBoard, PublishesEachServiceWithItsSourcesTargets) {
   EXPECT_EQ(t->route("zzz", "/")->targets.get(), sa.get());
 }
 
+// A reload in its two steps (the coordinator's sources, then main's configuration) never
+// empties a service: a gone source's targets stay while the configuration reads it, and a
+// service whose new source has no targets yet keeps the ones it had until they come.
+TEST(RouteBoard, AReloadMovingAServiceToAnotherSourceNeverEmptiesIt) {
+  RouteBoard board(1);
+  auto a = std::make_shared<ServiceRuntime>("a", "zk:/old", 1);
+  board.set_services({{a, {"a.com"}, "/"}}, -1);
+  auto old_targets = snapshot_of(1);
+  board.set_targets("zk:/old", old_targets);
+  board.set_targets("zk:/old", nullptr);  // the coordinator stops reading it
+  EXPECT_EQ(board.cell()->load()->route("a.com", "/")->targets.get(), old_targets.get());
+  EXPECT_TRUE(board.routes_to("zk:/old"));
+  auto moved = std::make_shared<ServiceRuntime>("a", "zk:/new", 1);
+  board.set_services({{moved, {"a.com"}, "/"}}, -1);  // zk:/new not read yet
+  EXPECT_EQ(board.cell()->load()->route("a.com", "/")->targets.get(), old_targets.get());
+  EXPECT_FALSE(board.targets("zk:/old"));
+  EXPECT_TRUE(board.routes_to("zk:/old"));
+  auto new_targets = snapshot_of(2);
+  board.set_targets("zk:/new", new_targets);
+  EXPECT_EQ(board.cell()->load()->route("a.com", "/")->targets.get(), new_targets.get());
+  EXPECT_FALSE(board.routes_to("zk:/old"));
+  // A source nothing reads is dropped at once; a new service starts empty.
+  board.set_targets("zk:/other", snapshot_of(3));
+  board.set_targets("zk:/other", nullptr);
+  EXPECT_FALSE(board.targets("zk:/other"));
+  auto b = std::make_shared<ServiceRuntime>("b", "zk:/b", 1);
+  board.set_services({{moved, {"a.com"}, "/"}, {b, {"b.com"}, "/"}}, -1);
+  EXPECT_TRUE(board.cell()->load()->route("b.com", "/")->targets->targets.empty());
+}
+
 TEST(RouteBoard, PublishesEachServicesLimits) {
   RouteBoard board(1);
   auto a = std::make_shared<ServiceRuntime>("a", "static:a", 1);
