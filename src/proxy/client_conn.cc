@@ -294,7 +294,7 @@ void Worker::on_client_send(ClientConn* c, int res) {
   auto out_empty = [c] { return c->out.empty(); };
   arm_between_requests(c, c->ex.on_sent(out_empty));
   kick_client_send(c);
-  if (c->upstream && c->upstream->state == UpstreamState::busy) pump_upstream(c->upstream);
+  if (c->upstream && c->upstream->x.state() == UpstreamState::busy) pump_upstream(c->upstream);
   if (c->ex.state() == ClientState::idle && !c->held.empty()) pump_client(c);  // was backed up
   switch (c->ex.after_send(out_empty)) {
     case AfterSend::carry_on:

@@ -13,10 +13,31 @@
 #include "ringmaster/base/clock.h"
 #include "ringmaster/base/log.h"
 #include "ringmaster/io/socket.h"
-#include "upstream_rules.h"
 #include "worker.h"
 
 namespace ringmaster::proxy {
+namespace {
+
+// What the upstream machine may ask when the backend's side ended (UpstreamExchange::
+// on_input_ended): the request's facts, and whether a close-delimited body ends here.
+struct BackendEnd {
+  UpstreamConn* u;
+  RequestFacts facts() const {
+    const http::RequestHead& head = u->client->parser->head();
+    RequestFacts f;
+    f.idempotent = head.is_idempotent();
+    f.has_body = head.framing != http::BodyFraming::none;
+    f.target_known = u->target != nullptr;
+    return f;
+  }
+  // Anything else unfinished at the backend's end is a truncated response.
+  bool ends_body() const {
+    ClientConn* c = u->client;
+    return u->parser->finish(c->out.pending(), c->framing.rechunk).status == http::ParseStatus::message_done;
+  }
+};
+
+}  // namespace
 
 void Worker::start_attempt(ClientConn* c, base::ByteBuffer* carried) {
   upstream::Balancer& balancer = c->service->balancer;  // routed before any attempt
@@ -46,7 +67,7 @@ bool Worker::send_now(ClientConn* c, upstream::TargetState* target, base::ByteBu
   if (u != nullptr) balancer_.on_request_sent(target);
   if (u == nullptr) u = open_upstream(target, &c->service->connect_timeout);
   if (u == nullptr) return false;  // no socket: count it as that target failing
-  attach(c, u);
+  attach(c, u);  // a reused connection's response deadline starts now
   if (c->upstream_start_us == 0) c->upstream_start_us = base::now_us();
   if (log_queue_ != nullptr) c->target_name = target->name;
   if (carried != nullptr) {
@@ -56,10 +77,9 @@ bool Worker::send_now(ClientConn* c, upstream::TargetState* target, base::ByteBu
   } else {
     write_request_head(c, u);
   }
-  if (u->state == UpstreamState::busy) {
+  if (u->x.state() == UpstreamState::busy) {
     arm_upstream_recv(u);  // a reused connection was only watched while idle
     kick_upstream_send(u);
-    upstream_timers(c).arm(&u->timer, now_ms_);
   }
   return true;
 }
@@ -196,8 +216,6 @@ UpstreamConn* Worker::take_idle(upstream::TargetState* target) {
   if (pool.empty()) return nullptr;
   UpstreamConn* u = pool.back().conn;
   pool.pop_back();
-  u->state = UpstreamState::busy;
-  u->reused = true;
   --target->slots[index_].conns_idle;
   stats_.upstream_reused.add();
   return u;
@@ -222,6 +240,7 @@ UpstreamConn* Worker::open_upstream(upstream::TargetState* target, __kernel_time
   u->live_index = live_upstreams_.size();
   live_upstreams_.push_back(u);
   ring_->install_file(&u->fd);
+  u->x.on_open();
   // Connect with a linked timeout: a target that does not answer SYNs fails over after
   // the service's connect-timeout-ms instead of the kernel's minutes. (The kernel copies the
   // timespec at submission, before any ServiceLocal can go: see adopt_routes.)
@@ -239,8 +258,6 @@ UpstreamConn* Worker::open_upstream(upstream::TargetState* target, __kernel_time
 void Worker::attach(ClientConn* c, UpstreamConn* u) {
   c->upstream = u;
   u->client = c;
-  u->got_bytes = false;
-  u->peer_ended = false;
   if (!u->parser) {
     if (!spare_response_parsers_.empty()) {
       u->parser = std::move(spare_response_parsers_.back());
@@ -250,46 +267,49 @@ void Worker::attach(ClientConn* c, UpstreamConn* u) {
     }
   }
   u->parser->reset(c->method);
+  set_upstream_timer(u, u->x.on_attach());
+}
+
+void Worker::set_upstream_timer(UpstreamConn* u, UpstreamTimer timer) {
+  // The connect's deadline is linked to it (open_upstream); the idle one is the pool's
+  // expiry (release_upstream).
+  if (timer == UpstreamTimer::response) {
+    upstream_timers(u->client).arm(&u->timer, now_ms_);
+  } else if (timer == UpstreamTimer::none) {
+    TimerList::disarm(&u->timer);
+  }
 }
 
 void Worker::detach(ClientConn* c) {
   if (c->upstream == nullptr) return;
   c->upstream->client = nullptr;
+  c->upstream->x.on_detach();
   TimerList::disarm(&c->upstream->timer);
   c->upstream = nullptr;
 }
 
 void Worker::on_upstream_connect(UpstreamConn* u, int res) {
   --u->in_flight;
-  if (u->state == UpstreamState::closed) return;
-  if (res == 0) {
-    u->state = UpstreamState::busy;
+  if (u->x.state() == UpstreamState::closed) return;
+  UpstreamStep step = u->x.on_connect(res == 0);
+  if (step.action == UpstreamAction::go) {
     if (u->target) {
       balancer_.on_connect_success(u->target);
       if (u->client) balancer_.on_request_sent(u->target);
     }
     arm_upstream_recv(u);
     kick_upstream_send(u);
-    if (u->client) upstream_timers(u->client).arm(&u->timer, now_ms_);
+    set_upstream_timer(u, step.timer);
     return;
   }
-  // Refused, unreachable, or cancelled by the linked timeout: eject the target for a while
-  // and move the request, untouched, to the next least-used target.
   stats_.upstream_connect_failures.add();
   RM_LOG_DEBUG("connect to %s failed: %s", target_name(u), res == -ECANCELED ? "timeout" : std::strerror(-res));
-  if (u->target) balancer_.on_connect_failure(u->target, now_ms_);
-  ClientConn* c = u->client;
-  base::ByteBuffer carried;
-  std::swap(carried, u->out.pending());
-  if (c) detach(c);
-  close_upstream(u);
-  if (c) start_attempt(c, &carried);
-  if (c && c->ex.state() != ClientState::closed) pump_client(c);
+  carry_out(u, step);
 }
 
 void Worker::arm_upstream_recv(UpstreamConn* u) {
   // With a poll posted (it was idle), the completion arms the receive (on_upstream_recv).
-  if (u->recv_armed || u->state == UpstreamState::closed || u->peer_ended) return;
+  if (u->recv_armed || u->x.state() == UpstreamState::closed || u->x.peer_ended()) return;
   if (u->client == nullptr) {
     // Idle: only notice the backend closing (or sending what nobody asked for), without a
     // buffer; 10,000 pooled connections then cost no read memory.
@@ -320,7 +340,7 @@ void Worker::arm_upstream_recv(UpstreamConn* u) {
 }
 
 void Worker::kick_upstream_send(UpstreamConn* u) {
-  if (u->state != UpstreamState::busy) return;
+  if (u->x.state() != UpstreamState::busy) return;
   const msghdr* msg = u->out.next_send();
   if (msg == nullptr) return;
   io_uring_sqe* sqe = ring_->get_sqe();
@@ -332,18 +352,17 @@ void Worker::kick_upstream_send(UpstreamConn* u) {
 
 void Worker::on_upstream_send(UpstreamConn* u, int res) {
   --u->in_flight;
-  if (u->state == UpstreamState::closed) return;
+  if (u->x.state() == UpstreamState::closed) return;
   if (res < 0) {
-    // The backend stopped reading (it may already have answered): let the receive side
-    // decide; just stop sending.
-    upstream_ended(u, res);
+    // The backend stopped reading (it may already have answered): an error end.
+    carry_out(u, u->x.on_input_ended(false, false, BackendEnd{u}));
     return;
   }
   u->out.on_sent(static_cast<size_t>(res));
   kick_upstream_send(u);
   ClientConn* c = u->client;
   if (c) {
-    upstream_timers(c).arm(&u->timer, now_ms_);
+    set_upstream_timer(u, u->x.on_sent());
     pump_client(c);  // resume a body paused on backpressure
   }
 }
@@ -363,40 +382,28 @@ void Worker::on_upstream_recv(UpstreamConn* u, int res) {
   u->recv_armed = false;
   bool was_poll = u->recv_is_poll;
   u->recv_is_poll = false;
-  if (u->state == UpstreamState::closed) return;
-  if (was_poll) {
-    if (u->client != nullptr) {
-      arm_upstream_recv(u);  // reused meanwhile: what arrived is its answer
-      return;
-    }
-    // Readable while idle: the backend closed it, or sent what nothing asked for.
-    remove_from_idle_pool(u);
-    close_upstream(u);
+  if (u->x.state() == UpstreamState::closed) return;
+  if (was_poll && u->client != nullptr) {
+    arm_upstream_recv(u);  // reused meanwhile: what arrived is its answer
+    return;
+  }
+  if (!u->x.attached()) {
+    // Readable while idle: the backend closed it, or sent what nothing asked for; never
+    // reuse it.
+    carry_out(u, u->x.on_idle_input());
     return;
   }
   if (res <= 0) {
-    if (u->client != nullptr && u->unparsed() != 0 && u->client->ex.response_started()) {
-      // The client is behind (pump_upstream stopped at kOutSoftLimit): what we hold came
-      // before the end, so the end waits for it; the client's send completions pump on.
-      // The backend has nothing more to be late with: from here the client's own send
-      // deadline governs, not the upstream timeout.
-      u->peer_ended = true;
-      u->peer_end_res = res;
-      TimerList::disarm(&u->timer);
-      return;
-    }
-    upstream_ended(u, res);
-    return;
-  }
-  if (u->client == nullptr) {
-    // Bytes from an idle pooled connection answer nothing we asked: never reuse it.
-    remove_from_idle_pool(u);
-    close_upstream(u);
+    // With response bytes still held for a slow client (pump_upstream stopped at
+    // kOutSoftLimit), what we hold came before the end, so the end waits for it (the
+    // machine holds); the client's send completions pump on, and the client's own send
+    // deadline governs, not the upstream timeout.
+    bool held = u->unparsed() != 0;
+    carry_out(u, u->x.on_input_ended(res == 0, held, BackendEnd{u}));
     return;
   }
   u->read_end += static_cast<uint32_t>(res);
-  u->got_bytes = true;
-  upstream_timers(u->client).arm(&u->timer, now_ms_);
+  set_upstream_timer(u, u->x.on_bytes());
   pump_upstream(u);
 }
 
@@ -416,7 +423,7 @@ void Worker::pump_upstream(UpstreamConn* u) {
       if (r.status == http::ParseStatus::error) {
         RM_LOG_WARN("bad response head from %s: %.*s", target_name(u),
                     static_cast<int>(u->parser->error_reason().size()), u->parser->error_reason().data());
-        upstream_failed(c, 502);
+        carry_out(u, u->x.on_bad_response());
         return;
       }
       if (r.status != http::ParseStatus::head_done) break;
@@ -427,6 +434,7 @@ void Worker::pump_upstream(UpstreamConn* u) {
       c->framing = http::choose_response_framing(head, c->method, c->version_minor, c->ex.keep_alive() && !draining_);
       http::serialize_response_head(head, c->framing, c->version_minor, "ringmaster", c->out.pending(),
                                     request_id(c));
+      u->x.on_response_head();
       c->ex.on_response_head(c->framing.close);
       if (c->cache_owner) start_fill(c, u);
       if (cache_of(c) != nullptr && head.status >= 200 && head.status < 400 &&
@@ -443,7 +451,7 @@ void Worker::pump_upstream(UpstreamConn* u) {
                                   : u->parser->parse_body(data, take, c->out.pending(), c->framing.rechunk);
     off += r.consumed;
     if (r.status == http::ParseStatus::error) {
-      upstream_failed(c, 502);
+      carry_out(u, u->x.on_bad_response());
       return;
     }
     if (r.status == http::ParseStatus::message_done) c->ex.on_response_complete();
@@ -455,10 +463,12 @@ void Worker::pump_upstream(UpstreamConn* u) {
     on_response_done(c);
     return;
   }
-  if (u->peer_ended) {
+  if (u->x.peer_ended()) {
     // Ended once every held byte is parsed, or when the parser stopped short of the client's
     // bound (it will take nothing more from what is held).
-    if (u->unparsed() == 0 || c->out.size() + 64 < kOutSoftLimit) upstream_ended(u, u->peer_end_res);
+    if (u->unparsed() == 0 || c->out.size() + 64 < kOutSoftLimit) {
+      carry_out(u, u->x.on_held_parsed(BackendEnd{u}));
+    }
     return;
   }
   arm_upstream_recv(u);
@@ -468,17 +478,18 @@ void Worker::on_response_done(ClientConn* c) {
   end_upstream_time(c);
   UpstreamConn* u = c->upstream;
   if (u != nullptr) {
-    // Reuse only a connection whose request and response both ended cleanly (the rule:
-    // upstream_rules.h).
+    // Reuse only a connection whose request and response both ended cleanly and whose
+    // target's pool has room (the machine's rule).
     uint32_t cap = idle_cap(idle_max_, c->service);
     EndedExchange ended;
-    ended.backend_keep_alive = u->parser->head().keep_alive && !u->peer_ended;
+    ended.backend_keep_alive = u->parser->head().keep_alive;
     ended.request_complete = c->ex.request_complete();
     ended.request_bytes_left = !u->out.empty();
     ended.response_bytes_left = u->unparsed() != 0;
     ended.draining = draining_;
     ended.idle_cap = cap;
-    bool reuse = reusable(ended);
+    auto pool_has_room = [&] { return u->target != nullptr && idle_pool(u->target).size() < cap; };
+    UpstreamStep step = u->x.on_response_done(ended, pool_has_room);
     // Bytes past the end of the response (a body on a 204, a second response) mean the
     // backend and we disagree on framing: what we took for the whole response may not be.
     if (c->fill && u->unparsed() != 0) {
@@ -486,8 +497,8 @@ void Worker::on_response_done(ClientConn* c) {
       stats_.cache_not_stored.add();
     }
     detach(c);
-    if (reuse) {
-      release_upstream(u, cap, c->service->limits.upstream_idle_timeout_ms);
+    if (step.action == UpstreamAction::pool) {
+      release_upstream(u, c->service->limits.upstream_idle_timeout_ms);
     } else {
       close_upstream(u);
     }
@@ -498,95 +509,85 @@ void Worker::on_response_done(ClientConn* c) {
   finish_exchange(c);
 }
 
-void Worker::upstream_ended(UpstreamConn* u, int res) {
+void Worker::carry_out(UpstreamConn* u, const UpstreamStep& step) {
   ClientConn* c = u->client;
-  if (c == nullptr) {
-    if (u->state == UpstreamState::idle) remove_from_idle_pool(u);
-    close_upstream(u);
-    return;
-  }
-  if (retry_request(c, u)) return;
-  if (c->ex.response_started() && res == 0) {
-    // A close-delimited body ends here; anything else unfinished is a truncated response.
-    http::ParseResult r = u->parser->finish(c->out.pending(), c->framing.rechunk);
-    if (r.status == http::ParseStatus::message_done) {
+  set_upstream_timer(u, step.timer);
+  switch (step.action) {
+    case UpstreamAction::go:
+    case UpstreamAction::hold:
+      return;
+    case UpstreamAction::pool:  // (on_response_done carries it out)
+    case UpstreamAction::close:
+      if (u->x.state() == UpstreamState::idle) remove_from_idle_pool(u);
+      close_upstream(u);
+      return;
+    case UpstreamAction::failover: {
+      // Refused, unreachable, or cancelled by the linked timeout: eject the target for a
+      // while and move the request, untouched, to the next least-used target.
+      if (u->target) balancer_.on_connect_failure(u->target, now_ms_);
+      base::ByteBuffer carried;
+      std::swap(carried, u->out.pending());
+      if (c) detach(c);
+      close_upstream(u);
+      if (c) start_attempt(c, &carried);
+      if (c && c->ex.state() != ClientState::closed) pump_client(c);
+      return;
+    }
+    case UpstreamAction::resend_same_target:
+    case UpstreamAction::resend_next_target:
+      resend(c, u, step.action == UpstreamAction::resend_same_target);
+      return;
+    case UpstreamAction::complete:
       c->ex.on_response_complete();
       kick_client_send(c);
       detach(c);
       close_upstream(u);
       on_response_done(c);
       return;
-    }
+    case UpstreamAction::fail:
+      end_upstream_time(c);
+      c->fill.reset();
+      if (step.client == ClientEvent::answer_error) {
+        local_response(c, step.status);
+        return;
+      }
+      // Part of the response already went out: closing is the only honest signal left.
+      stats_.truncated.add();
+      close_client(c);
+      return;
   }
-  upstream_failed(c, 502);
 }
 
-bool Worker::retry_request(ClientConn* c, UpstreamConn* broken) {
-  // The connection broke with the request on it. Whether it is resent, and where, is
-  // after_break's rule (upstream_rules.h); the facts are gathered here.
-  const http::RequestHead& head = c->parser->head();
+void Worker::resend(ClientConn* c, UpstreamConn* broken, bool same_target) {
+  // The connection broke before any answer and the request may be sent again (the
+  // machine's rule, after_break): the same target on a fresh connection (or queued for one
+  // when it may open none: its slot went to an older waiter meanwhile), else the next.
   upstream::TargetState* target = broken->target;
-  BrokenExchange facts;
-  facts.response_started = c->ex.response_started();
-  facts.got_bytes = broken->got_bytes;
-  facts.idempotent = head.is_idempotent();
-  facts.has_body = head.framing != http::BodyFraming::none;
-  facts.reused = broken->reused;
-  facts.target_known = target != nullptr;
-  facts.can_open = true;  // known only once the broken connection gave its slot back, below
-  if (after_break(facts) == AfterBreak::fail) return false;
   detach(c);
   close_upstream(broken);
   stats_.upstream_retries.add();
-  facts.can_open = target != nullptr && c->service->balancer.can_open(target);
-  switch (after_break(facts)) {
-    case AfterBreak::wait_for_target:
-      enqueue(c, target, nullptr);  // its slot went to an older waiter meanwhile
-      return true;
-    case AfterBreak::fresh_connection:
-      if (UpstreamConn* u = open_upstream(target, &c->service->connect_timeout)) {
-        attach(c, u);
-        write_request_head(c, u);
-        return true;
-      }
-      break;  // no socket: as a failed connect
-    case AfterBreak::next_target:
-    case AfterBreak::fail:
-      break;
+  if (same_target) {
+    if (!c->service->balancer.can_open(target)) {
+      enqueue(c, target, nullptr);
+      return;
+    }
+    if (UpstreamConn* u = open_upstream(target, &c->service->connect_timeout)) {
+      attach(c, u);
+      write_request_head(c, u);
+      return;
+    }
+    // no socket: as a failed connect
   }
   if (target != nullptr) balancer_.on_connect_failure(target, now_ms_);
   start_attempt(c, nullptr);
-  return true;
-}
-
-void Worker::upstream_failed(ClientConn* c, uint16_t status) {
-  end_upstream_time(c);
-  c->fill.reset();
-  if (!c->ex.response_started()) {
-    local_response(c, status);
-    return;
-  }
-  // Part of the response already went out: closing is the only honest signal left.
-  stats_.truncated.add();
-  close_client(c);
 }
 
 void Worker::on_upstream_timer(UpstreamConn* u) {
-  ClientConn* c = u->client;
-  if (c == nullptr) {
-    close_upstream(u);
-    return;
-  }
-  RM_LOG_DEBUG("upstream %s timed out", target_name(u));
-  upstream_failed(c, 504);
+  if (u->client != nullptr) RM_LOG_DEBUG("upstream %s timed out", target_name(u));
+  carry_out(u, u->x.on_timeout());
 }
 
-void Worker::release_upstream(UpstreamConn* u, uint32_t idle_cap, uint32_t idle_timeout_ms) {
-  if (u->target == nullptr || idle_pool(u->target).size() >= idle_cap) {
-    close_upstream(u);
-    return;
-  }
-  u->state = UpstreamState::idle;
+void Worker::release_upstream(UpstreamConn* u, uint32_t idle_timeout_ms) {
   u->out.release();
   release_read_buffer(u);
   recycle_response_parser(u);
@@ -611,15 +612,15 @@ void Worker::forget_target(UpstreamConn* u) {
   if (u->target == nullptr) return;
   upstream::ReactorSlot& slot = u->target->slots[index_];
   --slot.conns_open;
-  if (u->state == UpstreamState::idle) --slot.conns_idle;
+  if (u->x.state() == UpstreamState::idle) --slot.conns_idle;
   u->target = nullptr;
 }
 
 void Worker::close_upstream(UpstreamConn* u) {
-  if (u->state == UpstreamState::closed) return;
+  if (u->x.state() == UpstreamState::closed) return;
   RM_CHECK(u->client == nullptr);
   forget_target(u);
-  u->state = UpstreamState::closed;
+  u->x.on_closed();
   TimerList::disarm(&u->timer);
   // Swap-remove from the live list; from here on the connection only waits to be buried.
   UpstreamConn* last = live_upstreams_.back();

@@ -336,7 +336,7 @@ void Worker::close_idle_expired() {
         continue;
       }
       RM_LOG_DEBUG("upstream %s idle past its timeout: closed", target_name(e.conn));
-      close_upstream(e.conn);
+      if (e.conn->x.on_idle_expired().action == UpstreamAction::close) close_upstream(e.conn);
     }
     pool.resize(keep);
     it = pool.empty() ? idle_pools_.erase(it) : std::next(it);

@@ -30,6 +30,7 @@
 #include "client_exchange.h"
 #include "out_queue.h"
 #include "slab.h"
+#include "upstream_exchange.h"
 
 namespace ringmaster::proxy {
 
@@ -260,25 +261,18 @@ struct ClientConn {
   char ip[46] = "";
 };
 
-enum class UpstreamState : uint8_t { connecting, busy, idle, closed };
-
 struct UpstreamConn {
   Worker* worker;
   int fd;
   // Null once the target left the snapshot: the connection finishes its exchange, then closes.
   upstream::TargetState* target;
   size_t live_index = 0;  // position in Worker::live_upstreams_
-  UpstreamState state = UpstreamState::connecting;
+  // Where the connection stands, which upstream deadline runs, and what its events mean
+  // (upstream_exchange.h): the reactor code feeds it events and carries out its steps.
+  UpstreamExchange x;
   uint32_t in_flight = 0;
   bool recv_armed = false;     // a receive or (while idle) a poll is posted
   bool recv_is_poll = false;   // ... and it is the idle poll (no buffer)
-  bool reused = false;         // served a request before this one
-  bool got_bytes = false;      // response bytes arrived for the current request
-  // The backend ended its side (EOF or error, `peer_end_res`) while response bytes it sent
-  // were still held for a slow client: those bytes are part of its answer, so the end is
-  // acted on only once they are parsed (pump_upstream), and nothing more is received.
-  bool peer_ended = false;
-  int peer_end_res = 0;
   ClientConn* client = nullptr;
   // Unparsed response bytes are [read_begin, read_end). A posted receive writes at read_end,
   // so the bytes are only slid to the front when no receive is in flight.
@@ -496,10 +490,12 @@ class Worker {
   void kick_upstream_send(UpstreamConn* u);
   void pump_upstream(UpstreamConn* u);
   void on_response_done(ClientConn* c);
-  void upstream_ended(UpstreamConn* u, int res);
-  void upstream_failed(ClientConn* c, uint16_t status);
-  bool retry_request(ClientConn* c, UpstreamConn* broken);
-  void release_upstream(UpstreamConn* u, uint32_t idle_cap, uint32_t idle_timeout_ms);
+  // The upstream machine's steps carried out (upstream_exchange.h): timers, failover,
+  // resends, error answers, closes.
+  void set_upstream_timer(UpstreamConn* u, UpstreamTimer timer);
+  void carry_out(UpstreamConn* u, const UpstreamStep& step);
+  void resend(ClientConn* c, UpstreamConn* broken, bool same_target);
+  void release_upstream(UpstreamConn* u, uint32_t idle_timeout_ms);
   void close_upstream(UpstreamConn* u);
   void detach(ClientConn* c);
 
