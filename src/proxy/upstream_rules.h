@@ -1,11 +1,9 @@
-// The upstream exchange's decisions as plain functions (ARCHITECTURE.md §3, "The proxy's
-// connection machines"): what to do with a request whose upstream connection broke, and
-// whether a connection whose exchange ended goes back to the idle pool. No I/O, no clock:
-// upstream_conn.cc gathers the facts, calls these and carries out the answer; the rules are
-// tested from tables in tests/unit/proxy/upstream_rules_test.cc.
-//
-// First step of making the upstream exchange a machine like ClientExchange
-// (client_exchange.h); what remains is listed in ARCHITECTURE.md.
+// The upstream exchange's pure rules as plain functions (ARCHITECTURE.md §3, "The proxy's
+// connection machines"): where a request goes on its target, what to do with a request whose
+// upstream connection broke, and whether a connection whose exchange ended may go back to
+// the idle pool. No I/O, no clock: the upstream machine (upstream_exchange.h) and
+// upstream_conn.cc call them with the facts; they are tested from tables in
+// tests/unit/proxy/upstream_rules_test.cc.
 #pragma once
 
 #include <cstddef>
