@@ -434,14 +434,13 @@ void Worker::pump_upstream(UpstreamConn* u) {
       c->framing = http::choose_response_framing(head, c->method, c->version_minor, c->ex.keep_alive() && !draining_);
       http::serialize_response_head(head, c->framing, c->version_minor, "ringmaster", c->out.pending(),
                                     request_id(c));
-      u->x.on_response_head();
-      c->ex.on_response_head(c->framing.close);
+      tell_client(c, u->x.on_response_head());
       if (c->cache_owner) start_fill(c, u);
       if (cache_of(c) != nullptr && head.status >= 200 && head.status < 400 &&
           cache::invalidates_on_success(c->parser->head().method_text)) {
         invalidate_after_unsafe(c, head);
       }
-      if (u->parser->body_done()) c->ex.on_response_complete();
+      if (u->parser->body_done()) tell_client(c, u->x.on_response_end());
       continue;
     }
     size_t queued = c->out.size();
@@ -454,7 +453,7 @@ void Worker::pump_upstream(UpstreamConn* u) {
       carry_out(u, u->x.on_bad_response());
       return;
     }
-    if (r.status == http::ParseStatus::message_done) c->ex.on_response_complete();
+    if (r.status == http::ParseStatus::message_done) tell_client(c, u->x.on_response_end());
     if (r.consumed == 0) break;
   }
   u->read_begin = static_cast<uint32_t>(off);
@@ -538,7 +537,7 @@ void Worker::carry_out(UpstreamConn* u, const UpstreamStep& step) {
       resend(c, u, step.action == UpstreamAction::resend_same_target);
       return;
     case UpstreamAction::complete:
-      c->ex.on_response_complete();
+      tell_client(c, step.client);
       kick_client_send(c);
       detach(c);
       close_upstream(u);
@@ -547,10 +546,25 @@ void Worker::carry_out(UpstreamConn* u, const UpstreamStep& step) {
     case UpstreamAction::fail:
       end_upstream_time(c);
       c->fill.reset();
-      if (step.client == ClientEvent::answer_error) {
-        local_response(c, step.status);
-        return;
-      }
+      tell_client(c, step.client, step.status);
+      return;
+  }
+}
+
+void Worker::tell_client(ClientConn* c, ClientEvent event, uint16_t status) {
+  switch (event) {
+    case ClientEvent::none:
+      return;
+    case ClientEvent::response_head:
+      c->ex.on_response_head(c->framing.close);
+      return;
+    case ClientEvent::response_complete:
+      c->ex.on_response_complete();
+      return;
+    case ClientEvent::answer_error:
+      local_response(c, status);
+      return;
+    case ClientEvent::cut_off:
       // Part of the response already went out: closing is the only honest signal left.
       stats_.truncated.add();
       close_client(c);

@@ -9,7 +9,7 @@
 // connect, the service's upstream timer list, the idle pool's expiry), what becomes of the
 // connection and its request (carry on, resend it on a fresh connection or to the next
 // target, fail it, back to the pool, close) and what the client's exchange is told (a
-// ClientEvent: the response ended, an error answer, a cut-off). Which target, the pools, the
+// ClientEvent: the answer's head, its end, an error answer, a cut-off). Which target, the pools, the
 // wait queues, parsing and the output queues stay with the reactor; this object holds only
 // the state those decisions read. Tested in tests/unit/proxy/upstream_exchange_test.cc with a
 // fake clock and fake I/O and an invariant check after every step.
@@ -71,6 +71,7 @@ enum class UpstreamAction : uint8_t {
 // What the client's exchange must be told.
 enum class ClientEvent : uint8_t {
   none,
+  response_head,      // the answer's head went out (ClientExchange::on_response_head)
   response_complete,  // the answer ended (ClientExchange::on_response_complete)
   answer_error,       // nothing of the answer went out: answer `status` locally (502 / 504)
   cut_off,            // part of the answer went out: closing is the only honest signal left
@@ -156,8 +157,17 @@ class UpstreamExchange {
     return UpstreamTimer::response;
   }
 
-  // The response head was forwarded to the client (ClientExchange::on_response_head).
-  void on_response_head() { response_started_ = true; }
+  // The response head is forwarded to the client; then its end by its framing (the parser's
+  // verdict; an end with the connection is on_input_ended's).
+  ClientEvent on_response_head() {
+    RM_CHECK(attached_ && got_bytes_);
+    response_started_ = true;
+    return ClientEvent::response_head;
+  }
+  ClientEvent on_response_end() const {
+    RM_CHECK(response_started_);
+    return ClientEvent::response_complete;
+  }
 
   // The response ended (its framing said so). Reuse only a connection whose request and
   // response both ended cleanly (upstream_rules.h reusable) and whose target's pool has room

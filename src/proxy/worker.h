@@ -494,6 +494,7 @@ class Worker {
   // resends, error answers, closes.
   void set_upstream_timer(UpstreamConn* u, UpstreamTimer timer);
   void carry_out(UpstreamConn* u, const UpstreamStep& step);
+  void tell_client(ClientConn* c, ClientEvent event, uint16_t status = 0);
   void resend(ClientConn* c, UpstreamConn* broken, bool same_target);
   void release_upstream(UpstreamConn* u, uint32_t idle_timeout_ms);
   void close_upstream(UpstreamConn* u);

@@ -79,7 +79,7 @@ class Reactor {
   void bytes() { set(x.on_bytes()); }
   void head() {
     bytes();
-    x.on_response_head();
+    EXPECT_EQ(x.on_response_head(), ClientEvent::response_head);
   }
   void done(const EndedExchange& e, bool room = true) {
     carry(x.on_response_done(e, [&] {
@@ -213,6 +213,7 @@ Reactor pooled_connection() {
   Reactor r = connected();
   r.sent();
   r.head();
+  EXPECT_EQ(r.x.on_response_end(), ClientEvent::response_complete);  // by its framing
   r.done(clean_end());
   return r;
 }
