@@ -288,7 +288,8 @@ class ClientExchange {
   // request waits, start_next); exchanging, a request body the backend takes slower than the
   // client sends it. The deadlines do not move: idle, the send deadline runs (the client
   // owes reading our answers); exchanging, the body's progress deadline keeps running (body
-  // progress counts at receive).
+  // progress counts at receive), but while the input is held it does not blame the client
+  // (on_timeout rearms: the backend's deadline decides).
   ClientTimer on_input_held() {
     // Held input is input still to be parsed: never while discarding, nor after the EOF
     // (every step that ends the input clears it).
@@ -338,9 +339,11 @@ class ClientExchange {
       on_head_rejected();
       verdict = ClientTimeout::answer_408;
     } else if (state_ == ClientState::exchanging && !response_started()) {
-      if (request_complete() && backend_holds_request) {
+      if ((request_complete() || input_held_) && backend_holds_request) {
         // Only the upstream side's deadlines (connect, --upstream-timeout-ms) may end
-        // this, with the backend blamed — even when both timeouts are equal.
+        // this, with the backend blamed — even when both timeouts are equal. Likewise
+        // while the body is held because the backend takes it slower than the client sends
+        // it: the client is not receiving only because we stopped reading it.
         verdict = ClientTimeout::rearm;
       } else {
         keep_alive_ = false;

@@ -1,5 +1,6 @@
 """Backend failures as the client sees them: 502, 504, cut responses, failover."""
 
+import threading
 import time
 
 import pytest
@@ -49,6 +50,38 @@ def test_client_stalling_mid_body_still_gets_408_with_a_long_upstream_timeout(st
         c.send(build_request("POST", "/upload", [("Content-Length", "100")]) + b"x" * 10)
         r = c.read_response(timeout=5)
     assert r.status == 408, r
+
+
+def test_backend_not_reading_an_upload_gets_504_not_408(start_proxy, backend):
+    """A backend that stops reading a request body stalls the client through us: we stop
+    receiving once our held input is full, so the client makes no progress, through no fault
+    of its own. The backend is to blame (504 after --upstream-timeout-ms), never the client
+    (408 after the shorter --client-timeout-ms)."""
+    proxy = start_proxy([backend], client_timeout_ms=400, upstream_timeout_ms=1500)
+    body_bytes = 256 << 20  # far beyond the socket buffers and our held input
+    sent = []
+
+    def upload(c):
+        piece = b"u" * (1 << 20)
+        try:
+            while sum(sent) < body_bytes:
+                c.send(piece, timeout=10)
+                sent.append(len(piece))
+        except OSError:
+            pass  # the proxy answered and closed: the rest of the body has nowhere to go
+
+    with HttpConnection(proxy.port) as c:
+        started = time.monotonic()
+        c.send(build_request("POST", "/upload?read_pause_ms=30000",
+                             [("Content-Length", str(body_bytes))]))
+        sender = threading.Thread(target=upload, args=(c,), daemon=True)
+        sender.start()
+        r = c.read_response(timeout=10)
+        elapsed = time.monotonic() - started
+    sender.join(15)
+    assert r.status == 504, (r, "after %.2fs, %d bytes of the body sent" % (elapsed, sum(sent)))
+    assert 1.5 * 0.8 <= elapsed < 8, elapsed
+    assert sum(sent) < body_bytes  # the client was held back, as the test means
 
 
 def test_backend_closing_mid_response_cuts_client_connection(proxy, backend):

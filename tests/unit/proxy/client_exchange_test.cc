@@ -51,6 +51,7 @@ class Reactor {
   std::vector<std::string> events;  // what a user would see: "408 #1", "504 #2", "200 #3", "close"
   std::deque<Request> held;         // pipelined requests received, not begun
   std::deque<Request> in_kernel;    // sent by the client, not received: our receive is stopped
+  bool body_held = false;           // the request's body waits for a backend slow to take it
   uint64_t out_bytes = 0;           // queued toward the client, not yet read
   bool draining = false;
   bool closed = false;
@@ -105,7 +106,7 @@ class Reactor {
     // (Checked between steps: inside the pump the receive is decided only at its end.)
     if (pumping) return;
     if (x.receives() && x.state() != ClientState::closing) {
-      ASSERT_EQ(x.input_held(), held.size() >= kHeldMax);
+      ASSERT_EQ(x.input_held(), held.size() >= kHeldMax || body_held);
     }
     if (x.receives()) {
       ASSERT_TRUE(x.input_held() || in_kernel.empty());
@@ -154,6 +155,15 @@ class Reactor {
         close();
         break;
     }
+    check();
+  }
+  // The backend takes the request body slower than the client sends it (`full`): what we
+  // received waits for the upstream send, the held input reaches its bound and the receive
+  // stops (Worker::update_client_recv); or the upstream send drained and it resumes.
+  void body_backs_up(bool full) {
+    ASSERT_TRUE(x.state() == ClientState::exchanging && backend_holds && !x.request_complete());
+    body_held = full;
+    update_recv();
     check();
   }
   // Worker::pump_client_once: the body of the request in the exchange does not parse (or is
@@ -317,7 +327,7 @@ class Reactor {
   }
   void update_recv() {
     if (closed || !x.receives()) return;
-    bool full = held.size() >= kHeldMax;
+    bool full = held.size() >= kHeldMax || body_held;
     if (full != x.input_held()) arm(full ? x.on_input_held() : x.on_input_resumed());
     if (!full) deliver(200);  // a receive is posted: what the kernel holds comes in
   }
@@ -366,6 +376,7 @@ class Reactor {
     arm(f.timer);
     if (f.closing) {
       held.clear();  // pipelined requests after a closing answer are never forwarded
+      body_held = false;
       if (f.begin_linger) linger();
       return;
     }
@@ -387,6 +398,7 @@ class Reactor {
     x.on_closed();
     closed = true;
     backend_holds = false;
+    body_held = false;
     node = Node::none;
     events.push_back("close");
   }
@@ -767,6 +779,40 @@ TEST(ClientExchange, ClientHeldForNotReadingIsClosedByTheSendDeadline) {
   EXPECT_EQ(r.events, (Events{"200 #1", "close"}));
 }
 
+// A backend that stops taking the body stalls the client through us (we stop receiving):
+// the client makes no progress through no fault of its own. Its body deadline passes without
+// a 408; the backend's deadline ends the exchange (504).
+TEST(ClientExchange, BodyHeldForASlowBackendBlamesTheBackendNotTheClient) {
+  Durations d;
+  d.client_ms = 400;
+  d.upstream_ms = 1500;
+  Reactor r(d);
+  r.receive({{1, false, true}});
+  r.receive_body(100000, false);
+  r.body_backs_up(true);
+  ASSERT_TRUE(r.x.input_held());
+  r.advance(1499);  // the client's 400 ms passed three times
+  EXPECT_TRUE(r.events.empty());
+  r.advance(1);
+  EXPECT_EQ(r.events, (Events{"504 #1"}));
+}
+
+// Once the backend takes the body again, the client owes its progress again.
+TEST(ClientExchange, BodyResumedThenStalledByTheClientIs408) {
+  Durations d;
+  d.client_ms = 400;
+  d.upstream_ms = 5000;
+  Reactor r(d);
+  r.receive({{1, false, true}});
+  r.receive_body(100000, false);
+  r.body_backs_up(true);
+  r.advance(1000);
+  EXPECT_TRUE(r.events.empty());
+  r.body_backs_up(false);
+  r.advance(400);  // at most one more client deadline: the client sends nothing
+  EXPECT_EQ(r.events, (Events{"408 #1"}));
+}
+
 TEST(ClientExchange, RefusedBodyIsAnsweredThenClosedAndTheRestOfTheInputDropped) {
   Reactor r;
   r.receive({{1, false, true}, {2}});
@@ -802,12 +848,12 @@ TEST(ClientExchange, RandomWalksKeepTheInvariants) {
     d.upstream_ms = 100 + rng() % 3000;
     Reactor r(d);
     for (int step = 0; step < 200 && !r.closed; ++step) {
-      switch (rng() % 11) {
+      switch (rng() % 12) {
         case 0:
           r.receive({{step, rng() % 2 == 0, rng() % 4 == 0, rng() % (2 * kOutBoundBytes)}});
           break;
         case 1:
-          if (r.x.state() == ClientState::exchanging && !r.x.request_complete()) {
+          if (r.x.state() == ClientState::exchanging && !r.x.request_complete() && !r.body_held) {
             r.receive_body(static_cast<uint32_t>(rng() % 2048), rng() % 3 == 0);
           }
           break;
@@ -852,6 +898,12 @@ TEST(ClientExchange, RandomWalksKeepTheInvariants) {
           break;
         case 10:
           if (r.draining && rng() % 8 == 0) r.drain_tick(rng() % 4 == 0);
+          break;
+        case 11:
+          if (r.x.state() == ClientState::exchanging && r.backend_holds && !r.x.request_complete() &&
+              r.x.waiting() == ClientWait::none && r.x.receives()) {
+            r.body_backs_up(rng() % 2 == 0);
+          }
           break;
       }
       r.check();
