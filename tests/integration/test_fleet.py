@@ -192,9 +192,11 @@ def test_four_proxies_count_exactly_and_share_evenly(fleet, fleet_support, mode)
     lo, hi = fleetlib.share_deviation(deltas)
     # --fleet off balances every proxy on the fleet-wide counts, learnt late and the same for
     # everyone, so proxies herd onto the same targets (README "Fleets": perf/fleet measured
-    # -14.5/+21.2 % at 16 proxies); with four it stays near 5 % and crossed it on a busy box
-    # (+5.2 %, +9.0 %). Fleet mode balances on each proxy's own requests and keeps 5 %.
-    bound = 5.0 if mode == "on" else 10.0
+    # -14.5/+21.2 % at 16 proxies on a busy box). With four, ten runs on 2026-12-04 (quiet box)
+    # reached +5.0 to +18.5 %, and +10.5 % in the full suite; the bound for it only says the
+    # herding stays within what README states. Fleet mode balances on each proxy's own
+    # requests and keeps 5 % (it lands exactly on 1200 each here).
+    bound = 5.0 if mode == "on" else 25.0
     assert -bound <= lo and hi <= bound, "shares off even by %+.1f%% / %+.1f%% (bound %.0f%%): %s" % (
         lo, hi, bound, deltas)
     served = sum(len(b.requests()) for b in backends)
