@@ -14,6 +14,7 @@ namespace ringmaster::http {
 namespace {
 
 constexpr size_t kDecimalMax = 20;  // digits of UINT64_MAX
+constexpr std::string_view kSurrogateCapability = "Surrogate-Capability: ringmaster=\"Surrogate/1.0\"\r\n";
 
 // Writes into a block reserved from a ByteBuffer; the caller commits what was written.
 class Writer {
@@ -88,7 +89,7 @@ void serialize_request_head(const RequestHead& head, const ForwardContext& ctx, 
                  + 21 + ctx.proto.size()                                     // X-Forwarded-Proto
                  + 7 + head.via.size() + 2 + 4 + ctx.via_name.size()         // Via
                  + 16 + ctx.request_id.size()                                // X-Request-Id
-                 + ctx.extra_fields.size() + 2;
+                 + kSurrogateCapability.size() + 2;
   Writer w(out.reserve_back(bound));
   w.put(head.method_text);
   w.put(' ');
@@ -113,7 +114,7 @@ void serialize_request_head(const RequestHead& head, const ForwardContext& ctx, 
   w.put_field("X-Forwarded-Proto", ctx.proto);
   if (!ctx.request_id.empty()) w.put_field("X-Request-Id", ctx.request_id);
   put_via(w, head.via, head.version_minor, ctx.via_name);
-  w.put(ctx.extra_fields);
+  if (ctx.surrogate_capability) w.put(kSurrogateCapability);
   w.put("\r\n");
   out.commit(w.written());
 }

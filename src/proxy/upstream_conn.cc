@@ -188,7 +188,7 @@ void Worker::write_request_head(ClientConn* c, UpstreamConn* u) {
   ctx.request_id = request_id(c);
   // With the cache on, ringmaster is a surrogate (W3C Edge Architecture): it says so, and
   // answers to Surrogate-Control directives targeted at its token.
-  if (cache_of(c) != nullptr) ctx.extra_fields = "Surrogate-Capability: ringmaster=\"Surrogate/1.0\"\r\n";
+  ctx.surrogate_capability = cache_of(c) != nullptr;
   const http::RequestHead& head = c->parser->head();
   bool missing_host = head.host.empty() && u->target != nullptr;
   if (!missing_host && !(c->revalidate && cache::revalidatable(*c->revalidate))) {

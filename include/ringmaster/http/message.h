@@ -179,7 +179,9 @@ struct ForwardContext {
   std::string_view client_ip;            // appended to X-Forwarded-For
   std::string_view proto = "http";       // X-Forwarded-Proto
   std::string_view via_name = "ringmaster";  // "Via: 1.1 ringmaster" (or "1.0 ringmaster")
-  std::string_view extra_fields;             // field lines added as they are ("Name: value\r\n" each)
+  // `Surrogate-Capability: ringmaster="Surrogate/1.0"` (Edge Architecture 1.0): we are a
+  // surrogate cache that honours Surrogate-Control (a request that may be stored).
+  bool surrogate_capability = false;
   std::string_view request_id;               // "X-Request-Id: <request_id>" when not empty
 };
 

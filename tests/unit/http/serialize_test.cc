@@ -44,14 +44,14 @@ TEST(SerializeRequestHead, WritesCanonicalHead) {
             "\r\n");
 }
 
-TEST(SerializeRequestHead, ExtraFieldsGoLastAsGiven) {
+TEST(SerializeRequestHead, SurrogateCapabilityGoesLast) {
   ForwardContext ctx;
   ctx.client_ip = "198.51.100.9";
   std::string plain = request_bytes(sample_request(), ctx);
-  ctx.extra_fields = "Surrogate-Capability: ringmaster=\"Surrogate/1.0\"\r\n";
-  // The same head with the extra lines just before the blank line.
+  ctx.surrogate_capability = true;
+  // The same head with the capability just before the blank line.
   EXPECT_EQ(request_bytes(sample_request(), ctx),
-            plain.substr(0, plain.size() - 2) + std::string(ctx.extra_fields) + "\r\n");
+            plain.substr(0, plain.size() - 2) + "Surrogate-Capability: ringmaster=\"Surrogate/1.0\"\r\n\r\n");
 }
 
 TEST(SerializeRequestHead, ExtendsExistingForwardedForAndVia) {
