@@ -13,13 +13,31 @@ constexpr std::string_view kNoServiceBody = "404 Not Found: no service matches t
 }  // namespace
 
 void Worker::adopt_routes() {
+  // The snapshots this turn lets go of stay alive until close_unrouted_upstreams has let go
+  // of every pooled and live connection pointing into their targets' state: this reactor
+  // may hold their last reference (the RCU frees an old table once every reactor moved on,
+  // and the coordinator forgets a removed source's targets once no table routes to it), and
+  // a connection's `target` is a plain pointer. (Found by ASan in the reload-under-load
+  // test: a pooled connection to a removed source's target, closed after its state was
+  // freed.)
+  std::vector<std::shared_ptr<const upstream::TargetSnapshot>> released;
+  bool retired_gone = false;
   // Right after the ring was submitted, so no prepared connect still points at a retired
   // service's connect timeout.
   if (!retired_services_.empty()) {
-    std::erase_if(retired_services_, [](const std::unique_ptr<ServiceLocal>& local) { return local->clients == 0; });
+    std::erase_if(retired_services_, [&](const std::unique_ptr<ServiceLocal>& local) {
+      if (local->clients != 0) return false;
+      released.push_back(local->targets);
+      retired_gone = true;
+      return true;
+    });
   }
   const upstream::RoutingTable* next = routes_->load();
-  if (next == table_) return;
+  if (next == table_) {
+    // Targets only a retired service still routed to are now routed by none.
+    if (retired_gone) close_unrouted_upstreams();
+    return;
+  }
   table_ = next;
   for (auto& [runtime, local] : services_) local->current = false;
   for (const upstream::RoutedService& s : next->services) {
@@ -29,6 +47,7 @@ void Worker::adopt_routes() {
       // ServiceLocal; those routed before keep the old one (their deadlines, their queue
       // limit) until they finish. Connection counts live in the targets' slots, so the new
       // limit applies at once to the connections the old requests hold.
+      released.push_back(local->targets);
       if (local->clients > 0) retired_services_.push_back(std::move(local));
       local.reset();
     }
@@ -38,6 +57,7 @@ void Worker::adopt_routes() {
     }
     local->current = true;
     if (local->targets != s.targets) {
+      released.push_back(std::move(local->targets));
       local->targets = s.targets;
       local->balancer.adopt(s.targets.get());
     }
@@ -47,12 +67,18 @@ void Worker::adopt_routes() {
   for (const std::unique_ptr<ServiceLocal>& old : retired_services_) {
     auto it = services_.find(old->runtime.get());
     if (it == services_.end() || !it->second->current || old->targets == it->second->targets) continue;
+    released.push_back(std::move(old->targets));
     old->targets = it->second->targets;
     old->balancer.adopt(old->targets.get());
   }
   // A service that left the table is forgotten once no connection's request belongs to it.
-  std::erase_if(services_, [](const auto& entry) { return !entry.second->current && entry.second->clients == 0; });
+  std::erase_if(services_, [&](const auto& entry) {
+    if (entry.second->current || entry.second->clients != 0) return false;
+    released.push_back(entry.second->targets);
+    return true;
+  });
   close_unrouted_upstreams();
+  // `released` goes here, after the last pointer into it.
 }
 
 void Worker::close_unrouted_upstreams() {
