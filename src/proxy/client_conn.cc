@@ -311,7 +311,8 @@ void Worker::on_client_send(ClientConn* c, int res) {
 void Worker::on_client_timer(ClientConn* c) {
   // Every deadline of a client connection comes here, the cache's and the queue's too: what
   // it means is the machine's rule (ClientExchange::on_timeout): a backend holding the whole
-  // request is waited on, never answered 408.
+  // request, or a body held back because the backend takes it slowly, is waited on, never
+  // answered 408.
   bool head = c->ex.state() == ClientState::reading_head;
   switch (c->ex.on_timeout(c->upstream != nullptr)) {
     case ClientTimeout::answer_408:
