@@ -680,27 +680,42 @@ TEST(CoordinatorLoop, AFormerLeaderAfterItsExpiryNeverReportsToItself) {
 
 bool leads(Rig& rig) { return rig.c().targets_json().find("\"role\":\"leader\"") != std::string::npos; }
 
+// Two proxies of one fleet on one ZooKeeper (two FakeZk sessions of one tree, their fleet
+// link real on loopback), with kA and kB registered at 0. settle() starts them and turns
+// them until one leads (false if none or both do); leader() and follower() are then known.
+struct FleetOfTwo {
+  Rig a{/*fleet=*/true};
+  Rig b{/*fleet=*/true, a.zk.tree()};
+  FleetOfTwo() { a.agents({kA, kB}, "0"); }
+  void both(int intervals) {
+    for (int i = 0; i < intervals; ++i) {
+      a.flush();
+      b.flush();
+    }
+  }
+  bool settle() {
+    a.turn();
+    b.turn();
+    both(3);
+    return leads(a) != leads(b);
+  }
+  Rig& leader() { return leads(a) ? a : b; }
+  Rig& follower() { return leads(a) ? b : a; }
+};
+
 // Two proxies on one ZooKeeper (two FakeZk sessions of one tree), their fleet link real on
 // loopback: one leads and writes for both, the follower reports its batches to it and sends
 // ZooKeeper no write; the leader's session expires, the follower takes over, and every
 // request of both is counted once.
 TEST(CoordinatorLoop, AFleetOfTwoWritesThroughItsLeaderAndSurvivesTheLeadersExpiry) {
-  Rig a(/*fleet=*/true);
-  a.agents({kA, kB}, "0");
-  Rig b(/*fleet=*/true, a.zk.tree());
-  auto both = [&](int intervals) {
-    for (int i = 0; i < intervals; ++i) {
-      a.flush();
-      b.flush();
-    }
-  };
-  a.turn();
-  b.turn();
-  both(3);
+  FleetOfTwo fleet;
+  Rig& a = fleet.a;
+  Rig& b = fleet.b;
+  auto both = [&](int intervals) { fleet.both(intervals); };
+  ASSERT_TRUE(fleet.settle()) << a.c().targets_json() << b.c().targets_json();
   ASSERT_EQ(members(a.zk).size(), 2u) << a.zk.log_text();
-  ASSERT_NE(leads(a), leads(b)) << a.c().targets_json() << b.c().targets_json();
-  Rig& leader = leads(a) ? a : b;
-  Rig& follower = leads(a) ? b : a;
+  Rig& leader = fleet.leader();
+  Rig& follower = fleet.follower();
   size_t follower_from = follower.zk.steps();
   leader.serve(kA, 20);
   follower.serve(kA, 5);
@@ -721,28 +736,16 @@ TEST(CoordinatorLoop, AFleetOfTwoWritesThroughItsLeaderAndSurvivesTheLeadersExpi
   EXPECT_EQ(a.count(kB), 13u);
 }
 
-// Two proxies of one fleet started and turned until one leads (false if none or both do).
-bool settle_fleet_of_two(Rig& a, Rig& b) {
-  a.turn();
-  b.turn();
-  for (int i = 0; i < 3; ++i) {
-    a.flush();
-    b.flush();
-  }
-  return leads(a) != leads(b);
-}
 
 // The leader dies with a follower's batch received but not yet written (its process gone,
 // its session not yet expired, so it still looks like the leader): the follower's reports
 // fail, and after kFallbackMs of silence it writes its counts directly, the unacknowledged
 // batch included, once.
 TEST(CoordinatorLoop, AFollowerWhoseLeaderFellSilentWritesItsOwnCountsDirectly) {
-  Rig a(/*fleet=*/true);
-  a.agents({kA, kB}, "0");
-  Rig b(/*fleet=*/true, a.zk.tree());
-  ASSERT_TRUE(settle_fleet_of_two(a, b));
-  Rig& leader = leads(a) ? a : b;
-  Rig& follower = leads(a) ? b : a;
+  FleetOfTwo fleet;
+  ASSERT_TRUE(fleet.settle());
+  Rig& leader = fleet.leader();
+  Rig& follower = fleet.follower();
   follower.serve(kA, 8);
   follower.flush();  // reported: the leader holds the batch, unwritten
   leader.coordinator.reset();  // gone without a word (its listener closes)
@@ -761,12 +764,10 @@ TEST(CoordinatorLoop, AFollowerWhoseLeaderFellSilentWritesItsOwnCountsDirectly) 
 // loop does not turn): the follower waits for the acknowledgement on its loop's clock and
 // pause, not the system's, then writes the batch itself; the ledger keeps it counted once.
 TEST(CoordinatorLoop, AFollowersLastFlushWaitsOnTheLoopsClockThenWritesItsBatchOnce) {
-  Rig a(/*fleet=*/true);
-  a.agents({kA, kB}, "0");
-  Rig b(/*fleet=*/true, a.zk.tree());
-  ASSERT_TRUE(settle_fleet_of_two(a, b));
-  Rig& leader = leads(a) ? a : b;
-  Rig& follower = leads(a) ? b : a;
+  FleetOfTwo fleet;
+  ASSERT_TRUE(fleet.settle());
+  Rig& leader = fleet.leader();
+  Rig& follower = fleet.follower();
   follower.serve(kA, 4);
   int64_t before = follower.now;
   follower.c().run_final();
